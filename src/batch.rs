@@ -1,0 +1,238 @@
+//! [`WriteBatch`]: sets and deletes applied atomically.
+//!
+//! The batch's buffer is already the WAL payload of a `KvBatch` record
+//! (see `docs/format.md`):
+//!
+//! ```text
+//! u32  operation count
+//! then per operation:
+//!   u8   kind: 1 = put, 2 = delete
+//!   u32  key length
+//!   u32  value length (put only)
+//!   key bytes, then value bytes (put only)
+//! ```
+//! All integers are little-endian.
+
+const OP_PUT: u8 = 1;
+const OP_DELETE: u8 = 2;
+
+/// A group of sets and deletes that [`crate::Db::write`] applies
+/// atomically: after a crash either all of them are present or none.
+/// Later operations on the same key win.
+///
+/// Thread safety: a `WriteBatch` is plain data (`Send + Sync`); build it on
+/// one thread at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteBatch {
+    payload: Vec<u8>,
+    count: u32,
+}
+
+impl Default for WriteBatch {
+    fn default() -> Self {
+        WriteBatch::new()
+    }
+}
+
+/// One decoded operation, borrowing from the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op<'a> {
+    /// Set `key` to `value`.
+    Put(&'a [u8], &'a [u8]),
+    /// Remove `key`.
+    Delete(&'a [u8]),
+}
+
+impl<'a> Op<'a> {
+    /// The key the operation is about.
+    pub fn key(&self) -> &'a [u8] {
+        match self {
+            Op::Put(k, _) | Op::Delete(k) => k,
+        }
+    }
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> WriteBatch {
+        WriteBatch {
+            payload: vec![0; 4],
+            count: 0,
+        }
+    }
+
+    /// Add "set `key` to `value`". Sizes are checked when the batch is
+    /// written.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
+        let (k, v) = (key.as_ref(), value.as_ref());
+        self.payload.reserve(9 + k.len() + v.len());
+        self.payload.push(OP_PUT);
+        self.payload
+            .extend_from_slice(&(k.len() as u32).to_le_bytes());
+        self.payload
+            .extend_from_slice(&(v.len() as u32).to_le_bytes());
+        self.payload.extend_from_slice(k);
+        self.payload.extend_from_slice(v);
+        self.bump();
+        self
+    }
+
+    /// Add "remove `key`" (a no-op if the key is absent).
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
+        let k = key.as_ref();
+        self.payload.push(OP_DELETE);
+        self.payload
+            .extend_from_slice(&(k.len() as u32).to_le_bytes());
+        self.payload.extend_from_slice(k);
+        self.bump();
+        self
+    }
+
+    fn bump(&mut self) {
+        self.count += 1;
+        self.payload[0..4].copy_from_slice(&self.count.to_le_bytes());
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Remove every operation, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.payload.truncate(4);
+        self.count = 0;
+        self.payload[0..4].copy_from_slice(&[0; 4]);
+    }
+
+    /// Encoded size in bytes (what the WAL record's payload will be).
+    pub fn encoded_len(&self) -> usize {
+        self.payload.len()
+    }
+
+    /// The encoded payload.
+    #[cfg(test)]
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Take the encoded payload.
+    pub(crate) fn into_payload(self) -> Vec<u8> {
+        self.payload
+    }
+
+    /// The operations in order.
+    pub fn ops(&self) -> impl Iterator<Item = Op<'_>> {
+        // A batch we built ourselves always decodes.
+        decode(&self.payload).filter_map(|r| r.ok())
+    }
+}
+
+/// Decode a `KvBatch` payload. Yields an error (and then stops) if the
+/// payload is malformed; lengths are checked against the bytes present
+/// before anything is sliced, so damage can never cause a huge allocation.
+pub fn decode(payload: &[u8]) -> impl Iterator<Item = Result<Op<'_>, &'static str>> {
+    let mut at = 4usize;
+    let count = if payload.len() >= 4 {
+        u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]])
+    } else {
+        u32::MAX
+    };
+    let mut remaining = if payload.len() >= 4 { count } else { 1 };
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        if remaining == 0 {
+            if at != payload.len() {
+                failed = true;
+                return Some(Err("trailing bytes after the last batch operation"));
+            }
+            return None;
+        }
+        remaining -= 1;
+        let r = next_op(payload, &mut at, count);
+        if r.is_err() {
+            failed = true;
+        }
+        Some(r)
+    })
+}
+
+fn take<'a>(p: &'a [u8], at: &mut usize, n: usize) -> Result<&'a [u8], &'static str> {
+    if p.len() < *at || p.len() - *at < n {
+        return Err("batch operation runs past the end of the record");
+    }
+    let s = &p[*at..*at + n];
+    *at += n;
+    Ok(s)
+}
+
+fn take_u32(p: &[u8], at: &mut usize) -> Result<usize, &'static str> {
+    let b = take(p, at, 4)?;
+    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+}
+
+fn next_op<'a>(p: &'a [u8], at: &mut usize, count: u32) -> Result<Op<'a>, &'static str> {
+    if count == u32::MAX && p.len() < 4 {
+        return Err("batch record shorter than its operation count");
+    }
+    let kind = take(p, at, 1)?[0];
+    match kind {
+        OP_PUT => {
+            let kl = take_u32(p, at)?;
+            let vl = take_u32(p, at)?;
+            let k = take(p, at, kl)?;
+            let v = take(p, at, vl)?;
+            Ok(Op::Put(k, v))
+        }
+        OP_DELETE => {
+            let kl = take_u32(p, at)?;
+            Ok(Op::Delete(take(p, at, kl)?))
+        }
+        _ => Err("unknown batch operation kind"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_decode() {
+        let mut b = WriteBatch::new();
+        b.put(b"a", b"1").delete(b"b").put(b"", b"");
+        let ops: Vec<_> = decode(b.payload())
+            .collect::<Result<_, _>>()
+            .expect("decode");
+        assert_eq!(
+            ops,
+            vec![Op::Put(b"a", b"1"), Op::Delete(b"b"), Op::Put(b"", b"")]
+        );
+        b.clear();
+        assert!(b.is_empty());
+        assert_eq!(decode(b.payload()).count(), 0);
+    }
+
+    #[test]
+    fn malformed_payloads_error_without_panicking() {
+        let mut b = WriteBatch::new();
+        b.put(b"key", b"value");
+        let p = b.payload().to_vec();
+        for cut in 0..p.len() {
+            assert!(decode(&p[..cut]).any(|r| r.is_err()), "cut {cut}");
+        }
+        let mut huge = p.clone();
+        huge[5..9].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode(&huge).any(|r| r.is_err()));
+        let mut extra = p.clone();
+        extra.push(0);
+        assert!(decode(&extra).any(|r| r.is_err()));
+    }
+}

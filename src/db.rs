@@ -1,0 +1,754 @@
+//! [`Db`]: the key-value store.
+
+use crate::batch::WriteBatch;
+use crate::error::{Error, Result};
+use crate::fs::{self, DirLock, FileSystem, OpenMode};
+use crate::memtable::{MemTable, ENTRY_OVERHEAD_ESTIMATE};
+use crate::options::Options;
+use crate::recovery::{self, RecoveryStats};
+use crate::snapshot;
+use crate::wal::commit::GroupCommit;
+use crate::wal::record::RecordType;
+use crate::wal::segment::KIND_KV;
+use crate::wal::writer::WalWriter;
+use parking_lot::{Mutex, RwLock};
+use std::collections::VecDeque;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Name of the lock file inside a database directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+struct MemState {
+    table: MemTable,
+    closed: bool,
+}
+
+struct CheckpointState {
+    /// LSNs of the snapshots on disk, ascending.
+    snapshots: Vec<u64>,
+}
+
+pub(crate) struct Inner {
+    dir: PathBuf,
+    opts: Options,
+    fs: Arc<dyn FileSystem>,
+    mem: RwLock<MemState>,
+    commit: GroupCommit<Vec<u8>>,
+    wal: Mutex<WalWriter>,
+    poison: Mutex<Option<String>>,
+    poisoned: AtomicBool,
+    closed: AtomicBool,
+    checkpoint: Mutex<CheckpointState>,
+    checkpoint_running: AtomicBool,
+    wal_bytes_since_checkpoint: AtomicU64,
+    checkpoints: AtomicU64,
+    groups: AtomicU64,
+    writes: AtomicU64,
+    lock: Mutex<Option<Box<dyn DirLock>>>,
+    recovery: RecoveryStats,
+}
+
+/// A durable, ordered key-value store in one directory.
+///
+/// All live keys and values are held in memory (an ordered B-tree), so the
+/// dataset is limited by RAM: plan for the key and value bytes plus about
+/// 44 bytes per entry. Reads never touch the disk. On disk there are only
+/// the write-ahead log and the snapshots (see `docs/format.md`).
+///
+/// Keys are non-empty byte strings of at most [`Options::max_key_size`]
+/// bytes; the empty key is rejected everywhere with
+/// [`Error::InvalidArgument`]. Values are byte strings (empty allowed) of
+/// at most [`Options::max_value_size`] bytes.
+///
+/// Thread safety: `Db` is `Send + Sync`; share it with `Arc<Db>` or scoped
+/// threads. Concurrent writers are group-committed. Readers never wait for
+/// an fsync.
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A point-in-time summary of the store, from [`Db::stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Live keys.
+    pub keys: u64,
+    /// Bytes of live keys.
+    pub key_bytes: u64,
+    /// Bytes of live values.
+    pub value_bytes: u64,
+    /// Estimated memory of the index: key and value bytes plus per-entry
+    /// bookkeeping, in bytes.
+    pub memory_bytes: u64,
+    /// Live WAL segment files.
+    pub wal_segments: u64,
+    /// Bytes of WAL segment files on disk (preallocated size).
+    pub wal_bytes: u64,
+    /// WAL bytes appended since the newest snapshot.
+    pub wal_bytes_since_checkpoint: u64,
+    /// Snapshot files on disk.
+    pub snapshots: u64,
+    /// Bytes of snapshot files on disk.
+    pub snapshot_bytes: u64,
+    /// WAL + snapshot bytes.
+    pub disk_bytes: u64,
+    /// LSN of the last write applied.
+    pub last_lsn: u64,
+    /// Highest LSN known durable (fdatasync returned OK).
+    pub synced_lsn: u64,
+    /// LSN covered by the newest snapshot (0: none).
+    pub snapshot_lsn: u64,
+    /// Writes (batches) committed since open.
+    pub writes: u64,
+    /// Commit groups written since open; `writes / groups` is the average
+    /// group-commit size.
+    pub commit_groups: u64,
+    /// WAL fdatasync calls since open.
+    pub fsyncs: u64,
+    /// Checkpoints completed since open.
+    pub checkpoints: u64,
+    /// Why the store is poisoned, if it is.
+    pub poisoned: Option<String>,
+    /// What the last recovery found and did.
+    pub recovery: RecoveryStats,
+}
+
+fn bound_to_owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, or
+/// `None` if there is none (the prefix is all 0xFF bytes or empty).
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut p = prefix.to_vec();
+    while let Some(last) = p.pop() {
+        if last != 0xFF {
+            p.push(last + 1);
+            return Some(p);
+        }
+    }
+    None
+}
+
+impl Db {
+    /// Open (and recover) the database in `path`, creating the directory if
+    /// it is missing and [`Options::create_if_missing`] is set.
+    ///
+    /// Errors:
+    /// - [`Error::InvalidArgument`]: bad options, `path` is not a
+    ///   directory, or it is missing and `create_if_missing` is false;
+    /// - [`Error::Locked`]: another handle, in this process or another,
+    ///   has it open;
+    /// - [`Error::Corruption`]: damage that the recovery mode does not
+    ///   tolerate, naming file and offset; nothing on disk is changed;
+    /// - [`Error::Io`]: the OS refused (permissions, no space, ...).
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        Db::open_with_fs(path, opts, fs::default_fs())
+    }
+
+    /// [`Db::open`] on a custom file system (fault injection in tests).
+    pub fn open_with_fs(
+        path: impl AsRef<Path>,
+        opts: Options,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<Db> {
+        opts.validate()?;
+        let dir = path.as_ref().to_path_buf();
+        if dir.as_os_str().is_empty() {
+            return Err(Error::InvalidArgument("empty path".into()));
+        }
+        if !fs.is_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            if std::fs::symlink_metadata(&dir).is_ok() && !dir.is_dir() {
+                return Err(Error::InvalidArgument(format!(
+                    "{} exists and is not a directory",
+                    dir.display()
+                )));
+            }
+            if !opts.create_if_missing {
+                return Err(Error::InvalidArgument(format!(
+                    "{} does not exist",
+                    dir.display()
+                )));
+            }
+            fs.create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs.sync_dir(parent).map_err(|e| Error::io(parent, e))?;
+            }
+        }
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = match fs.lock(&lock_path) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Err(Error::Locked(dir)),
+            Err(e) => return Err(Error::io(&lock_path, e)),
+        };
+        let rec = recovery::recover(&fs, &dir, &opts)?;
+        let wal = WalWriter::new(
+            Arc::clone(&fs),
+            &dir,
+            KIND_KV,
+            opts.segment_size,
+            opts.durability,
+            rec.resume,
+        )?;
+        let inner = Arc::new(Inner {
+            dir,
+            fs,
+            mem: RwLock::new(MemState {
+                table: rec.mem,
+                closed: false,
+            }),
+            commit: GroupCommit::default(),
+            wal: Mutex::new(wal),
+            poison: Mutex::new(None),
+            poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            checkpoint: Mutex::new(CheckpointState {
+                snapshots: rec.snapshots,
+            }),
+            checkpoint_running: AtomicBool::new(false),
+            wal_bytes_since_checkpoint: AtomicU64::new(rec.stats.bytes_replayed),
+            checkpoints: AtomicU64::new(0),
+            groups: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            lock: Mutex::new(Some(lock)),
+            recovery: rec.stats,
+            opts,
+        });
+        let db = Db { inner };
+        if rec.salvaged {
+            // Make the salvaged state the new baseline.
+            db.inner.checkpoint_now()?;
+        }
+        Ok(db)
+    }
+
+    /// The directory this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &Options {
+        &self.inner.opts
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::InvalidArgument("empty key".into()));
+        }
+        if key.len() > self.inner.opts.max_key_size as usize {
+            return Err(Error::InvalidArgument(format!(
+                "key of {} bytes exceeds max_key_size {}",
+                key.len(),
+                self.inner.opts.max_key_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Set `key` to `value`, returning once the write has reached the
+    /// durability level. Equivalent to a one-operation batch.
+    ///
+    /// Errors: [`Error::InvalidArgument`] (empty or oversized key, oversized
+    /// value), [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`] (the
+    /// write or fsync failed; the store is now poisoned and the write may or
+    /// may not be on disk).
+    pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(key, value);
+        self.write(b)
+    }
+
+    /// Remove `key` (succeeds whether or not it existed). Errors as
+    /// [`Db::set`].
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete(key);
+        self.write(b)
+    }
+
+    /// Apply `batch` atomically: after a crash either every operation is
+    /// present or none. An empty batch is a no-op. Errors as [`Db::set`];
+    /// if any operation is invalid, nothing is applied.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        for op in batch.ops() {
+            self.check_key(op.key())?;
+            if let crate::batch::Op::Put(_, v) = op {
+                if v.len() > self.inner.opts.max_value_size as usize {
+                    return Err(Error::InvalidArgument(format!(
+                        "value of {} bytes exceeds max_value_size {}",
+                        v.len(),
+                        self.inner.opts.max_value_size
+                    )));
+                }
+            }
+        }
+        if batch.encoded_len() > (u32::MAX as usize) - 64 {
+            return Err(Error::InvalidArgument("batch larger than 4 GiB".into()));
+        }
+        if batch.is_empty() {
+            return self.inner.check_writable();
+        }
+        self.inner.check_writable()?;
+        let inner = &self.inner;
+        inner
+            .commit
+            .submit(batch.into_payload(), |group| inner.lead(group))?;
+        inner.maybe_auto_checkpoint();
+        Ok(())
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&MemTable) -> R) -> Result<R> {
+        let m = self.inner.mem.read();
+        if m.closed {
+            return Err(Error::Closed);
+        }
+        Ok(f(&m.table))
+    }
+
+    /// The value of `key`, or `None`. Never touches the disk.
+    ///
+    /// Errors: [`Error::InvalidArgument`] (empty or oversized key),
+    /// [`Error::Closed`]. Works on a poisoned store.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        let key = key.as_ref();
+        self.check_key(key)?;
+        self.read(|t| t.get(key).map(|v| v.to_vec()))
+    }
+
+    /// Call `f` with the value of `key` (or `None`) while holding the read
+    /// lock, without copying. Keep `f` short: it blocks writers.
+    pub fn get_with<R>(
+        &self,
+        key: impl AsRef<[u8]>,
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R> {
+        let key = key.as_ref();
+        self.check_key(key)?;
+        self.read(|t| f(t.get(key)))
+    }
+
+    /// Whether `key` is present. Errors as [`Db::get`].
+    pub fn contains(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        self.get_with(key, |v| v.is_some())
+    }
+
+    /// Number of live keys. Errors: [`Error::Closed`].
+    pub fn len(&self) -> Result<u64> {
+        self.read(|t| t.len())
+    }
+
+    /// Whether the store holds no key. Errors: [`Error::Closed`].
+    pub fn is_empty(&self) -> Result<bool> {
+        self.read(|t| t.is_empty())
+    }
+
+    /// Iterate over every pair, in key order.
+    pub fn iter(&self) -> Iter {
+        self.range::<&[u8], _>(..)
+    }
+
+    /// Iterate over the pairs whose keys fall in `range`, in key order,
+    /// e.g. `db.range(b"a".as_slice()..b"m".as_slice())`.
+    ///
+    /// The iterator does not hold a lock and does not pin a snapshot: it
+    /// fetches entries in chunks, so it sees writes made while it runs
+    /// (each pair returned was the live value at some moment; keys come in
+    /// strictly increasing order, each at most once).
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
+        let conv = |b: Bound<&K>| match b {
+            Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        Iter {
+            inner: Arc::clone(&self.inner),
+            next: conv(range.start_bound()),
+            end: conv(range.end_bound()),
+            buf: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// Iterate over the pairs whose keys start with `prefix`, in key order.
+    /// Same consistency as [`Db::range`].
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
+        let p = prefix.as_ref();
+        let end = match prefix_successor(p) {
+            Some(s) => Bound::Excluded(s),
+            None => Bound::Unbounded,
+        };
+        Iter {
+            inner: Arc::clone(&self.inner),
+            next: Bound::Included(p.to_vec()),
+            end,
+            buf: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// Make every acknowledged write durable (flush the `Buffered` buffer,
+    /// `fdatasync` the WAL). Under `Sync` this is already true, and the call
+    /// costs nothing when nothing is pending.
+    ///
+    /// Errors: [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`] (the
+    /// store is then poisoned).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        let r = self.inner.wal.lock().sync();
+        if let Err(e) = &r {
+            self.inner.poison(e);
+        }
+        r
+    }
+
+    /// Write a snapshot of the current state (durably: temp file, fsync,
+    /// rename, directory fsync), then delete the snapshots beyond
+    /// [`Options::keep_snapshots`] and the WAL segments the oldest kept
+    /// snapshot covers. Writers and readers keep running while the snapshot
+    /// is written; they pause only to freeze the index (O(1)) and to merge
+    /// the writes made meanwhile back in small chunks.
+    ///
+    /// Errors: [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`] (the
+    /// store is then poisoned).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        self.inner.checkpoint_now()
+    }
+
+    /// Counters, sizes and the last recovery's facts.
+    ///
+    /// Errors: [`Error::Closed`].
+    pub fn stats(&self) -> Result<Stats> {
+        let inner = &self.inner;
+        let (keys, (kb, vb), last_lsn) = self.read(|t| (t.len(), t.bytes(), t.applied_lsn))?;
+        let (wal_segments, wal_bytes, synced_lsn, fsyncs) = {
+            let w = inner.wal.lock();
+            (
+                w.segments().len() as u64,
+                w.segments().iter().map(|s| s.size).sum(),
+                w.synced_lsn(),
+                w.fsyncs(),
+            )
+        };
+        let snaps = inner.checkpoint.lock().snapshots.clone();
+        let snapshot_bytes = snaps
+            .iter()
+            .filter_map(|lsn| {
+                inner
+                    .fs
+                    .open(&inner.dir.join(snapshot::file_name(*lsn)), OpenMode::Read)
+                    .ok()
+            })
+            .filter_map(|f| f.len().ok())
+            .sum();
+        Ok(Stats {
+            keys,
+            key_bytes: kb,
+            value_bytes: vb,
+            memory_bytes: kb + vb + keys * ENTRY_OVERHEAD_ESTIMATE,
+            wal_segments,
+            wal_bytes,
+            wal_bytes_since_checkpoint: inner.wal_bytes_since_checkpoint.load(Ordering::Relaxed),
+            snapshots: snaps.len() as u64,
+            snapshot_bytes,
+            disk_bytes: wal_bytes + snapshot_bytes,
+            last_lsn,
+            synced_lsn,
+            snapshot_lsn: snaps.last().copied().unwrap_or(0),
+            writes: inner.writes.load(Ordering::Relaxed),
+            commit_groups: inner.groups.load(Ordering::Relaxed),
+            fsyncs,
+            checkpoints: inner.checkpoints.load(Ordering::Relaxed),
+            poisoned: inner.poison.lock().clone(),
+            recovery: inner.recovery.clone(),
+        })
+    }
+
+    /// Close the store: wait for in-flight writes, make everything durable,
+    /// write a final checkpoint (so the next open replays no WAL), and
+    /// release the directory lock. Later calls on this handle return
+    /// [`Error::Closed`]; closing twice is a no-op returning `Ok`. Also
+    /// runs on drop (errors are then ignored).
+    ///
+    /// Errors: [`Error::Poisoned`] if the store was poisoned (everything is
+    /// still released; no checkpoint is written), [`Error::Io`] if the final
+    /// sync or checkpoint failed (released all the same; the WAL still holds
+    /// every acknowledged write).
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = self.inner.close();
+    }
+}
+
+impl Inner {
+    fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned(
+                self.poison.lock().clone().unwrap_or_default(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn poison(&self, e: &Error) {
+        let mut p = self.poison.lock();
+        if p.is_none() {
+            *p = Some(e.to_string());
+        }
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// Leader of a commit group: write, sync, apply in LSN order.
+    fn lead(&self, group: Vec<Vec<u8>>) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned(
+                self.poison.lock().clone().unwrap_or_default(),
+            ));
+        }
+        let mut wal = self.wal.lock();
+        let records: Vec<(RecordType, &[u8])> = group
+            .iter()
+            .map(|p| (RecordType::KvBatch, &p[..]))
+            .collect();
+        let first = match wal.append(&records) {
+            Ok(f) => f,
+            Err(e) => {
+                self.poison(&e);
+                return Err(e);
+            }
+        };
+        let bytes: u64 = group
+            .iter()
+            .map(|p| crate::wal::record::encoded_len(p.len()) as u64)
+            .sum();
+        let mut m = self.mem.write();
+        for (i, p) in group.iter().enumerate() {
+            if let Err(e) = recovery::apply_batch(&mut m.table, p, Path::new("<memory>"), 0) {
+                self.poison(&e);
+                return Err(e);
+            }
+            m.table.applied_lsn = first + i as u64;
+        }
+        drop(m);
+        drop(wal);
+        self.wal_bytes_since_checkpoint
+            .fetch_add(bytes, Ordering::Relaxed);
+        self.groups.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(group.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn maybe_auto_checkpoint(self: &Arc<Self>) {
+        let max = self.opts.max_wal_size;
+        if max == 0 || self.wal_bytes_since_checkpoint.load(Ordering::Relaxed) < max {
+            return;
+        }
+        if self.checkpoint_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = Arc::clone(self);
+        std::thread::spawn(move || {
+            if me.check_writable().is_ok() {
+                // Errors poison the store inside; the next write reports them.
+                let _ = me.checkpoint_now();
+            }
+            me.checkpoint_running.store(false, Ordering::Release);
+        });
+    }
+
+    /// Write a snapshot of the current state unless the newest snapshot
+    /// already covers it. See [`Db::checkpoint`].
+    fn checkpoint_now(&self) -> Result<()> {
+        let mut ck = self.checkpoint.lock();
+        let (frozen, lsn) = {
+            let mut m = self.mem.write();
+            if m.closed {
+                return Err(Error::Closed);
+            }
+            (m.table.freeze(), m.table.applied_lsn)
+        };
+        let res = if ck.snapshots.last() == Some(&lsn) {
+            Ok(None)
+        } else {
+            snapshot::write(
+                self.fs.as_ref(),
+                &self.dir,
+                lsn,
+                frozen.len() as u64,
+                frozen.iter().map(|e| (e.key(), e.value())),
+            )
+            .map(Some)
+        };
+        drop(frozen);
+        while !self.mem.write().table.merge_step(4096) {}
+        let written = match res {
+            Ok(w) => w,
+            Err(e) => {
+                self.poison(&e);
+                return Err(e);
+            }
+        };
+        if written.is_none() {
+            return Ok(());
+        }
+        ck.snapshots.push(lsn);
+        self.wal_bytes_since_checkpoint.store(0, Ordering::Relaxed);
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        // Retention, only now that the new snapshot is durable.
+        let keep = self.opts.keep_snapshots as usize;
+        let mut removed_any = false;
+        while ck.snapshots.len() > keep {
+            let old = ck.snapshots.remove(0);
+            let p = self.dir.join(snapshot::file_name(old));
+            if let Err(e) = self.fs.remove_file(&p) {
+                let e = Error::io(&p, e);
+                self.poison(&e);
+                return Err(e);
+            }
+            removed_any = true;
+        }
+        let oldest = ck.snapshots[0];
+        let removed_segments = match self.wal.lock().remove_segments_upto(oldest) {
+            Ok(n) => n,
+            Err(e) => {
+                self.poison(&e);
+                return Err(e);
+            }
+        };
+        if removed_any && removed_segments == 0 {
+            if let Err(e) = self.fs.sync_dir(&self.dir) {
+                let e = Error::io(&self.dir, e);
+                self.poison(&e);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.commit.close();
+        // Waits for a running automatic checkpoint.
+        let result = if let Some(why) = self.poison.lock().clone() {
+            Err(Error::Poisoned(why))
+        } else {
+            let synced = self.wal.lock().sync();
+            if let Err(e) = &synced {
+                self.poison(e);
+            }
+            synced.and_then(|()| self.checkpoint_now())
+        };
+        {
+            let _ck = self.checkpoint.lock();
+            let mut m = self.mem.write();
+            m.closed = true;
+            m.table.clear();
+        }
+        self.wal.lock().discard_spare();
+        self.lock.lock().take();
+        result
+    }
+}
+
+/// Iterator over a key range, from [`Db::range`], [`Db::prefix`] or
+/// [`Db::iter`]. Yields `Ok((key, value))` in key order, or one
+/// `Err(Error::Closed)` if the store is closed meanwhile.
+///
+/// Thread safety: `Send + Sync`; it owns a reference to the store and may
+/// outlive the `Db` handle (it then reports `Closed`).
+pub struct Iter {
+    inner: Arc<Inner>,
+    next: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+    buf: VecDeque<(Vec<u8>, Vec<u8>)>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Iter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter")
+            .field("next", &self.next)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+const ITER_CHUNK: usize = 256;
+
+impl Iterator for Iter {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(x) = self.buf.pop_front() {
+            return Some(Ok(x));
+        }
+        if self.done {
+            return None;
+        }
+        let chunk = {
+            let m = self.inner.mem.read();
+            if m.closed {
+                self.done = true;
+                return Some(Err(Error::Closed));
+            }
+            let start = match &self.next {
+                Bound::Included(k) => Bound::Included(&k[..]),
+                Bound::Excluded(k) => Bound::Excluded(&k[..]),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            let end = match &self.end {
+                Bound::Included(k) => Bound::Included(&k[..]),
+                Bound::Excluded(k) => Bound::Excluded(&k[..]),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            if let (
+                Bound::Included(s) | Bound::Excluded(s),
+                Bound::Included(e) | Bound::Excluded(e),
+            ) = (start, end)
+            {
+                if s > e
+                    || (s == e
+                        && !(matches!(start, Bound::Included(_))
+                            && matches!(end, Bound::Included(_))))
+                {
+                    self.done = true;
+                    return None;
+                }
+            }
+            m.table.range(start, end, ITER_CHUNK)
+        };
+        if chunk.len() < ITER_CHUNK {
+            self.done = true;
+        }
+        if let Some((k, _)) = chunk.last() {
+            self.next = bound_to_owned(Bound::Excluded(&k[..]));
+        }
+        self.buf.extend(chunk);
+        self.buf.pop_front().map(Ok)
+    }
+}

@@ -1,0 +1,120 @@
+//! The file-system layer: every file operation the engine performs goes
+//! through the [`FileSystem`] and [`FileHandle`] traits.
+//!
+//! [`RealFs`] is the default and maps each call straight onto one system
+//! call. Tests substitute a simulated file system that models what survives
+//! a power cut (durable image vs. pending writes, directory entries that
+//! become durable only on a directory fsync) and injects I/O errors.
+//!
+//! This module and `src/ffi/` are the only places allowed to use `unsafe`.
+
+mod real;
+
+pub use real::RealFs;
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// How [`FileSystem::open`] opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Existing file, read-only.
+    Read,
+    /// Existing file, read and write.
+    ReadWrite,
+    /// Create a new file for read and write; fails with `AlreadyExists` if
+    /// it exists. The new directory entry is durable only after
+    /// [`FileSystem::sync_dir`] on its parent.
+    CreateNew,
+    /// Create the file, or truncate it to zero length if it exists.
+    CreateTruncate,
+}
+
+/// An open file. All I/O is positioned (`pread`/`pwrite` style), so a
+/// handle can be shared between threads without a cursor.
+pub trait FileHandle: Send + Sync + fmt::Debug {
+    /// Read up to `buf.len()` bytes at `offset`; returns the count read
+    /// (0 at end of file).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Write all of `buf` at `offset`. Not durable until a sync.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// `fdatasync`: make the file's data (and the metadata needed to read
+    /// it back, such as its size) durable.
+    fn sync_data(&self) -> io::Result<()>;
+    /// `fsync`: make the file's data and all its metadata durable.
+    fn sync_all(&self) -> io::Result<()>;
+    /// Truncate or extend the file to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Current size in bytes (a hint only: never trusted by recovery).
+    fn len(&self) -> io::Result<u64>;
+
+    /// Read exactly `buf.len()` bytes at `offset`, or fail with
+    /// `UnexpectedEof`.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Read the whole file, from offset 0 to the end as seen now.
+    fn read_all(&self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut chunk = vec![0u8; 1 << 20];
+        let mut offset = 0u64;
+        loop {
+            match self.read_at(&mut chunk, offset) {
+                Ok(0) => return Ok(out),
+                Ok(n) => {
+                    out.extend_from_slice(&chunk[..n]);
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// A held directory lock; dropping it releases the lock.
+pub trait DirLock: Send + Sync + fmt::Debug {}
+
+/// The file-system operations the engine needs.
+pub trait FileSystem: Send + Sync + fmt::Debug {
+    /// Create `dir` and its missing parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Whether `path` exists and is a directory. `Ok(false)` if it does not
+    /// exist; `Err(NotADirectory)`-like errors are reported as `Ok(false)`
+    /// only when the path is missing.
+    fn is_dir(&self, path: &Path) -> io::Result<bool>;
+    /// Open a file.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>>;
+    /// Atomically rename `from` to `to`, replacing `to`. Durable only after
+    /// [`FileSystem::sync_dir`].
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Remove a file. Durable only after [`FileSystem::sync_dir`].
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// `fsync` the directory itself, making creates, renames and removes in
+    /// it durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Names of the entries of `dir` (files only, no `.`/`..`), unsorted.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Take an exclusive advisory lock on the file at `path` (creating it).
+    /// Fails with `WouldBlock` if another handle holds it.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>>;
+}
+
+/// The default file system.
+pub fn default_fs() -> Arc<dyn FileSystem> {
+    Arc::new(RealFs)
+}

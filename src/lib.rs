@@ -1,0 +1,50 @@
+//! # KeyVal
+//!
+//! A durable embedded storage engine: an ordered key-value store ([`Db`])
+//! on a segmented, checksummed write-ahead log with group commit,
+//! SHA-256-checked snapshots and crash recovery.
+//!
+//! ```no_run
+//! use keyval::{Db, Options, WriteBatch};
+//! let db = Db::open("/tmp/my-db", Options::default())?;
+//! db.set(b"hello", b"world")?;            // durable when it returns
+//! assert_eq!(db.get(b"hello")?.as_deref(), Some(&b"world"[..]));
+//! let mut batch = WriteBatch::new();
+//! batch.put(b"a", b"1").delete(b"hello");
+//! db.write(batch)?;                        // all or nothing, also across a crash
+//! for pair in db.prefix(b"a") {
+//!     let (k, v) = pair?;
+//!     println!("{:?} = {:?}", k, v);
+//! }
+//! db.close()?;
+//! # Ok::<(), keyval::Error>(())
+//! ```
+//!
+//! ## Guarantees
+//!
+//! - A write acknowledged under [`Durability::Sync`] (the default) has been
+//!   `fdatasync`ed and survives power loss.
+//! - Damage is reported, never silently skipped: see [`RecoveryMode`].
+//! - After any write or fsync failure the store is poisoned
+//!   ([`Error::Poisoned`]) until it is reopened.
+//!
+//! The on-disk format is described byte by byte in `docs/format.md`.
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod db;
+pub mod error;
+pub mod ffi;
+pub mod fs;
+pub mod memtable;
+pub mod options;
+pub mod recovery;
+pub mod snapshot;
+pub mod wal;
+
+pub use batch::WriteBatch;
+pub use db::{Db, Iter, Stats};
+pub use error::{Error, Result};
+pub use options::{Durability, Options, RecoveryMode};
+pub use recovery::{RecoveryStats, Truncation};

@@ -1,0 +1,127 @@
+//! Tuning knobs for [`crate::Db::open`].
+
+use crate::error::{Error, Result};
+
+/// When a write is acknowledged (when `set`, `delete` or a batch commit
+/// returns `Ok`).
+///
+/// Whatever the level, a write becomes visible to readers only once it has
+/// reached that level, and writes are applied in WAL order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub enum Durability {
+    /// Acknowledged once the record is in an in-process buffer (flushed to
+    /// the OS when it reaches 1 MiB, on [`crate::Db::sync`], on checkpoint
+    /// and on close). A process crash loses what is still in the buffer.
+    Buffered = 0,
+    /// Acknowledged once the record has been handed to the OS with
+    /// `pwrite`. Survives a crash of the process, not a power cut or kernel
+    /// crash.
+    Os = 1,
+    /// Acknowledged only after `fdatasync` of the record's bytes returned
+    /// OK. Survives power loss. Concurrent writers share one `fdatasync`
+    /// (group commit). The default.
+    Sync = 2,
+}
+
+/// How recovery treats damaged WAL records on open. The names follow tikv
+/// raft-engine's recovery modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub enum RecoveryMode {
+    /// Any damage, even a torn tail left by a crash, is an
+    /// [`Error::Corruption`]. For users who would rather inspect by hand.
+    AbsoluteConsistency = 0,
+    /// The default. A torn or zeroed tail of the last segment (damage with
+    /// no record after it that was durable before the damage) is truncated
+    /// and reported in [`crate::Stats`]. Any other damage is an
+    /// [`Error::Corruption`] naming the file and offset.
+    TolerateTailCorruption = 1,
+    /// Salvage: keep every record that verifies, skip the damaged bytes, and
+    /// report what was skipped in [`crate::Stats`]. Acknowledged data may be
+    /// missing afterwards; use it to rescue what is left.
+    TolerateAnyCorruption = 2,
+}
+
+/// Options for [`crate::Db::open`]. Start from [`Options::default`] and
+/// change what you need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// When writes are acknowledged. Default [`Durability::Sync`].
+    pub durability: Durability,
+    /// Size in bytes of each preallocated WAL segment file. Default 64 MiB.
+    /// Minimum 64 KiB. A record larger than a segment gets a segment of its
+    /// own, sized to fit.
+    pub segment_size: u64,
+    /// WAL bytes written since the newest snapshot after which an automatic
+    /// checkpoint starts in the background. Default 256 MiB. `0` disables
+    /// automatic checkpoints.
+    pub max_wal_size: u64,
+    /// How many snapshots to keep (at least 1). Default 2. WAL segments are
+    /// kept back to the oldest kept snapshot, so that a newest snapshot that
+    /// fails its SHA-256 check can fall back to the older one plus the WAL.
+    pub keep_snapshots: u32,
+    /// How damage found by recovery is treated. Default
+    /// [`RecoveryMode::TolerateTailCorruption`].
+    pub recovery_mode: RecoveryMode,
+    /// Largest accepted key, in bytes. Default 64 KiB; at most 16 MiB.
+    pub max_key_size: u32,
+    /// Largest accepted value, in bytes. Default 64 MiB; at most 1 GiB.
+    pub max_value_size: u32,
+    /// Create the directory if it is missing. Default `true`.
+    pub create_if_missing: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Sync,
+            segment_size: 64 << 20,
+            max_wal_size: 256 << 20,
+            keep_snapshots: 2,
+            recovery_mode: RecoveryMode::TolerateTailCorruption,
+            max_key_size: 64 << 10,
+            max_value_size: 64 << 20,
+            create_if_missing: true,
+        }
+    }
+}
+
+/// Smallest accepted [`Options::segment_size`].
+pub const MIN_SEGMENT_SIZE: u64 = 64 << 10;
+/// Largest accepted [`Options::max_key_size`].
+pub const MAX_KEY_SIZE_LIMIT: u32 = 16 << 20;
+/// Largest accepted [`Options::max_value_size`].
+pub const MAX_VALUE_SIZE_LIMIT: u32 = 1 << 30;
+
+impl Options {
+    /// Check that the options are usable.
+    ///
+    /// Errors: [`Error::InvalidArgument`] naming the bad field.
+    pub fn validate(&self) -> Result<()> {
+        if self.segment_size < MIN_SEGMENT_SIZE || self.segment_size > (1 << 40) {
+            return Err(Error::InvalidArgument(format!(
+                "segment_size {} must be between {} and 2^40 bytes",
+                self.segment_size, MIN_SEGMENT_SIZE
+            )));
+        }
+        if self.keep_snapshots == 0 {
+            return Err(Error::InvalidArgument(
+                "keep_snapshots must be at least 1".into(),
+            ));
+        }
+        if self.max_key_size == 0 || self.max_key_size > MAX_KEY_SIZE_LIMIT {
+            return Err(Error::InvalidArgument(format!(
+                "max_key_size {} must be between 1 and {MAX_KEY_SIZE_LIMIT}",
+                self.max_key_size
+            )));
+        }
+        if self.max_value_size > MAX_VALUE_SIZE_LIMIT {
+            return Err(Error::InvalidArgument(format!(
+                "max_value_size {} must be at most {MAX_VALUE_SIZE_LIMIT}",
+                self.max_value_size
+            )));
+        }
+        Ok(())
+    }
+}

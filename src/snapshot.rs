@@ -1,0 +1,390 @@
+//! Snapshot files: a point-in-time copy of every live pair, covering the
+//! WAL up to one LSN. See `docs/format.md`.
+//!
+//! ```text
+//! offset size field
+//!  0     8    magic "KVSNAPSH"
+//!  8     4    format version (1)
+//! 12     4    kind (1 = key-value store)
+//! 16     8    LSN covered: every WAL record with LSN <= this is included
+//! 24     8    entry count
+//! 32     8    creation time, seconds since the Unix epoch
+//! 40     8    zero
+//! 48     ...  entries in strictly increasing key order, each:
+//!             u32 key length, u32 value length, key, value
+//! end-32 32   SHA-256 of every byte before it
+//! ```
+//!
+//! Writing follows the rule "temp file, fsync, rename, fsync directory": a
+//! snapshot is never visible under its final name until all its bytes are
+//! durable, and the rename itself is durable before anything relies on it.
+
+use crate::error::{Error, Result};
+use crate::fs::{FileHandle, FileSystem, OpenMode};
+use crate::options::{MAX_KEY_SIZE_LIMIT, MAX_VALUE_SIZE_LIMIT};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Magic bytes at offset 0.
+pub const MAGIC: &[u8; 8] = b"KVSNAPSH";
+/// Current format version.
+pub const VERSION: u32 = 1;
+/// Header size in bytes.
+pub const HEADER_SIZE: usize = 48;
+/// Kind of a key-value store snapshot.
+pub const KIND_KV: u32 = 1;
+/// Suffix of a snapshot still being written.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+/// File name of the snapshot covering `lsn`.
+pub fn file_name(lsn: u64) -> String {
+    format!("snap-{lsn:020}.kvs")
+}
+
+/// Parse a snapshot file name back into its LSN.
+pub fn parse_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("snap-")?.strip_suffix(".kvs")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Facts about one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Path of the file.
+    pub path: PathBuf,
+    /// LSN covered.
+    pub lsn: u64,
+    /// Number of entries.
+    pub count: u64,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+}
+
+struct HashingWriter {
+    file: Arc<dyn FileHandle>,
+    path: PathBuf,
+    off: u64,
+    buf: Vec<u8>,
+    hasher: Sha256,
+}
+
+impl HashingWriter {
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        self.hasher.update(b);
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= 1 << 20 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.file
+            .write_all_at(&self.buf, self.off)
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.off += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// Write a snapshot of `entries` (which must be in strictly increasing key
+/// order, `count` of them) covering `lsn` into `dir`, durably.
+///
+/// Errors: [`Error::Io`] on any write, fsync or rename failure; the
+/// temporary file is then left for the next open to delete.
+pub fn write<'a>(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    lsn: u64,
+    count: u64,
+    entries: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<SnapshotInfo> {
+    let final_path = dir.join(file_name(lsn));
+    let tmp_path = dir.join(format!("{}{TMP_SUFFIX}", file_name(lsn)));
+    let file = fs
+        .open(&tmp_path, OpenMode::CreateTruncate)
+        .map_err(|e| Error::io(&tmp_path, e))?;
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut w = HashingWriter {
+        file,
+        path: tmp_path.clone(),
+        off: 0,
+        buf: Vec::with_capacity(1 << 20),
+        hasher: Sha256::new(),
+    };
+    let mut header = [0u8; HEADER_SIZE];
+    header[0..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    header[12..16].copy_from_slice(&KIND_KV.to_le_bytes());
+    header[16..24].copy_from_slice(&lsn.to_le_bytes());
+    header[24..32].copy_from_slice(&count.to_le_bytes());
+    header[32..40].copy_from_slice(&created.to_le_bytes());
+    w.put(&header)?;
+    let mut written = 0u64;
+    for (k, v) in entries {
+        w.put(&(k.len() as u32).to_le_bytes())?;
+        w.put(&(v.len() as u32).to_le_bytes())?;
+        w.put(k)?;
+        w.put(v)?;
+        written += 1;
+    }
+    if written != count {
+        return Err(Error::InvalidArgument(format!(
+            "snapshot expected {count} entries, got {written}"
+        )));
+    }
+    let digest = w.hasher.clone().finalize();
+    w.buf.extend_from_slice(&digest);
+    w.flush()?;
+    let bytes = w.off;
+    w.file.sync_all().map_err(|e| Error::io(&tmp_path, e))?;
+    drop(w);
+    fs.rename(&tmp_path, &final_path)
+        .map_err(|e| Error::io(&final_path, e))?;
+    fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+    Ok(SnapshotInfo {
+        path: final_path,
+        lsn,
+        count,
+        created,
+        bytes,
+    })
+}
+
+/// Sequential reader over a file handle that hashes what it hands out.
+struct HashingReader {
+    file: Arc<dyn FileHandle>,
+    path: PathBuf,
+    off: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    hasher: Sha256,
+}
+
+impl HashingReader {
+    fn fill(&mut self) -> Result<()> {
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+        let start = self.buf.len();
+        self.buf.resize(start + (1 << 20), 0);
+        let n = loop {
+            match self.file.read_at(&mut self.buf[start..], self.off) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(&self.path, e)),
+            }
+        };
+        self.buf.truncate(start + n);
+        self.off += n as u64;
+        Ok(())
+    }
+    /// Offset in the file of the next byte to be taken.
+    fn position(&self) -> u64 {
+        self.off - (self.buf.len() - self.pos) as u64
+    }
+    /// Take exactly `n` bytes (hashing them), or report a short file.
+    fn take(&mut self, n: usize, hash: bool) -> Result<&[u8]> {
+        while self.buf.len() - self.pos < n {
+            let before = self.buf.len() - self.pos;
+            self.fill()?;
+            if self.buf.len() - self.pos == before {
+                return Err(Error::corruption(
+                    &self.path,
+                    Some(self.position()),
+                    "snapshot ends early (truncated file)",
+                ));
+            }
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        if hash {
+            self.hasher.update(s);
+        }
+        self.pos += n;
+        Ok(s)
+    }
+    fn at_eof(&mut self) -> Result<bool> {
+        if self.pos < self.buf.len() {
+            return Ok(false);
+        }
+        self.fill()?;
+        Ok(self.buf.len() == self.pos)
+    }
+}
+
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+fn le64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}
+
+/// Read and fully verify the snapshot at `path`, calling `each` for every
+/// entry in order. The caller must discard what it collected if this
+/// returns an error: entries are handed out before the final SHA-256 check.
+///
+/// Errors: [`Error::Corruption`] (bad magic, version, lengths, order,
+/// trailing bytes, SHA-256 mismatch) naming the file and offset;
+/// [`Error::Io`].
+pub fn read(
+    fs: &dyn FileSystem,
+    path: &Path,
+    mut each: impl FnMut(&[u8], &[u8]),
+) -> Result<SnapshotInfo> {
+    let file = fs
+        .open(path, OpenMode::Read)
+        .map_err(|e| Error::io(path, e))?;
+    let size_hint = file.len().map_err(|e| Error::io(path, e))?;
+    let mut r = HashingReader {
+        file,
+        path: path.to_path_buf(),
+        off: 0,
+        buf: Vec::new(),
+        pos: 0,
+        hasher: Sha256::new(),
+    };
+    let h = r.take(HEADER_SIZE, true)?.to_vec();
+    if &h[0..8] != MAGIC {
+        return Err(Error::corruption(
+            path,
+            Some(0),
+            "bad snapshot magic (not a KeyVal snapshot)",
+        ));
+    }
+    let version = le32(&h[8..12]);
+    if version != VERSION {
+        return Err(Error::corruption(
+            path,
+            Some(8),
+            format!("unsupported snapshot version {version}"),
+        ));
+    }
+    if le32(&h[12..16]) != KIND_KV {
+        return Err(Error::corruption(
+            path,
+            Some(12),
+            "snapshot is not a key-value store snapshot",
+        ));
+    }
+    let lsn = le64(&h[16..24]);
+    let count = le64(&h[24..32]);
+    let created = le64(&h[32..40]);
+    if count > size_hint / 8 {
+        return Err(Error::corruption(
+            path,
+            Some(24),
+            format!("entry count {count} impossible for a {size_hint}-byte file"),
+        ));
+    }
+    let mut prev: Option<Vec<u8>> = None;
+    for _ in 0..count {
+        let at = r.position();
+        let lens = r.take(8, true)?;
+        let (kl, vl) = (le32(&lens[0..4]), le32(&lens[4..8]));
+        if kl > MAX_KEY_SIZE_LIMIT
+            || vl > MAX_VALUE_SIZE_LIMIT
+            || u64::from(kl) + u64::from(vl) > size_hint
+        {
+            return Err(Error::corruption(
+                path,
+                Some(at),
+                format!("impossible entry lengths {kl}/{vl}"),
+            ));
+        }
+        let kv = r.take(kl as usize + vl as usize, true)?;
+        let (k, v) = kv.split_at(kl as usize);
+        if let Some(p) = &prev {
+            if p.as_slice() >= k {
+                return Err(Error::corruption(
+                    path,
+                    Some(at),
+                    "snapshot keys out of order",
+                ));
+            }
+        }
+        each(k, v);
+        prev = Some(k.to_vec());
+    }
+    let digest_at = r.position();
+    let want = r.hasher.clone().finalize();
+    let stored = r.take(32, false)?;
+    if stored != want.as_slice() {
+        return Err(Error::corruption(
+            path,
+            Some(digest_at),
+            "snapshot SHA-256 mismatch",
+        ));
+    }
+    if !r.at_eof()? {
+        return Err(Error::corruption(
+            path,
+            Some(digest_at + 32),
+            "bytes after the snapshot checksum",
+        ));
+    }
+    Ok(SnapshotInfo {
+        path: path.to_path_buf(),
+        lsn,
+        count,
+        created,
+        bytes: digest_at + 32,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::RealFs;
+
+    #[test]
+    fn write_read_and_every_truncation_fails() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..50u32)
+            .map(|i| (format!("k{i:03}").into_bytes(), vec![i as u8; i as usize]))
+            .collect();
+        let info = write(
+            &RealFs,
+            dir.path(),
+            9,
+            50,
+            pairs.iter().map(|(k, v)| (&k[..], &v[..])),
+        )
+        .expect("write");
+        let mut got = Vec::new();
+        let back = read(&RealFs, &info.path, |k, v| {
+            got.push((k.to_vec(), v.to_vec()))
+        })
+        .expect("read");
+        assert_eq!(got, pairs);
+        assert_eq!(back.lsn, 9);
+        let bytes = std::fs::read(&info.path).expect("bytes");
+        for cut in [0, 10, 48, 100, bytes.len() - 1] {
+            std::fs::write(&info.path, &bytes[..cut]).expect("cut");
+            assert!(
+                matches!(
+                    read(&RealFs, &info.path, |_, _| {}),
+                    Err(Error::Corruption { .. })
+                ),
+                "cut {cut}"
+            );
+        }
+        let mut flipped = bytes.clone();
+        flipped[200] ^= 4;
+        std::fs::write(&info.path, &flipped).expect("flip");
+        assert!(matches!(
+            read(&RealFs, &info.path, |_, _| {}),
+            Err(Error::Corruption { .. })
+        ));
+    }
+}

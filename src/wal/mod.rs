@@ -1,0 +1,15 @@
+//! The segmented write-ahead log.
+//!
+//! - [`record`]: framing of one record (header, checksum, padding).
+//! - [`segment`]: segment files, their header, preallocation.
+//! - [`reader`]: scanning a segment and classifying damage.
+//! - [`writer`]: appending, rotation, syncing.
+//! - [`commit`]: group commit across concurrent writers.
+//!
+//! The byte layout is documented in `docs/format.md`.
+
+pub mod commit;
+pub mod reader;
+pub mod record;
+pub mod segment;
+pub mod writer;

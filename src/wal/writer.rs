@@ -1,0 +1,310 @@
+//! The WAL writer: appends framed records to the active segment, rotates to
+//! a preallocated spare segment when it is full, and syncs according to the
+//! durability level. It is not itself thread-safe; the group-commit queue
+//! (`super::commit`) serialises access to it.
+
+use super::record::{self, RecordType};
+use super::segment::{self, Prepared, SEGMENT_HEADER_SIZE};
+use crate::error::{Error, Result};
+use crate::fs::{FileHandle, FileSystem};
+use crate::options::Durability;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Bytes the `Buffered` level collects in process before handing them to
+/// the OS.
+pub const BUFFER_FLUSH_BYTES: usize = 1 << 20;
+
+/// What the writer knows about one live segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentMeta {
+    /// Segment id.
+    pub id: u64,
+    /// LSN of its first record, if it has one.
+    pub first_lsn: Option<u64>,
+    /// LSN of its last record, if it has one.
+    pub last_lsn: Option<u64>,
+    /// File size in bytes.
+    pub size: u64,
+}
+
+#[derive(Debug)]
+struct Active {
+    id: u64,
+    path: PathBuf,
+    file: Arc<dyn FileHandle>,
+    size: u64,
+    /// Offset where the next record goes (buffered bytes included).
+    pos: u64,
+}
+
+/// Appends records to the WAL. See the module docs.
+#[derive(Debug)]
+pub struct WalWriter {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    kind: u32,
+    segment_size: u64,
+    durability: Durability,
+    active: Active,
+    segments: Vec<SegmentMeta>,
+    next_lsn: u64,
+    synced_lsn: u64,
+    buf: Vec<u8>,
+    buf_pos: u64,
+    spare: Option<JoinHandle<Result<Prepared>>>,
+    fsyncs: u64,
+}
+
+/// Where recovery left the log, to resume writing.
+#[derive(Debug)]
+pub struct ResumePoint {
+    /// Live segments in id order; the last one becomes the active segment.
+    pub segments: Vec<SegmentMeta>,
+    /// Open handle of the last segment.
+    pub file: Arc<dyn FileHandle>,
+    /// Offset in the last segment where the next record goes.
+    pub pos: u64,
+    /// LSN the next record gets.
+    pub next_lsn: u64,
+}
+
+impl WalWriter {
+    /// Resume writing at `resume`. Everything up to `resume.next_lsn - 1`
+    /// must already be durable (recovery syncs the last segment first).
+    pub fn new(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        kind: u32,
+        segment_size: u64,
+        durability: Durability,
+        resume: ResumePoint,
+    ) -> Result<WalWriter> {
+        let last = resume.segments.last().ok_or_else(|| {
+            Error::InvalidArgument("WAL writer needs at least one segment".into())
+        })?;
+        let active = Active {
+            id: last.id,
+            path: dir.join(segment::file_name(last.id)),
+            file: resume.file,
+            size: last.size,
+            pos: resume.pos,
+        };
+        Ok(WalWriter {
+            fs,
+            dir: dir.to_path_buf(),
+            kind,
+            segment_size,
+            durability,
+            buf_pos: active.pos,
+            active,
+            segments: resume.segments,
+            next_lsn: resume.next_lsn,
+            synced_lsn: resume.next_lsn - 1,
+            buf: Vec::with_capacity(64 << 10),
+            spare: None,
+            fsyncs: 0,
+        })
+    }
+
+    /// LSN the next record will get.
+    pub fn next_lsn(&self) -> u64 {
+        self.next_lsn
+    }
+
+    /// Highest LSN known durable.
+    pub fn synced_lsn(&self) -> u64 {
+        self.synced_lsn
+    }
+
+    /// Number of fdatasync calls on segments so far.
+    pub fn fsyncs(&self) -> u64 {
+        self.fsyncs
+    }
+
+    /// Live segments, oldest first.
+    pub fn segments(&self) -> &[SegmentMeta] {
+        &self.segments
+    }
+
+    /// Append `records` as consecutive LSNs and bring them to the durability
+    /// level. Returns the LSN of the first record.
+    ///
+    /// Errors: [`Error::Io`] (the caller must poison the store: the records
+    /// may be partly on disk). [`Error::InvalidArgument`] if a payload is
+    /// larger than 4 GiB - 1.
+    pub fn append(&mut self, records: &[(RecordType, &[u8])]) -> Result<u64> {
+        let first = self.next_lsn;
+        for (rtype, payload) in records {
+            if payload.len() > u32::MAX as usize - 64 {
+                return Err(Error::InvalidArgument(format!(
+                    "record of {} bytes is too large",
+                    payload.len()
+                )));
+            }
+            let need = record::encoded_len(payload.len()) as u64;
+            if self.active.pos + need > self.active.size {
+                self.rotate(need)?;
+            }
+            let lsn = self.next_lsn;
+            record::encode(
+                &mut self.buf,
+                *rtype,
+                lsn,
+                self.synced_lsn,
+                self.active.id,
+                payload,
+            );
+            self.active.pos += need;
+            self.next_lsn += 1;
+            if let Some(meta) = self.segments.last_mut() {
+                meta.first_lsn.get_or_insert(lsn);
+                meta.last_lsn = Some(lsn);
+            }
+        }
+        match self.durability {
+            Durability::Buffered => {
+                if self.buf.len() >= BUFFER_FLUSH_BYTES {
+                    self.flush_buf()?;
+                }
+            }
+            Durability::Os => self.flush_buf()?,
+            Durability::Sync => self.sync()?,
+        }
+        self.maybe_prepare_spare();
+        Ok(first)
+    }
+
+    fn flush_buf(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.active
+            .file
+            .write_all_at(&self.buf, self.buf_pos)
+            .map_err(|e| Error::io(&self.active.path, e))?;
+        self.buf_pos += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Hand buffered records to the OS and `fdatasync` the active segment,
+    /// so that every record appended so far is durable. Never retried: on
+    /// error the caller poisons the store.
+    pub fn sync(&mut self) -> Result<()> {
+        self.flush_buf()?;
+        if self.synced_lsn + 1 == self.next_lsn {
+            return Ok(());
+        }
+        self.active
+            .file
+            .sync_data()
+            .map_err(|e| Error::io(&self.active.path, e))?;
+        self.fsyncs += 1;
+        self.synced_lsn = self.next_lsn - 1;
+        Ok(())
+    }
+
+    /// Hand buffered records to the OS without syncing.
+    pub fn flush(&mut self) -> Result<()> {
+        self.flush_buf()
+    }
+
+    /// Start preparing the next segment in the background once the active
+    /// one is half full, so rotation rarely waits for zero-filling.
+    fn maybe_prepare_spare(&mut self) {
+        if self.spare.is_some() || self.active.pos < self.active.size / 2 {
+            return;
+        }
+        let fs = Arc::clone(&self.fs);
+        let dir = self.dir.clone();
+        let (kind, id, size) = (self.kind, self.active.id + 1, self.segment_size);
+        self.spare = Some(std::thread::spawn(move || {
+            segment::prepare(fs.as_ref(), &dir, kind, id, size)
+        }));
+    }
+
+    /// Close the active segment (flush + fdatasync, so an older segment is
+    /// always fully durable) and switch to a new one that can hold at least
+    /// `need` bytes of records.
+    fn rotate(&mut self, need: u64) -> Result<()> {
+        self.sync()?;
+        let id = self.active.id + 1;
+        let want = (need + SEGMENT_HEADER_SIZE).max(self.segment_size);
+        let spare = match self.spare.take() {
+            Some(h) => Some(h.join().map_err(|_| {
+                Error::InvalidArgument("segment preparation thread panicked".into())
+            })??),
+            None => None,
+        };
+        let prepared = match spare {
+            Some(p) if p.size >= want => p,
+            other => {
+                if let Some(p) = other {
+                    let _ = self.fs.remove_file(&p.prep_path);
+                }
+                let size = (want + 4095) & !4095;
+                segment::prepare(self.fs.as_ref(), &self.dir, self.kind, id, size)?
+            }
+        };
+        let path = segment::install(self.fs.as_ref(), &self.dir, &prepared)?;
+        self.active = Active {
+            id,
+            path,
+            file: prepared.file,
+            size: prepared.size,
+            pos: SEGMENT_HEADER_SIZE,
+        };
+        self.buf_pos = SEGMENT_HEADER_SIZE;
+        self.segments.push(SegmentMeta {
+            id,
+            first_lsn: None,
+            last_lsn: None,
+            size: prepared.size,
+        });
+        Ok(())
+    }
+
+    /// Delete every non-active segment whose records all have LSN <=
+    /// `upto`, then fsync the directory. Returns how many were deleted.
+    ///
+    /// Errors: [`Error::Io`].
+    pub fn remove_segments_upto(&mut self, upto: u64) -> Result<usize> {
+        let active = self.active.id;
+        let doomed: Vec<u64> = self
+            .segments
+            .iter()
+            .filter(|s| s.id != active && s.last_lsn.is_none_or(|l| l <= upto))
+            .map(|s| s.id)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        for id in &doomed {
+            let p = self.dir.join(segment::file_name(*id));
+            self.fs.remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e))?;
+        self.segments.retain(|s| !doomed.contains(&s.id));
+        Ok(doomed.len())
+    }
+
+    /// Finish: wait for a spare being prepared and delete it (it is not
+    /// part of the log). Flushing/syncing is up to the caller.
+    pub fn discard_spare(&mut self) {
+        if let Some(h) = self.spare.take() {
+            if let Ok(Ok(p)) = h.join() {
+                let _ = self.fs.remove_file(&p.prep_path);
+            }
+        }
+    }
+}
+
+impl Drop for WalWriter {
+    fn drop(&mut self) {
+        self.discard_spare();
+    }
+}
