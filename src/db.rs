@@ -494,6 +494,27 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Testing aid: stop as a killed process would. Nothing is flushed or
+    /// synced, no checkpoint is written, records still in the `Buffered`
+    /// buffer are lost, and the directory lock is released so that the same
+    /// process can reopen the directory. Not for production use.
+    #[doc(hidden)]
+    pub fn crash_for_testing(self) {
+        let inner = &self.inner;
+        inner.closed.store(true, Ordering::Release);
+        inner.commit.close();
+        {
+            let _ck = inner.checkpoint.lock();
+            let mut m = inner.mem.write();
+            m.closed = true;
+            m.table.clear();
+        }
+        inner.wal.lock().discard_spare();
+        inner.lock.lock().take();
+    }
+}
+
 impl Drop for Db {
     fn drop(&mut self) {
         let _ = self.inner.close();

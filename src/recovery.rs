@@ -254,6 +254,11 @@ pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> R
             }
             if lsn != mem.applied_lsn + 1 {
                 if opts.recovery_mode != RecoveryMode::TolerateAnyCorruption {
+                    // A rejected snapshot is the root cause when the WAL no
+                    // longer reaches back far enough to replace it.
+                    if let Some(e) = &first_error {
+                        return Err(e.clone());
+                    }
                     return Err(Error::corruption(
                         &path,
                         Some(r.offset),

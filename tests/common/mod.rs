@@ -1,0 +1,172 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use keyval::fs::{DirLock, FileHandle, FileSystem, OpenMode, RealFs};
+use keyval::{Durability, Options};
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// Options with small segments so tests rotate often.
+pub fn small_opts() -> Options {
+    Options {
+        segment_size: 64 << 10,
+        max_wal_size: 0,
+        ..Options::default()
+    }
+}
+
+pub fn opts_with(durability: Durability) -> Options {
+    Options {
+        durability,
+        ..small_opts()
+    }
+}
+
+/// Which operation a [`FaultyFs`] fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Write,
+    Sync,
+    Rename,
+    SetLen,
+}
+
+/// Real file system that fails the N-th call of one kind with EIO (and,
+/// when `persistent`, every later one too).
+#[derive(Debug)]
+pub struct FaultyFs {
+    pub fault: Fault,
+    pub countdown: AtomicI64,
+    pub persistent: bool,
+    pub errno: i32,
+}
+
+impl FaultyFs {
+    pub fn new(fault: Fault, nth: i64, persistent: bool) -> Arc<FaultyFs> {
+        Arc::new(FaultyFs {
+            fault,
+            countdown: AtomicI64::new(nth),
+            persistent,
+            errno: libc::EIO,
+        })
+    }
+    fn hit(&self, kind: Fault) -> io::Result<()> {
+        if kind != self.fault {
+            return Ok(());
+        }
+        let left = self.countdown.fetch_sub(1, Ordering::SeqCst);
+        if left == 1 || (self.persistent && left <= 1) {
+            return Err(io::Error::from_raw_os_error(self.errno));
+        }
+        Ok(())
+    }
+    pub fn fired(&self) -> bool {
+        self.countdown.load(Ordering::SeqCst) <= 0
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    inner: Arc<dyn FileHandle>,
+    fs: Arc<FaultyFs>,
+}
+
+impl FileHandle for FaultyFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.fs.hit(Fault::Write)?;
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.fs.hit(Fault::Sync)?;
+        self.inner.sync_data()
+    }
+    fn sync_all(&self) -> io::Result<()> {
+        self.fs.hit(Fault::Sync)?;
+        self.inner.sync_all()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.fs.hit(Fault::SetLen)?;
+        self.inner.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+}
+
+/// Wrapper so that `Arc<FaultyFs>` can be handed to `Db::open_with_fs`.
+#[derive(Debug)]
+pub struct FaultyFsHandle(pub Arc<FaultyFs>);
+
+impl FileSystem for FaultyFsHandle {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        RealFs.create_dir_all(dir)
+    }
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        RealFs.is_dir(path)
+    }
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        let inner = RealFs.open(path, mode)?;
+        Ok(Arc::new(FaultyFile {
+            inner,
+            fs: Arc::clone(&self.0),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.0.hit(Fault::Rename)?;
+        RealFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        RealFs.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.0.hit(Fault::Sync)?;
+        RealFs.sync_dir(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        RealFs.list_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
+        RealFs.lock(path)
+    }
+}
+
+/// Paths of the WAL segments in `dir`, oldest first.
+pub fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Paths of the snapshots in `dir`, oldest first.
+pub fn snapshots(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "kvs"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Tiny deterministic RNG (xorshift64*), so failures replay by seed.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
