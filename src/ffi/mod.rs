@@ -1,1 +1,212 @@
-//! C ABI (see include/keyval.h).
+//! The C ABI. A thin layer over the Rust API: argument checking, status
+//! codes, ownership transfer, panic containment. Documentation here is
+//! copied into `include/keyval.h` by cbindgen, which is what a C programmer
+//! reads.
+//!
+//! Every function body runs inside `catch_unwind`: a Rust panic becomes
+//! `KV_PANIC` and never unwinds into C.
+#![allow(unsafe_code)]
+#![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)]
+
+mod batch;
+mod db;
+mod iter;
+
+pub use batch::*;
+pub use db::*;
+pub use iter::*;
+
+use crate::error::Error;
+use std::cell::RefCell;
+use std::ffi::{c_char, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Status code returned by every fallible `kv_` function. `KV_OK` is 0;
+/// codes 1-6 and 10-11 are the engine's errors, 7-9 belong to the C ABI.
+/// Values never change between releases.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum kv_status {
+    /// Success.
+    KV_OK = 0,
+    /// An OS call failed (open, write, fsync, rename, no space, permission
+    /// denied). After a failed write or fsync the store is poisoned.
+    KV_IO = 1,
+    /// Stored data failed verification; the message names file and offset.
+    KV_CORRUPTION = 2,
+    /// A NULL pointer where one is not allowed, an empty or oversized key,
+    /// an oversized value, bad options, a path that is not a directory.
+    KV_INVALID_ARGUMENT = 3,
+    /// The directory is open in another handle or process.
+    KV_LOCKED = 4,
+    /// An earlier write or fsync failed; writes are refused until the store
+    /// is closed and reopened. Reads still work.
+    KV_POISONED = 5,
+    /// The handle was closed (or is being closed by another thread).
+    KV_CLOSED = 6,
+    /// The key is absent.
+    KV_NOT_FOUND = 7,
+    /// `kv_get_into`: the caller's buffer is smaller than the value; the
+    /// needed length was stored in `*val_len`.
+    KV_BUFFER_TOO_SMALL = 8,
+    /// A bug in KeyVal: a Rust panic was caught at the boundary. The
+    /// operation did not complete; the handle may be poisoned.
+    KV_PANIC = 9,
+    /// Raft log: the index was compacted away.
+    KV_COMPACTED = 10,
+    /// Raft log: the index is beyond the end of the log.
+    KV_OUT_OF_RANGE = 11,
+}
+
+impl From<&Error> for kv_status {
+    fn from(e: &Error) -> kv_status {
+        match e {
+            Error::Io { .. } => kv_status::KV_IO,
+            Error::Corruption { .. } => kv_status::KV_CORRUPTION,
+            Error::InvalidArgument(_) => kv_status::KV_INVALID_ARGUMENT,
+            Error::Locked(_) => kv_status::KV_LOCKED,
+            Error::Poisoned(_) => kv_status::KV_POISONED,
+            Error::Closed => kv_status::KV_CLOSED,
+            Error::Compacted { .. } => kv_status::KV_COMPACTED,
+            Error::OutOfRange { .. } => kv_status::KV_OUT_OF_RANGE,
+        }
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|l| *l.borrow_mut() = c);
+}
+
+/// Record `e` as this thread's last error and return its status.
+pub(crate) fn fail(e: &Error) -> kv_status {
+    set_last_error(&e.to_string());
+    kv_status::from(e)
+}
+
+pub(crate) fn invalid(msg: &str) -> kv_status {
+    set_last_error(&format!("invalid argument: {msg}"));
+    kv_status::KV_INVALID_ARGUMENT
+}
+
+/// Run `f`, turning a panic into `KV_PANIC`.
+pub(crate) fn guard(f: impl FnOnce() -> kv_status) -> kv_status {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(s) => s,
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(&format!(
+                "internal error (panic caught at the C boundary): {what}"
+            ));
+            kv_status::KV_PANIC
+        }
+    }
+}
+
+/// Borrow `len` bytes at `p`. NULL is accepted only with `len == 0`.
+///
+/// Safety: if non-NULL, `p` must point to `len` readable bytes that stay
+/// valid and unmodified for the returned lifetime.
+pub(crate) unsafe fn bytes<'a>(
+    p: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], kv_status> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(invalid(&format!("{what} is NULL but its length is {len}")));
+    }
+    if len > isize::MAX as usize {
+        return Err(invalid(&format!("{what} length {len} is impossible")));
+    }
+    // Safety: non-NULL, length checked above; the caller guarantees `len`
+    // readable bytes for the lifetime (documented in the header).
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// Copy `data` into a fresh `malloc` block (at least 1 byte, so that an
+/// empty value still gets a non-NULL pointer) for the caller to `kv_free`.
+pub(crate) fn malloc_copy(data: &[u8]) -> Result<*mut u8, kv_status> {
+    // Safety: malloc has no preconditions; the result is checked for NULL.
+    let p = unsafe { libc::malloc(data.len().max(1)) } as *mut u8;
+    if p.is_null() {
+        set_last_error("out of memory");
+        return Err(kv_status::KV_IO);
+    }
+    // Safety: `p` is a fresh allocation of at least data.len() bytes and
+    // cannot overlap `data`.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+    Ok(p)
+}
+
+/// A static, human-readable description of `status` (never NULL). The
+/// string is owned by the library and must not be freed.
+#[no_mangle]
+pub extern "C" fn kv_strerror(status: kv_status) -> *const c_char {
+    let s: &'static [u8] = match status {
+        kv_status::KV_OK => b"ok\0",
+        kv_status::KV_IO => b"I/O error\0",
+        kv_status::KV_CORRUPTION => b"data corruption detected\0",
+        kv_status::KV_INVALID_ARGUMENT => b"invalid argument\0",
+        kv_status::KV_LOCKED => b"database directory is locked by another handle or process\0",
+        kv_status::KV_POISONED => b"store poisoned by an earlier write failure; close and reopen\0",
+        kv_status::KV_CLOSED => b"database handle is closed\0",
+        kv_status::KV_NOT_FOUND => b"key not found\0",
+        kv_status::KV_BUFFER_TOO_SMALL => b"buffer too small\0",
+        kv_status::KV_PANIC => b"internal error (panic)\0",
+        kv_status::KV_COMPACTED => b"log index compacted\0",
+        kv_status::KV_OUT_OF_RANGE => b"log index out of range\0",
+    };
+    s.as_ptr() as *const c_char
+}
+
+/// The message of the most recent failed `kv_` call on the calling thread,
+/// with file, offset and OS error where known; "" if none failed yet. The
+/// string is owned by the library and valid until the next `kv_` call on
+/// this thread; copy it if you need it longer. Never NULL.
+#[no_mangle]
+pub extern "C" fn kv_last_error_message() -> *const c_char {
+    LAST_ERROR.with(|l| l.borrow().as_ptr())
+}
+
+/// Free memory returned by the library (`kv_get` values). NULL is a no-op.
+///
+/// # Safety
+/// `p` must be NULL or a pointer returned by this library that was not
+/// freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn kv_free(p: *mut u8) {
+    // Safety: the caller passes NULL or a block from `malloc_copy`, which
+    // used libc::malloc; free(NULL) is a no-op.
+    unsafe { libc::free(p as *mut libc::c_void) }
+}
+
+const VERSION_C: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+
+/// The library's version as a static string, e.g. "0.1.0". Compare it with
+/// `KV_VERSION_STRING` to catch a header/library mismatch. Never NULL.
+#[no_mangle]
+pub extern "C" fn kv_version() -> *const c_char {
+    VERSION_C.as_ptr() as *const c_char
+}
+
+/// The library's version as `major * 10000 + minor * 100 + patch`; equals
+/// `KV_VERSION_NUMBER` when the header matches the library.
+#[no_mangle]
+pub extern "C" fn kv_version_number() -> u32 {
+    let p = |s: &str| s.parse::<u32>().unwrap_or(0);
+    p(env!("CARGO_PKG_VERSION_MAJOR")) * 10000
+        + p(env!("CARGO_PKG_VERSION_MINOR")) * 100
+        + p(env!("CARGO_PKG_VERSION_PATCH"))
+}

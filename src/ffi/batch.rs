@@ -1,0 +1,143 @@
+//! `kv_batch`: an atomic group of sets and deletes.
+
+use super::{bytes, fail, guard, invalid, kv_db, kv_status, with_db};
+use crate::WriteBatch;
+
+/// A write batch. Opaque; create with `kv_batch_new`, free with
+/// `kv_batch_free`. Not thread-safe: use one batch from one thread at a
+/// time. It does not belong to any database until committed.
+pub struct kv_batch {
+    batch: WriteBatch,
+}
+
+/// A new, empty batch, or NULL if out of memory. Free with `kv_batch_free`.
+#[no_mangle]
+pub extern "C" fn kv_batch_new() -> *mut kv_batch {
+    std::panic::catch_unwind(|| {
+        Box::into_raw(Box::new(kv_batch {
+            batch: WriteBatch::new(),
+        }))
+    })
+    .unwrap_or(std::ptr::null_mut())
+}
+
+/// Free a batch. NULL is a no-op.
+///
+/// # Safety
+/// `b` must be NULL or a batch from `kv_batch_new` not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn kv_batch_free(b: *mut kv_batch) {
+    if !b.is_null() {
+        // Safety: `b` came from Box::into_raw in kv_batch_new.
+        drop(unsafe { Box::from_raw(b) });
+    }
+}
+
+fn with_batch(b: *mut kv_batch, f: impl FnOnce(&mut WriteBatch) -> kv_status) -> kv_status {
+    guard(|| {
+        if b.is_null() {
+            return invalid("batch is NULL");
+        }
+        // Safety: non-NULL batch from kv_batch_new, used by one thread at a
+        // time (documented), so this is the only reference.
+        f(unsafe { &mut (*b).batch })
+    })
+}
+
+/// Add "set `key` to `val`" to the batch (both copied). Key and value
+/// sizes are checked at commit.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL batch or key, NULL val with
+/// val_len > 0).
+#[no_mangle]
+pub unsafe extern "C" fn kv_batch_put(
+    b: *mut kv_batch,
+    key: *const u8,
+    key_len: usize,
+    val: *const u8,
+    val_len: usize,
+) -> kv_status {
+    with_batch(b, |batch| {
+        if key.is_null() {
+            return invalid("key is NULL");
+        }
+        // Safety: pointer/length pairs as documented.
+        match unsafe { (bytes(key, key_len, "key"), bytes(val, val_len, "value")) } {
+            (Ok(k), Ok(v)) => {
+                batch.put(k, v);
+                kv_status::KV_OK
+            }
+            (Err(s), _) | (_, Err(s)) => s,
+        }
+    })
+}
+
+/// Add "remove `key`" to the batch.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL batch or key).
+#[no_mangle]
+pub unsafe extern "C" fn kv_batch_delete(
+    b: *mut kv_batch,
+    key: *const u8,
+    key_len: usize,
+) -> kv_status {
+    with_batch(b, |batch| {
+        if key.is_null() {
+            return invalid("key is NULL");
+        }
+        // Safety: pointer/length pair as documented.
+        match unsafe { bytes(key, key_len, "key") } {
+            Ok(k) => {
+                batch.delete(k);
+                kv_status::KV_OK
+            }
+            Err(s) => s,
+        }
+    })
+}
+
+/// Remove every operation from the batch, so it can be reused.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL batch).
+#[no_mangle]
+pub unsafe extern "C" fn kv_batch_clear(b: *mut kv_batch) -> kv_status {
+    with_batch(b, |batch| {
+        batch.clear();
+        kv_status::KV_OK
+    })
+}
+
+/// Number of operations in the batch (0 for NULL).
+///
+/// # Safety
+/// `b` must be NULL or a live batch.
+#[no_mangle]
+pub unsafe extern "C" fn kv_batch_count(b: *const kv_batch) -> usize {
+    if b.is_null() {
+        return 0;
+    }
+    // Safety: non-NULL live batch.
+    unsafe { (*b).batch.len() }
+}
+
+/// Apply every operation of the batch atomically (all or nothing, also
+/// across a crash), in order; returns once durable at the store's
+/// durability level. The batch is left unchanged: clear it or free it.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db or batch; an empty or oversized
+/// key or oversized value anywhere in the batch, in which case nothing is
+/// applied), `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_batch_commit(db: *const kv_db, b: *const kv_batch) -> kv_status {
+    with_db(db, |h| {
+        if b.is_null() {
+            return invalid("batch is NULL");
+        }
+        // Safety: non-NULL live batch, not used concurrently (documented).
+        let batch = unsafe { (*b).batch.clone() };
+        match h.db.write(batch) {
+            Ok(()) => kv_status::KV_OK,
+            Err(e) => fail(&e),
+        }
+    })
+}

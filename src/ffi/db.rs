@@ -1,0 +1,512 @@
+//! `kv_db`: open, close, reads, writes, maintenance.
+
+use super::{bytes, fail, guard, invalid, kv_status, malloc_copy};
+use crate::{Db, Durability, Options, RecoveryMode};
+use std::ffi::{c_char, CStr, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+/// `kv_options.durability`: acknowledged from an in-process buffer; lost
+/// on process crash.
+pub const KV_DURABILITY_BUFFERED: u32 = 0;
+/// `kv_options.durability`: written to the OS before acknowledging;
+/// survives a process crash.
+pub const KV_DURABILITY_OS: u32 = 1;
+/// `kv_options.durability`: fdatasync before acknowledging; survives power
+/// loss. The default.
+pub const KV_DURABILITY_SYNC: u32 = 2;
+/// `kv_options.recovery_mode`: any damage, even a torn tail, fails open.
+pub const KV_RECOVERY_ABSOLUTE_CONSISTENCY: u32 = 0;
+/// `kv_options.recovery_mode`: truncate a torn tail (reported in stats);
+/// any other damage fails open with `KV_CORRUPTION`. The default.
+pub const KV_RECOVERY_TOLERATE_TAIL_CORRUPTION: u32 = 1;
+/// `kv_options.recovery_mode`: salvage every valid record, report skips.
+pub const KV_RECOVERY_TOLERATE_ANY_CORRUPTION: u32 = 2;
+
+/// Options for `kv_open`. Get the defaults from `kv_options_default()` and
+/// change fields; every field of the Rust `Options` is here. Sizes are in
+/// bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct kv_options {
+    /// `KV_DURABILITY_*`. Default `KV_DURABILITY_SYNC`.
+    pub durability: u32,
+    /// `KV_RECOVERY_*`. Default `KV_RECOVERY_TOLERATE_TAIL_CORRUPTION`.
+    pub recovery_mode: u32,
+    /// WAL segment size in bytes (preallocated). Default 64 MiB, min 64 KiB.
+    pub segment_size: u64,
+    /// WAL bytes since the last snapshot that trigger an automatic
+    /// checkpoint. Default 256 MiB; 0 disables.
+    pub max_wal_size: u64,
+    /// Snapshots kept (at least 1). Default 2.
+    pub keep_snapshots: u32,
+    /// Largest key in bytes. Default 65536; at most 16 MiB.
+    pub max_key_size: u32,
+    /// Largest value in bytes. Default 64 MiB; at most 1 GiB.
+    pub max_value_size: u32,
+    /// Non-zero: create the directory if missing. Default 1.
+    pub create_if_missing: u32,
+}
+
+/// The default options (see each field of `kv_options`).
+#[no_mangle]
+pub extern "C" fn kv_options_default() -> kv_options {
+    let o = Options::default();
+    kv_options {
+        durability: o.durability as u32,
+        recovery_mode: o.recovery_mode as u32,
+        segment_size: o.segment_size,
+        max_wal_size: o.max_wal_size,
+        keep_snapshots: o.keep_snapshots,
+        max_key_size: o.max_key_size,
+        max_value_size: o.max_value_size,
+        create_if_missing: o.create_if_missing as u32,
+    }
+}
+
+fn to_options(c: &kv_options) -> Result<Options, kv_status> {
+    let durability = match c.durability {
+        KV_DURABILITY_BUFFERED => Durability::Buffered,
+        KV_DURABILITY_OS => Durability::Os,
+        KV_DURABILITY_SYNC => Durability::Sync,
+        d => return Err(invalid(&format!("unknown durability {d}"))),
+    };
+    let recovery_mode = match c.recovery_mode {
+        KV_RECOVERY_ABSOLUTE_CONSISTENCY => RecoveryMode::AbsoluteConsistency,
+        KV_RECOVERY_TOLERATE_TAIL_CORRUPTION => RecoveryMode::TolerateTailCorruption,
+        KV_RECOVERY_TOLERATE_ANY_CORRUPTION => RecoveryMode::TolerateAnyCorruption,
+        m => return Err(invalid(&format!("unknown recovery mode {m}"))),
+    };
+    Ok(Options {
+        durability,
+        recovery_mode,
+        segment_size: c.segment_size,
+        max_wal_size: c.max_wal_size,
+        keep_snapshots: c.keep_snapshots,
+        max_key_size: c.max_key_size,
+        max_value_size: c.max_value_size,
+        create_if_missing: c.create_if_missing != 0,
+    })
+}
+
+/// An open database. Opaque; create with `kv_open`, release with
+/// `kv_close`. Safe to use from many threads at once.
+pub struct kv_db {
+    pub(crate) db: Db,
+}
+
+/// Run `f` on the database behind `db`, holding a reference for the call's
+/// duration so that a concurrent `kv_close` cannot free it under us.
+pub(crate) fn with_db(db: *const kv_db, f: impl FnOnce(&Arc<kv_db>) -> kv_status) -> kv_status {
+    guard(|| {
+        if db.is_null() {
+            return invalid("db is NULL");
+        }
+        // Safety: a non-NULL `db` came from `kv_open` (Arc::into_raw) and,
+        // per the header's rules, `kv_close` has not returned yet; so the
+        // Arc's count is at least 1 and incrementing it is sound. The
+        // matching decrement happens when `arc` drops.
+        let arc = unsafe {
+            Arc::increment_strong_count(db);
+            Arc::from_raw(db)
+        };
+        f(&arc)
+    })
+}
+
+/// Open (creating if allowed, then recovering) the database in directory
+/// `path`, a NUL-terminated byte string (any bytes but NUL; not required to
+/// be UTF-8). `opts` may be NULL for the defaults. On success stores a new
+/// handle in `*out`.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL path or out, empty path, bad
+/// options, not a directory, missing and create_if_missing is 0),
+/// `KV_LOCKED` (open elsewhere, in this or another process),
+/// `KV_CORRUPTION` (damage not tolerated by the recovery mode; nothing on
+/// disk changed), `KV_IO` (permission denied, no space, ...).
+#[no_mangle]
+pub unsafe extern "C" fn kv_open(
+    path: *const c_char,
+    opts: *const kv_options,
+    out: *mut *mut kv_db,
+) -> kv_status {
+    guard(|| {
+        if path.is_null() {
+            return invalid("path is NULL");
+        }
+        if out.is_null() {
+            return invalid("out is NULL");
+        }
+        // Safety: non-NULL and, per the header, NUL-terminated.
+        let p = unsafe { CStr::from_ptr(path) };
+        let options = if opts.is_null() {
+            Options::default()
+        } else {
+            // Safety: non-NULL, points to a kv_options per the header.
+            match to_options(unsafe { &*opts }) {
+                Ok(o) => o,
+                Err(s) => return s,
+            }
+        };
+        match Db::open(OsStr::from_bytes(p.to_bytes()), options) {
+            Ok(db) => {
+                let raw = Arc::into_raw(Arc::new(kv_db { db })) as *mut kv_db;
+                // Safety: `out` is non-NULL and points to writable storage.
+                unsafe { *out = raw };
+                kv_status::KV_OK
+            }
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// Close the database: wait for calls in progress on other threads, make
+/// every write durable, write a final checkpoint, release the lock, free
+/// the handle. `db` must not be used afterwards (undefined behaviour, as
+/// with any freed pointer); calls already in progress on other threads
+/// finish or return `KV_CLOSED`. `kv_close(NULL)` is a no-op returning
+/// `KV_OK`.
+///
+/// Errors (the handle is freed all the same): `KV_POISONED` (an earlier
+/// write failed; no final checkpoint), `KV_IO` (final sync or checkpoint
+/// failed; the WAL still holds every acknowledged write).
+#[no_mangle]
+pub unsafe extern "C" fn kv_close(db: *mut kv_db) -> kv_status {
+    guard(|| {
+        if db.is_null() {
+            return kv_status::KV_OK;
+        }
+        // Safety: `db` came from kv_open and this call takes over the
+        // reference kv_open created; it is released when `arc` drops.
+        let arc = unsafe { Arc::from_raw(db as *const kv_db) };
+        match arc.db.close() {
+            Ok(()) => kv_status::KV_OK,
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// Set `key` (`key_len` bytes, at least 1) to `val` (`val_len` bytes; `val`
+/// may be NULL only when `val_len` is 0). Returns once the write has
+/// reached the durability level. The library copies both buffers.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db/key, empty or oversized key,
+/// oversized value), `KV_CLOSED`, `KV_POISONED`, `KV_IO` (the store is now
+/// poisoned; the write may or may not be on disk).
+#[no_mangle]
+pub unsafe extern "C" fn kv_set(
+    db: *const kv_db,
+    key: *const u8,
+    key_len: usize,
+    val: *const u8,
+    val_len: usize,
+) -> kv_status {
+    with_db(db, |h| {
+        // Safety: pointer/length pairs as documented above.
+        let (k, v) = match unsafe { (bytes(key, key_len, "key"), bytes(val, val_len, "value")) } {
+            (Ok(k), Ok(v)) => (k, v),
+            (Err(s), _) | (_, Err(s)) => return s,
+        };
+        if key.is_null() {
+            return invalid("key is NULL");
+        }
+        match h.db.set(k, v) {
+            Ok(()) => kv_status::KV_OK,
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// Remove `key` (succeeds whether or not it existed). Errors as `kv_set`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_delete(db: *const kv_db, key: *const u8, key_len: usize) -> kv_status {
+    with_db(db, |h| {
+        if key.is_null() {
+            return invalid("key is NULL");
+        }
+        // Safety: pointer/length pair as documented.
+        let k = match unsafe { bytes(key, key_len, "key") } {
+            Ok(k) => k,
+            Err(s) => return s,
+        };
+        match h.db.delete(k) {
+            Ok(()) => kv_status::KV_OK,
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// Look up `key`. On success stores a newly allocated copy of the value in
+/// `*val` (never NULL, even for an empty value) and its length in
+/// `*val_len`; free it with `kv_free`. Never touches the disk.
+///
+/// Errors: `KV_NOT_FOUND` (outputs untouched), `KV_INVALID_ARGUMENT` (NULL
+/// db/key/val/val_len, empty or oversized key), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_get(
+    db: *const kv_db,
+    key: *const u8,
+    key_len: usize,
+    val: *mut *mut u8,
+    val_len: *mut usize,
+) -> kv_status {
+    with_db(db, |h| {
+        if key.is_null() || val.is_null() || val_len.is_null() {
+            return invalid("key, val and val_len must not be NULL");
+        }
+        // Safety: pointer/length pair as documented.
+        let k = match unsafe { bytes(key, key_len, "key") } {
+            Ok(k) => k,
+            Err(s) => return s,
+        };
+        let r = h.db.get_with(k, |v| {
+            v.map(malloc_copy)
+                .map(|p| p.map(|p| (p, v.map_or(0, |v| v.len()))))
+        });
+        match r {
+            Ok(Some(Ok((p, n)))) => {
+                // Safety: both output pointers are non-NULL and writable.
+                unsafe {
+                    *val = p;
+                    *val_len = n;
+                }
+                kv_status::KV_OK
+            }
+            Ok(Some(Err(s))) => s,
+            Ok(None) => kv_status::KV_NOT_FOUND,
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// Look up `key` and copy the value into the caller's buffer `buf` of
+/// `cap` bytes (`buf` may be NULL when `cap` is 0). On success stores the
+/// value's length in `*val_len`. If the value is longer than `cap`, returns
+/// `KV_BUFFER_TOO_SMALL`, stores the needed length in `*val_len` and writes
+/// nothing to `buf`. No allocation.
+///
+/// Errors: `KV_NOT_FOUND`, `KV_BUFFER_TOO_SMALL`, `KV_INVALID_ARGUMENT`
+/// (NULL db/key/val_len, NULL buf with cap > 0, bad key), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_get_into(
+    db: *const kv_db,
+    key: *const u8,
+    key_len: usize,
+    buf: *mut u8,
+    cap: usize,
+    val_len: *mut usize,
+) -> kv_status {
+    with_db(db, |h| {
+        if key.is_null() || val_len.is_null() || (buf.is_null() && cap > 0) {
+            return invalid("key and val_len must not be NULL, nor buf when cap > 0");
+        }
+        // Safety: pointer/length pair as documented.
+        let k = match unsafe { bytes(key, key_len, "key") } {
+            Ok(k) => k,
+            Err(s) => return s,
+        };
+        let r = h.db.get_with(k, |v| match v {
+            None => kv_status::KV_NOT_FOUND,
+            Some(v) => {
+                // Safety: val_len is non-NULL and writable.
+                unsafe { *val_len = v.len() };
+                if v.len() > cap {
+                    return kv_status::KV_BUFFER_TOO_SMALL;
+                }
+                if !v.is_empty() {
+                    // Safety: buf holds `cap` >= v.len() writable bytes
+                    // (non-NULL since cap > 0) and cannot overlap our value.
+                    unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), buf, v.len()) };
+                }
+                kv_status::KV_OK
+            }
+        });
+        match r {
+            Ok(s) => s,
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// Store 1 in `*out` if `key` is present, else 0.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db/key/out, bad key), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_contains(
+    db: *const kv_db,
+    key: *const u8,
+    key_len: usize,
+    out: *mut i32,
+) -> kv_status {
+    with_db(db, |h| {
+        if key.is_null() || out.is_null() {
+            return invalid("key and out must not be NULL");
+        }
+        // Safety: pointer/length pair as documented.
+        let k = match unsafe { bytes(key, key_len, "key") } {
+            Ok(k) => k,
+            Err(s) => return s,
+        };
+        match h.db.contains(k) {
+            Ok(b) => {
+                // Safety: `out` is non-NULL and writable.
+                unsafe { *out = b as i32 };
+                kv_status::KV_OK
+            }
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// Store the number of live keys in `*out`.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_len(db: *const kv_db, out: *mut u64) -> kv_status {
+    with_db(db, |h| {
+        if out.is_null() {
+            return invalid("out is NULL");
+        }
+        match h.db.len() {
+            Ok(n) => {
+                // Safety: `out` is non-NULL and writable.
+                unsafe { *out = n };
+                kv_status::KV_OK
+            }
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// Make every acknowledged write durable (flush + fdatasync). Needed only
+/// under `KV_DURABILITY_BUFFERED` or `KV_DURABILITY_OS`.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db), `KV_CLOSED`, `KV_POISONED`,
+/// `KV_IO` (the store is then poisoned).
+#[no_mangle]
+pub unsafe extern "C" fn kv_sync(db: *const kv_db) -> kv_status {
+    with_db(db, |h| match h.db.sync() {
+        Ok(()) => kv_status::KV_OK,
+        Err(e) => fail(&e),
+    })
+}
+
+/// Write a snapshot and drop the WAL it covers. Readers and writers keep
+/// running meanwhile. Errors as `kv_sync`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_checkpoint(db: *const kv_db) -> kv_status {
+    with_db(db, |h| match h.db.checkpoint() {
+        Ok(()) => kv_status::KV_OK,
+        Err(e) => fail(&e),
+    })
+}
+
+/// Statistics filled in by `kv_stats`. Byte counts are in bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct kv_stats {
+    /// Live keys.
+    pub keys: u64,
+    /// Bytes of live keys.
+    pub key_bytes: u64,
+    /// Bytes of live values.
+    pub value_bytes: u64,
+    /// Estimated memory of the in-memory index.
+    pub memory_bytes: u64,
+    /// WAL segment files.
+    pub wal_segments: u64,
+    /// Bytes of WAL segment files (preallocated size).
+    pub wal_bytes: u64,
+    /// WAL bytes appended since the newest snapshot.
+    pub wal_bytes_since_checkpoint: u64,
+    /// Snapshot files.
+    pub snapshots: u64,
+    /// Bytes of snapshot files.
+    pub snapshot_bytes: u64,
+    /// WAL + snapshot bytes.
+    pub disk_bytes: u64,
+    /// Sequence number (LSN) of the last applied write.
+    pub last_lsn: u64,
+    /// Highest LSN known durable.
+    pub synced_lsn: u64,
+    /// LSN covered by the newest snapshot (0: none).
+    pub snapshot_lsn: u64,
+    /// Writes committed since open.
+    pub writes: u64,
+    /// Commit groups since open (writes / groups = average group size).
+    pub commit_groups: u64,
+    /// WAL fdatasync calls since open.
+    pub fsyncs: u64,
+    /// Checkpoints since open.
+    pub checkpoints: u64,
+    /// 1 if the store is poisoned.
+    pub poisoned: u32,
+    /// 1 if the last recovery truncated a torn tail.
+    pub recovery_truncated: u32,
+    /// Last recovery: LSN of the snapshot loaded.
+    pub recovery_snapshot_lsn: u64,
+    /// Last recovery: newer snapshots rejected by their SHA-256 check.
+    pub recovery_snapshots_rejected: u64,
+    /// Last recovery: WAL records replayed.
+    pub recovery_records_replayed: u64,
+    /// Last recovery: WAL bytes replayed.
+    pub recovery_bytes_replayed: u64,
+    /// Last recovery: bytes zeroed by the tail truncation.
+    pub recovery_truncated_bytes: u64,
+    /// Last recovery: offset of the truncation in its segment.
+    pub recovery_truncated_offset: u64,
+    /// Last recovery (salvage mode): records lost to damage.
+    pub recovery_records_skipped: u64,
+    /// Last recovery: duration in microseconds.
+    pub recovery_micros: u64,
+}
+
+/// Fill `*out` with the store's statistics.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_stats_get(db: *const kv_db, out: *mut kv_stats) -> kv_status {
+    with_db(db, |h| {
+        if out.is_null() {
+            return invalid("out is NULL");
+        }
+        match h.db.stats() {
+            Ok(s) => {
+                let r = &s.recovery;
+                let st = kv_stats {
+                    keys: s.keys,
+                    key_bytes: s.key_bytes,
+                    value_bytes: s.value_bytes,
+                    memory_bytes: s.memory_bytes,
+                    wal_segments: s.wal_segments,
+                    wal_bytes: s.wal_bytes,
+                    wal_bytes_since_checkpoint: s.wal_bytes_since_checkpoint,
+                    snapshots: s.snapshots,
+                    snapshot_bytes: s.snapshot_bytes,
+                    disk_bytes: s.disk_bytes,
+                    last_lsn: s.last_lsn,
+                    synced_lsn: s.synced_lsn,
+                    snapshot_lsn: s.snapshot_lsn,
+                    writes: s.writes,
+                    commit_groups: s.commit_groups,
+                    fsyncs: s.fsyncs,
+                    checkpoints: s.checkpoints,
+                    poisoned: s.poisoned.is_some() as u32,
+                    recovery_truncated: r.truncation.is_some() as u32,
+                    recovery_snapshot_lsn: r.snapshot_lsn,
+                    recovery_snapshots_rejected: r.snapshots_rejected,
+                    recovery_records_replayed: r.records_replayed,
+                    recovery_bytes_replayed: r.bytes_replayed,
+                    recovery_truncated_bytes: r.truncation.as_ref().map_or(0, |t| t.bytes),
+                    recovery_truncated_offset: r.truncation.as_ref().map_or(0, |t| t.offset),
+                    recovery_records_skipped: r.records_skipped,
+                    recovery_micros: r.duration_micros,
+                };
+                // Safety: `out` is non-NULL and writable.
+                unsafe { *out = st };
+                kv_status::KV_OK
+            }
+            Err(e) => fail(&e),
+        }
+    })
+}

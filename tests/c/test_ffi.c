@@ -1,0 +1,448 @@
+/* test_ffi.c: every C ABI function and its error paths. Prints
+ * "N passed, N failed" and exits non-zero on any failure.
+ * Usage: test_ffi SCRATCH_DIR */
+#define _DEFAULT_SOURCE /* realpath, execl */
+#include "keyval.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (cond) {                                                                  \
+            passed++;                                                                \
+        } else {                                                                     \
+            failed++;                                                                \
+            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__, \
+                    __LINE__, #cond, kv_last_error_message());                       \
+        }                                                                            \
+    } while (0)
+
+#define K(s) (const uint8_t *)(s), strlen(s)
+
+static char scratch[4096];
+
+static const char *path_of(const char *name) {
+    static char buf[8192];
+    snprintf(buf, sizeof buf, "%s/%s", scratch, name);
+    return buf;
+}
+
+static kv_options small_opts(void) {
+    kv_options o = kv_options_default();
+    o.segment_size = 64 * 1024;
+    return o;
+}
+
+static void test_versions_and_strings(void) {
+    CHECK(strcmp(kv_version(), KV_VERSION_STRING) == 0);
+    CHECK(kv_version_number() == KV_VERSION_NUMBER);
+    CHECK(KV_VERSION_NUMBER == KV_VERSION_MAJOR * 10000 + KV_VERSION_MINOR * 100 + KV_VERSION_PATCH);
+    for (int s = KV_OK; s <= KV_OUT_OF_RANGE; s++) {
+        const char *m = kv_strerror((kv_status)s);
+        CHECK(m != NULL && strlen(m) > 0);
+    }
+    CHECK(strcmp(kv_strerror(KV_NOT_FOUND), "key not found") == 0);
+    CHECK(kv_last_error_message() != NULL);
+}
+
+static void test_options_defaults(void) {
+    kv_options o = kv_options_default();
+    CHECK(o.durability == KV_DURABILITY_SYNC);
+    CHECK(o.recovery_mode == KV_RECOVERY_TOLERATE_TAIL_CORRUPTION);
+    CHECK(o.segment_size == 64u * 1024 * 1024);
+    CHECK(o.keep_snapshots == 2);
+    CHECK(o.create_if_missing == 1);
+}
+
+static void test_open_errors(void) {
+    kv_db *db = (kv_db *)0x1;
+    kv_options o = small_opts();
+    CHECK(kv_open(NULL, &o, &db) == KV_INVALID_ARGUMENT);
+    CHECK(db == (kv_db *)0x1); /* outputs untouched on failure */
+    CHECK(kv_open(path_of("x"), &o, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_open("", &o, &db) == KV_INVALID_ARGUMENT);
+
+    kv_options bad = small_opts();
+    bad.durability = 77;
+    CHECK(kv_open(path_of("bad"), &bad, &db) == KV_INVALID_ARGUMENT);
+    bad = small_opts();
+    bad.segment_size = 10;
+    CHECK(kv_open(path_of("bad"), &bad, &db) == KV_INVALID_ARGUMENT);
+    bad = small_opts();
+    bad.recovery_mode = 9;
+    CHECK(kv_open(path_of("bad"), &bad, &db) == KV_INVALID_ARGUMENT);
+
+    /* A path that is a file. */
+    FILE *f = fopen(path_of("plainfile"), "w");
+    CHECK(f != NULL);
+    if (f) fclose(f);
+    CHECK(kv_open(path_of("plainfile"), &o, &db) == KV_INVALID_ARGUMENT);
+    /* A directory that cannot be created (its parent is a file). */
+    CHECK(kv_open(path_of("plainfile/sub"), &o, &db) == KV_IO);
+    CHECK(strstr(kv_last_error_message(), "plainfile") != NULL);
+
+    /* Missing and not allowed to create. */
+    kv_options nc = small_opts();
+    nc.create_if_missing = 0;
+    CHECK(kv_open(path_of("missing"), &nc, &db) == KV_INVALID_ARGUMENT);
+
+    /* A directory without permission. Root bypasses permission bits, so
+     * this case only bites for other users; the error must never be a
+     * crash or a corruption either way. */
+    mkdir(path_of("noperm"), 0500);
+    chmod(path_of("noperm"), 0500);
+    kv_status st = kv_open(path_of("noperm/db"), &o, &db);
+    if (geteuid() != 0) {
+        CHECK(st == KV_IO);
+    } else {
+        CHECK(st == KV_OK);
+        if (st == KV_OK) CHECK(kv_close(db) == KV_OK);
+        printf("note: running as root, permission bits do not apply; the no-permission case was checked for non-crash only\n");
+    }
+    chmod(path_of("noperm"), 0700);
+}
+
+static void test_null_handles(void) {
+    uint8_t *v;
+    size_t n;
+    uint64_t u;
+    int32_t b;
+    kv_stats s;
+    kv_iter *it;
+    CHECK(kv_close(NULL) == KV_OK);
+    CHECK(kv_set(NULL, K("k"), K("v")) == KV_INVALID_ARGUMENT);
+    CHECK(kv_get(NULL, K("k"), &v, &n) == KV_INVALID_ARGUMENT);
+    CHECK(kv_get_into(NULL, K("k"), NULL, 0, &n) == KV_INVALID_ARGUMENT);
+    CHECK(kv_delete(NULL, K("k")) == KV_INVALID_ARGUMENT);
+    CHECK(kv_contains(NULL, K("k"), &b) == KV_INVALID_ARGUMENT);
+    CHECK(kv_len(NULL, &u) == KV_INVALID_ARGUMENT);
+    CHECK(kv_sync(NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_checkpoint(NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_stats_get(NULL, &s) == KV_INVALID_ARGUMENT);
+    CHECK(kv_iter_range(NULL, NULL, 0, NULL, 0, &it) == KV_INVALID_ARGUMENT);
+    CHECK(kv_iter_prefix(NULL, NULL, 0, &it) == KV_INVALID_ARGUMENT);
+    CHECK(kv_batch_commit(NULL, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_batch_put(NULL, K("k"), K("v")) == KV_INVALID_ARGUMENT);
+    CHECK(kv_batch_delete(NULL, K("k")) == KV_INVALID_ARGUMENT);
+    CHECK(kv_batch_clear(NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_batch_count(NULL) == 0);
+    CHECK(kv_iter_valid(NULL) == 0);
+    CHECK(kv_iter_next(NULL) == KV_INVALID_ARGUMENT);
+    const uint8_t *p;
+    CHECK(kv_iter_key(NULL, &p, &n) == KV_INVALID_ARGUMENT);
+    CHECK(kv_iter_value(NULL, &p, &n) == KV_INVALID_ARGUMENT);
+    kv_iter_free(NULL);
+    kv_batch_free(NULL);
+    kv_free(NULL);
+}
+
+static void test_crud_and_errors(void) {
+    kv_options o = small_opts();
+    o.max_key_size = 16;
+    o.max_value_size = 64;
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("crud"), &o, &db) == KV_OK);
+    if (!db) return;
+
+    /* Second open of the same directory in this process. */
+    kv_db *db2 = NULL;
+    CHECK(kv_open(path_of("crud"), &o, &db2) == KV_LOCKED);
+    CHECK(db2 == NULL);
+
+    CHECK(kv_set(db, K("alpha"), K("1")) == KV_OK);
+    CHECK(kv_set(db, K("empty"), NULL, 0) == KV_OK); /* empty value allowed */
+    CHECK(kv_set(db, (const uint8_t *)"a\0b", 3, K("nul inside")) == KV_OK);
+
+    /* Bad arguments never change stored data. */
+    CHECK(kv_set(db, NULL, 0, K("v")) == KV_INVALID_ARGUMENT);
+    CHECK(kv_set(db, NULL, 5, K("v")) == KV_INVALID_ARGUMENT);
+    CHECK(kv_set(db, (const uint8_t *)"", 0, K("v")) == KV_INVALID_ARGUMENT);
+    CHECK(kv_set(db, K("k"), NULL, 3) == KV_INVALID_ARGUMENT);
+    CHECK(kv_set(db, K("a-key-that-is-much-too-long"), K("v")) == KV_INVALID_ARGUMENT);
+    CHECK(strstr(kv_last_error_message(), "max_key_size") != NULL);
+    char big[65];
+    memset(big, 'x', sizeof big);
+    CHECK(kv_set(db, K("alpha"), (const uint8_t *)big, sizeof big) == KV_INVALID_ARGUMENT);
+    CHECK(kv_set(db, K("alpha"), (const uint8_t *)big, 64) == KV_OK); /* limit is inclusive */
+
+    uint8_t *v = (uint8_t *)0x1;
+    size_t n = 12345;
+    CHECK(kv_get(db, K("alpha"), &v, &n) == KV_OK);
+    CHECK(n == 64 && v != NULL && memcmp(v, big, 64) == 0);
+    kv_free(v);
+    CHECK(kv_get(db, K("empty"), &v, &n) == KV_OK);
+    CHECK(n == 0 && v != NULL);
+    kv_free(v);
+    v = (uint8_t *)0x1;
+    n = 777;
+    CHECK(kv_get(db, K("missing"), &v, &n) == KV_NOT_FOUND);
+    CHECK(v == (uint8_t *)0x1 && n == 777);
+    CHECK(kv_get(db, K("alpha"), NULL, &n) == KV_INVALID_ARGUMENT);
+    CHECK(kv_get(db, K("alpha"), &v, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_get(db, NULL, 0, &v, &n) == KV_INVALID_ARGUMENT);
+
+    uint8_t buf[8];
+    CHECK(kv_get_into(db, (const uint8_t *)"a\0b", 3, buf, sizeof buf, &n) == KV_BUFFER_TOO_SMALL);
+    CHECK(n == 10);
+    uint8_t buf2[16];
+    CHECK(kv_get_into(db, (const uint8_t *)"a\0b", 3, buf2, sizeof buf2, &n) == KV_OK);
+    CHECK(n == 10 && memcmp(buf2, "nul inside", 10) == 0);
+    CHECK(kv_get_into(db, K("empty"), NULL, 0, &n) == KV_OK && n == 0);
+    CHECK(kv_get_into(db, K("missing"), buf2, sizeof buf2, &n) == KV_NOT_FOUND);
+    CHECK(kv_get_into(db, K("alpha"), NULL, 5, &n) == KV_INVALID_ARGUMENT);
+    CHECK(kv_get_into(db, K("alpha"), buf2, sizeof buf2, NULL) == KV_INVALID_ARGUMENT);
+
+    int32_t has = -1;
+    CHECK(kv_contains(db, K("alpha"), &has) == KV_OK && has == 1);
+    CHECK(kv_contains(db, K("zzz"), &has) == KV_OK && has == 0);
+    CHECK(kv_contains(db, K("alpha"), NULL) == KV_INVALID_ARGUMENT);
+    uint64_t len = 0;
+    CHECK(kv_len(db, &len) == KV_OK && len == 3);
+    CHECK(kv_len(db, NULL) == KV_INVALID_ARGUMENT);
+
+    CHECK(kv_delete(db, K("alpha")) == KV_OK);
+    CHECK(kv_delete(db, K("alpha")) == KV_OK); /* deleting an absent key is fine */
+    CHECK(kv_delete(db, NULL, 1) == KV_INVALID_ARGUMENT);
+    CHECK(kv_contains(db, K("alpha"), &has) == KV_OK && has == 0);
+
+    CHECK(kv_sync(db) == KV_OK);
+    CHECK(kv_checkpoint(db) == KV_OK);
+    kv_stats s;
+    memset(&s, 0xAB, sizeof s);
+    CHECK(kv_stats_get(db, &s) == KV_OK);
+    CHECK(s.keys == 2 && s.snapshots >= 1 && s.checkpoints == 1 && s.poisoned == 0);
+    CHECK(s.wal_segments >= 1 && s.disk_bytes == s.wal_bytes + s.snapshot_bytes);
+    CHECK(kv_stats_get(db, NULL) == KV_INVALID_ARGUMENT);
+
+    CHECK(kv_close(db) == KV_OK);
+    /* Reopen: data survived, and a clean close replays no WAL. */
+    CHECK(kv_open(path_of("crud"), &o, &db) == KV_OK);
+    CHECK(kv_stats_get(db, &s) == KV_OK && s.recovery_records_replayed == 0 && s.keys == 2);
+    CHECK(kv_get_into(db, (const uint8_t *)"a\0b", 3, buf2, sizeof buf2, &n) == KV_OK && n == 10);
+    CHECK(kv_close(db) == KV_OK);
+}
+
+static void test_batches_and_iterators(void) {
+    kv_options o = small_opts();
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("iter"), &o, &db) == KV_OK);
+    if (!db) return;
+    kv_batch *b = kv_batch_new();
+    CHECK(b != NULL);
+    char k[32];
+    for (int i = 0; i < 600; i++) {
+        int kl = snprintf(k, sizeof k, "%s:%04d", i % 2 ? "odd" : "even", i);
+        CHECK(kv_batch_put(b, (const uint8_t *)k, (size_t)kl, (const uint8_t *)k, (size_t)kl) == KV_OK);
+    }
+    CHECK(kv_batch_count(b) == 600);
+    CHECK(kv_batch_put(b, NULL, 0, NULL, 0) == KV_INVALID_ARGUMENT);
+    CHECK(kv_batch_put(b, K("k"), NULL, 2) == KV_INVALID_ARGUMENT);
+    CHECK(kv_batch_delete(b, NULL, 0) == KV_INVALID_ARGUMENT);
+    CHECK(kv_batch_commit(db, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_batch_commit(db, b) == KV_OK);
+    uint64_t len = 0;
+    CHECK(kv_len(db, &len) == KV_OK && len == 600);
+
+    /* An invalid batch applies nothing. */
+    CHECK(kv_batch_clear(b) == KV_OK && kv_batch_count(b) == 0);
+    CHECK(kv_batch_delete(b, K("even:0000")) == KV_OK);
+    CHECK(kv_batch_put(b, (const uint8_t *)"", 0, K("empty key")) == KV_OK);
+    CHECK(kv_batch_commit(db, b) == KV_INVALID_ARGUMENT);
+    int32_t has = 0;
+    CHECK(kv_contains(db, K("even:0000"), &has) == KV_OK && has == 1);
+    kv_batch_free(b);
+
+    /* Prefix iteration, in order, across more than one internal chunk. */
+    kv_iter *it = NULL;
+    CHECK(kv_iter_prefix(db, K("odd:"), &it) == KV_OK);
+    int count = 0;
+    char prev[32] = "";
+    while (it && kv_iter_valid(it)) {
+        const uint8_t *kp, *vp;
+        size_t kl, vl;
+        CHECK(kv_iter_key(it, &kp, &kl) == KV_OK);
+        CHECK(kv_iter_value(it, &vp, &vl) == KV_OK);
+        CHECK(kl == vl && memcmp(kp, vp, kl) == 0 && memcmp(kp, "odd:", 4) == 0);
+        char cur[32];
+        snprintf(cur, sizeof cur, "%.*s", (int)kl, (const char *)kp);
+        CHECK(strcmp(prev, cur) < 0);
+        strcpy(prev, cur);
+        count++;
+        CHECK(kv_iter_next(it) == KV_OK);
+    }
+    CHECK(count == 300);
+    const uint8_t *kp;
+    size_t kl;
+    CHECK(kv_iter_key(it, &kp, &kl) == KV_INVALID_ARGUMENT); /* past the end */
+    CHECK(kv_iter_next(it) == KV_OK && !kv_iter_valid(it));
+    kv_iter_free(it);
+
+    /* Range [even:0010, even:0020): keys 10,12,...,18. */
+    CHECK(kv_iter_range(db, K("even:0010"), K("even:0020"), &it) == KV_OK);
+    count = 0;
+    while (it && kv_iter_valid(it)) {
+        count++;
+        CHECK(kv_iter_next(it) == KV_OK);
+    }
+    CHECK(count == 5);
+    kv_iter_free(it);
+    CHECK(kv_iter_range(db, NULL, 0, NULL, 0, &it) == KV_OK);
+    count = 0;
+    while (it && kv_iter_valid(it)) {
+        count++;
+        kv_iter_next(it);
+    }
+    CHECK(count == 600);
+    kv_iter_free(it);
+    CHECK(kv_iter_range(db, NULL, 3, NULL, 0, &it) == KV_INVALID_ARGUMENT);
+    CHECK(kv_iter_prefix(db, K("x"), NULL) == KV_INVALID_ARGUMENT);
+
+    /* An iterator outliving its store reports KV_CLOSED, never crashes. */
+    CHECK(kv_iter_prefix(db, K("even:"), &it) == KV_OK);
+    CHECK(kv_close(db) == KV_OK);
+    while (kv_iter_valid(it) && kv_iter_next(it) == KV_OK) {
+    }
+    CHECK(kv_iter_next(it) == KV_CLOSED || !kv_iter_valid(it));
+    kv_iter_free(it);
+}
+
+struct writer_arg {
+    kv_db *db;
+    int id;
+    int errors;
+};
+
+static void *writer(void *p) {
+    struct writer_arg *a = p;
+    char k[32];
+    for (int i = 0; i < 100; i++) {
+        int kl = snprintf(k, sizeof k, "t%d-%d", a->id, i);
+        if (kv_set(a->db, (const uint8_t *)k, (size_t)kl, (const uint8_t *)k, (size_t)kl) != KV_OK) a->errors++;
+        uint8_t *v;
+        size_t n;
+        if (kv_get(a->db, (const uint8_t *)k, (size_t)kl, &v, &n) != KV_OK) a->errors++;
+        else kv_free(v);
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    kv_options o = small_opts();
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("threads"), &o, &db) == KV_OK);
+    if (!db) return;
+    pthread_t t[4];
+    struct writer_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (struct writer_arg){db, i, 0};
+        pthread_create(&t[i], NULL, writer, &a[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(a[i].errors == 0);
+    }
+    uint64_t len = 0;
+    CHECK(kv_len(db, &len) == KV_OK && len == 400);
+    kv_stats s;
+    CHECK(kv_stats_get(db, &s) == KV_OK && s.writes == 400);
+    CHECK(kv_close(db) == KV_OK);
+}
+
+static char self_path[4096];
+
+/* Child mode: try to open DIR, exit 0 if it is KV_LOCKED. Run through
+ * exec, so the child shares no memory or handles with the parent. */
+static int lock_probe(const char *dir) {
+    kv_options o = small_opts();
+    kv_db *other = NULL;
+    kv_status st = kv_open(dir, &o, &other);
+    if (st == KV_OK) kv_close(other);
+    return st == KV_LOCKED ? 0 : 1;
+}
+
+static void test_lock_across_processes(void) {
+    kv_options o = small_opts();
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("xproc"), &o, &db) == KV_OK);
+    char dir[8192];
+    snprintf(dir, sizeof dir, "%s", path_of("xproc"));
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(self_path, self_path, "--lock-probe", dir, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(kv_close(db) == KV_OK);
+    /* Once closed, another process may open it. */
+    pid = fork();
+    if (pid == 0) {
+        execl(self_path, self_path, "--lock-probe", dir, (char *)NULL);
+        _exit(127);
+    }
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+}
+
+static void test_corruption_reported(void) {
+    kv_options o = small_opts();
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("corrupt"), &o, &db) == KV_OK);
+    if (!db) return;
+    for (int i = 0; i < 20; i++) {
+        char k[16];
+        int kl = snprintf(k, sizeof k, "k%02d", i);
+        kv_set(db, (const uint8_t *)k, (size_t)kl, K("value"));
+    }
+    CHECK(kv_close(db) == KV_OK);
+    /* Flip a byte of the first WAL record, then remove the snapshot written
+     * at close so that recovery needs the damaged record. */
+    char seg[8192];
+    snprintf(seg, sizeof seg, "%s/00000000000000000001.wal", path_of("corrupt"));
+    FILE *f = fopen(seg, "r+b");
+    CHECK(f != NULL);
+    if (!f) return;
+    fseek(f, 4096 + 50, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 4096 + 50, SEEK_SET);
+    fputc(c ^ 0xFF, f);
+    fclose(f);
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "rm -f %s/snap-*.kvs", path_of("corrupt"));
+    CHECK(system(cmd) == 0);
+    kv_status st = kv_open(path_of("corrupt"), &o, &db);
+    CHECK(st == KV_CORRUPTION);
+    CHECK(strstr(kv_last_error_message(), "00000000000000000001.wal") != NULL);
+    CHECK(strstr(kv_last_error_message(), "offset 4096") != NULL);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--lock-probe") == 0) return lock_probe(argv[2]);
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s SCRATCH_DIR\n", argv[0]);
+        return 2;
+    }
+    snprintf(scratch, sizeof scratch, "%s", argv[1]);
+    if (!realpath(argv[0], self_path)) snprintf(self_path, sizeof self_path, "%s", argv[0]);
+    test_versions_and_strings();
+    test_options_defaults();
+    test_open_errors();
+    test_null_handles();
+    test_crud_and_errors();
+    test_batches_and_iterators();
+    test_threads();
+    test_lock_across_processes();
+    test_corruption_reported();
+    printf("c: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
