@@ -41,6 +41,7 @@ pub mod memtable;
 pub mod options;
 pub mod recovery;
 pub mod snapshot;
+pub mod verify;
 pub mod wal;
 
 pub use batch::WriteBatch;

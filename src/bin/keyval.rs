@@ -1,1 +1,431 @@
-fn main() {}
+//! `keyval`: command-line access to a KeyVal database directory.
+//!
+//! Exit codes: 0 success; 1 error (I/O, locked, invalid argument, ...);
+//! 2 usage error; 3 key not found (`get`); 4 corruption (`verify`, or on
+//! open); 5 `verify` found only a torn tail, which open would truncate.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use keyval::batch::{self, Op};
+use keyval::fs::RealFs;
+use keyval::wal::{reader, record, segment};
+use keyval::{Db, Durability, Error, Options, WriteBatch};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const EXIT_ERROR: u8 = 1;
+const EXIT_NOT_FOUND: u8 = 3;
+const EXIT_CORRUPTION: u8 = 4;
+const EXIT_TORN_TAIL: u8 = 5;
+
+/// Inspect and modify a KeyVal database directory.
+#[derive(Parser, Debug)]
+#[command(
+    name = "keyval",
+    version,
+    about = "Inspect and modify a KeyVal database directory",
+    long_about = "Inspect and modify a KeyVal database directory: a durable key-value store on a \
+                  checksummed write-ahead log.\n\nKeys and values are taken and printed as text \
+                  (UTF-8; unprintable bytes are escaped as \\xNN on output) or, with --hex, as hex.",
+    after_help = "EXIT STATUS:\n  0  success\n  1  error (I/O, locked by another process, invalid argument, ...)\n  \
+                  2  usage error\n  3  key not found (get)\n  4  corruption found\n  5  verify found only a torn \
+                  tail of unacknowledged writes (open truncates it)\n\nEXAMPLES:\n  keyval ./db set user:1 alice\n  \
+                  keyval ./db scan --prefix user: --limit 10\n  keyval ./db load --lines /usr/share/common-licenses/*\n  \
+                  keyval ./db verify"
+)]
+struct Cli {
+    /// Database directory (created by writing commands if missing).
+    dir: PathBuf,
+    /// Keys and values are hex on input and output.
+    #[arg(long, global = true)]
+    hex: bool,
+    /// When writes are acknowledged.
+    #[arg(long, global = true, value_enum, default_value_t = Level::Sync)]
+    durability: Level,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Level {
+    /// fdatasync before acknowledging (survives power loss).
+    Sync,
+    /// Written to the OS before acknowledging (survives a process crash).
+    Os,
+    /// Acknowledged from an in-process buffer.
+    Buffered,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Print the value of KEY.
+    Get { key: String },
+    /// Set KEY to VALUE.
+    Set { key: String, value: String },
+    /// Delete KEY.
+    #[command(alias = "delete")]
+    Del { key: String },
+    /// Print pairs in key order, one "key<TAB>value" per line.
+    Scan(ScanArgs),
+    /// Print the number of keys.
+    Count,
+    /// Print statistics and the last recovery's facts.
+    Stats {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every CRC32 and SHA-256 without modifying anything.
+    Verify,
+    /// Print every WAL record in readable form.
+    DumpWal,
+    /// Write a snapshot now and drop the WAL it covers.
+    Checkpoint,
+    /// Load files: one record per line (key FILE:LINE) or one per file.
+    Load(LoadArgs),
+}
+
+#[derive(Args, Debug)]
+struct ScanArgs {
+    /// Only keys starting with P.
+    #[arg(long, conflicts_with_all = ["start", "end"])]
+    prefix: Option<String>,
+    /// First key (inclusive).
+    #[arg(long)]
+    start: Option<String>,
+    /// End key (exclusive).
+    #[arg(long)]
+    end: Option<String>,
+    /// At most N pairs.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Print keys only.
+    #[arg(long)]
+    keys_only: bool,
+}
+
+#[derive(Args, Debug)]
+struct LoadArgs {
+    /// Files to load, in order.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// One record per file (key = path) instead of one per line.
+    #[arg(long)]
+    whole: bool,
+    /// Records per durable batch.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Print "ACK <records>" on stdout after each durable batch.
+    #[arg(long)]
+    acks: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        // A closed pipe (`keyval DIR scan | head`) is not an error.
+        Err(Error::Io { errno: Some(libc_epipe), .. }) if libc_epipe == 32 => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keyval: {}: {e}", cli.dir.display());
+            ExitCode::from(match e {
+                Error::Corruption { .. } => EXIT_CORRUPTION,
+                _ => EXIT_ERROR,
+            })
+        }
+    }
+}
+
+fn decode_arg(hex: bool, s: &str) -> Result<Vec<u8>, Error> {
+    if !hex {
+        return Ok(s.as_bytes().to_vec());
+    }
+    if s.len() % 2 != 0 {
+        return Err(Error::InvalidArgument(format!("hex string {s:?} has an odd length")));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| Error::InvalidArgument(format!("{s:?} is not hex"))))
+        .collect()
+}
+
+fn show(hex: bool, b: &[u8]) -> String {
+    if hex {
+        return b.iter().map(|x| format!("{x:02x}")).collect();
+    }
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        for x in chunk.invalid() {
+            out.push_str(&format!("\\x{x:02x}"));
+        }
+    }
+    out
+}
+
+fn open(cli: &Cli, create: bool) -> Result<Db, Error> {
+    let durability = match cli.durability {
+        Level::Sync => Durability::Sync,
+        Level::Os => Durability::Os,
+        Level::Buffered => Durability::Buffered,
+    };
+    Db::open(&cli.dir, Options { durability, create_if_missing: create, ..Options::default() })
+}
+
+fn run(cli: &Cli) -> Result<u8, Error> {
+    let hex = cli.hex;
+    let mut out = std::io::stdout().lock();
+    let w = |e: std::io::Error| Error::from(e);
+    match &cli.cmd {
+        Cmd::Get { key } => {
+            let db = open(cli, false)?;
+            match db.get(decode_arg(hex, key)?)? {
+                Some(v) => {
+                    if hex {
+                        writeln!(out, "{}", show(true, &v)).map_err(w)?;
+                    } else {
+                        out.write_all(&v).map_err(w)?;
+                        writeln!(out).map_err(w)?;
+                    }
+                }
+                None => {
+                    eprintln!("keyval: key {key:?} not found");
+                    return Ok(EXIT_NOT_FOUND);
+                }
+            }
+            db.close()?;
+        }
+        Cmd::Set { key, value } => {
+            let db = open(cli, true)?;
+            db.set(decode_arg(hex, key)?, decode_arg(hex, value)?)?;
+            db.close()?;
+        }
+        Cmd::Del { key } => {
+            let db = open(cli, false)?;
+            db.delete(decode_arg(hex, key)?)?;
+            db.close()?;
+        }
+        Cmd::Scan(a) => {
+            let db = open(cli, false)?;
+            let iter = match (&a.prefix, &a.start, &a.end) {
+                (Some(p), _, _) => db.prefix(decode_arg(hex, p)?),
+                (None, s, e) => {
+                    let s = s.as_deref().map(|s| decode_arg(hex, s)).transpose()?;
+                    let e = e.as_deref().map(|e| decode_arg(hex, e)).transpose()?;
+                    use std::ops::Bound::*;
+                    let lo = s.as_deref().map_or(Unbounded, Included);
+                    let hi = e.as_deref().map_or(Unbounded, Excluded);
+                    db.range::<&[u8], _>((lo, hi))
+                }
+            };
+            for pair in iter.take(a.limit.unwrap_or(usize::MAX)) {
+                let (k, v) = pair?;
+                if a.keys_only {
+                    writeln!(out, "{}", show(hex, &k)).map_err(w)?;
+                } else {
+                    writeln!(out, "{}\t{}", show(hex, &k), show(hex, &v)).map_err(w)?;
+                }
+            }
+            db.close()?;
+        }
+        Cmd::Count => {
+            let db = open(cli, false)?;
+            writeln!(out, "{}", db.len()?).map_err(w)?;
+            db.close()?;
+        }
+        Cmd::Stats { json } => {
+            let db = open(cli, false)?;
+            let s = db.stats()?;
+            db.close()?;
+            print_stats(&mut out, &s, *json).map_err(w)?;
+        }
+        Cmd::Verify => return verify(&cli.dir, &mut out),
+        Cmd::DumpWal => dump_wal(&cli.dir, hex, &mut out)?,
+        Cmd::Checkpoint => {
+            let db = open(cli, false)?;
+            db.checkpoint()?;
+            let s = db.stats()?;
+            writeln!(out, "checkpoint at LSN {} ({} keys, {} snapshot bytes)", s.snapshot_lsn, s.keys, s.snapshot_bytes)
+                .map_err(w)?;
+            db.close()?;
+        }
+        Cmd::Load(a) => load(cli, a, &mut out)?,
+    }
+    Ok(0)
+}
+
+fn print_stats(out: &mut impl Write, s: &keyval::Stats, json: bool) -> std::io::Result<()> {
+    let r = &s.recovery;
+    if json {
+        let v = serde_json::json!({
+            "keys": s.keys, "key_bytes": s.key_bytes, "value_bytes": s.value_bytes,
+            "memory_bytes": s.memory_bytes, "wal_segments": s.wal_segments, "wal_bytes": s.wal_bytes,
+            "wal_bytes_since_checkpoint": s.wal_bytes_since_checkpoint, "snapshots": s.snapshots,
+            "snapshot_bytes": s.snapshot_bytes, "disk_bytes": s.disk_bytes, "last_lsn": s.last_lsn,
+            "synced_lsn": s.synced_lsn, "snapshot_lsn": s.snapshot_lsn, "poisoned": s.poisoned,
+            "recovery": {
+                "snapshot_lsn": r.snapshot_lsn, "snapshot_entries": r.snapshot_entries,
+                "snapshots_rejected": r.snapshots_rejected, "snapshot_error": r.snapshot_error,
+                "segments_scanned": r.segments_scanned, "segments_skipped": r.segments_skipped,
+                "records_replayed": r.records_replayed, "bytes_replayed": r.bytes_replayed,
+                "truncation": r.truncation.as_ref().map(|t| serde_json::json!({
+                    "file": t.file.display().to_string(), "offset": t.offset, "bytes": t.bytes,
+                    "records": t.records, "reason": t.reason })),
+                "records_skipped": r.records_skipped, "bytes_skipped": r.bytes_skipped,
+                "last_lsn": r.last_lsn, "duration_micros": r.duration_micros,
+            }
+        });
+        return writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    writeln!(out, "keys              {}", s.keys)?;
+    writeln!(out, "key bytes         {}", s.key_bytes)?;
+    writeln!(out, "value bytes       {}", s.value_bytes)?;
+    writeln!(out, "memory (est.)     {} bytes", s.memory_bytes)?;
+    writeln!(out, "WAL               {} segment(s), {} bytes", s.wal_segments, s.wal_bytes)?;
+    writeln!(out, "snapshots         {}, {} bytes, newest at LSN {}", s.snapshots, s.snapshot_bytes, s.snapshot_lsn)?;
+    writeln!(out, "last LSN          {}", s.last_lsn)?;
+    writeln!(out, "recovery          snapshot LSN {} ({} entries), {} record(s) / {} bytes replayed in {} us",
+        r.snapshot_lsn, r.snapshot_entries, r.records_replayed, r.bytes_replayed, r.duration_micros)?;
+    if r.snapshots_rejected > 0 {
+        writeln!(out, "                  {} snapshot(s) rejected: {}", r.snapshots_rejected, r.snapshot_error.as_deref().unwrap_or(""))?;
+    }
+    match &r.truncation {
+        Some(t) => writeln!(out, "                  torn tail truncated: {} at offset {} ({} bytes, {} unacknowledged record(s)): {}",
+            t.file.display(), t.offset, t.bytes, t.records, t.reason)?,
+        None => writeln!(out, "                  no torn tail")?,
+    }
+    Ok(())
+}
+
+fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
+    // Verification must not race a writer: take the lock like open does.
+    let _lock = match keyval::fs::FileSystem::lock(&RealFs, &dir.join(keyval::db::LOCK_FILE)) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Err(Error::Locked(dir.to_path_buf())),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let rep = keyval::verify::verify_dir(&RealFs, dir)?;
+    let w = |e: std::io::Error| Error::from(e);
+    writeln!(out, "checked {} snapshot(s) ({} entries), {} segment(s) ({} records), {} bytes",
+        rep.snapshots, rep.snapshot_entries, rep.segments, rep.records, rep.bytes).map_err(w)?;
+    if let Some((lo, hi)) = rep.lsn_range {
+        writeln!(out, "WAL sequence numbers {lo}..={hi}").map_err(w)?;
+    }
+    for p in &rep.problems {
+        let at = p.offset.map(|o| format!(" at offset {o}")).unwrap_or_default();
+        writeln!(out, "{}: {}{at}: {}", if p.torn_tail { "TORN" } else { "CORRUPT" }, p.file.display(), p.detail).map_err(w)?;
+    }
+    if rep.has_corruption() {
+        writeln!(out, "result: CORRUPTION").map_err(w)?;
+        Ok(EXIT_CORRUPTION)
+    } else if !rep.problems.is_empty() {
+        writeln!(out, "result: torn tail only (recoverable)").map_err(w)?;
+        Ok(EXIT_TORN_TAIL)
+    } else {
+        writeln!(out, "result: OK").map_err(w)?;
+        Ok(0)
+    }
+}
+
+fn dump_wal(dir: &Path, hex: bool, out: &mut impl Write) -> Result<(), Error> {
+    let w = |e: std::io::Error| Error::from(e);
+    let listing = keyval::recovery::list(&RealFs, dir)?;
+    for id in listing.segments {
+        let path = dir.join(segment::file_name(id));
+        let buf = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        writeln!(out, "# segment {id} ({}, {} bytes)", path.display(), buf.len()).map_err(w)?;
+        if let Err(e) = segment::check_header(&path, &buf, segment::KIND_KV, id) {
+            writeln!(out, "#   bad header: {e}").map_err(w)?;
+            continue;
+        }
+        let scan = reader::scan(&buf, id);
+        for r in &scan.records {
+            let h = &r.header;
+            let kind = record::RecordType::from_u8(h.rtype).map_or("?".to_string(), |t| format!("{t:?}"));
+            write!(out, "lsn={} offset={} len={} synced={} type={kind}", h.lsn, r.offset, h.len, h.synced_lsn).map_err(w)?;
+            for op in batch::decode(&buf[r.payload.clone()]) {
+                match op {
+                    Ok(Op::Put(k, v)) => write!(out, "\n  put {} ({} byte value)", show(hex, k), v.len()).map_err(w)?,
+                    Ok(Op::Delete(k)) => write!(out, "\n  del {}", show(hex, k)).map_err(w)?,
+                    Err(e) => write!(out, "\n  malformed payload: {e}").map_err(w)?,
+                }
+            }
+            writeln!(out).map_err(w)?;
+        }
+        if let Some(d) = &scan.damage {
+            writeln!(out, "#   damage at offset {}: {} ({} valid record(s) after it)", d.offset, d.reason, d.later.len()).map_err(w)?;
+        }
+    }
+    Ok(())
+}
+
+/// The records a file contributes: one per line (`\n`-separated; a final
+/// newline does not start an extra line), or the whole file.
+fn records_of(path: &Path, data: &[u8], whole: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let name = path.display().to_string();
+    if whole {
+        return vec![(name.into_bytes(), data.to_vec())];
+    }
+    let mut lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    if data.ends_with(b"\n") {
+        lines.pop();
+    }
+    lines.into_iter().enumerate().map(|(i, l)| (format!("{name}:{}", i + 1).into_bytes(), l.to_vec())).collect()
+}
+
+fn load(cli: &Cli, a: &LoadArgs, out: &mut impl Write) -> Result<(), Error> {
+    let w = |e: std::io::Error| Error::from(e);
+    let db = open(cli, true)?;
+    let total: u64 = a.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut acked, mut pending) = (0u64, 0usize);
+    let mut b = WriteBatch::new();
+    let max_value = db.options().max_value_size as usize;
+    for f in &a.files {
+        let data = std::fs::read(f).map_err(|e| Error::io(f, e))?;
+        for (k, v) in records_of(f, &data, a.whole) {
+            if v.len() > max_value {
+                bar.suspend(|| eprintln!("keyval: skipping {}: {} bytes exceeds max_value_size", show(false, &k), v.len()));
+                continue;
+            }
+            b.put(k, v);
+            pending += 1;
+            if pending >= a.batch.max(1) {
+                db.write(std::mem::take(&mut b))?;
+                acked += pending as u64;
+                pending = 0;
+                if a.acks {
+                    writeln!(out, "ACK {acked}").map_err(w)?;
+                    out.flush().map_err(w)?;
+                }
+                bar.set_message(format!("{acked} records"));
+            }
+        }
+        bar.inc(data.len() as u64);
+    }
+    if pending > 0 {
+        db.write(b)?;
+        acked += pending as u64;
+        if a.acks {
+            writeln!(out, "ACK {acked}").map_err(w)?;
+        }
+    }
+    bar.finish_and_clear();
+    db.close()?;
+    writeln!(out, "loaded {acked} records from {} file(s)", a.files.len()).map_err(w)?;
+    Ok(())
+}
