@@ -68,12 +68,24 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
                     rep.problems.push(Problem {
                         file: path,
                         offset: Some(16),
-                        detail: format!("snapshot header says LSN {}, file name says {lsn}", info.lsn),
+                        detail: format!(
+                            "snapshot header says LSN {}, file name says {lsn}",
+                            info.lsn
+                        ),
                         torn_tail: false,
                     });
                 }
             }
-            Err(Error::Corruption { file, offset, detail }) => rep.problems.push(Problem { file, offset, detail, torn_tail: false }),
+            Err(Error::Corruption {
+                file,
+                offset,
+                detail,
+            }) => rep.problems.push(Problem {
+                file,
+                offset,
+                detail,
+                torn_tail: false,
+            }),
             Err(e) => return Err(e),
         }
     }
@@ -81,11 +93,24 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
     for (i, &id) in listing.segments.iter().enumerate() {
         let path = dir.join(segment::file_name(id));
         let is_last = i + 1 == listing.segments.len();
-        let buf = fs.open(&path, OpenMode::Read).and_then(|f| f.read_all()).map_err(|e| Error::io(&path, e))?;
+        let buf = fs
+            .open(&path, OpenMode::Read)
+            .and_then(|f| f.read_all())
+            .map_err(|e| Error::io(&path, e))?;
         rep.segments += 1;
         rep.bytes += buf.len() as u64;
-        if let Err(Error::Corruption { file, offset, detail }) = segment::check_header(&path, &buf, KIND_KV, id) {
-            rep.problems.push(Problem { file, offset, detail, torn_tail: false });
+        if let Err(Error::Corruption {
+            file,
+            offset,
+            detail,
+        }) = segment::check_header(&path, &buf, KIND_KV, id)
+        {
+            rep.problems.push(Problem {
+                file,
+                offset,
+                detail,
+                torn_tail: false,
+            });
             continue;
         }
         let scan = reader::scan(&buf, id);
@@ -94,7 +119,10 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
                 rep.problems.push(Problem {
                     file: path.clone(),
                     offset: Some(first.offset),
-                    detail: format!("sequence number {} follows {prev} of the previous segment", first.header.lsn),
+                    detail: format!(
+                        "sequence number {} follows {prev} of the previous segment",
+                        first.header.lsn
+                    ),
                     torn_tail: false,
                 });
             }
@@ -110,13 +138,21 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
             let durable_after = d.later.iter().any(|r| r.header.synced_lsn >= bad_lsn);
             let torn = is_last && !d.misplaced && !durable_after;
             let detail = if torn {
-                format!("{} (torn tail of unacknowledged writes; open truncates it)", d.reason)
+                format!(
+                    "{} (torn tail of unacknowledged writes; open truncates it)",
+                    d.reason
+                )
             } else if d.later.is_empty() {
                 d.reason.clone()
             } else {
                 format!("{}, {} valid record(s) follow", d.reason, d.later.len())
             };
-            rep.problems.push(Problem { file: path, offset: Some(d.offset), detail, torn_tail: torn });
+            rep.problems.push(Problem {
+                file: path,
+                offset: Some(d.offset),
+                detail,
+                torn_tail: torn,
+            });
         }
     }
     Ok(rep)

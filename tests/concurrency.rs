@@ -61,7 +61,7 @@ fn readers_see_only_whole_batches_while_writers_run() {
                             .map(|r| r.expect("iter").1)
                             .collect();
                         // Iteration is not a snapshot, but values only grow.
-                        assert!(pairs.len() == 0 || pairs.len() == 3);
+                        assert!(pairs.is_empty() || pairs.len() == 3);
                         if let Some(v) = db.get(format!("{t}a")).expect("get") {
                             assert_eq!(v.len(), 4);
                         }

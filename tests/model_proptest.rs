@@ -1,8 +1,6 @@
 //! Random operation sequences, interleaved with checkpoints, clean reopens
 //! and simulated crashes, against a `BTreeMap` model. Under `Sync` every
 //! acknowledged write survives a crash, so the model never forgets.
-mod common;
-use common::*;
 use keyval::{Db, WriteBatch};
 use proptest::prelude::*;
 use std::collections::BTreeMap;

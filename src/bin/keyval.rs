@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const EXIT_ERROR: u8 = 1;
+/// errno of a write to a closed pipe (Linux).
+const EPIPE: i32 = 32;
 const EXIT_NOT_FOUND: u8 = 3;
 const EXIT_CORRUPTION: u8 = 4;
 const EXIT_TORN_TAIL: u8 = 5;
@@ -126,7 +128,9 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         // A closed pipe (`keyval DIR scan | head`) is not an error.
-        Err(Error::Io { errno: Some(libc_epipe), .. }) if libc_epipe == 32 => ExitCode::SUCCESS,
+        Err(Error::Io {
+            errno: Some(EPIPE), ..
+        }) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("keyval: {}: {e}", cli.dir.display());
             ExitCode::from(match e {
@@ -142,11 +146,16 @@ fn decode_arg(hex: bool, s: &str) -> Result<Vec<u8>, Error> {
         return Ok(s.as_bytes().to_vec());
     }
     if s.len() % 2 != 0 {
-        return Err(Error::InvalidArgument(format!("hex string {s:?} has an odd length")));
+        return Err(Error::InvalidArgument(format!(
+            "hex string {s:?} has an odd length"
+        )));
     }
     (0..s.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| Error::InvalidArgument(format!("{s:?} is not hex"))))
+        .map(|i| {
+            u8::from_str_radix(&s[i..i + 2], 16)
+                .map_err(|_| Error::InvalidArgument(format!("{s:?} is not hex")))
+        })
         .collect()
 }
 
@@ -179,7 +188,14 @@ fn open(cli: &Cli, create: bool) -> Result<Db, Error> {
         Level::Os => Durability::Os,
         Level::Buffered => Durability::Buffered,
     };
-    Db::open(&cli.dir, Options { durability, create_if_missing: create, ..Options::default() })
+    Db::open(
+        &cli.dir,
+        Options {
+            durability,
+            create_if_missing: create,
+            ..Options::default()
+        },
+    )
 }
 
 fn run(cli: &Cli) -> Result<u8, Error> {
@@ -255,8 +271,12 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             let db = open(cli, false)?;
             db.checkpoint()?;
             let s = db.stats()?;
-            writeln!(out, "checkpoint at LSN {} ({} keys, {} snapshot bytes)", s.snapshot_lsn, s.keys, s.snapshot_bytes)
-                .map_err(w)?;
+            writeln!(
+                out,
+                "checkpoint at LSN {} ({} keys, {} snapshot bytes)",
+                s.snapshot_lsn, s.keys, s.snapshot_bytes
+            )
+            .map_err(w)?;
             db.close()?;
         }
         Cmd::Load(a) => load(cli, a, &mut out)?,
@@ -285,19 +305,39 @@ fn print_stats(out: &mut impl Write, s: &keyval::Stats, json: bool) -> std::io::
                 "last_lsn": r.last_lsn, "duration_micros": r.duration_micros,
             }
         });
-        return writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        );
     }
     writeln!(out, "keys              {}", s.keys)?;
     writeln!(out, "key bytes         {}", s.key_bytes)?;
     writeln!(out, "value bytes       {}", s.value_bytes)?;
     writeln!(out, "memory (est.)     {} bytes", s.memory_bytes)?;
-    writeln!(out, "WAL               {} segment(s), {} bytes", s.wal_segments, s.wal_bytes)?;
-    writeln!(out, "snapshots         {}, {} bytes, newest at LSN {}", s.snapshots, s.snapshot_bytes, s.snapshot_lsn)?;
+    writeln!(
+        out,
+        "WAL               {} segment(s), {} bytes",
+        s.wal_segments, s.wal_bytes
+    )?;
+    writeln!(
+        out,
+        "snapshots         {}, {} bytes, newest at LSN {}",
+        s.snapshots, s.snapshot_bytes, s.snapshot_lsn
+    )?;
     writeln!(out, "last LSN          {}", s.last_lsn)?;
-    writeln!(out, "recovery          snapshot LSN {} ({} entries), {} record(s) / {} bytes replayed in {} us",
-        r.snapshot_lsn, r.snapshot_entries, r.records_replayed, r.bytes_replayed, r.duration_micros)?;
+    writeln!(
+        out,
+        "recovery          snapshot LSN {} ({} entries), {} record(s) / {} bytes replayed in {} us",
+        r.snapshot_lsn, r.snapshot_entries, r.records_replayed, r.bytes_replayed, r.duration_micros
+    )?;
     if r.snapshots_rejected > 0 {
-        writeln!(out, "                  {} snapshot(s) rejected: {}", r.snapshots_rejected, r.snapshot_error.as_deref().unwrap_or(""))?;
+        writeln!(
+            out,
+            "                  {} snapshot(s) rejected: {}",
+            r.snapshots_rejected,
+            r.snapshot_error.as_deref().unwrap_or("")
+        )?;
     }
     match &r.truncation {
         Some(t) => writeln!(out, "                  torn tail truncated: {} at offset {} ({} bytes, {} unacknowledged record(s)): {}",
@@ -311,19 +351,35 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
     // Verification must not race a writer: take the lock like open does.
     let _lock = match keyval::fs::FileSystem::lock(&RealFs, &dir.join(keyval::db::LOCK_FILE)) {
         Ok(l) => l,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Err(Error::Locked(dir.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            return Err(Error::Locked(dir.to_path_buf()))
+        }
         Err(e) => return Err(Error::io(dir, e)),
     };
     let rep = keyval::verify::verify_dir(&RealFs, dir)?;
     let w = |e: std::io::Error| Error::from(e);
-    writeln!(out, "checked {} snapshot(s) ({} entries), {} segment(s) ({} records), {} bytes",
-        rep.snapshots, rep.snapshot_entries, rep.segments, rep.records, rep.bytes).map_err(w)?;
+    writeln!(
+        out,
+        "checked {} snapshot(s) ({} entries), {} segment(s) ({} records), {} bytes",
+        rep.snapshots, rep.snapshot_entries, rep.segments, rep.records, rep.bytes
+    )
+    .map_err(w)?;
     if let Some((lo, hi)) = rep.lsn_range {
         writeln!(out, "WAL sequence numbers {lo}..={hi}").map_err(w)?;
     }
     for p in &rep.problems {
-        let at = p.offset.map(|o| format!(" at offset {o}")).unwrap_or_default();
-        writeln!(out, "{}: {}{at}: {}", if p.torn_tail { "TORN" } else { "CORRUPT" }, p.file.display(), p.detail).map_err(w)?;
+        let at = p
+            .offset
+            .map(|o| format!(" at offset {o}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{}: {}{at}: {}",
+            if p.torn_tail { "TORN" } else { "CORRUPT" },
+            p.file.display(),
+            p.detail
+        )
+        .map_err(w)?;
     }
     if rep.has_corruption() {
         writeln!(out, "result: CORRUPTION").map_err(w)?;
@@ -343,7 +399,13 @@ fn dump_wal(dir: &Path, hex: bool, out: &mut impl Write) -> Result<(), Error> {
     for id in listing.segments {
         let path = dir.join(segment::file_name(id));
         let buf = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        writeln!(out, "# segment {id} ({}, {} bytes)", path.display(), buf.len()).map_err(w)?;
+        writeln!(
+            out,
+            "# segment {id} ({}, {} bytes)",
+            path.display(),
+            buf.len()
+        )
+        .map_err(w)?;
         if let Err(e) = segment::check_header(&path, &buf, segment::KIND_KV, id) {
             writeln!(out, "#   bad header: {e}").map_err(w)?;
             continue;
@@ -351,11 +413,20 @@ fn dump_wal(dir: &Path, hex: bool, out: &mut impl Write) -> Result<(), Error> {
         let scan = reader::scan(&buf, id);
         for r in &scan.records {
             let h = &r.header;
-            let kind = record::RecordType::from_u8(h.rtype).map_or("?".to_string(), |t| format!("{t:?}"));
-            write!(out, "lsn={} offset={} len={} synced={} type={kind}", h.lsn, r.offset, h.len, h.synced_lsn).map_err(w)?;
+            let kind =
+                record::RecordType::from_u8(h.rtype).map_or("?".to_string(), |t| format!("{t:?}"));
+            write!(
+                out,
+                "lsn={} offset={} len={} synced={} type={kind}",
+                h.lsn, r.offset, h.len, h.synced_lsn
+            )
+            .map_err(w)?;
             for op in batch::decode(&buf[r.payload.clone()]) {
                 match op {
-                    Ok(Op::Put(k, v)) => write!(out, "\n  put {} ({} byte value)", show(hex, k), v.len()).map_err(w)?,
+                    Ok(Op::Put(k, v)) => {
+                        write!(out, "\n  put {} ({} byte value)", show(hex, k), v.len())
+                            .map_err(w)?
+                    }
                     Ok(Op::Delete(k)) => write!(out, "\n  del {}", show(hex, k)).map_err(w)?,
                     Err(e) => write!(out, "\n  malformed payload: {e}").map_err(w)?,
                 }
@@ -363,7 +434,14 @@ fn dump_wal(dir: &Path, hex: bool, out: &mut impl Write) -> Result<(), Error> {
             writeln!(out).map_err(w)?;
         }
         if let Some(d) = &scan.damage {
-            writeln!(out, "#   damage at offset {}: {} ({} valid record(s) after it)", d.offset, d.reason, d.later.len()).map_err(w)?;
+            writeln!(
+                out,
+                "#   damage at offset {}: {} ({} valid record(s) after it)",
+                d.offset,
+                d.reason,
+                d.later.len()
+            )
+            .map_err(w)?;
         }
     }
     Ok(())
@@ -380,17 +458,28 @@ fn records_of(path: &Path, data: &[u8], whole: bool) -> Vec<(Vec<u8>, Vec<u8>)> 
     if data.ends_with(b"\n") {
         lines.pop();
     }
-    lines.into_iter().enumerate().map(|(i, l)| (format!("{name}:{}", i + 1).into_bytes(), l.to_vec())).collect()
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| (format!("{name}:{}", i + 1).into_bytes(), l.to_vec()))
+        .collect()
 }
 
 fn load(cli: &Cli, a: &LoadArgs, out: &mut impl Write) -> Result<(), Error> {
     let w = |e: std::io::Error| Error::from(e);
     let db = open(cli, true)?;
-    let total: u64 = a.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let total: u64 = a
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let (mut acked, mut pending) = (0u64, 0usize);
     let mut b = WriteBatch::new();
@@ -399,7 +488,13 @@ fn load(cli: &Cli, a: &LoadArgs, out: &mut impl Write) -> Result<(), Error> {
         let data = std::fs::read(f).map_err(|e| Error::io(f, e))?;
         for (k, v) in records_of(f, &data, a.whole) {
             if v.len() > max_value {
-                bar.suspend(|| eprintln!("keyval: skipping {}: {} bytes exceeds max_value_size", show(false, &k), v.len()));
+                bar.suspend(|| {
+                    eprintln!(
+                        "keyval: skipping {}: {} bytes exceeds max_value_size",
+                        show(false, &k),
+                        v.len()
+                    )
+                });
                 continue;
             }
             b.put(k, v);

@@ -34,6 +34,7 @@ pub enum OpenMode {
 
 /// An open file. All I/O is positioned (`pread`/`pwrite` style), so a
 /// handle can be shared between threads without a cursor.
+#[allow(clippy::len_without_is_empty)]
 pub trait FileHandle: Send + Sync + fmt::Debug {
     /// Read up to `buf.len()` bytes at `offset`; returns the count read
     /// (0 at end of file).

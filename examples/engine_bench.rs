@@ -1,0 +1,238 @@
+//! Engine figures for the closing notes (`make bench`): not a test, no
+//! assertions. Workload: 24-byte random keys, 150-byte random values from a
+//! seeded RNG, in a temporary directory on the current file system (set
+//! TMPDIR to choose). `KEYVAL_BENCH_N` sets the key count (default 1M).
+//!
+//! Prints: the raw fdatasync ceiling (4 KiB overwrite of a preallocated,
+//! zero-filled file), single-writer and multi-writer Sync commit rates,
+//! bulk load, random gets, replay speed, checkpoint pause, memory per entry.
+
+use keyval::{Db, Durability, Options, WriteBatch};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+    fn fill(&mut self, b: &mut [u8]) {
+        for c in b.chunks_mut(8) {
+            let x = self.next().to_le_bytes();
+            c.copy_from_slice(&x[..c.len()]);
+        }
+    }
+}
+
+fn pair(rng: &mut Rng) -> ([u8; 24], [u8; 150]) {
+    let mut k = [0u8; 24];
+    let mut v = [0u8; 150];
+    rng.fill(&mut k);
+    rng.fill(&mut v);
+    (k, v)
+}
+
+fn rss_bytes() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    s.split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
+}
+
+fn fdatasync_ceiling(dir: &std::path::Path, secs: f64) -> f64 {
+    let p = dir.join("ceiling");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&p)
+        .expect("file");
+    let zeros = vec![0u8; 1 << 20];
+    for i in 0..64u64 {
+        f.write_all_at(&zeros, i << 20).expect("zero");
+    }
+    f.sync_all().expect("sync");
+    let block = vec![7u8; 4096];
+    let (start, mut n) = (Instant::now(), 0u64);
+    while start.elapsed().as_secs_f64() < secs {
+        f.write_all_at(&block, (n % 16384) * 4096).expect("write");
+        f.sync_data().expect("fdatasync");
+        n += 1;
+    }
+    let _ = std::fs::remove_file(&p);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn writers(dir: &std::path::Path, threads: u64, per: u64) -> f64 {
+    let db = Db::open(dir, Options::default()).expect("open");
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let db = &db;
+            s.spawn(move || {
+                let mut rng = Rng(0xC0FFEE + t);
+                for _ in 0..per {
+                    let (k, v) = pair(&mut rng);
+                    db.set(k, v).expect("set");
+                }
+            });
+        }
+    });
+    let rate = (threads * per) as f64 / start.elapsed().as_secs_f64();
+    let st = db.stats().expect("stats");
+    println!(
+        "  {threads} writer(s): {rate:>10.0} commits/s  (avg group {:.1}, {} fsyncs)",
+        st.writes as f64 / st.commit_groups.max(1) as f64,
+        st.fsyncs
+    );
+    drop(db);
+    rate
+}
+
+fn main() {
+    let n: u64 = std::env::var("KEYVAL_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    println!("KeyVal engine bench: N = {n}, dir {}", tmp.path().display());
+    println!(
+        "  cpus {}, kernel {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+    );
+
+    let ceiling = fdatasync_ceiling(tmp.path(), 3.0);
+    println!("fdatasync ceiling (4 KiB overwrite, preallocated): {ceiling:.0}/s");
+
+    println!("durable (Sync) single-pair commits:");
+    let one = writers(&tmp.path().join("w1"), 1, 3000);
+    println!("    = {:.2} x the fdatasync ceiling", one / ceiling);
+    for t in [2u64, 4, 8] {
+        let r = writers(&tmp.path().join(format!("w{t}")), t, 3000);
+        println!("    = {:.2} x single writer", r / one);
+    }
+
+    // Bulk load in durable batches of 1000 with automatic checkpoints off,
+    // so the whole load stays in the WAL for the replay measurement.
+    let dir = tmp.path().join("bulk");
+    let opts = Options {
+        max_wal_size: 0,
+        durability: Durability::Sync,
+        ..Options::default()
+    };
+    let db = Db::open(&dir, opts.clone()).expect("open");
+    let mut rng = Rng(42);
+    let start = Instant::now();
+    let mut b = WriteBatch::new();
+    for i in 0..n {
+        let (k, v) = pair(&mut rng);
+        b.put(k, v);
+        if (i + 1) % 1000 == 0 {
+            db.write(std::mem::take(&mut b)).expect("batch");
+        }
+    }
+    db.write(b).expect("batch");
+    let bulk = n as f64 / start.elapsed().as_secs_f64();
+    println!("bulk load, durable batches of 1000: {bulk:.0} keys/s");
+
+    let mut rng = Rng(42);
+    let keys: Vec<[u8; 24]> = (0..n).map(|_| pair(&mut rng).0).collect();
+    let mut pick = Rng(7);
+    let start = Instant::now();
+    let mut sum = 0u64;
+    let gets = n.min(1_000_000);
+    for _ in 0..gets {
+        let k = &keys[(pick.next() % n) as usize];
+        sum += db
+            .get_with(k, |v| v.map_or(0, |v| v[0] as u64))
+            .expect("get");
+    }
+    let get_rate = gets as f64 / start.elapsed().as_secs_f64();
+    println!("random get, 1 thread: {get_rate:.0} gets/s (checksum {sum})");
+
+    // Checkpoint pause: a reader and a writer record their worst latency
+    // while a checkpoint of N keys runs.
+    let stop = AtomicBool::new(false);
+    let (worst_get, worst_set) = (AtomicU64::new(0), AtomicU64::new(0));
+    let mut ck = Duration::ZERO;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut r = Rng(9);
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let _ = db.get_with(keys[(r.next() % n) as usize], |v| v.is_some());
+                worst_get.fetch_max(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+            }
+        });
+        s.spawn(|| {
+            let mut r = Rng(10);
+            while !stop.load(Ordering::Relaxed) {
+                let (k, v) = pair(&mut r);
+                let t = Instant::now();
+                db.set(k, v).expect("set");
+                worst_set.fetch_max(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        worst_get.store(0, Ordering::Relaxed);
+        worst_set.store(0, Ordering::Relaxed);
+        let t = Instant::now();
+        db.checkpoint().expect("checkpoint");
+        ck = t.elapsed();
+        stop.store(true, Ordering::Relaxed);
+    });
+    println!(
+        "checkpoint of {n} keys: {:.0} ms; worst get during it {} us, worst durable set {} us (includes its fsync)",
+        ck.as_secs_f64() * 1e3,
+        worst_get.load(Ordering::Relaxed),
+        worst_set.load(Ordering::Relaxed)
+    );
+    let st = db.stats().expect("stats");
+    println!(
+        "on disk after checkpoint: snapshot {} bytes for {} key+value bytes ({:.3}x)",
+        st.snapshot_bytes,
+        st.key_bytes + st.value_bytes,
+        st.snapshot_bytes as f64 / (st.key_bytes + st.value_bytes) as f64
+    );
+    db.crash_for_testing();
+
+    // Replay: remove the snapshots so the whole WAL is replayed.
+    for e in std::fs::read_dir(&dir).expect("dir") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "kvs") {
+            std::fs::remove_file(p).expect("rm");
+        }
+    }
+    let before = rss_bytes();
+    let start = Instant::now();
+    let db = Db::open(&dir, opts).expect("reopen");
+    let took = start.elapsed().as_secs_f64();
+    let st = db.stats().expect("stats");
+    let r = &st.recovery;
+    println!(
+        "replay: {} records, {:.1} MB in {:.2} s = {:.0} MB/s ({} keys)",
+        r.records_replayed,
+        r.bytes_replayed as f64 / 1e6,
+        took,
+        r.bytes_replayed as f64 / 1e6 / took,
+        st.keys
+    );
+    let grown = rss_bytes().saturating_sub(before);
+    let kv = st.key_bytes + st.value_bytes;
+    println!(
+        "memory: RSS grew {:.1} MB for {:.1} MB of keys+values = {:.0} bytes per entry beyond key and value",
+        grown as f64 / 1e6, kv as f64 / 1e6, (grown.saturating_sub(kv)) as f64 / st.keys.max(1) as f64
+    );
+}
