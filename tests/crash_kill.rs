@@ -17,7 +17,9 @@ fn value(run: u32, w: u32, seq: u32, part: &str) -> Vec<u8> {
     format!("{run}:{w}:{seq}:{part}:{}", "p".repeat((seq % 50) as usize)).into_bytes()
 }
 
+/// Child-process entry point, run by the parent with `--ignored`.
 #[test]
+#[ignore = "child process entry point"]
 fn crash_child() {
     let Ok(dir) = std::env::var("KEYVAL_CRASH_CHILD") else {
         return;
@@ -68,7 +70,7 @@ fn scenario(writers: u32, seed: u64) {
     let mut acked: BTreeMap<(u32, u32), u32> = BTreeMap::new(); // (run, writer) -> highest acked seq
     for run in 0..kills {
         let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
             .env("KEYVAL_CRASH_CHILD", dir.path())
             .env("KEYVAL_CRASH_RUN", run.to_string())
             .env("KEYVAL_CRASH_WRITERS", writers.to_string())
