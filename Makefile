@@ -15,7 +15,7 @@ STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
 
-.PHONY: all build header header-check lint rust-test c-test c-example test demo bench soak clean
+.PHONY: all build header header-check lint rust-test c-test c-example go-test py-test test demo bench soak clean
 
 all: build
 
@@ -65,7 +65,11 @@ c-example: build | $(BUILD)
 	$(CC) $(CFLAGS) examples/c/basic.c -L$(REL) -lkeyval -Wl,-rpath,$(CURDIR)/$(REL) -o $(BUILD)/basic
 	d=$$(mktemp -d); $(BUILD)/basic $$d/db; rm -rf $$d
 
-test: header-check lint rust-test c-test
+# Go binding: cgo over target/release/libkeyval.a, which `build` makes first.
+go-test: build
+	cd bindings/go && go vet ./... && go test -race -count=1 ./...
+
+test: header-check lint rust-test c-test go-test
 	@echo "make test: all suites passed"
 
 demo: build

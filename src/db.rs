@@ -45,6 +45,9 @@ pub(crate) struct Inner {
     checkpoint_running: AtomicBool,
     wal_bytes_since_checkpoint: AtomicU64,
     checkpoints: AtomicU64,
+    /// Longest time, in microseconds, the last checkpoint held the index's
+    /// write lock (freeze, or one merge step).
+    checkpoint_pause_micros: AtomicU64,
     groups: AtomicU64,
     writes: AtomicU64,
     lock: Mutex<Option<Box<dyn DirLock>>>,
@@ -117,6 +120,10 @@ pub struct Stats {
     pub fsyncs: u64,
     /// Checkpoints completed since open.
     pub checkpoints: u64,
+    /// Longest time in microseconds that the last checkpoint blocked
+    /// readers and writers (it holds the index's write lock only to freeze
+    /// it and for each small merge step, never while writing the file).
+    pub checkpoint_pause_micros: u64,
     /// Why the store is poisoned, if it is.
     pub poisoned: Option<String>,
     /// What the last recovery found and did.
@@ -222,6 +229,7 @@ impl Db {
             checkpoint_running: AtomicBool::new(false),
             wal_bytes_since_checkpoint: AtomicU64::new(rec.stats.bytes_replayed),
             checkpoints: AtomicU64::new(0),
+            checkpoint_pause_micros: AtomicU64::new(0),
             groups: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             lock: Mutex::new(Some(lock)),
@@ -381,6 +389,7 @@ impl Db {
             end: conv(range.end_bound()),
             buf: VecDeque::new(),
             done: false,
+            closed_reported: false,
         }
     }
 
@@ -398,6 +407,7 @@ impl Db {
             end,
             buf: VecDeque::new(),
             done: false,
+            closed_reported: false,
         }
     }
 
@@ -474,6 +484,7 @@ impl Db {
             commit_groups: inner.groups.load(Ordering::Relaxed),
             fsyncs,
             checkpoints: inner.checkpoints.load(Ordering::Relaxed),
+            checkpoint_pause_micros: inner.checkpoint_pause_micros.load(Ordering::Relaxed),
             poisoned: inner.poison.lock().clone(),
             recovery: inner.recovery.clone(),
         })
@@ -604,6 +615,7 @@ impl Inner {
     /// already covers it. See [`Db::checkpoint`].
     fn checkpoint_now(&self) -> Result<()> {
         let mut ck = self.checkpoint.lock();
+        let t = std::time::Instant::now();
         let (frozen, lsn) = {
             let mut m = self.mem.write();
             if m.closed {
@@ -611,6 +623,7 @@ impl Inner {
             }
             (m.table.freeze(), m.table.applied_lsn)
         };
+        let mut pause = t.elapsed();
         let res = if ck.snapshots.last() == Some(&lsn) {
             Ok(None)
         } else {
@@ -624,7 +637,16 @@ impl Inner {
             .map(Some)
         };
         drop(frozen);
-        while !self.mem.write().table.merge_step(4096) {}
+        loop {
+            let t = std::time::Instant::now();
+            let done = self.mem.write().table.merge_step(512);
+            pause = pause.max(t.elapsed());
+            if done {
+                break;
+            }
+        }
+        self.checkpoint_pause_micros
+            .store(pause.as_micros() as u64, Ordering::Relaxed);
         let written = match res {
             Ok(w) => w,
             Err(e) => {
@@ -708,6 +730,7 @@ pub struct Iter {
     end: Bound<Vec<u8>>,
     buf: VecDeque<(Vec<u8>, Vec<u8>)>,
     done: bool,
+    closed_reported: bool,
 }
 
 impl std::fmt::Debug for Iter {
@@ -725,6 +748,16 @@ impl Iterator for Iter {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            // Report the close once, then end.
+            if self.closed_reported {
+                return None;
+            }
+            self.buf.clear();
+            self.done = true;
+            self.closed_reported = true;
+            return Some(Err(Error::Closed));
+        }
         if let Some(x) = self.buf.pop_front() {
             return Some(Ok(x));
         }
@@ -735,6 +768,7 @@ impl Iterator for Iter {
             let m = self.inner.mem.read();
             if m.closed {
                 self.done = true;
+                self.closed_reported = true;
                 return Some(Err(Error::Closed));
             }
             let start = match &self.next {

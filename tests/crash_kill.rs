@@ -70,7 +70,13 @@ fn scenario(writers: u32, seed: u64) {
     let mut acked: BTreeMap<(u32, u32), u32> = BTreeMap::new(); // (run, writer) -> highest acked seq
     for run in 0..kills {
         let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("KEYVAL_CRASH_CHILD", dir.path())
             .env("KEYVAL_CRASH_RUN", run.to_string())
             .env("KEYVAL_CRASH_WRITERS", writers.to_string())

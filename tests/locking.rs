@@ -40,7 +40,13 @@ fn second_open_from_another_process_is_locked() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .args(["--exact", "lock_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "lock_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("KEYVAL_LOCK_CHILD", dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

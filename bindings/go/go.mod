@@ -1,0 +1,3 @@
+module github.com/keyval/keyval/bindings/go
+
+go 1.24

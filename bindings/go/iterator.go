@@ -1,0 +1,111 @@
+package keyval
+
+/*
+#include "keyval.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"unsafe"
+)
+
+// IterOptions selects the keys an Iterator visits: those starting with
+// Prefix if it is non-nil, else those k with Start <= k < End (nil Start:
+// from the first key; nil End: to the last).
+type IterOptions struct {
+	Prefix []byte
+	Start  []byte
+	End    []byte
+}
+
+// Iterator visits keys in increasing order. It holds no lock: writes made
+// while it runs may or may not be seen, each key comes at most once. Not
+// safe for concurrent use; Close it when done.
+//
+//	it, err := db.NewIterator(&keyval.IterOptions{Prefix: []byte("user:")})
+//	for it.Next() { use(it.Key(), it.Value()) }
+//	err = it.Err(); it.Close()
+type Iterator struct {
+	db         *DB
+	h          *C.kv_iter
+	cleanup    runtime.Cleanup
+	started    bool
+	key, value []byte
+	err        error
+}
+
+// NewIterator creates an iterator (opts may be nil for every key). Errors:
+// ErrClosed.
+func (db *DB) NewIterator(opts *IterOptions) (*Iterator, error) {
+	if opts == nil {
+		opts = &IterOptions{}
+	}
+	it := &Iterator{db: db}
+	err := db.with(func(h *C.kv_db) C.kv_status {
+		if opts.Prefix != nil {
+			pp, pl := bytesPtr(opts.Prefix)
+			return C.kv_iter_prefix(h, pp, pl, &it.h)
+		}
+		sp, sl := bytesPtr(opts.Start)
+		if opts.Start != nil && sp == nil {
+			sp = (*C.uint8_t)(unsafe.Pointer(&zero))
+		}
+		ep, el := bytesPtr(opts.End)
+		if opts.End != nil && ep == nil {
+			ep = (*C.uint8_t)(unsafe.Pointer(&zero))
+		}
+		return C.kv_iter_range(h, sp, sl, ep, el, &it.h)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Safety net only: an iterator dropped without Close is freed when
+	// collected.
+	it.cleanup = runtime.AddCleanup(it, func(h *C.kv_iter) { C.kv_iter_free(h) }, it.h)
+	return it, nil
+}
+
+// Next moves to the next pair (the first on the first call) and reports
+// whether there is one. After false, check Err.
+func (it *Iterator) Next() bool {
+	if it.h == nil || it.err != nil {
+		return false
+	}
+	if it.started {
+		if err := call(func() C.kv_status { return C.kv_iter_next(it.h) }); err != nil {
+			it.err = err
+			return false
+		}
+	}
+	it.started = true
+	if C.kv_iter_valid(it.h) == 0 {
+		return false
+	}
+	var p *C.uint8_t
+	var n C.size_t
+	C.kv_iter_key(it.h, &p, &n)
+	it.key = C.GoBytes(unsafe.Pointer(p), C.int(n))
+	C.kv_iter_value(it.h, &p, &n)
+	it.value = C.GoBytes(unsafe.Pointer(p), C.int(n))
+	return true
+}
+
+// Key returns the current key (a copy the caller owns).
+func (it *Iterator) Key() []byte { return it.key }
+
+// Value returns the current value (a copy the caller owns).
+func (it *Iterator) Value() []byte { return it.value }
+
+// Err returns the error that stopped iteration, if any (ErrClosed when the
+// DB was closed meanwhile).
+func (it *Iterator) Err() error { return it.err }
+
+// Close releases the iterator; safe to call twice.
+func (it *Iterator) Close() {
+	if it.h != nil {
+		it.cleanup.Stop()
+		C.kv_iter_free(it.h)
+		it.h = nil
+	}
+}

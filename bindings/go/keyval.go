@@ -1,0 +1,241 @@
+// Package keyval is the Go binding of KeyVal, a durable embedded key-value
+// store on a checksummed write-ahead log, through cgo over the static
+// library (target/release/libkeyval.a, built by `make build` in the
+// repository root).
+//
+// A DB is safe for concurrent use by many goroutines; concurrent writers
+// share fsyncs (group commit). Under the default DurabilitySync a write has
+// been fdatasync'ed when Set, Delete or Batch.Commit return nil.
+//
+//	db, err := keyval.Open("my-db")
+//	if err != nil { ... }
+//	defer db.Close()
+//	err = db.Set([]byte("k"), []byte("v"))
+//	v, err := db.Get([]byte("k"))          // errors.Is(err, keyval.ErrNotFound) when absent
+package keyval
+
+/*
+#include <stdlib.h>
+#include "keyval.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Durability says when a write is acknowledged.
+type Durability uint32
+
+const (
+	// DurabilityBuffered acknowledges from an in-process buffer; lost on a
+	// process crash until Sync, Checkpoint or Close.
+	DurabilityBuffered Durability = 0
+	// DurabilityOS acknowledges once handed to the OS; survives a process
+	// crash.
+	DurabilityOS Durability = 1
+	// DurabilitySync acknowledges after fdatasync; survives power loss.
+	// The default.
+	DurabilitySync Durability = 2
+)
+
+// RecoveryMode says how damage found on open is treated.
+type RecoveryMode uint32
+
+const (
+	// RecoveryAbsoluteConsistency: any damage, even a torn tail, fails Open.
+	RecoveryAbsoluteConsistency RecoveryMode = 0
+	// RecoveryTolerateTailCorruption: a torn tail is truncated (reported in
+	// Stats); other damage fails Open with ErrCorruption. The default.
+	RecoveryTolerateTailCorruption RecoveryMode = 1
+	// RecoveryTolerateAnyCorruption: salvage every valid record.
+	RecoveryTolerateAnyCorruption RecoveryMode = 2
+)
+
+// Option changes one setting for Open.
+type Option func(*C.kv_options)
+
+// WithDurability sets the durability level (default DurabilitySync).
+func WithDurability(d Durability) Option {
+	return func(o *C.kv_options) { o.durability = C.uint32_t(d) }
+}
+
+// WithRecoveryMode sets the recovery mode.
+func WithRecoveryMode(m RecoveryMode) Option {
+	return func(o *C.kv_options) { o.recovery_mode = C.uint32_t(m) }
+}
+
+// WithSegmentSize sets the WAL segment size in bytes (default 64 MiB).
+func WithSegmentSize(n uint64) Option {
+	return func(o *C.kv_options) { o.segment_size = C.uint64_t(n) }
+}
+
+// WithMaxWALSize sets the WAL bytes after which a checkpoint runs in the
+// background (default 256 MiB; 0 disables).
+func WithMaxWALSize(n uint64) Option { return func(o *C.kv_options) { o.max_wal_size = C.uint64_t(n) } }
+
+// WithKeepSnapshots sets how many snapshots are kept (default 2).
+func WithKeepSnapshots(n uint32) Option {
+	return func(o *C.kv_options) { o.keep_snapshots = C.uint32_t(n) }
+}
+
+// WithMaxKeySize sets the largest key in bytes (default 64 KiB).
+func WithMaxKeySize(n uint32) Option { return func(o *C.kv_options) { o.max_key_size = C.uint32_t(n) } }
+
+// WithMaxValueSize sets the largest value in bytes (default 64 MiB).
+func WithMaxValueSize(n uint32) Option {
+	return func(o *C.kv_options) { o.max_value_size = C.uint32_t(n) }
+}
+
+// WithCreateIfMissing sets whether Open creates a missing directory
+// (default true).
+func WithCreateIfMissing(b bool) Option {
+	return func(o *C.kv_options) {
+		o.create_if_missing = 0
+		if b {
+			o.create_if_missing = 1
+		}
+	}
+}
+
+// DB is an open KeyVal store. Safe for concurrent use. Methods called after
+// Close return ErrClosed.
+type DB struct {
+	mu      sync.RWMutex // guards h; Close takes it exclusively
+	h       *C.kv_db
+	cleanup runtime.Cleanup
+}
+
+// Open opens (creating if allowed, then recovering) the store in dir.
+// Errors: ErrLocked (open elsewhere), ErrCorruption, ErrInvalidArgument,
+// ErrIO.
+func Open(dir string, opts ...Option) (*DB, error) {
+	o := C.kv_options_default()
+	for _, f := range opts {
+		f(&o)
+	}
+	cdir := C.CString(dir)
+	defer C.free(unsafe.Pointer(cdir))
+	var h *C.kv_db
+	if err := call(func() C.kv_status { return C.kv_open(cdir, &o, &h) }); err != nil {
+		return nil, err
+	}
+	db := &DB{h: h}
+	// A safety net only: a DB dropped without Close still releases its
+	// lock and writes its final checkpoint when collected.
+	db.cleanup = runtime.AddCleanup(db, func(h *C.kv_db) { C.kv_close(h) }, h)
+	return db, nil
+}
+
+// Close makes every write durable, writes a final checkpoint and releases
+// the directory. Closing twice is a no-op returning nil. Errors:
+// ErrPoisoned, ErrIO (resources are released all the same).
+func (db *DB) Close() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.h == nil {
+		return nil
+	}
+	db.cleanup.Stop()
+	h := db.h
+	db.h = nil
+	return call(func() C.kv_status { return C.kv_close(h) })
+}
+
+// with runs f with the live handle under the read lock, or returns
+// ErrClosed.
+func (db *DB) with(f func(h *C.kv_db) C.kv_status) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.h == nil {
+		return ErrClosed
+	}
+	h := db.h
+	return call(func() C.kv_status { return f(h) })
+}
+
+// Set sets key to value; durable on return under DurabilitySync. Errors:
+// ErrInvalidArgument (empty or oversized key, oversized value), ErrClosed,
+// ErrPoisoned, ErrIO.
+func (db *DB) Set(key, value []byte) error {
+	return db.with(func(h *C.kv_db) C.kv_status {
+		kp, kl := bytesPtr(key)
+		vp, vl := bytesPtr(value)
+		if kp == nil {
+			kp = (*C.uint8_t)(unsafe.Pointer(&zero))
+		}
+		return C.kv_set(h, kp, kl, vp, vl)
+	})
+}
+
+// zero gives an empty key a non-NULL pointer, so the library reports the
+// empty key itself rather than a NULL pointer.
+var zero byte
+
+// Get returns a copy of the value of key that the caller owns. Errors:
+// ErrNotFound, ErrInvalidArgument, ErrClosed.
+func (db *DB) Get(key []byte) ([]byte, error) {
+	var out []byte
+	err := db.with(func(h *C.kv_db) C.kv_status {
+		kp, kl := bytesPtr(key)
+		if kp == nil {
+			kp = (*C.uint8_t)(unsafe.Pointer(&zero))
+		}
+		var v *C.uint8_t
+		var n C.size_t
+		st := C.kv_get(h, kp, kl, &v, &n)
+		if st == C.KV_OK {
+			out = C.GoBytes(unsafe.Pointer(v), C.int(n))
+			C.kv_free(v)
+		}
+		return st
+	})
+	return out, err
+}
+
+// Delete removes key (nil whether or not it existed). Errors as Set.
+func (db *DB) Delete(key []byte) error {
+	return db.with(func(h *C.kv_db) C.kv_status {
+		kp, kl := bytesPtr(key)
+		if kp == nil {
+			kp = (*C.uint8_t)(unsafe.Pointer(&zero))
+		}
+		return C.kv_delete(h, kp, kl)
+	})
+}
+
+// Has reports whether key is present. Errors: ErrInvalidArgument,
+// ErrClosed.
+func (db *DB) Has(key []byte) (bool, error) {
+	var has C.int32_t
+	err := db.with(func(h *C.kv_db) C.kv_status {
+		kp, kl := bytesPtr(key)
+		if kp == nil {
+			kp = (*C.uint8_t)(unsafe.Pointer(&zero))
+		}
+		return C.kv_contains(h, kp, kl, &has)
+	})
+	return has != 0, err
+}
+
+// Len returns the number of keys. Errors: ErrClosed.
+func (db *DB) Len() (uint64, error) {
+	var n C.uint64_t
+	err := db.with(func(h *C.kv_db) C.kv_status { return C.kv_len(h, &n) })
+	return uint64(n), err
+}
+
+// Sync makes every acknowledged write durable (needed only under
+// DurabilityBuffered or DurabilityOS). Errors: ErrClosed, ErrPoisoned,
+// ErrIO.
+func (db *DB) Sync() error {
+	return db.with(func(h *C.kv_db) C.kv_status { return C.kv_sync(h) })
+}
+
+// Checkpoint writes a snapshot and drops the WAL it covers; readers and
+// writers keep running meanwhile. Errors as Sync.
+func (db *DB) Checkpoint() error {
+	return db.with(func(h *C.kv_db) C.kv_status { return C.kv_checkpoint(h) })
+}

@@ -1,0 +1,263 @@
+package keyval
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func small() []Option { return []Option{WithSegmentSize(64 << 10)} }
+
+func openT(t *testing.T, dir string, opts ...Option) *DB {
+	t.Helper()
+	db, err := Open(dir, append(small(), opts...)...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return db
+}
+
+func TestCRUD(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, dir)
+	defer db.Close()
+	if err := db.Set([]byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set([]byte("empty"), nil); err != nil {
+		t.Fatal(err)
+	}
+	v, err := db.Get([]byte("a"))
+	if err != nil || string(v) != "1" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+	v, err = db.Get([]byte("empty"))
+	if err != nil || len(v) != 0 {
+		t.Fatalf("Get(empty) = %q, %v", v, err)
+	}
+	if _, err := db.Get([]byte("missing")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	if has, err := db.Has([]byte("a")); err != nil || !has {
+		t.Fatalf("Has = %v, %v", has, err)
+	}
+	if has, err := db.Has([]byte("zz")); err != nil || has {
+		t.Fatalf("Has(zz) = %v, %v", has, err)
+	}
+	if n, err := db.Len(); err != nil || n != 2 {
+		t.Fatalf("Len = %d, %v", n, err)
+	}
+	if err := db.Delete([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Delete([]byte("a")); err != nil {
+		t.Fatalf("second delete: %v", err)
+	}
+	if _, err := db.Get([]byte("a")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+	if err := db.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := db.Stats()
+	if err != nil || st.Keys != 1 || st.Checkpoints != 1 || st.Snapshots == 0 || st.Poisoned {
+		t.Fatalf("Stats = %+v, %v", st, err)
+	}
+}
+
+func TestInvalidArguments(t *testing.T) {
+	db := openT(t, t.TempDir(), WithMaxKeySize(8), WithMaxValueSize(16))
+	defer db.Close()
+	db.Set([]byte("keep"), []byte("me"))
+	cases := []error{
+		db.Set(nil, []byte("v")),
+		db.Set([]byte{}, []byte("v")),
+		db.Set([]byte("123456789"), []byte("v")),
+		db.Set([]byte("k"), bytes.Repeat([]byte("x"), 17)),
+		db.Delete(nil),
+	}
+	for i, err := range cases {
+		var e *Error
+		if !errors.Is(err, ErrInvalidArgument) || !errors.As(err, &e) || e.Message == "" {
+			t.Errorf("case %d: %v", i, err)
+		}
+	}
+	if _, err := db.Get(nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Get(nil): %v", err)
+	}
+	if _, err := db.Has(nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Has(nil): %v", err)
+	}
+	b := db.NewBatch()
+	b.Set([]byte("good"), []byte("1"))
+	b.Set([]byte("waytoolongkey"), []byte("1"))
+	if err := b.Commit(); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("bad batch: %v", err)
+	}
+	if has, _ := db.Has([]byte("good")); has {
+		t.Error("an invalid batch applied part of itself")
+	}
+	if n, _ := db.Len(); n != 1 {
+		t.Errorf("Len = %d after rejected writes", n)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	if _, err := Open(file); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("file: %v", err)
+	}
+	if _, err := Open(filepath.Join(file, "sub")); !errors.Is(err, ErrIO) {
+		t.Errorf("under a file: %v", err)
+	}
+	if _, err := Open(filepath.Join(dir, "missing"), WithCreateIfMissing(false)); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("missing: %v", err)
+	}
+	if _, err := Open(filepath.Join(dir, "x"), WithSegmentSize(1)); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("bad option: %v", err)
+	}
+	if _, err := Open(filepath.Join(dir, "x"), WithDurability(9)); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("bad durability: %v", err)
+	}
+	if _, err := Open(""); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("empty path: %v", err)
+	}
+}
+
+func TestLockedAndClosed(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, dir)
+	if _, err := Open(dir, small()...); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v", err)
+	}
+	db.Set([]byte("k"), []byte("v"))
+	it, err := db.NewIterator(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for name, err := range map[string]error{
+		"Set":    db.Set([]byte("k"), []byte("v")),
+		"Delete": db.Delete([]byte("k")),
+		"Sync":   db.Sync(),
+		"Ckpt":   db.Checkpoint(),
+		"Commit": db.NewBatch().Commit(),
+	} {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close: %v", name, err)
+		}
+	}
+	if _, err := db.Get([]byte("k")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Get after Close: %v", err)
+	}
+	if _, err := db.Len(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Len after Close: %v", err)
+	}
+	if _, err := db.Stats(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Stats after Close: %v", err)
+	}
+	if _, err := db.NewIterator(nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("NewIterator after Close: %v", err)
+	}
+	// An iterator created before Close reports ErrClosed, never crashes.
+	for it.Next() {
+	}
+	if !errors.Is(it.Err(), ErrClosed) {
+		t.Errorf("iterator after Close: %v", it.Err())
+	}
+	it.Close()
+	it.Close()
+	// Reopen after close.
+	db = openT(t, dir)
+	defer db.Close()
+	if v, err := db.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("after reopen: %q %v", v, err)
+	}
+	if st, _ := db.Stats(); st.Recovery.RecordsReplayed != 0 {
+		t.Errorf("clean close should replay no WAL: %+v", st.Recovery)
+	}
+}
+
+func TestIterators(t *testing.T) {
+	db := openT(t, t.TempDir())
+	defer db.Close()
+	b := db.NewBatch()
+	for i := 0; i < 700; i++ {
+		b.Set([]byte(fmt.Sprintf("user:%04d", i)), []byte(fmt.Sprint(i)))
+		b.Set([]byte(fmt.Sprintf("item:%04d", i)), []byte(fmt.Sprint(i)))
+	}
+	if b.Len() != 1400 {
+		t.Fatal(b.Len())
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	count := func(o *IterOptions) (n int) {
+		it, err := db.NewIterator(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer it.Close()
+		var prev []byte
+		for it.Next() {
+			if prev != nil && bytes.Compare(prev, it.Key()) >= 0 {
+				t.Fatalf("out of order: %q then %q", prev, it.Key())
+			}
+			prev = it.Key()
+			n++
+		}
+		if it.Err() != nil {
+			t.Fatal(it.Err())
+		}
+		return n
+	}
+	if n := count(&IterOptions{Prefix: []byte("user:")}); n != 700 {
+		t.Errorf("prefix: %d", n)
+	}
+	if n := count(&IterOptions{Start: []byte("item:0100"), End: []byte("item:0110")}); n != 10 {
+		t.Errorf("range: %d", n)
+	}
+	if n := count(nil); n != 1400 {
+		t.Errorf("all: %d", n)
+	}
+	if n := count(&IterOptions{Start: []byte("user:0690")}); n != 10 {
+		t.Errorf("open end: %d", n)
+	}
+	b.Reset()
+	b.Delete([]byte("user:0000"))
+	b.Commit()
+	if n := count(&IterOptions{Prefix: []byte("user:")}); n != 699 {
+		t.Errorf("after delete: %d", n)
+	}
+}
+
+func TestDurabilityLevels(t *testing.T) {
+	for _, d := range []Durability{DurabilityBuffered, DurabilityOS, DurabilitySync} {
+		dir := t.TempDir()
+		db := openT(t, dir, WithDurability(d))
+		for i := 0; i < 100; i++ {
+			db.Set([]byte(fmt.Sprint(i)), []byte("v"))
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		db = openT(t, dir, WithDurability(d))
+		if n, _ := db.Len(); n != 100 {
+			t.Errorf("durability %d: Len %d", d, n)
+		}
+		db.Close()
+	}
+}

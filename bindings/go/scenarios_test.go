@@ -1,0 +1,188 @@
+package keyval
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The usual key-value-store scenarios.
+
+func TestFiftySettersFiftyReaders(t *testing.T) {
+	db := openT(t, t.TempDir())
+	defer db.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for g := 0; g < 50; g++ {
+		wg.Add(2)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				if err := db.Set([]byte(fmt.Sprintf("g%d-%d", g, i)), []byte(fmt.Sprintf("v%d-%d", g, i))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(g)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				v, err := db.Get([]byte(fmt.Sprintf("g%d-%d", g, i)))
+				if err == nil && string(v) != fmt.Sprintf("v%d-%d", g, i) {
+					errs <- fmt.Errorf("wrong value %q", v)
+					return
+				}
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					errs <- err
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n, _ := db.Len(); n != 1000 {
+		t.Fatalf("Len = %d", n)
+	}
+	if st, _ := db.Stats(); st.CommitGroups >= st.Writes {
+		t.Errorf("no group commit across goroutines: %+v", st)
+	}
+}
+
+func TestHundredWritersOneKey(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, dir)
+	var wg sync.WaitGroup
+	for g := 0; g < 100; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			if err := db.Set([]byte("the-key"), []byte(strconv.Itoa(g))); err != nil {
+				t.Error(err)
+			}
+		}(g)
+	}
+	wg.Wait()
+	v, err := db.Get([]byte("the-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := strconv.Atoi(string(v))
+	if err != nil || g < 0 || g >= 100 {
+		t.Fatalf("value %q is not one of the writes", v)
+	}
+	db.Close()
+	db = openT(t, dir)
+	defer db.Close()
+	v2, _ := db.Get([]byte("the-key"))
+	if !bytes.Equal(v, v2) {
+		t.Fatalf("last write %q, after reopen %q: order not kept", v, v2)
+	}
+}
+
+func TestDeleteThenResetThenReopen(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, dir)
+	db.Set([]byte("k"), []byte("one"))
+	db.Delete([]byte("k"))
+	db.Set([]byte("k"), []byte("two"))
+	db.Delete([]byte("gone"))
+	db.Set([]byte("gone"), []byte("x"))
+	db.Delete([]byte("gone"))
+	db.Close()
+	db = openT(t, dir)
+	defer db.Close()
+	if v, err := db.Get([]byte("k")); err != nil || string(v) != "two" {
+		t.Fatalf("k = %q, %v", v, err)
+	}
+	if _, err := db.Get([]byte("gone")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("gone: %v", err)
+	}
+}
+
+// TestMain doubles as the crash child: with KEYVAL_GO_CHILD set, the test
+// binary writes under DurabilitySync and prints "ACK n" after each durable
+// write until it is killed.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("KEYVAL_GO_CHILD"); dir != "" {
+		db, err := Open(dir, small()...)
+		if err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(3)
+		}
+		for i := 0; ; i++ {
+			b := db.NewBatch()
+			b.Set([]byte(fmt.Sprintf("k%06d", i)), []byte(fmt.Sprintf("v%06d", i)))
+			b.Set([]byte(fmt.Sprintf("mirror%06d", i)), []byte(fmt.Sprintf("v%06d", i)))
+			if err := b.Commit(); err != nil {
+				fmt.Println("ERR", err)
+				os.Exit(3)
+			}
+			fmt.Printf("ACK %d\n", i)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+func TestRecoveryAfterSIGKILL(t *testing.T) {
+	dir := t.TempDir()
+	for round := 0; round < 3; round++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "KEYVAL_GO_CHILD="+dir)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		acked := -1
+		sc := bufio.NewScanner(out)
+		deadline := time.Now().Add(time.Duration(100+round*80) * time.Millisecond)
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) == 2 && f[0] == "ACK" {
+				acked, _ = strconv.Atoi(f[1])
+			} else if len(f) > 0 && f[0] == "ERR" {
+				t.Fatalf("child: %s", sc.Text())
+			}
+			if time.Now().After(deadline) && acked >= 0 {
+				break
+			}
+		}
+		cmd.Process.Kill() // SIGKILL
+		cmd.Wait()
+		if acked < 0 {
+			t.Fatal("child acknowledged nothing")
+		}
+		db := openT(t, dir)
+		n, _ := db.Len()
+		for i := 0; i <= acked; i++ {
+			for _, p := range []string{"k", "mirror"} {
+				v, err := db.Get([]byte(fmt.Sprintf("%s%06d", p, i)))
+				if err != nil || string(v) != fmt.Sprintf("v%06d", i) {
+					t.Fatalf("round %d: acknowledged %s%06d: %q, %v", round, p, i, v, err)
+				}
+			}
+		}
+		if n%2 != 0 {
+			t.Fatalf("round %d: %d keys: a batch was torn", round, n)
+		}
+		st, _ := db.Stats()
+		t.Logf("round %d: acked %d batches, %d keys recovered, %d records replayed", round, acked+1, n, st.Recovery.RecordsReplayed)
+		db.Close()
+		os.RemoveAll(dir)
+		os.MkdirAll(dir, 0o755)
+	}
+}
