@@ -15,7 +15,7 @@ STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
 
-.PHONY: all build header header-check lint rust-test c-test c-example go-test py-test test demo bench soak clean
+.PHONY: all build header header-check lint rust-test c-test c-example go-test py-install py-test test demo bench soak clean
 
 all: build
 
@@ -69,11 +69,23 @@ c-example: build | $(BUILD)
 go-test: build
 	cd bindings/go && go vet ./... && go test -race -count=1 ./...
 
-test: header-check lint rust-test c-test go-test
+# Python binding: installed into a virtual environment the way a user would.
+PYENV := target/py-venv
+$(PYENV)/bin/python:
+	python3 -m venv $(PYENV)
+	$(PYENV)/bin/pip install -q --upgrade pip pytest
+
+py-install: build $(PYENV)/bin/python
+	$(PYENV)/bin/pip install -q --force-reinstall --no-deps ./bindings/python
+
+py-test: py-install
+	$(PYENV)/bin/pytest -q bindings/python/tests
+
+test: header-check lint rust-test c-test go-test py-test
 	@echo "make test: all suites passed"
 
-demo: build
-	python3 examples/demo/demo.py
+demo: py-install
+	$(PYENV)/bin/python examples/demo/demo.py
 
 # Long versions of the crash tests.
 soak: build

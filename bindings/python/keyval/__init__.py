@@ -1,0 +1,441 @@
+"""KeyVal: a durable embedded key-value store on a checksummed write-ahead log.
+
+    import keyval
+    with keyval.open("my-db") as db:       # durability="sync": fdatasync before returning
+        db[b"k"] = b"v"
+        assert db[b"k"] == b"v"
+
+A :class:`Store` is a :class:`collections.abc.MutableMapping` from ``bytes`` to
+``bytes`` that keeps its keys in order. Keys and values may be ``bytes``,
+``bytearray`` or ``memoryview``; ``str`` is rejected with ``TypeError`` so that
+no text encoding is ever guessed.
+
+Threads: a Store may be shared by many threads. ctypes releases the GIL during
+every library call, so reads run in parallel and concurrent writers share
+fsyncs (group commit). ``close()`` waits for calls in progress on other threads;
+any use after close raises :class:`ClosedError`.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Iterator, MutableMapping
+from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
+from types import TracebackType
+from typing import Any, Optional, Type, Union
+
+from . import _native
+from ._native import lib
+
+__all__ = [
+    "open", "Store", "Batch", "Error", "IoError", "CorruptionError", "InvalidArgumentError",
+    "LockedError", "PoisonedError", "ClosedError", "NotFoundError", "BufferTooSmallError",
+    "PanicError", "CompactedError", "OutOfRangeError", "version",
+]
+
+BytesLike = Union[bytes, bytearray, memoryview]
+
+
+class Error(Exception):
+    """Base of every KeyVal error. ``code`` is the C status code, ``message`` the
+    library's detail (file, offset and OS error where known)."""
+
+    code: int = -1
+
+    def __init__(self, message: str, code: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class IoError(Error):
+    """An OS call failed (KV_IO). After a failed write or fsync the store is poisoned."""
+    code = 1
+
+
+class CorruptionError(Error):
+    """Stored data failed verification (KV_CORRUPTION); the message names file and offset."""
+    code = 2
+
+
+class InvalidArgumentError(Error, ValueError):
+    """Empty or oversized key, oversized value, bad option (KV_INVALID_ARGUMENT)."""
+    code = 3
+
+
+class LockedError(Error):
+    """The directory is open in another handle or process (KV_LOCKED)."""
+    code = 4
+
+
+class PoisonedError(Error):
+    """An earlier write or fsync failed; close and reopen (KV_POISONED)."""
+    code = 5
+
+
+class ClosedError(Error):
+    """The store was closed (KV_CLOSED)."""
+    code = 6
+
+
+class NotFoundError(Error, KeyError):
+    """The key is absent (KV_NOT_FOUND); also a KeyError."""
+    code = 7
+
+
+class BufferTooSmallError(Error):
+    """KV_BUFFER_TOO_SMALL (not raised by this binding, listed for completeness)."""
+    code = 8
+
+
+class PanicError(Error):
+    """A bug in KeyVal: a Rust panic was caught at the C boundary (KV_PANIC)."""
+    code = 9
+
+
+class CompactedError(Error):
+    """Raft log index was compacted (KV_COMPACTED)."""
+    code = 10
+
+
+class OutOfRangeError(Error):
+    """Raft log index beyond the end (KV_OUT_OF_RANGE)."""
+    code = 11
+
+
+_ERRORS: dict[int, Type[Error]] = {
+    c.code: c
+    for c in (IoError, CorruptionError, InvalidArgumentError, LockedError, PoisonedError, ClosedError,
+              NotFoundError, BufferTooSmallError, PanicError, CompactedError, OutOfRangeError)
+}
+
+
+def _raise(status: int) -> None:
+    msg = (lib.kv_last_error_message() or b"").decode("utf-8", "replace")
+    if not msg:
+        msg = (lib.kv_strerror(status) or b"").decode()
+    cls = _ERRORS.get(status, Error)
+    raise cls(msg, status)
+
+
+def _check(status: int) -> None:
+    if status != _native.KV_OK:
+        _raise(status)
+
+
+def _b(x: Any, what: str = "key") -> bytes:
+    if isinstance(x, bytes):
+        return x
+    if isinstance(x, (bytearray, memoryview)):
+        return bytes(x)
+    raise TypeError(f"{what} must be bytes, bytearray or memoryview, not {type(x).__name__} "
+                    "(encode str explicitly, e.g. s.encode())")
+
+
+def version() -> str:
+    """The native library's version, e.g. ``"0.1.0"``."""
+    return lib.kv_version().decode()
+
+
+_DURABILITY = {"buffered": 0, "os": 1, "sync": 2}
+_RECOVERY = {"absolute": 0, "tolerate_tail": 1, "tolerate_any": 2}
+
+
+def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", recovery_mode: str = "tolerate_tail",
+         segment_size: Optional[int] = None, max_wal_size: Optional[int] = None,
+         keep_snapshots: Optional[int] = None, max_key_size: Optional[int] = None,
+         max_value_size: Optional[int] = None, create_if_missing: bool = True) -> "Store":
+    """Open (creating if allowed, then recovering) the store in directory ``path``.
+
+    ``durability``: ``"sync"`` (fdatasync before a write returns; survives power
+    loss; the default), ``"os"`` (handed to the OS; survives a process crash) or
+    ``"buffered"`` (in-process buffer). ``recovery_mode``: ``"tolerate_tail"``
+    (default: truncate a torn tail, fail on other damage), ``"absolute"`` or
+    ``"tolerate_any"``. Sizes are in bytes; ``None`` keeps the library default.
+
+    Raises LockedError, CorruptionError, InvalidArgumentError, IoError.
+    """
+    if durability not in _DURABILITY:
+        raise InvalidArgumentError(f"durability must be one of {sorted(_DURABILITY)}", 3)
+    if recovery_mode not in _RECOVERY:
+        raise InvalidArgumentError(f"recovery_mode must be one of {sorted(_RECOVERY)}", 3)
+    o = lib.kv_options_default()
+    o.durability = _DURABILITY[durability]
+    o.recovery_mode = _RECOVERY[recovery_mode]
+    for name, val in (("segment_size", segment_size), ("max_wal_size", max_wal_size),
+                      ("keep_snapshots", keep_snapshots), ("max_key_size", max_key_size),
+                      ("max_value_size", max_value_size)):
+        if val is not None:
+            if val < 0:
+                raise InvalidArgumentError(f"{name} must not be negative", 3)
+            setattr(o, name, val)
+    o.create_if_missing = 1 if create_if_missing else 0
+    p = os.fsencode(path)
+    if b"\0" in p:
+        raise InvalidArgumentError("path contains a NUL byte", 3)
+    h = c_void_p()
+    _check(lib.kv_open(p, byref(o), byref(h)))
+    return Store(h, os.fsdecode(p))
+
+
+class _Handle:
+    """A managed native handle: counts calls in flight so that close() never
+    frees it under a running call, and raises ClosedError after close."""
+
+    def __init__(self, h: c_void_p) -> None:
+        self._h: Optional[int] = h.value
+        self._inflight = 0
+        self._cv = threading.Condition(threading.Lock())
+
+    def acquire(self) -> int:
+        with self._cv:
+            if self._h is None:
+                raise ClosedError("the store is closed", 6)
+            self._inflight += 1
+            return self._h
+
+    def release(self) -> None:
+        with self._cv:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._cv.notify_all()
+
+    def take_for_close(self) -> Optional[int]:
+        with self._cv:
+            h, self._h = self._h, None
+            while self._inflight:
+                self._cv.wait()
+            return h
+
+    @property
+    def closed(self) -> bool:
+        return self._h is None
+
+
+class Store(MutableMapping[bytes, bytes]):
+    """An open KeyVal store; create it with :func:`keyval.open`."""
+
+    def __init__(self, h: c_void_p, path: str) -> None:
+        self._handle = _Handle(h)
+        self.path = path
+
+    # -- context manager and lifetime ------------------------------------
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, et: Optional[Type[BaseException]], ev: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        """Make everything durable, write a final checkpoint, release the
+        directory. Safe to call twice. Raises PoisonedError or IoError if the
+        final sync or checkpoint failed (the handle is released all the same)."""
+        handle = getattr(self, "_handle", None)
+        if handle is None:
+            return
+        h = handle.take_for_close()
+        if h is not None:
+            _check(lib.kv_close(h))
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() has been called."""
+        return self._handle.closed
+
+    def _call(self, fn: Any, *args: Any) -> int:
+        h = self._handle.acquire()
+        try:
+            return fn(h, *args)
+        finally:
+            self._handle.release()
+
+    # -- mapping ---------------------------------------------------------
+    def __setitem__(self, key: BytesLike, value: BytesLike) -> None:
+        k, v = _b(key), _b(value, "value")
+        _check(self._call(lib.kv_set, k, len(k), v, len(v)))
+
+    def __getitem__(self, key: BytesLike) -> bytes:
+        k = _b(key)
+        out = _native._u8p()
+        n = c_size_t()
+        st = self._call(lib.kv_get, k, len(k), byref(out), byref(n))
+        if st == _native.KV_NOT_FOUND:
+            raise NotFoundError(repr(k), 7)
+        _check(st)
+        try:
+            return ctypes.string_at(out, n.value)
+        finally:
+            lib.kv_free(out)
+
+    def get(self, key: BytesLike, default: Optional[bytes] = None) -> Optional[bytes]:  # type: ignore[override]
+        """The value of ``key``, or ``default`` if absent."""
+        try:
+            return self[key]
+        except NotFoundError:
+            return default
+
+    def __delitem__(self, key: BytesLike) -> None:
+        """Delete ``key``; raises KeyError if it is absent (mapping semantics).
+        Use :meth:`discard` to delete without checking."""
+        if key not in self:
+            raise NotFoundError(repr(_b(key)), 7)
+        self.discard(key)
+
+    def discard(self, key: BytesLike) -> None:
+        """Delete ``key`` whether or not it exists (one durable write)."""
+        k = _b(key)
+        _check(self._call(lib.kv_delete, k, len(k)))
+
+    def __contains__(self, key: object) -> bool:
+        k = _b(key)
+        out = c_int32()
+        _check(self._call(lib.kv_contains, k, len(k), byref(out)))
+        return bool(out.value)
+
+    def __len__(self) -> int:
+        n = c_uint64()
+        _check(self._call(lib.kv_len, byref(n)))
+        return n.value
+
+    def __iter__(self) -> Iterator[bytes]:
+        for k, _ in self.items():
+            yield k
+
+    def items(self, prefix: Optional[BytesLike] = None, start: Optional[BytesLike] = None,  # type: ignore[override]
+              end: Optional[BytesLike] = None) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs in key order: those whose key starts with ``prefix``, or with
+        ``start <= key < end`` (either bound may be None). The iteration holds no
+        lock and is not a snapshot: concurrent writes may or may not be seen,
+        each key comes once. Raises ClosedError if the store closes meanwhile."""
+        it = c_void_p()
+        if prefix is not None:
+            if start is not None or end is not None:
+                raise InvalidArgumentError("give either prefix or start/end", 3)
+            p = _b(prefix, "prefix")
+            _check(self._call(lib.kv_iter_prefix, p, len(p), byref(it)))
+        else:
+            s = None if start is None else _b(start, "start")
+            e = None if end is None else _b(end, "end")
+            _check(self._call(lib.kv_iter_range, s, len(s or b""), e, len(e or b""), byref(it)))
+        return self._walk(it)
+
+    def _walk(self, it: c_void_p) -> Iterator[tuple[bytes, bytes]]:
+        kp, vp = _native._u8p(), _native._u8p()
+        kn, vn = c_size_t(), c_size_t()
+        try:
+            while lib.kv_iter_valid(it):
+                _check(lib.kv_iter_key(it, byref(kp), byref(kn)))
+                _check(lib.kv_iter_value(it, byref(vp), byref(vn)))
+                pair = (ctypes.string_at(kp, kn.value), ctypes.string_at(vp, vn.value))
+                yield pair
+                _check(lib.kv_iter_next(it))
+        finally:
+            lib.kv_iter_free(it)
+
+    def keys(self, prefix: Optional[BytesLike] = None) -> Iterator[bytes]:  # type: ignore[override]
+        """Keys in order (optionally only those starting with ``prefix``)."""
+        for k, _ in self.items(prefix=prefix):
+            yield k
+
+    def values(self) -> Iterator[bytes]:  # type: ignore[override]
+        """Values in key order."""
+        for _, v in self.items():
+            yield v
+
+    # -- batches and maintenance ------------------------------------------
+    def batch(self) -> "Batch":
+        """A write batch, applied atomically when its ``with`` block ends without
+        an exception (nothing is applied if the block raises)."""
+        return Batch(self)
+
+    def sync(self) -> None:
+        """Make every acknowledged write durable (needed under "os"/"buffered")."""
+        _check(self._call(lib.kv_sync))
+
+    def checkpoint(self) -> None:
+        """Write a snapshot and drop the WAL it covers."""
+        _check(self._call(lib.kv_checkpoint))
+
+    def stats(self) -> dict[str, Any]:
+        """Counts, sizes (bytes) and the last recovery's facts, as a dict."""
+        s = _native.KvStats()
+        _check(self._call(lib.kv_stats_get, byref(s)))
+        d: dict[str, Any] = {n: getattr(s, n) for n in _native.STATS_FIELDS}
+        d["poisoned"] = bool(s.poisoned)
+        d["recovery"] = {n[len("recovery_"):]: getattr(s, n) for n in _native.RECOVERY_FIELDS}
+        d["recovery"]["truncated"] = bool(s.recovery_truncated)
+        return d
+
+    def __repr__(self) -> str:
+        return f"<keyval.Store {self.path!r}{' closed' if self.closed else ''}>"
+
+
+class Batch:
+    """Sets and deletes applied atomically by :meth:`commit` (or at the end of a
+    ``with`` block). Not thread-safe."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._b: Optional[int] = lib.kv_batch_new()
+        if not self._b:
+            raise MemoryError("kv_batch_new failed")
+
+    def _h(self) -> int:
+        if self._b is None:
+            raise ClosedError("the batch was already committed or discarded", 6)
+        return self._b
+
+    def put(self, key: BytesLike, value: BytesLike) -> None:
+        """Add "set key to value"."""
+        k, v = _b(key), _b(value, "value")
+        _check(lib.kv_batch_put(self._h(), k, len(k), v, len(v)))
+
+    __setitem__ = put
+
+    def delete(self, key: BytesLike) -> None:
+        """Add "remove key"."""
+        k = _b(key)
+        _check(lib.kv_batch_delete(self._h(), k, len(k)))
+
+    __delitem__ = delete
+
+    def __len__(self) -> int:
+        return int(lib.kv_batch_count(self._b)) if self._b else 0
+
+    def commit(self) -> None:
+        """Apply every operation atomically, then release the batch. If any key
+        or value is invalid, nothing is applied (InvalidArgumentError)."""
+        b = self._h()
+        try:
+            _check(self._store._call(lib.kv_batch_commit, b))
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Release the batch without applying it. Safe to call twice."""
+        if self._b is not None:
+            lib.kv_batch_free(self._b)
+            self._b = None
+
+    def __enter__(self) -> "Batch":
+        return self
+
+    def __exit__(self, et: Optional[Type[BaseException]], ev: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        if et is None:
+            self.commit()
+        else:
+            self.discard()
+
+    def __del__(self) -> None:
+        self.discard()
+

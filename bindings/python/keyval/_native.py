@@ -1,0 +1,104 @@
+"""ctypes declarations of the C ABI (include/keyval.h). Every function used
+gets its argtypes and restype. Memory returned by the library (kv_get) is
+read with string_at and released with kv_free, never through c_char_p."""
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import POINTER, Structure, c_char_p, c_int32, c_size_t, c_uint32, c_uint64, c_uint8, c_void_p
+from pathlib import Path
+
+KV_OK = 0
+KV_NOT_FOUND = 7
+KV_BUFFER_TOO_SMALL = 8
+
+
+class KvOptions(Structure):
+    _fields_ = [
+        ("durability", c_uint32),
+        ("recovery_mode", c_uint32),
+        ("segment_size", c_uint64),
+        ("max_wal_size", c_uint64),
+        ("keep_snapshots", c_uint32),
+        ("max_key_size", c_uint32),
+        ("max_value_size", c_uint32),
+        ("create_if_missing", c_uint32),
+    ]
+
+
+STATS_FIELDS = [
+    "keys", "key_bytes", "value_bytes", "memory_bytes", "wal_segments", "wal_bytes",
+    "wal_bytes_since_checkpoint", "snapshots", "snapshot_bytes", "disk_bytes", "last_lsn",
+    "synced_lsn", "snapshot_lsn", "writes", "commit_groups", "fsyncs", "checkpoints",
+]
+RECOVERY_FIELDS = [
+    "recovery_snapshot_lsn", "recovery_snapshots_rejected", "recovery_records_replayed",
+    "recovery_bytes_replayed", "recovery_truncated_bytes", "recovery_truncated_offset",
+    "recovery_records_skipped", "recovery_micros",
+]
+
+
+class KvStats(Structure):
+    _fields_ = (
+        [(n, c_uint64) for n in STATS_FIELDS]
+        + [("poisoned", c_uint32), ("recovery_truncated", c_uint32)]
+        + [(n, c_uint64) for n in RECOVERY_FIELDS]
+    )
+
+
+def _find_library() -> str:
+    env = os.environ.get("KEYVAL_LIBRARY")
+    if env:
+        return env
+    bundled = Path(__file__).resolve().parent / "libkeyval.so"
+    if bundled.is_file():
+        return str(bundled)
+    raise ImportError(
+        f"keyval: the native library is missing ({bundled}); install with `pip install ./bindings/python` "
+        "or point KEYVAL_LIBRARY at libkeyval.so"
+    )
+
+
+lib = ctypes.CDLL(_find_library())
+
+_u8p = POINTER(c_uint8)
+_status = c_int32
+
+
+def _decl(name: str, restype: object, *argtypes: object) -> None:
+    f = getattr(lib, name)
+    f.restype = restype
+    f.argtypes = list(argtypes)
+
+
+_decl("kv_strerror", c_char_p, _status)
+_decl("kv_last_error_message", c_char_p)
+_decl("kv_free", None, _u8p)
+_decl("kv_version", c_char_p)
+_decl("kv_version_number", c_uint32)
+_decl("kv_options_default", KvOptions)
+_decl("kv_open", _status, c_char_p, POINTER(KvOptions), POINTER(c_void_p))
+_decl("kv_close", _status, c_void_p)
+_decl("kv_set", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t)
+_decl("kv_delete", _status, c_void_p, c_char_p, c_size_t)
+_decl("kv_get", _status, c_void_p, c_char_p, c_size_t, POINTER(_u8p), POINTER(c_size_t))
+_decl("kv_get_into", _status, c_void_p, c_char_p, c_size_t, c_void_p, c_size_t, POINTER(c_size_t))
+_decl("kv_contains", _status, c_void_p, c_char_p, c_size_t, POINTER(c_int32))
+_decl("kv_len", _status, c_void_p, POINTER(c_uint64))
+_decl("kv_sync", _status, c_void_p)
+_decl("kv_checkpoint", _status, c_void_p)
+_decl("kv_stats_get", _status, c_void_p, POINTER(KvStats))
+_decl("kv_batch_new", c_void_p)
+_decl("kv_batch_free", None, c_void_p)
+_decl("kv_batch_put", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t)
+_decl("kv_batch_delete", _status, c_void_p, c_char_p, c_size_t)
+_decl("kv_batch_clear", _status, c_void_p)
+_decl("kv_batch_count", c_size_t, c_void_p)
+_decl("kv_batch_commit", _status, c_void_p, c_void_p)
+_decl("kv_iter_range", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_void_p))
+_decl("kv_iter_prefix", _status, c_void_p, c_char_p, c_size_t, POINTER(c_void_p))
+_decl("kv_iter_valid", c_int32, c_void_p)
+_decl("kv_iter_next", _status, c_void_p)
+_decl("kv_iter_key", _status, c_void_p, POINTER(_u8p), POINTER(c_size_t))
+_decl("kv_iter_value", _status, c_void_p, POINTER(_u8p), POINTER(c_size_t))
+_decl("kv_iter_free", None, c_void_p)

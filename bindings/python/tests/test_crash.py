@@ -1,0 +1,44 @@
+"""A child process writing under durability="sync" is killed with SIGKILL;
+every acknowledged write must be there after reopening."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keyval
+
+CHILD = r"""
+import sys, keyval
+db = keyval.open(sys.argv[1], segment_size=64 << 10)
+i = 0
+while True:
+    with db.batch() as b:
+        b[b"k%06d" % i] = b"v%06d" % i
+        b[b"m%06d" % i] = b"v%06d" % i
+    print("ACK", i, flush=True)
+    i += 1
+"""
+
+
+def test_sigkill_child_writer(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    for round_ in range(3):
+        p = subprocess.Popen([sys.executable, "-c", CHILD, str(d)], stdout=subprocess.PIPE, text=True)
+        assert p.stdout is not None
+        acked = -1
+        deadline = time.monotonic() + 0.3 + 0.2 * round_
+        for line in p.stdout:
+            acked = int(line.split()[1])
+            if time.monotonic() > deadline:
+                break
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        assert acked >= 0, "the child acknowledged nothing"
+        with keyval.open(d) as db:
+            for i in range(acked + 1):
+                assert db[b"k%06d" % i] == b"v%06d" % i
+                assert db[b"m%06d" % i] == b"v%06d" % i
+            assert len(db) % 2 == 0, "a batch was torn"

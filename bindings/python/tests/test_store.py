@@ -1,0 +1,240 @@
+"""Every function, error path and exception of the Python binding."""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import MutableMapping
+from pathlib import Path
+
+import pytest
+
+import keyval
+
+
+def test_version_and_types(db: keyval.Store) -> None:
+    assert keyval.version() == "0.1.0"
+    assert isinstance(db, MutableMapping)
+    assert "closed" not in repr(db)
+
+
+def test_mapping_basics(db: keyval.Store) -> None:
+    db[b"a"] = b"1"
+    db[bytearray(b"b")] = memoryview(b"2")
+    db[b"empty"] = b""
+    assert db[b"a"] == b"1" and db[b"b"] == b"2" and db[b"empty"] == b""
+    assert db.get(b"a") == b"1"
+    assert db.get(b"zz") is None
+    assert db.get(b"zz", b"dflt") == b"dflt"
+    assert b"a" in db and b"zz" not in db
+    assert len(db) == 3
+    with pytest.raises(KeyError):
+        db[b"zz"]
+    with pytest.raises(keyval.NotFoundError):
+        db[b"zz"]
+    del db[b"a"]
+    with pytest.raises(KeyError):
+        del db[b"a"]
+    db.discard(b"a")  # absent: fine
+    assert list(db) == [b"b", b"empty"]
+    assert list(db.keys()) == [b"b", b"empty"]
+    assert list(db.values()) == [b"2", b""]
+    db.update({b"x": b"9"})
+    assert db.pop(b"x") == b"9"
+    assert db.setdefault(b"y", b"8") == b"8"
+
+
+def test_str_is_rejected(db: keyval.Store) -> None:
+    with pytest.raises(TypeError):
+        db["text"] = b"v"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        db[b"k"] = "text"  # type: ignore[assignment]
+    with pytest.raises(TypeError):
+        db["text"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        "text" in db
+    assert len(db) == 0
+
+
+def test_invalid_arguments_change_nothing(tmp_path: Path) -> None:
+    with keyval.open(tmp_path / "d", max_key_size=8, max_value_size=16, segment_size=64 << 10) as db:
+        db[b"keep"] = b"me"
+        for bad in (lambda: db.__setitem__(b"", b"v"),
+                    lambda: db.__setitem__(b"123456789", b"v"),
+                    lambda: db.__setitem__(b"k", b"x" * 17)):
+            with pytest.raises(keyval.InvalidArgumentError) as e:
+                bad()
+            assert isinstance(e.value, ValueError) and e.value.code == 3 and e.value.message
+        with pytest.raises(keyval.InvalidArgumentError):
+            with db.batch() as b:
+                b[b"good"] = b"1"
+                b[b"way-too-long-key"] = b"1"
+        assert b"good" not in db
+        assert dict(db.items()) == {b"keep": b"me"}
+
+
+def test_open_errors(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_bytes(b"x")
+    with pytest.raises(keyval.InvalidArgumentError):
+        keyval.open(f)
+    with pytest.raises(keyval.IoError) as e:
+        keyval.open(f / "sub")
+    assert "file" in e.value.message
+    with pytest.raises(keyval.InvalidArgumentError):
+        keyval.open(tmp_path / "missing", create_if_missing=False)
+    with pytest.raises(keyval.InvalidArgumentError):
+        keyval.open(tmp_path / "x", durability="fast")
+    with pytest.raises(keyval.InvalidArgumentError):
+        keyval.open(tmp_path / "x", segment_size=1)
+    with pytest.raises(keyval.InvalidArgumentError):
+        keyval.open(tmp_path / "x", recovery_mode="yolo")
+    with pytest.raises(keyval.InvalidArgumentError):
+        keyval.open("bad\0path")
+    # Invalid UTF-8 in a path is just bytes to the library.
+    odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/\xff\xfe")
+    with keyval.open(odd, segment_size=64 << 10) as db:
+        db[b"k"] = b"v"
+
+
+def test_locked_and_closed(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    db = keyval.open(d, segment_size=64 << 10)
+    with pytest.raises(keyval.LockedError):
+        keyval.open(d)
+    db[b"k"] = b"v"
+    it = db.items()
+    db.close()
+    db.close()  # safe twice
+    assert db.closed and "closed" in repr(db)
+    for op in (lambda: db[b"k"], lambda: db.__setitem__(b"k", b"v"), lambda: len(db), lambda: b"k" in db,
+               db.sync, db.checkpoint, db.stats, lambda: list(db.items()), lambda: db.discard(b"k"),
+               lambda: db.batch().commit()):
+        with pytest.raises(keyval.ClosedError):
+            op()
+    with pytest.raises(keyval.ClosedError):
+        list(it)  # an iterator positioned before close raises when it moves on
+    with keyval.open(d, segment_size=64 << 10) as db2:
+        assert db2[b"k"] == b"v"
+        assert db2.stats()["recovery"]["records_replayed"] == 0
+
+
+def test_items_ranges_and_prefixes(db: keyval.Store) -> None:
+    with db.batch() as b:
+        for i in range(700):
+            b[b"user:%04d" % i] = b"%d" % i
+            b[b"item:%04d" % i] = b"%d" % i
+        assert len(b) == 1400
+    assert len(db) == 1400
+    users = list(db.items(prefix=b"user:"))
+    assert len(users) == 700 and users == sorted(users)
+    assert [k for k, _ in db.items(start=b"item:0100", end=b"item:0103")] == [b"item:0100", b"item:0101", b"item:0102"]
+    assert len(list(db.items(start=b"user:0690"))) == 10
+    assert len(list(db.items(end=b"item:0010"))) == 10
+    assert len(list(db.keys(prefix=b"item:00"))) == 100
+    with pytest.raises(keyval.InvalidArgumentError):
+        db.items(prefix=b"a", start=b"b")
+
+
+def test_batch_raising_applies_nothing(db: keyval.Store) -> None:
+    db[b"a"] = b"1"
+    with pytest.raises(RuntimeError):
+        with db.batch() as b:
+            b[b"a"] = b"2"
+            b.delete(b"a")
+            b[b"c"] = b"3"
+            raise RuntimeError("abort")
+    assert db[b"a"] == b"1" and b"c" not in db
+    b = db.batch()
+    b.put(b"z", b"26")
+    b.commit()
+    with pytest.raises(keyval.ClosedError):
+        b.commit()
+    b.discard()
+    assert db[b"z"] == b"26"
+
+
+def test_sync_checkpoint_stats(db: keyval.Store) -> None:
+    for i in range(100):
+        db[b"%d" % i] = b"v"
+    db.sync()
+    db.checkpoint()
+    s = db.stats()
+    assert s["keys"] == 100 and s["checkpoints"] == 1 and s["snapshots"] >= 1
+    assert s["disk_bytes"] == s["wal_bytes"] + s["snapshot_bytes"]
+    assert s["poisoned"] is False and s["recovery"]["truncated"] is False
+
+
+@pytest.mark.parametrize("durability", ["buffered", "os", "sync"])
+def test_reopen_every_durability(tmp_path: Path, durability: str) -> None:
+    with keyval.open(tmp_path / "d", durability=durability, segment_size=64 << 10) as db:
+        for i in range(200):
+            db[b"k%d" % i] = b"v%d" % i
+    with keyval.open(tmp_path / "d", durability=durability) as db:
+        assert len(db) == 200 and db[b"k199"] == b"v199"
+
+
+def test_threads_share_a_store(db: keyval.Store) -> None:
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(100):
+                k = b"t%d-%d" % (t, i)
+                db[k] = k
+                assert db[k] == k
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(db) == 800
+    s = db.stats()
+    assert s["commit_groups"] < s["writes"], "writers from several threads should share fsyncs"
+
+
+def test_close_while_other_threads_work(tmp_path: Path) -> None:
+    db = keyval.open(tmp_path / "d", segment_size=64 << 10)
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                db[b"k"] = b"v"
+                db.get(b"k")
+            except keyval.ClosedError:
+                seen.append("closed")
+                return
+
+    ts = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in ts:
+        t.start()
+    db.close()
+    stop.set()
+    for t in ts:
+        t.join()
+    assert seen.count("closed") == 4
+    with keyval.open(tmp_path / "d") as db2:
+        assert db2[b"k"] == b"v"
+
+
+def test_corruption_is_raised(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    with keyval.open(d, segment_size=64 << 10) as db:
+        for i in range(20):
+            db[b"k%02d" % i] = b"value"
+    seg = d / "00000000000000000001.wal"
+    data = bytearray(seg.read_bytes())
+    data[4096 + 50] ^= 0xFF
+    seg.write_bytes(bytes(data))
+    for snap in d.glob("snap-*.kvs"):
+        snap.unlink()
+    with pytest.raises(keyval.CorruptionError) as e:
+        keyval.open(d)
+    assert "00000000000000000001.wal" in e.value.message and "offset 4096" in e.value.message
+    with keyval.open(d, recovery_mode="tolerate_any") as db:
+        assert len(db) == 19
