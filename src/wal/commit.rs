@@ -5,6 +5,15 @@
 //! order, and wakes the group. Under `Sync`, N concurrent writers therefore
 //! share fsyncs instead of queueing behind one fsync each.
 //!
+//! Gathering: on a machine with few cores, the members of a finished group
+//! need a moment to wake up and queue their next write, so a new leader that
+//! started at once would lead only the writers that arrived during the last
+//! fsync: groups settle at about half the writers. So a new leader whose
+//! predecessor led `k > 1` writers waits until `k` writers are queued, or
+//! until half of the last group's write time has passed, whichever comes
+//! first. A single writer never waits. (Compare MySQL's
+//! `binlog_group_commit_sync_delay`, which is a fixed delay.)
+//!
 //! Failures are sticky: the leader's closure poisons the store on any error,
 //! so once a group has failed, every later group fails too, and no writer is
 //! ever told "success" for a group whose fsync did not return OK.
@@ -23,6 +32,9 @@ struct State<T> {
     closed: bool,
     /// The first failed group: tickets `[lo, hi)` and its error.
     failure: Option<(u64, u64, Error)>,
+    /// Size of the last group and how long its leader took.
+    last_group: usize,
+    last_duration: std::time::Duration,
 }
 
 impl<T> State<T> {
@@ -52,6 +64,8 @@ impl<T> Default for GroupCommit<T> {
                 leader: false,
                 closed: false,
                 failure: None,
+                last_group: 0,
+                last_duration: std::time::Duration::ZERO,
             }),
             cv: Condvar::new(),
         }
@@ -82,13 +96,23 @@ impl<T> GroupCommit<T> {
             if !st.leader {
                 if let Some(f) = lead.take() {
                     st.leader = true;
+                    if st.last_group > 1 && st.queue.len() < st.last_group {
+                        let deadline = std::time::Instant::now() + st.last_duration / 2;
+                        while st.queue.len() < st.last_group && std::time::Instant::now() < deadline
+                        {
+                            parking_lot::MutexGuard::unlocked(&mut st, std::thread::yield_now);
+                        }
+                    }
                     let group = std::mem::take(&mut st.queue);
+                    let started = std::time::Instant::now();
                     let (lo, hi) = (st.done_ticket, st.next_ticket);
                     drop(st);
                     let r = f(group);
                     st = self.state.lock();
                     st.leader = false;
                     st.done_ticket = hi;
+                    st.last_group = (hi - lo) as usize;
+                    st.last_duration = started.elapsed();
                     if let Err(e) = r {
                         if st.failure.is_none() {
                             st.failure = Some((lo, hi, e));
