@@ -73,12 +73,13 @@ go-test: build
 PYENV := target/py-venv
 $(PYENV)/bin/python:
 	python3 -m venv $(PYENV)
-	$(PYENV)/bin/pip install -q --upgrade pip pytest
+	$(PYENV)/bin/pip install -q --upgrade pip pytest mypy
 
 py-install: build $(PYENV)/bin/python
 	$(PYENV)/bin/pip install -q --force-reinstall --no-deps ./bindings/python
 
 py-test: py-install
+	$(PYENV)/bin/mypy --strict bindings/python/keyval
 	$(PYENV)/bin/pytest -q bindings/python/tests
 
 test: header-check lint rust-test c-test go-test py-test

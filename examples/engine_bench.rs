@@ -96,7 +96,28 @@ fn writers(dir: &std::path::Path, threads: u64, per: u64) -> f64 {
     rate
 }
 
+/// Child mode for the memory figure: open DIR in a fresh process and print
+/// how much the resident set grew, the key count and the key+value bytes.
+fn memory_child(dir: &str) {
+    let before = rss_bytes();
+    let db = Db::open(
+        dir,
+        Options {
+            max_wal_size: 0,
+            ..Options::default()
+        },
+    )
+    .expect("open");
+    let grown = rss_bytes().saturating_sub(before);
+    let st = db.stats().expect("stats");
+    println!("{grown} {} {}", st.keys, st.key_bytes + st.value_bytes);
+    db.crash_for_testing();
+}
+
 fn main() {
+    if let Ok(dir) = std::env::var("KEYVAL_BENCH_MEMORY_CHILD") {
+        return memory_child(&dir);
+    }
     let n: u64 = std::env::var("KEYVAL_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -150,7 +171,6 @@ fn main() {
     db.crash_for_testing();
 
     // Replay the whole bulk load from the WAL (no snapshot exists yet).
-    let before = rss_bytes();
     let start = Instant::now();
     let db = Db::open(&dir, opts).expect("reopen");
     let took = start.elapsed().as_secs_f64();
@@ -164,12 +184,33 @@ fn main() {
         r.bytes_replayed as f64 / 1e6 / took,
         st.keys
     );
-    let grown = rss_bytes().saturating_sub(before);
-    let kv = st.key_bytes + st.value_bytes;
-    println!(
-        "memory: RSS grew {:.1} MB for {:.1} MB of keys+values = {:.0} bytes per entry beyond key and value",
-        grown as f64 / 1e6, kv as f64 / 1e6, (grown.saturating_sub(kv)) as f64 / st.keys.max(1) as f64
-    );
+    // Memory: a fresh process opens the same data, so freed heap of this
+    // process cannot hide the growth.
+    db.crash_for_testing();
+    let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .env("KEYVAL_BENCH_MEMORY_CHILD", &dir)
+        .output()
+        .expect("memory child");
+    let f: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if let [grown, keys, kv] = f[..] {
+        println!(
+            "memory: RSS grew {:.1} MB for {:.1} MB of keys+values = {:.0} bytes per entry beyond key and value",
+            grown as f64 / 1e6,
+            kv as f64 / 1e6,
+            grown.saturating_sub(kv) as f64 / keys.max(1) as f64
+        );
+    }
+    let db = Db::open(
+        &dir,
+        Options {
+            max_wal_size: 0,
+            ..Options::default()
+        },
+    )
+    .expect("reopen");
 
     let mut rng = Rng(42);
     let keys: Vec<[u8; 24]> = (0..n).map(|_| pair(&mut rng).0).collect();

@@ -110,45 +110,53 @@ impl MemTable {
         self.base.get(key).map(|e| e.value())
     }
 
-    fn account_remove(&mut self, key: &[u8]) {
-        if let Some(old) = self.get(key).map(|v| v.len() as u64) {
+    fn account(&mut self, key_len: usize, old: Option<usize>, new: Option<usize>) {
+        if let Some(o) = old {
             self.len -= 1;
-            self.key_bytes -= key.len() as u64;
-            self.value_bytes -= old;
+            self.key_bytes -= key_len as u64;
+            self.value_bytes -= o as u64;
+        }
+        if let Some(n) = new {
+            self.len += 1;
+            self.key_bytes += key_len as u64;
+            self.value_bytes += n as u64;
         }
     }
 
-    /// Set `key` to `value`.
+    /// Set `key` to `value`. One B-tree search when no checkpoint runs.
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
-        self.account_remove(key);
-        self.len += 1;
-        self.key_bytes += key.len() as u64;
-        self.value_bytes += value.len() as u64;
         let e = Entry::new(key, value);
-        match &mut self.delta {
-            Some(d) => {
-                d.insert(key.into(), Some(e));
-            }
-            None => {
-                Arc::make_mut(&mut self.base).replace(e);
-            }
-        }
+        let old = match &mut self.delta {
+            Some(d) => match d.insert(key.into(), Some(e)) {
+                Some(prev) => prev.map(|p| p.value().len()),
+                None => self.base.get(key).map(|p| p.value().len()),
+            },
+            None => Arc::make_mut(&mut self.base)
+                .replace(e)
+                .map(|p| p.value().len()),
+        };
+        self.account(key.len(), old, Some(value.len()));
     }
 
     /// Remove `key` if present.
     pub fn delete(&mut self, key: &[u8]) {
-        if self.get(key).is_none() {
-            return;
-        }
-        self.account_remove(key);
-        match &mut self.delta {
+        let old = match &mut self.delta {
             Some(d) => {
-                d.insert(key.into(), None);
+                let old = match d.get(key) {
+                    Some(prev) => prev.as_ref().map(|p| p.value().len()),
+                    None => self.base.get(key).map(|p| p.value().len()),
+                };
+                if old.is_some() {
+                    d.insert(key.into(), None);
+                }
+                old
             }
-            None => {
-                Arc::make_mut(&mut self.base).remove(key);
-            }
-        }
+            // No checkpoint holds the base, so make_mut never copies here.
+            None => Arc::make_mut(&mut self.base)
+                .take(key)
+                .map(|p| p.value().len()),
+        };
+        self.account(key.len(), old, None);
     }
 
     /// Number of live keys.

@@ -136,7 +136,8 @@ def _b(x: Any, what: str = "key") -> bytes:
 
 def version() -> str:
     """The native library's version, e.g. ``"0.1.0"``."""
-    return lib.kv_version().decode()
+    v: bytes = lib.kv_version()
+    return v.decode()
 
 
 _DURABILITY = {"buffered": 0, "os": 1, "sync": 2}
@@ -254,7 +255,8 @@ class Store(MutableMapping[bytes, bytes]):
     def _call(self, fn: Any, *args: Any) -> int:
         h = self._handle.acquire()
         try:
-            return fn(h, *args)
+            status: int = fn(h, *args)
+            return status
         finally:
             self._handle.release()
 
