@@ -179,7 +179,7 @@ impl Db {
             return Err(Error::InvalidArgument("empty path".into()));
         }
         if !fs.is_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            if std::fs::symlink_metadata(&dir).is_ok() && !dir.is_dir() {
+            if fs.exists(&dir).map_err(|e| Error::io(&dir, e))? {
                 return Err(Error::InvalidArgument(format!(
                     "{} exists and is not a directory",
                     dir.display()

@@ -9,8 +9,10 @@
 //! This module and `src/ffi/` are the only places allowed to use `unsafe`.
 
 mod real;
+pub mod sim;
 
 pub use real::RealFs;
+pub use sim::{CrashMode, SimFs};
 
 use std::fmt;
 use std::io;
@@ -98,6 +100,8 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// exist; `Err(NotADirectory)`-like errors are reported as `Ok(false)`
     /// only when the path is missing.
     fn is_dir(&self, path: &Path) -> io::Result<bool>;
+    /// Whether anything (file, directory, other) exists at `path`.
+    fn exists(&self, path: &Path) -> io::Result<bool>;
     /// Open a file.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>>;
     /// Atomically rename `from` to `to`, replacing `to`. Durable only after

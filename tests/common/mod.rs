@@ -109,6 +109,9 @@ impl FileSystem for FaultyFsHandle {
     fn is_dir(&self, path: &Path) -> io::Result<bool> {
         RealFs.is_dir(path)
     }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        RealFs.exists(path)
+    }
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
         let inner = RealFs.open(path, mode)?;
         Ok(Arc::new(FaultyFile {
