@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     writes: AtomicU64,
     lock: Mutex<Option<Box<dyn DirLock>>>,
     recovery: RecoveryStats,
+    /// Random id of this database (see docs/format.md).
+    db_id: u64,
 }
 
 /// A durable, ordered key-value store in one directory.
@@ -234,6 +236,7 @@ impl Db {
             writes: AtomicU64::new(0),
             lock: Mutex::new(Some(lock)),
             recovery: rec.stats,
+            db_id: rec.db_id,
             opts,
         });
         let db = Db { inner };
@@ -630,6 +633,7 @@ impl Inner {
             snapshot::write(
                 self.fs.as_ref(),
                 &self.dir,
+                self.db_id,
                 lsn,
                 frozen.len() as u64,
                 frozen.iter().map(|e| (e.key(), e.value())),

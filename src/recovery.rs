@@ -26,7 +26,7 @@ use crate::memtable::{Entry, MemTable};
 use crate::options::{Options, RecoveryMode};
 use crate::snapshot;
 use crate::wal::reader::{self, SegmentScan};
-use crate::wal::record::{self, RecordType};
+use crate::wal::record::{self, Owner, RecordType};
 use crate::wal::segment::{self, KIND_KV, SEGMENT_HEADER_SIZE};
 use crate::wal::writer::{ResumePoint, SegmentMeta};
 use std::collections::BTreeSet;
@@ -89,6 +89,8 @@ pub(crate) struct Recovered {
     pub snapshots: Vec<u64>,
     pub stats: RecoveryStats,
     pub salvaged: bool,
+    /// The database's random id (new if the directory held no files).
+    pub db_id: u64,
 }
 
 /// The files of a database directory, by kind.
@@ -158,6 +160,31 @@ fn peek_first_lsn(fs: &dyn FileSystem, path: &Path, id: u64) -> Result<Option<u6
     Ok((h.segment_id == id && h.lsn != 0).then_some(h.lsn))
 }
 
+/// A fresh random database id: SHA-256 of the time, the process id and an
+/// address, so two databases created at the same moment still differ. Not
+/// secret, only unique; never 0.
+pub fn new_database_id() -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.update(now.as_nanos().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    let local = 0u8;
+    h.update((&local as *const u8 as usize).to_le_bytes());
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    h.update(
+        COUNTER
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_le_bytes(),
+    );
+    let d = h.finalize();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(b).max(1)
+}
+
 /// Recover the database in `dir`. The caller holds the directory lock.
 pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> Result<Recovered> {
     let started = Instant::now();
@@ -175,6 +202,7 @@ pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> R
     // 1. The newest snapshot that verifies.
     let mut mem = MemTable::default();
     let mut first_error: Option<Error> = None;
+    let mut db_id: Option<u64> = None;
     for &lsn in listing.snapshots.iter().rev() {
         let path = dir.join(snapshot::file_name(lsn));
         let mut entries = Vec::new();
@@ -184,6 +212,7 @@ pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> R
                 stats.snapshot_entries = info.count;
                 stats.snapshot_lsn = info.lsn;
                 mem.install(set, info.lsn);
+                db_id = Some(info.db_id);
                 break;
             }
             Err(e @ Error::Corruption { .. }) => {
@@ -234,16 +263,34 @@ pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> R
             .open(&path, OpenMode::Read)
             .map_err(|e| Error::io(&path, e))?;
         let buf = file.read_all().map_err(|e| Error::io(&path, e))?;
-        if let Err(e) = segment::check_header(&path, &buf, KIND_KV, id) {
-            if opts.recovery_mode == RecoveryMode::TolerateAnyCorruption && !is_last {
-                stats.bytes_skipped += buf.len() as u64;
-                salvaged = true;
-                continue;
+        let header = segment::check_header(&path, &buf, KIND_KV, id).and_then(|found| match db_id {
+            Some(want) if want != found => Err(Error::corruption(
+                &path,
+                Some(40),
+                format!("segment belongs to another database (id {found:#x}, this one is {want:#x})"),
+            )),
+            _ => Ok(found),
+        });
+        let seg_db = match header {
+            Ok(d) => d,
+            Err(e) => {
+                if opts.recovery_mode == RecoveryMode::TolerateAnyCorruption && !is_last {
+                    stats.bytes_skipped += buf.len() as u64;
+                    salvaged = true;
+                    continue;
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
+        db_id = Some(seg_db);
         stats.segments_scanned += 1;
-        let scan = reader::scan(&buf, id);
+        let scan = reader::scan(
+            &buf,
+            Owner {
+                db_id: seg_db,
+                segment_id: id,
+            },
+        );
         let apply = |mem: &mut MemTable,
                      r: &reader::ScannedRecord,
                      stats: &mut RecoveryStats|
@@ -362,6 +409,8 @@ pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> R
         }
     }
 
+    let db_id = db_id.unwrap_or_else(new_database_id);
+
     // 3. Where writing resumes. Sync the last segment so that everything
     //    recovered is durable before new records claim it as synced.
     let resume = match last_scan {
@@ -376,11 +425,12 @@ pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> R
                 file,
                 pos: scan.end,
                 next_lsn: max_lsn_seen.max(mem.applied_lsn) + 1,
+                db_id,
             }
         }
         _ => {
             let id = ids.last().copied().unwrap_or(0) + 1;
-            let p = segment::prepare(fsr, dir, KIND_KV, id, opts.segment_size)?;
+            let p = segment::prepare(fsr, dir, KIND_KV, id, opts.segment_size, db_id)?;
             segment::install(fsr, dir, &p)?;
             metas.push(SegmentMeta {
                 id,
@@ -393,12 +443,14 @@ pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> R
                 file: p.file,
                 pos: SEGMENT_HEADER_SIZE,
                 next_lsn: max_lsn_seen.max(mem.applied_lsn) + 1,
+                db_id,
             }
         }
     };
     stats.last_lsn = mem.applied_lsn;
     stats.duration_micros = started.elapsed().as_micros() as u64;
     Ok(Recovered {
+        db_id,
         mem,
         resume,
         snapshots: listing.snapshots,

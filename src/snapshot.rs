@@ -9,7 +9,7 @@
 //! 16     8    LSN covered: every WAL record with LSN <= this is included
 //! 24     8    entry count
 //! 32     8    creation time, seconds since the Unix epoch
-//! 40     8    zero
+//! 40     8    database id (as in the WAL segment headers)
 //! 48     ...  entries in strictly increasing key order, each:
 //!             u32 key length, u32 value length, key, value
 //! end-32 32   SHA-256 of every byte before it
@@ -65,6 +65,8 @@ pub struct SnapshotInfo {
     pub created: u64,
     /// File size in bytes.
     pub bytes: u64,
+    /// The database id stored in the header.
+    pub db_id: u64,
 }
 
 struct HashingWriter {
@@ -102,6 +104,7 @@ impl HashingWriter {
 pub fn write<'a>(
     fs: &dyn FileSystem,
     dir: &Path,
+    db_id: u64,
     lsn: u64,
     count: u64,
     entries: impl Iterator<Item = (&'a [u8], &'a [u8])>,
@@ -129,6 +132,7 @@ pub fn write<'a>(
     header[16..24].copy_from_slice(&lsn.to_le_bytes());
     header[24..32].copy_from_slice(&count.to_le_bytes());
     header[32..40].copy_from_slice(&created.to_le_bytes());
+    header[40..48].copy_from_slice(&db_id.to_le_bytes());
     w.put(&header)?;
     let mut written = 0u64;
     for (k, v) in entries {
@@ -158,6 +162,7 @@ pub fn write<'a>(
         count,
         created,
         bytes,
+        db_id,
     })
 }
 
@@ -280,6 +285,7 @@ pub fn read(
     let lsn = le64(&h[16..24]);
     let count = le64(&h[24..32]);
     let created = le64(&h[32..40]);
+    let db_id = le64(&h[40..48]);
     if count > size_hint / 8 {
         return Err(Error::corruption(
             path,
@@ -339,6 +345,7 @@ pub fn read(
         count,
         created,
         bytes: digest_at + 32,
+        db_id,
     })
 }
 
@@ -356,6 +363,7 @@ mod tests {
         let info = write(
             &RealFs,
             dir.path(),
+            3,
             9,
             50,
             pairs.iter().map(|(k, v)| (&k[..], &v[..])),

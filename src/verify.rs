@@ -7,6 +7,7 @@ use crate::fs::{FileSystem, OpenMode};
 use crate::recovery;
 use crate::snapshot;
 use crate::wal::reader;
+use crate::wal::record::Owner;
 use crate::wal::segment::{self, KIND_KV};
 use std::path::{Path, PathBuf};
 
@@ -57,12 +58,22 @@ impl Report {
 pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
     let listing = recovery::list(fs, dir)?;
     let mut rep = Report::default();
+    let mut snapshot_db: Option<u64> = None;
     for &lsn in &listing.snapshots {
         let path = dir.join(snapshot::file_name(lsn));
         rep.snapshots += 1;
         match snapshot::read(fs, &path, |_, _| {}) {
             Ok(info) => {
                 rep.snapshot_entries += info.count;
+                if snapshot_db.is_some_and(|d| d != info.db_id) {
+                    rep.problems.push(Problem {
+                        file: path.clone(),
+                        offset: Some(40),
+                        detail: "snapshot belongs to another database".into(),
+                        torn_tail: false,
+                    });
+                }
+                snapshot_db = Some(info.db_id);
                 rep.bytes += info.bytes;
                 if info.lsn != lsn {
                     rep.problems.push(Problem {
@@ -90,6 +101,7 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
         }
     }
     let mut prev_last: Option<u64> = None;
+    let mut db_id = snapshot_db;
     for (i, &id) in listing.segments.iter().enumerate() {
         let path = dir.join(segment::file_name(id));
         let is_last = i + 1 == listing.segments.len();
@@ -99,21 +111,42 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
             .map_err(|e| Error::io(&path, e))?;
         rep.segments += 1;
         rep.bytes += buf.len() as u64;
-        if let Err(Error::Corruption {
-            file,
-            offset,
-            detail,
-        }) = segment::check_header(&path, &buf, KIND_KV, id)
-        {
-            rep.problems.push(Problem {
+        let seg_db = match segment::check_header(&path, &buf, KIND_KV, id) {
+            Ok(d) => d,
+            Err(Error::Corruption {
                 file,
                 offset,
                 detail,
-                torn_tail: false,
-            });
-            continue;
+            }) => {
+                rep.problems.push(Problem {
+                    file,
+                    offset,
+                    detail,
+                    torn_tail: false,
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        match db_id {
+            Some(want) if want != seg_db => {
+                rep.problems.push(Problem {
+                    file: path.clone(),
+                    offset: Some(40),
+                    detail: format!("segment belongs to another database (id {seg_db:#x}, this one is {want:#x})"),
+                    torn_tail: false,
+                });
+                continue;
+            }
+            _ => db_id = Some(seg_db),
         }
-        let scan = reader::scan(&buf, id);
+        let scan = reader::scan(
+            &buf,
+            Owner {
+                db_id: seg_db,
+                segment_id: id,
+            },
+        );
         if let (Some(first), Some(prev)) = (scan.records.first(), prev_last) {
             if first.header.lsn != prev + 1 {
                 rep.problems.push(Problem {

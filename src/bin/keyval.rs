@@ -406,11 +406,20 @@ fn dump_wal(dir: &Path, hex: bool, out: &mut impl Write) -> Result<(), Error> {
             buf.len()
         )
         .map_err(w)?;
-        if let Err(e) = segment::check_header(&path, &buf, segment::KIND_KV, id) {
-            writeln!(out, "#   bad header: {e}").map_err(w)?;
-            continue;
-        }
-        let scan = reader::scan(&buf, id);
+        let db_id = match segment::check_header(&path, &buf, segment::KIND_KV, id) {
+            Ok(d) => d,
+            Err(e) => {
+                writeln!(out, "#   bad header: {e}").map_err(w)?;
+                continue;
+            }
+        };
+        let scan = reader::scan(
+            &buf,
+            record::Owner {
+                db_id,
+                segment_id: id,
+            },
+        );
         for r in &scan.records {
             let h = &r.header;
             let kind =

@@ -2,7 +2,7 @@
 //! the valid prefix ends. Recovery and `keyval verify` both use this; the
 //! scan itself never modifies anything.
 
-use super::record::{self, Check, Header};
+use super::record::{self, Check, Header, Owner};
 use super::segment::SEGMENT_HEADER_SIZE;
 use std::ops::Range;
 
@@ -49,14 +49,14 @@ pub struct SegmentScan {
 }
 
 /// Scan `buf` (a whole segment file, header included) for the records of
-/// segment `segment_id`. Sequence numbers inside the valid prefix must
+/// `owner`. Sequence numbers inside the valid prefix must
 /// increase by exactly one.
-pub fn scan(buf: &[u8], segment_id: u64) -> SegmentScan {
+pub fn scan(buf: &[u8], owner: Owner) -> SegmentScan {
     let mut records = Vec::new();
     let mut at = SEGMENT_HEADER_SIZE as usize;
     let mut damage = None;
     while at < buf.len() {
-        match record::check(buf, at, segment_id) {
+        match record::check(buf, at, owner) {
             Check::Valid {
                 header,
                 payload_start,
@@ -95,7 +95,7 @@ pub fn scan(buf: &[u8], segment_id: u64) -> SegmentScan {
         .unwrap_or(0)
         .max(end);
     let later = if dirty_end > end {
-        find_valid_after(buf, end + 8, segment_id)
+        find_valid_after(buf, end + 8, owner)
     } else {
         Vec::new()
     };
@@ -126,11 +126,11 @@ pub fn scan(buf: &[u8], segment_id: u64) -> SegmentScan {
     }
 }
 
-/// Find every valid record of `segment_id` starting at an 8-aligned offset
+/// Find every valid record of `owner` starting at an 8-aligned offset
 /// at or after `from`. Zero runs are skipped quickly: a valid header always
 /// holds a nonzero byte (its segment id), so only offsets within 40 bytes
 /// before a nonzero byte can start one.
-pub fn find_valid_after(buf: &[u8], from: usize, segment_id: u64) -> Vec<ScannedRecord> {
+pub fn find_valid_after(buf: &[u8], from: usize, owner: Owner) -> Vec<ScannedRecord> {
     let mut out = Vec::new();
     let mut at = (from + 7) & !7;
     while at + record::HEADER_SIZE <= buf.len() {
@@ -147,7 +147,7 @@ pub fn find_valid_after(buf: &[u8], from: usize, segment_id: u64) -> Vec<Scanned
                 header,
                 payload_start,
                 total,
-            } = record::check(buf, at, segment_id)
+            } = record::check(buf, at, owner)
             {
                 out.push(ScannedRecord {
                     offset: at as u64,
@@ -173,10 +173,15 @@ mod tests {
     use super::*;
     use crate::wal::record::{encode, RecordType};
 
+    const O: Owner = Owner {
+        db_id: 5,
+        segment_id: 1,
+    };
+
     fn segment(records: &[(u64, &[u8])]) -> Vec<u8> {
         let mut buf = vec![0u8; SEGMENT_HEADER_SIZE as usize];
         for (lsn, p) in records {
-            encode(&mut buf, RecordType::KvBatch, *lsn, 0, 1, p);
+            encode(&mut buf, O, RecordType::KvBatch, *lsn, 0, p);
         }
         buf.resize(buf.len() + 4096, 0);
         buf
@@ -185,7 +190,7 @@ mod tests {
     #[test]
     fn clean_segment() {
         let buf = segment(&[(1, b"a"), (2, b"bb"), (3, b"ccc")]);
-        let s = scan(&buf, 1);
+        let s = scan(&buf, O);
         assert_eq!(s.records.len(), 3);
         assert!(s.damage.is_none());
         assert_eq!(s.end, s.dirty_end);
@@ -194,12 +199,12 @@ mod tests {
     #[test]
     fn zeroed_record_in_front_of_valid_ones_is_damage_with_later_records() {
         let mut buf = segment(&[(1, b"a"), (2, b"bb"), (3, b"ccc")]);
-        let s = scan(&buf, 1);
+        let s = scan(&buf, O);
         let second = s.records[1].offset as usize;
         for b in &mut buf[second..second + 48] {
             *b = 0;
         }
-        let s = scan(&buf, 1);
+        let s = scan(&buf, O);
         assert_eq!(s.records.len(), 1);
         let d = s.damage.expect("damage");
         assert_eq!(d.offset as usize, second);
@@ -212,7 +217,7 @@ mod tests {
         let mut buf = segment(&[(1, b"a")]);
         let end = SEGMENT_HEADER_SIZE as usize + 48;
         buf[end + 100] = 0xAB;
-        let s = scan(&buf, 1);
+        let s = scan(&buf, O);
         let d = s.damage.expect("damage");
         assert_eq!(d.offset as usize, end);
         assert!(d.later.is_empty());
@@ -222,7 +227,7 @@ mod tests {
     #[test]
     fn sequence_gap_is_misplaced() {
         let buf = segment(&[(1, b"a"), (5, b"b")]);
-        let d = scan(&buf, 1).damage.expect("damage");
+        let d = scan(&buf, O).damage.expect("damage");
         assert!(d.misplaced);
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! offset size field
-//!  0     4    crc32 (IEEE), over bytes 4..40 of this header and the payload
+//!  0     4    crc32 (IEEE), over the 8-byte database id (not stored in the
+//!             record), bytes 4..40 of this header, and the payload
 //!  4     4    payload length in bytes (padding excluded)
 //!  8     8    LSN (sequence number) of this record
 //! 16     8    synced LSN: every record with LSN <= this was durable
@@ -36,6 +37,18 @@ impl RecordType {
     }
 }
 
+/// Whose record it is: the database (whose random id seeds the checksum, so
+/// a record copied from another database never verifies) and the segment
+/// (stored in the header, so a record written to the wrong segment or left
+/// over from an older one never verifies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// Random id of the database, from the segment header.
+    pub db_id: u64,
+    /// Id of the segment the record must be in.
+    pub segment_id: u64,
+}
+
 /// Total bytes a record with `payload_len` bytes of payload occupies on disk.
 pub fn encoded_len(payload_len: usize) -> usize {
     HEADER_SIZE + pad8(payload_len)
@@ -48,10 +61,10 @@ fn pad8(n: usize) -> usize {
 /// Append one framed record to `out`.
 pub fn encode(
     out: &mut Vec<u8>,
+    owner: Owner,
     rtype: RecordType,
     lsn: u64,
     synced_lsn: u64,
-    segment_id: u64,
     payload: &[u8],
 ) {
     let start = out.len();
@@ -59,11 +72,12 @@ pub fn encode(
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&lsn.to_le_bytes());
     out.extend_from_slice(&synced_lsn.to_le_bytes());
-    out.extend_from_slice(&segment_id.to_le_bytes());
+    out.extend_from_slice(&owner.segment_id.to_le_bytes());
     out.push(rtype as u8);
     out.extend_from_slice(&[0u8; 7]);
     out.extend_from_slice(payload);
     let mut h = crc32fast::Hasher::new();
+    h.update(&owner.db_id.to_le_bytes());
     h.update(&out[start + 4..]);
     let crc = h.finalize();
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
@@ -139,7 +153,7 @@ pub enum Check {
 /// Check whether `buf[at..]` starts with a valid record of `segment_id`.
 /// Never allocates; a huge stored length is rejected by comparing it with
 /// the bytes actually present.
-pub fn check(buf: &[u8], at: usize, segment_id: u64) -> Check {
+pub fn check(buf: &[u8], at: usize, owner: Owner) -> Check {
     let rest = &buf[at.min(buf.len())..];
     if rest.len() < HEADER_SIZE {
         return if rest.iter().all(|&b| b == 0) {
@@ -153,7 +167,7 @@ pub fn check(buf: &[u8], at: usize, segment_id: u64) -> Check {
         return Check::Zero;
     }
     let h = Header::parse(hb);
-    if h.segment_id != segment_id {
+    if h.segment_id != owner.segment_id {
         return Check::Bad("record header names another segment (stale, misdirected or damaged)");
     }
     let len = h.len as usize;
@@ -164,6 +178,7 @@ pub fn check(buf: &[u8], at: usize, segment_id: u64) -> Check {
         return Check::Bad("nonzero reserved bytes in record header");
     }
     let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&owner.db_id.to_le_bytes());
     hasher.update(&rest[4..HEADER_SIZE + len]);
     if hasher.finalize() != h.crc {
         return Check::Bad("record checksum mismatch");
@@ -182,12 +197,21 @@ pub fn check(buf: &[u8], at: usize, segment_id: u64) -> Check {
 mod tests {
     use super::*;
 
+    const O1: Owner = Owner {
+        db_id: 7,
+        segment_id: 1,
+    };
+    const O3: Owner = Owner {
+        db_id: 7,
+        segment_id: 3,
+    };
+
     #[test]
     fn round_trip_and_padding() {
         let mut buf = Vec::new();
-        encode(&mut buf, RecordType::KvBatch, 7, 5, 3, b"hello");
+        encode(&mut buf, O3, RecordType::KvBatch, 7, 5, b"hello");
         assert_eq!(buf.len(), 48);
-        match check(&buf, 0, 3) {
+        match check(&buf, 0, O3) {
             Check::Valid {
                 header,
                 payload_start,
@@ -200,18 +224,32 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(check(&buf, 0, 4), Check::Bad(_)));
+        assert!(matches!(
+            check(
+                &buf,
+                0,
+                Owner {
+                    segment_id: 4,
+                    ..O3
+                }
+            ),
+            Check::Bad(_)
+        ));
+        assert!(
+            matches!(check(&buf, 0, Owner { db_id: 8, ..O3 }), Check::Bad(_)),
+            "another database"
+        );
     }
 
     #[test]
     fn every_bit_flip_in_header_and_payload_is_caught() {
         let mut buf = Vec::new();
-        encode(&mut buf, RecordType::KvBatch, 1, 0, 1, b"payload!!");
+        encode(&mut buf, O1, RecordType::KvBatch, 1, 0, b"payload!!");
         for bit in 0..(HEADER_SIZE + 9) * 8 {
             let mut b = buf.clone();
             b[bit / 8] ^= 1 << (bit % 8);
             assert!(
-                !matches!(check(&b, 0, 1), Check::Valid { .. }),
+                !matches!(check(&b, 0, O1), Check::Valid { .. }),
                 "bit {bit} undetected"
             );
         }
@@ -219,11 +257,11 @@ mod tests {
 
     #[test]
     fn zeros_and_absurd_lengths() {
-        assert_eq!(check(&[0u8; 100], 0, 1), Check::Zero);
-        assert_eq!(check(&[0u8; 10], 0, 1), Check::Zero);
+        assert_eq!(check(&[0u8; 100], 0, O1), Check::Zero);
+        assert_eq!(check(&[0u8; 10], 0, O1), Check::Zero);
         let mut buf = Vec::new();
-        encode(&mut buf, RecordType::KvBatch, 1, 0, 1, b"x");
+        encode(&mut buf, O1, RecordType::KvBatch, 1, 0, b"x");
         buf[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(check(&buf, 0, 1), Check::Bad(_)));
+        assert!(matches!(check(&buf, 0, O1), Check::Bad(_)));
     }
 }

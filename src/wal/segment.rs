@@ -10,8 +10,10 @@
 //! 12     4    log kind (1 = key-value store, 2 = Raft log)
 //! 16     8    segment id (equals the number in the file name)
 //! 24     8    creation time, seconds since the Unix epoch
-//! 32     4    crc32 (IEEE) of bytes 0..32
-//! 36  4060    zero
+//! 32     8    preallocated size of the file in bytes
+//! 40     8    database id (random, chosen when the database is created)
+//! 48     4    crc32 (IEEE) of bytes 0..48
+//! 52  4044    zero
 //! ```
 
 use crate::error::{Error, Result};
@@ -46,8 +48,8 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
 /// Suffix of a segment being prepared (not yet part of the log).
 pub const PREP_SUFFIX: &str = ".wal.prep";
 
-/// Encode a segment header.
-pub fn encode_header(kind: u32, id: u64) -> Vec<u8> {
+/// Encode a segment header for a file preallocated to `size` bytes.
+pub fn encode_header(kind: u32, id: u64, size: u64, db_id: u64) -> Vec<u8> {
     let mut h = vec![0u8; SEGMENT_HEADER_SIZE as usize];
     h[0..8].copy_from_slice(SEGMENT_MAGIC);
     h[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
@@ -58,15 +60,22 @@ pub fn encode_header(kind: u32, id: u64) -> Vec<u8> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     h[24..32].copy_from_slice(&now.to_le_bytes());
-    let crc = crc32fast::hash(&h[0..32]);
-    h[32..36].copy_from_slice(&crc.to_le_bytes());
+    h[32..40].copy_from_slice(&size.to_le_bytes());
+    h[40..48].copy_from_slice(&db_id.to_le_bytes());
+    let crc = crc32fast::hash(&h[0..48]);
+    h[48..52].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// Verify the header at the start of `buf` (the whole segment file).
+/// Verify the header at the start of `buf` (the whole segment file), and
+/// that the file still has its preallocated size: segments are never
+/// shrunk, so a shorter file was truncated by something else, and records
+/// may be missing from its end without any trace in the records themselves.
+///
+/// Returns the database id stored in the header.
 ///
 /// Errors: [`Error::Corruption`] naming `path` and the offending offset.
-pub fn check_header(path: &Path, buf: &[u8], kind: u32, id: u64) -> Result<()> {
+pub fn check_header(path: &Path, buf: &[u8], kind: u32, id: u64) -> Result<u64> {
     if buf.len() < SEGMENT_HEADER_SIZE as usize {
         return Err(Error::corruption(
             path,
@@ -81,11 +90,11 @@ pub fn check_header(path: &Path, buf: &[u8], kind: u32, id: u64) -> Result<()> {
             "bad segment magic (not a KeyVal WAL segment)",
         ));
     }
-    let crc = u32::from_le_bytes([buf[32], buf[33], buf[34], buf[35]]);
-    if crc32fast::hash(&buf[0..32]) != crc {
+    let crc = u32::from_le_bytes([buf[48], buf[49], buf[50], buf[51]]);
+    if crc32fast::hash(&buf[0..48]) != crc {
         return Err(Error::corruption(
             path,
-            Some(32),
+            Some(48),
             "segment header checksum mismatch",
         ));
     }
@@ -115,7 +124,21 @@ pub fn check_header(path: &Path, buf: &[u8], kind: u32, id: u64) -> Result<()> {
             format!("segment header says id {stored}, file name says {id}"),
         ));
     }
-    Ok(())
+    let mut sb = [0u8; 8];
+    sb.copy_from_slice(&buf[32..40]);
+    let size = u64::from_le_bytes(sb);
+    if (buf.len() as u64) < size {
+        return Err(Error::corruption(
+            path,
+            Some(buf.len() as u64),
+            format!(
+                "segment is {} bytes but was preallocated to {size}: the file was truncated",
+                buf.len()
+            ),
+        ));
+    }
+    sb.copy_from_slice(&buf[40..48]);
+    Ok(u64::from_le_bytes(sb))
 }
 
 /// A fully written, synced segment file still under its `.prep` name.
@@ -136,11 +159,22 @@ pub struct Prepared {
 /// `fdatasync` cheaper, since no extent metadata changes.
 ///
 /// Errors: [`Error::Io`].
-pub fn prepare(fs: &dyn FileSystem, dir: &Path, kind: u32, id: u64, size: u64) -> Result<Prepared> {
+pub fn prepare(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    kind: u32,
+    id: u64,
+    size: u64,
+    db_id: u64,
+) -> Result<Prepared> {
     let prep_path = dir.join(format!("{id:020}{PREP_SUFFIX}"));
     let io = |e| Error::io(&prep_path, e);
     let file = fs.open(&prep_path, OpenMode::CreateTruncate).map_err(io)?;
-    file.write_all_at(&encode_header(kind, id), 0).map_err(io)?;
+    file.write_all_at(
+        &encode_header(kind, id, size.max(SEGMENT_HEADER_SIZE), db_id),
+        0,
+    )
+    .map_err(io)?;
     let zeros = vec![0u8; 1 << 20];
     let mut off = SEGMENT_HEADER_SIZE;
     while off < size {
@@ -184,13 +218,18 @@ mod tests {
     #[test]
     fn header_checks() {
         let p = Path::new("x.wal");
-        let h = encode_header(KIND_KV, 9);
-        assert!(check_header(p, &h, KIND_KV, 9).is_ok());
+        let h = encode_header(KIND_KV, 9, SEGMENT_HEADER_SIZE, 77);
+        assert_eq!(check_header(p, &h, KIND_KV, 9).expect("valid header"), 77);
         assert!(check_header(p, &h, KIND_KV, 8).is_err());
         assert!(check_header(p, &h, 2, 9).is_err());
         let mut bad = h.clone();
         bad[20] ^= 1;
         assert!(check_header(p, &bad, KIND_KV, 9).is_err());
         assert!(check_header(p, &h[..100], KIND_KV, 9).is_err());
+        let big = encode_header(KIND_KV, 9, 8192, 77);
+        assert!(
+            check_header(p, &big, KIND_KV, 9).is_err(),
+            "shorter than preallocated"
+        );
     }
 }

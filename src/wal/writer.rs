@@ -3,7 +3,7 @@
 //! durability level. It is not itself thread-safe; the group-commit queue
 //! (`super::commit`) serialises access to it.
 
-use super::record::{self, RecordType};
+use super::record::{self, Owner, RecordType};
 use super::segment::{self, Prepared, SEGMENT_HEADER_SIZE};
 use crate::error::{Error, Result};
 use crate::fs::{FileHandle, FileSystem};
@@ -55,6 +55,7 @@ pub struct WalWriter {
     buf_pos: u64,
     spare: Option<JoinHandle<Result<Prepared>>>,
     fsyncs: u64,
+    db_id: u64,
 }
 
 /// Where recovery left the log, to resume writing.
@@ -68,6 +69,8 @@ pub struct ResumePoint {
     pub pos: u64,
     /// LSN the next record gets.
     pub next_lsn: u64,
+    /// The database's random id (seeds record checksums).
+    pub db_id: u64,
 }
 
 impl WalWriter {
@@ -105,6 +108,7 @@ impl WalWriter {
             buf: Vec::with_capacity(64 << 10),
             spare: None,
             fsyncs: 0,
+            db_id: resume.db_id,
         })
     }
 
@@ -148,14 +152,11 @@ impl WalWriter {
                 self.rotate(need)?;
             }
             let lsn = self.next_lsn;
-            record::encode(
-                &mut self.buf,
-                *rtype,
-                lsn,
-                self.synced_lsn,
-                self.active.id,
-                payload,
-            );
+            let owner = Owner {
+                db_id: self.db_id,
+                segment_id: self.active.id,
+            };
+            record::encode(&mut self.buf, owner, *rtype, lsn, self.synced_lsn, payload);
             self.active.pos += need;
             self.next_lsn += 1;
             if let Some(meta) = self.segments.last_mut() {
@@ -219,9 +220,9 @@ impl WalWriter {
         }
         let fs = Arc::clone(&self.fs);
         let dir = self.dir.clone();
-        let (kind, id, size) = (self.kind, self.active.id + 1, self.segment_size);
+        let (kind, id, size, db) = (self.kind, self.active.id + 1, self.segment_size, self.db_id);
         self.spare = Some(std::thread::spawn(move || {
-            segment::prepare(fs.as_ref(), &dir, kind, id, size)
+            segment::prepare(fs.as_ref(), &dir, kind, id, size, db)
         }));
     }
 
@@ -245,7 +246,7 @@ impl WalWriter {
                     let _ = self.fs.remove_file(&p.prep_path);
                 }
                 let size = (want + 4095) & !4095;
-                segment::prepare(self.fs.as_ref(), &self.dir, self.kind, id, size)?
+                segment::prepare(self.fs.as_ref(), &self.dir, self.kind, id, size, self.db_id)?
             }
         };
         let path = segment::install(self.fs.as_ref(), &self.dir, &prepared)?;
