@@ -15,7 +15,7 @@ STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
 
-.PHONY: all build header header-check lint rust-test c-test c-example go-test py-install py-test test demo bench soak clean
+.PHONY: all build header header-check lint rust-test c-test c-example go-test py-install py-test test demo bench soak fuzz clean
 
 all: build
 
@@ -88,12 +88,24 @@ test: header-check lint rust-test c-test go-test py-test
 demo: py-install
 	$(PYENV)/bin/python examples/demo/demo.py
 
-# Long versions of the crash tests.
+# Long versions of the crash tests: 200 SIGKILLs per scenario, 5,000
+# simulated power-loss seeds, 100 real power cuts (root only).
 soak: build
-	KEYVAL_KILLS=200 $(CARGO) test --release --locked --test crash_kill -- --nocapture
+	KEYVAL_KILLS=200 KEYVAL_SIM_SEEDS=5000 KEYVAL_POWER_CUTS=100 \
+	  $(CARGO) test --release --locked --test crash_kill --test crash_sim --test power_cut \
+	  --test damage_exhaustive --test group_commit_acks -- --nocapture
 
 bench: build
 	$(CARGO) run --release --locked --example engine_bench
+
+# Coverage-guided fuzzing (nightly + cargo-fuzz), FUZZ_SECONDS per target.
+# New findings land in fuzz/corpus; plain `cargo test` replays that corpus.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
+	cd fuzz && for t in wal_segment snapshot_file ops_with_crash; do \
+	  cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 clean:
 	$(CARGO) clean

@@ -701,7 +701,11 @@ impl Inner {
         }
         self.commit.close();
         // Waits for a running automatic checkpoint.
-        let result = if let Some(why) = self.poison.lock().clone() {
+        // Read the poison into a local: a guard held in the `if let` scrutinee
+        // would live through both branches, and a failing final checkpoint
+        // poisons the store (takes the same lock).
+        let poisoned = self.poison.lock().clone();
+        let result = if let Some(why) = poisoned {
             Err(Error::Poisoned(why))
         } else {
             let synced = self.wal.lock().sync();

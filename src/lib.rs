@@ -37,6 +37,7 @@ pub mod db;
 pub mod error;
 pub mod ffi;
 pub mod fs;
+pub mod fuzzing;
 pub mod memtable;
 pub mod options;
 pub mod recovery;

@@ -14,7 +14,11 @@ use std::sync::Arc;
 const DIR: &str = "/gc";
 
 fn opts() -> Options {
-    Options { segment_size: 64 << 10, max_wal_size: 0, ..Options::default() }
+    Options {
+        segment_size: 64 << 10,
+        max_wal_size: 0,
+        ..Options::default()
+    }
 }
 
 #[test]
@@ -47,7 +51,10 @@ fn acknowledged_means_fsynced_under_concurrency() {
                 let fsa: Arc<dyn FileSystem> = Arc::new(image);
                 let rec = Db::open_with_fs(DIR, opts(), fsa).expect("recover image");
                 for k in &before {
-                    assert!(rec.contains(k).expect("contains"), "{k} was acknowledged before the image but is not durable");
+                    assert!(
+                        rec.contains(k).expect("contains"),
+                        "{k} was acknowledged before the image but is not durable"
+                    );
                 }
                 rec.crash_for_testing();
                 n += 1;
@@ -62,7 +69,13 @@ fn acknowledged_means_fsynced_under_concurrency() {
     });
     let st = db.stats().expect("stats");
     assert_eq!(st.keys, 2400);
-    assert!(st.commit_groups < st.writes, "writers never shared an fsync: {st:?}");
+    assert!(
+        st.commit_groups < st.writes,
+        "writers never shared an fsync: {st:?}"
+    );
     assert!(checks > 3, "the checker ran only {checks} times");
-    eprintln!("{checks} power-cut images checked during {} writes in {} groups", st.writes, st.commit_groups);
+    eprintln!(
+        "{checks} power-cut images checked during {} writes in {} groups",
+        st.writes, st.commit_groups
+    );
 }
