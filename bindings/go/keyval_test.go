@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -259,5 +261,45 @@ func TestDurabilityLevels(t *testing.T) {
 			t.Errorf("durability %d: Len %d", d, n)
 		}
 		db.Close()
+	}
+}
+
+// TestFullDisk: ENOSPC on a 1 MiB tmpfs (needs root to mount).
+func TestFullDisk(t *testing.T) {
+	small := filepath.Join(t.TempDir(), "small")
+	os.Mkdir(small, 0o700)
+	if os.Geteuid() != 0 || exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", small).Run() != nil {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	defer exec.Command("umount", small).Run()
+	dir := filepath.Join(small, "db")
+	db := openT(t, dir, WithMaxWALSize(0))
+	acked := 0
+	var err error
+	for ; acked < 100000; acked++ {
+		if err = db.Set([]byte(fmt.Sprintf("k%06d", acked)), bytes.Repeat([]byte("v"), 400)); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrIO) || !strings.Contains(err.Error(), "os error 28") {
+		t.Fatalf("first failure: %v", err)
+	}
+	if err := db.Set([]byte("after"), []byte("x")); !errors.Is(err, ErrPoisoned) {
+		t.Fatalf("after failure: %v", err)
+	}
+	if _, err := db.Get([]byte("k000000")); err != nil {
+		t.Fatalf("reads must go on: %v", err)
+	}
+	if err := db.Close(); !errors.Is(err, ErrPoisoned) {
+		t.Fatalf("close: %v", err)
+	}
+	db = openT(t, dir, WithMaxWALSize(0))
+	for i := 0; i < acked; i++ {
+		if has, _ := db.Has([]byte(fmt.Sprintf("k%06d", i))); !has {
+			t.Fatalf("acknowledged k%06d lost", i)
+		}
+	}
+	if err := db.Close(); err != nil && !errors.Is(err, ErrIO) {
+		t.Fatalf("close after reopen: %v", err)
 	}
 }

@@ -238,3 +238,35 @@ def test_corruption_is_raised(tmp_path: Path) -> None:
     assert "00000000000000000001.wal" in e.value.message and "offset 4096" in e.value.message
     with keyval.open(d, recovery_mode="tolerate_any") as db:
         assert len(db) == 19
+
+
+def test_full_disk_poisons_and_keeps_acknowledged_writes(tmp_path: Path) -> None:
+    """ENOSPC on a 1 MiB tmpfs (needs root to mount)."""
+    import subprocess
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)]).returncode:
+        pytest.skip("needs root to mount a tmpfs")
+    try:
+        db = keyval.open(small / "db", segment_size=64 << 10, max_wal_size=0)
+        acked = 0
+        with pytest.raises(keyval.IoError) as e:
+            while True:
+                db[b"k%06d" % acked] = b"v" * 400
+                acked += 1
+        assert "os error 28" in e.value.message
+        with pytest.raises(keyval.PoisonedError):
+            db[b"after"] = b"x"
+        assert db[b"k000000"] == b"v" * 400
+        assert db.stats()["poisoned"] is True
+        with pytest.raises(keyval.PoisonedError):
+            db.close()
+        db = keyval.open(small / "db", segment_size=64 << 10, max_wal_size=0)
+        assert acked > 0 and all(b"k%06d" % i in db for i in range(acked))
+        try:
+            db.close()
+        except keyval.IoError:
+            pass  # the final checkpoint may not fit on the full disk
+    finally:
+        subprocess.run(["umount", str(small)])
