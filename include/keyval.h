@@ -165,6 +165,11 @@ typedef enum {
 } kv_status;
 
 /*
+ What a crash does to data that was not synced.
+ */
+typedef struct CrashMode CrashMode;
+
+/*
  A write batch. Opaque; create with `kv_batch_new`, free with
  `kv_batch_free`. Not thread-safe: use one batch from one thread at a
  time. It does not belong to any database until committed.
@@ -342,6 +347,8 @@ typedef struct {
    */
   uint64_t recovery_micros;
 } kv_stats;
+
+
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,7 +1,7 @@
 //! Replays the checked-in fuzz corpus (`fuzz/corpus/<target>/`) through the
 //! same harnesses the cargo-fuzz targets use, on stable Rust, plus
-//! deterministic mutations of every corpus file (bit flips, truncations,
-//! insertions). `KEYVAL_FUZZ_MUTATIONS` sets mutations per file (default
+//! deterministic mutations of the hand-made `seed-*` files (bit flips,
+//! truncations, insertions). `KEYVAL_FUZZ_MUTATIONS` sets mutations per file (default
 //! 300). `make fuzz` runs the real coverage-guided fuzzer (nightly).
 mod common;
 use common::Rng;
@@ -56,9 +56,15 @@ fn run(target: &str, f: fn(&[u8])) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let mut execs = 0u64;
-    for (path, seed) in corpus(target) {
+        for (path, seed) in corpus(target) {
         f(&seed);
         execs += 1;
+        // Inputs the fuzzer found are replayed as they are; the hand-made
+        // seeds are also mutated.
+        let is_seed = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("seed-"));
+        if !is_seed {
+            continue;
+        }
         let mut r = Rng(seed.len() as u64 * 31 + 7);
         for i in 0..per {
             let m = mutate(&mut r, &seed);
