@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,6 +117,17 @@ func TestDeleteThenResetThenReopen(t *testing.T) {
 // binary writes under DurabilitySync and prints "ACK n" after each durable
 // write until it is killed.
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("KEYVAL_GO_HOLD"); dir != "" {
+		db, err := Open(dir, small()...)
+		if err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(3)
+		}
+		fmt.Println("OPEN")
+		io.ReadAll(os.Stdin)
+		db.Close()
+		os.Exit(0)
+	}
 	if dir := os.Getenv("KEYVAL_GO_CHILD"); dir != "" {
 		db, err := Open(dir, small()...)
 		if err != nil {
@@ -184,5 +197,46 @@ func TestRecoveryAfterSIGKILL(t *testing.T) {
 		db.Close()
 		os.RemoveAll(dir)
 		os.MkdirAll(dir, 0o755)
+	}
+}
+
+func TestLockedByAnotherProcess(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "KEYVAL_GO_HOLD="+dir)
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() || sc.Text() != "OPEN" {
+		t.Fatalf("child did not open: %q", sc.Text())
+	}
+	if _, err := Open(dir, small()...); !errors.Is(err, ErrLocked) {
+		t.Fatalf("open while another process holds it: %v", err)
+	}
+	in.Close()
+	cmd.Wait()
+	db := openT(t, dir)
+	db.Close()
+}
+
+func TestGarbageFilesAndOddPaths(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "odd-\xff\xfe-name") // not UTF-8: just bytes to the library
+	db := openT(t, dir)
+	db.Set([]byte("k"), []byte("v"))
+	db.Close()
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("ignored"), 0o644)
+	junk := filepath.Join(dir, "00000000000000000042.wal")
+	os.WriteFile(junk, bytes.Repeat([]byte{0x5A}, 8192), 0o644)
+	if _, err := Open(dir, small()...); !errors.Is(err, ErrCorruption) || !strings.Contains(err.Error(), "00000000000000000042.wal") {
+		t.Fatalf("garbage segment: %v", err)
+	}
+	os.Remove(junk)
+	db = openT(t, dir)
+	defer db.Close()
+	if v, err := db.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("after removing the junk: %q %v", v, err)
 	}
 }

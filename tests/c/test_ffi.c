@@ -426,6 +426,38 @@ static void test_corruption_reported(void) {
     CHECK(strstr(kv_last_error_message(), "offset 4096") != NULL);
 }
 
+/* Paths are bytes (invalid UTF-8 is fine); unrelated files are ignored; a
+ * garbage file named like a segment is KV_CORRUPTION naming it, and
+ * changes nothing: once it is removed the data is all there. */
+static void test_odd_paths_and_garbage_files(void) {
+    char dir[8192];
+    snprintf(dir, sizeof dir, "%s", path_of("odd-\xff\xfe-dir"));
+    kv_options o = small_opts();
+    kv_db *db = NULL;
+    CHECK(kv_open(dir, &o, &db) == KV_OK);
+    CHECK(kv_set(db, K("k"), K("v")) == KV_OK);
+    CHECK(kv_close(db) == KV_OK);
+    char p[8400];
+    snprintf(p, sizeof p, "%s/notes.txt", dir);
+    FILE *f = fopen(p, "w");
+    if (f) { fputs("unrelated", f); fclose(f); }
+    snprintf(p, sizeof p, "%s/00000000000000000042.wal", dir);
+    f = fopen(p, "w");
+    CHECK(f != NULL);
+    for (int i = 0; f && i < 8192; i++) fputc(0x5A, f);
+    if (f) fclose(f);
+    db = NULL;
+    CHECK(kv_open(dir, &o, &db) == KV_CORRUPTION);
+    CHECK(db == NULL);
+    CHECK(strstr(kv_last_error_message(), "00000000000000000042.wal") != NULL);
+    CHECK(remove(p) == 0);
+    CHECK(kv_open(dir, &o, &db) == KV_OK);
+    uint8_t buf[4];
+    size_t n = 0;
+    CHECK(kv_get_into(db, K("k"), buf, sizeof buf, &n) == KV_OK && n == 1 && buf[0] == 'v');
+    CHECK(kv_close(db) == KV_OK);
+}
+
 /* A full disk: a 1 MiB tmpfs (root only). The failing write returns KV_IO,
  * later writes KV_POISONED, acknowledged data stays readable, and a reopen
  * recovers every acknowledged write. */
@@ -498,7 +530,9 @@ int main(int argc, char **argv) {
     test_threads();
     test_lock_across_processes();
         test_corruption_reported();
-    test_enospc();
+        test_enospc();
+    test_odd_paths_and_garbage_files();
+
 
     printf("c: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -270,3 +270,39 @@ def test_full_disk_poisons_and_keeps_acknowledged_writes(tmp_path: Path) -> None
             pass  # the final checkpoint may not fit on the full disk
     finally:
         subprocess.run(["umount", str(small)])
+
+
+def test_locked_by_another_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    d = tmp_path / "d"
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, keyval; db = keyval.open(sys.argv[1]); print('OPEN', flush=True); sys.stdin.read()", str(d)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "OPEN"
+        with pytest.raises(keyval.LockedError):
+            keyval.open(d)
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait()
+    with keyval.open(d) as db:  # free once the other process is gone
+        assert len(db) == 0
+
+
+def test_directory_with_garbage_files(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "notes.txt").write_bytes(b"unrelated files are ignored")
+    with keyval.open(d, segment_size=64 << 10) as db:
+        db[b"k"] = b"v"
+    (d / "00000000000000000042.wal").write_bytes(os.urandom(8192))
+    with pytest.raises(keyval.CorruptionError) as e:
+        keyval.open(d)
+    assert "00000000000000000042.wal" in e.value.message
+    (d / "00000000000000000042.wal").unlink()
+    with keyval.open(d) as db:
+        assert db[b"k"] == b"v"
