@@ -56,12 +56,15 @@ fn run(target: &str, f: fn(&[u8])) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let mut execs = 0u64;
-        for (path, seed) in corpus(target) {
+    for (path, seed) in corpus(target) {
         f(&seed);
         execs += 1;
         // Inputs the fuzzer found are replayed as they are; the hand-made
         // seeds are also mutated.
-        let is_seed = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("seed-"));
+        let is_seed = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("seed-"));
         if !is_seed {
             continue;
         }
