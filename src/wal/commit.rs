@@ -135,22 +135,6 @@ impl<T> GroupCommit<T> {
             self.cv.wait(&mut st);
         }
     }
-
-    /// Run `f` while no group is being written and none can start: used to
-    /// take a consistent view of the log (e.g. for a checkpoint).
-    pub fn exclusive<R>(&self, f: impl FnOnce() -> R) -> R {
-        let mut st = self.state.lock();
-        while st.leader {
-            self.cv.wait(&mut st);
-        }
-        st.leader = true;
-        drop(st);
-        let r = f();
-        let mut st = self.state.lock();
-        st.leader = false;
-        self.cv.notify_all();
-        r
-    }
 }
 
 #[cfg(test)]

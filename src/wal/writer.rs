@@ -207,11 +207,6 @@ impl WalWriter {
         Ok(())
     }
 
-    /// Hand buffered records to the OS without syncing.
-    pub fn flush(&mut self) -> Result<()> {
-        self.flush_buf()
-    }
-
     /// Start preparing the next segment in the background once the active
     /// one is half full, so rotation rarely waits for zero-filling.
     fn maybe_prepare_spare(&mut self) {
