@@ -1,34 +1,20 @@
 //! Recovery on open: load the newest snapshot whose SHA-256 verifies,
 //! replay the WAL after it, and decide what any damage means.
 //!
-//! # Torn tail or corruption?
-//!
-//! Every record header carries the *synced LSN*: the highest LSN whose
-//! `fdatasync` had returned OK when the record was written. When the valid
-//! prefix of a segment ends at a bad record whose LSN would have been `n`:
-//!
-//! - if any valid record after it says `synced LSN >= n`, record `n` was
-//!   durable before that later record was written, so its damage is
-//!   corruption of acknowledged data: an [`Error::Corruption`];
-//! - if the segment is not the last one, it is corruption too: a segment is
-//!   fully synced before the log moves on to the next;
-//! - a record with a valid checksum but an unexpected LSN is always
-//!   corruption (misdirected, stale or spliced write);
-//! - otherwise the damage lies in writes that were never known durable: a
-//!   torn tail. It is zeroed (made durable with `fdatasync`) and reported.
-//!
-//! [`RecoveryMode`] decides what happens to each case.
+//! The WAL part (segment checks, the torn-tail-or-corruption decision,
+//! truncation, where writing resumes) is shared with every log kind and
+//! lives in [`crate::wal::replay`].
 
 use crate::batch::{self, Op};
 use crate::error::{Error, Result};
-use crate::fs::{FileSystem, OpenMode};
+use crate::fs::FileSystem;
 use crate::memtable::{Entry, MemTable};
 use crate::options::{Options, RecoveryMode};
 use crate::snapshot;
-use crate::wal::reader::{self, SegmentScan};
-use crate::wal::record::{self, Owner, RecordType};
-use crate::wal::segment::{self, KIND_KV, SEGMENT_HEADER_SIZE};
-use crate::wal::writer::{ResumePoint, SegmentMeta};
+use crate::wal::record::RecordType;
+use crate::wal::replay::{replay, ReplayStart};
+use crate::wal::segment::{self, KIND_KV};
+use crate::wal::writer::ResumePoint;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -144,22 +130,6 @@ pub(crate) fn apply_batch(
     Ok(())
 }
 
-/// LSN in the first record header of a segment, read without loading the
-/// whole file. `None` if the segment has no readable first record.
-fn peek_first_lsn(fs: &dyn FileSystem, path: &Path, id: u64) -> Result<Option<u64>> {
-    let f = fs
-        .open(path, OpenMode::Read)
-        .map_err(|e| Error::io(path, e))?;
-    let mut b = vec![0u8; SEGMENT_HEADER_SIZE as usize + record::HEADER_SIZE];
-    match f.read_exact_at(&mut b, 0) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-    }
-    let h = record::Header::parse(&b[SEGMENT_HEADER_SIZE as usize..]);
-    Ok((h.segment_id == id && h.lsn != 0).then_some(h.lsn))
-}
-
 /// A fresh random database id: SHA-256 of the time, the process id and an
 /// address, so two databases created at the same moment still differ. Not
 /// secret, only unique; never 0.
@@ -230,231 +200,44 @@ pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> R
     }
 
     // 2. Replay the WAL after it.
-    let mut metas: Vec<SegmentMeta> = Vec::new();
-    let mut last_scan: Option<(u64, SegmentScan, u64)> = None; // (id, scan, size)
-    let mut max_lsn_seen = mem.applied_lsn;
-    let mut salvaged = false;
-    let ids = &listing.segments;
-    for (i, &id) in ids.iter().enumerate() {
-        let path = dir.join(segment::file_name(id));
-        let is_last = i + 1 == ids.len();
-        if !is_last {
-            let next = dir.join(segment::file_name(ids[i + 1]));
-            if let Some(next_first) = peek_first_lsn(fsr, &next, ids[i + 1])? {
-                if next_first <= mem.applied_lsn + 1 {
-                    let size = fsr
-                        .open(&path, OpenMode::Read)
-                        .and_then(|f| f.len())
-                        .map_err(|e| Error::io(&path, e))?;
-                    let first = peek_first_lsn(fsr, &path, id)?;
-                    metas.push(SegmentMeta {
-                        id,
-                        first_lsn: first,
-                        last_lsn: Some(next_first - 1),
-                        size,
-                    });
-                    stats.segments_skipped += 1;
-                    max_lsn_seen = max_lsn_seen.max(next_first - 1);
-                    continue;
-                }
-            }
-        }
-        let file = fsr
-            .open(&path, OpenMode::Read)
-            .map_err(|e| Error::io(&path, e))?;
-        let buf = file.read_all().map_err(|e| Error::io(&path, e))?;
-        let header = segment::check_header(&path, &buf, KIND_KV, id).and_then(|found| match db_id {
-            Some(want) if want != found => Err(Error::corruption(
-                &path,
-                Some(40),
-                format!("segment belongs to another database (id {found:#x}, this one is {want:#x})"),
-            )),
-            _ => Ok(found),
-        });
-        let seg_db = match header {
-            Ok(d) => d,
-            Err(e) => {
-                if opts.recovery_mode == RecoveryMode::TolerateAnyCorruption && !is_last {
-                    stats.bytes_skipped += buf.len() as u64;
-                    salvaged = true;
-                    continue;
-                }
-                return Err(e);
-            }
-        };
-        db_id = Some(seg_db);
-        stats.segments_scanned += 1;
-        let scan = reader::scan(
-            &buf,
-            Owner {
-                db_id: seg_db,
-                segment_id: id,
-            },
-        );
-        let apply = |mem: &mut MemTable,
-                     r: &reader::ScannedRecord,
-                     stats: &mut RecoveryStats|
-         -> Result<()> {
-            let lsn = r.header.lsn;
-            if lsn <= mem.applied_lsn {
-                return Ok(());
-            }
-            if lsn != mem.applied_lsn + 1 {
-                if opts.recovery_mode != RecoveryMode::TolerateAnyCorruption {
-                    // A rejected snapshot is the root cause when the WAL no
-                    // longer reaches back far enough to replace it.
-                    if let Some(e) = &first_error {
-                        return Err(e.clone());
-                    }
-                    return Err(Error::corruption(
-                        &path,
-                        Some(r.offset),
-                        format!(
-                            "gap in the log: expected sequence number {}, found {lsn}",
-                            mem.applied_lsn + 1
-                        ),
-                    ));
-                }
-                stats.records_skipped += lsn - mem.applied_lsn - 1;
-            }
-            match RecordType::from_u8(r.header.rtype) {
-                Some(RecordType::KvBatch) => {
-                    apply_batch(mem, &buf[r.payload.clone()], &path, r.offset)?
-                }
-                None => {
-                    return Err(Error::corruption(
-                        &path,
-                        Some(r.offset),
-                        "unknown record type",
-                    ))
-                }
-            }
-            mem.applied_lsn = lsn;
-            stats.records_replayed += 1;
-            stats.bytes_replayed += r.total;
-            Ok(())
-        };
-        for r in &scan.records {
-            apply(&mut mem, r, &mut stats)?;
-        }
-        let mut first = scan.records.first().map(|r| r.header.lsn);
-        let mut last = scan.records.last().map(|r| r.header.lsn);
-        let mut scan = scan;
-        if let Some(d) = scan.damage.clone() {
-            let bad_lsn = last.map(|l| l + 1).unwrap_or(mem.applied_lsn + 1);
-            let durable_after = d.later.iter().any(|r| r.header.synced_lsn >= bad_lsn);
-            let torn = is_last && !d.misplaced && !durable_after;
-            if torn && opts.recovery_mode != RecoveryMode::AbsoluteConsistency {
-                let bytes = scan.dirty_end - d.offset;
-                let rw = fsr
-                    .open(&path, OpenMode::ReadWrite)
-                    .map_err(|e| Error::io(&path, e))?;
-                rw.write_all_at(&vec![0u8; bytes as usize], d.offset)
-                    .map_err(|e| Error::io(&path, e))?;
-                rw.sync_data().map_err(|e| Error::io(&path, e))?;
-                stats.truncation = Some(Truncation {
-                    file: path.clone(),
-                    offset: d.offset,
-                    bytes,
-                    records: d.later.len() as u64,
-                    reason: d.reason.clone(),
-                });
-                scan.dirty_end = scan.end;
-            } else if opts.recovery_mode == RecoveryMode::TolerateAnyCorruption {
-                salvaged = true;
-                stats.bytes_skipped +=
-                    d.later.first().map(|r| r.offset).unwrap_or(scan.dirty_end) - d.offset;
-                for r in &d.later {
-                    apply(&mut mem, r, &mut stats)?;
-                    first.get_or_insert(r.header.lsn);
-                    last = Some(last.map_or(r.header.lsn, |l| l.max(r.header.lsn)));
-                }
-                if let Some(r) = d.later.last() {
-                    scan.end = r.offset + r.total;
-                }
-            } else {
-                let what = if torn {
-                    "torn write at the end of the log (recovery mode AbsoluteConsistency refuses to truncate it)".to_string()
-                } else if d.misplaced {
-                    d.reason.clone()
-                } else if !is_last {
-                    format!("{} in a segment that was already fully synced", d.reason)
-                } else {
-                    format!(
-                        "{}, followed by {} valid record(s) written after it was durable",
-                        d.reason,
-                        d.later.len()
-                    )
-                };
-                return Err(Error::corruption(&path, Some(d.offset), what));
-            }
-        }
-        if let Some(l) = last {
-            max_lsn_seen = max_lsn_seen.max(l);
-        }
-        metas.push(SegmentMeta {
-            id,
-            first_lsn: first,
-            last_lsn: last,
-            size: buf.len() as u64,
-        });
-        last_scan = Some((id, scan, buf.len() as u64));
-    }
-    // A rejected snapshot is only survivable if the WAL reached back far
-    // enough to rebuild what it held.
-    if let Some(e) = first_error {
-        let newest_rejected = listing.snapshots.last().copied().unwrap_or(0);
-        if mem.applied_lsn < newest_rejected {
-            return Err(e);
-        }
-    }
-
-    let db_id = db_id.unwrap_or_else(new_database_id);
-
-    // 3. Where writing resumes. Sync the last segment so that everything
-    //    recovered is durable before new records claim it as synced.
-    let resume = match last_scan {
-        Some((id, scan, _size)) if metas.last().map(|m| m.id) == Some(id) => {
-            let path = dir.join(segment::file_name(id));
-            let file = fsr
-                .open(&path, OpenMode::ReadWrite)
-                .map_err(|e| Error::io(&path, e))?;
-            file.sync_data().map_err(|e| Error::io(&path, e))?;
-            ResumePoint {
-                segments: metas,
-                file,
-                pos: scan.end,
-                next_lsn: max_lsn_seen.max(mem.applied_lsn) + 1,
-                db_id,
-            }
-        }
-        _ => {
-            let id = ids.last().copied().unwrap_or(0) + 1;
-            let p = segment::prepare(fsr, dir, KIND_KV, id, opts.segment_size, db_id)?;
-            segment::install(fsr, dir, &p)?;
-            metas.push(SegmentMeta {
-                id,
-                first_lsn: None,
-                last_lsn: None,
-                size: p.size,
-            });
-            ResumePoint {
-                segments: metas,
-                file: p.file,
-                pos: SEGMENT_HEADER_SIZE,
-                next_lsn: max_lsn_seen.max(mem.applied_lsn) + 1,
-                db_id,
-            }
-        }
+    let newest_rejected = if first_error.is_some() {
+        listing.snapshots.last().copied().unwrap_or(0)
+    } else {
+        0
     };
+    let start = ReplayStart {
+        kind: KIND_KV,
+        applied_lsn: mem.applied_lsn,
+        db_id,
+        skip_covered: true,
+        must_reach: newest_rejected,
+        gap_error: first_error,
+    };
+    let out = replay(
+        fsr,
+        dir,
+        &listing.segments,
+        opts,
+        start,
+        &mut stats,
+        |r| match r.rtype {
+            RecordType::KvBatch => apply_batch(&mut mem, r.payload, r.file, r.offset),
+            other => Err(Error::corruption(
+                r.file,
+                Some(r.offset),
+                format!("{other:?} record in a key-value log"),
+            )),
+        },
+    )?;
+    mem.applied_lsn = out.applied_lsn;
     stats.last_lsn = mem.applied_lsn;
     stats.duration_micros = started.elapsed().as_micros() as u64;
     Ok(Recovered {
-        db_id,
+        db_id: out.db_id,
         mem,
-        resume,
+        resume: out.resume,
         snapshots: listing.snapshots,
         stats,
-        salvaged,
+        salvaged: out.salvaged,
     })
 }
