@@ -568,7 +568,7 @@ impl Inner {
             .iter()
             .map(|p| (RecordType::KvBatch, &p[..]))
             .collect();
-        let first = match wal.append(&records) {
+        let first = match wal.append(&records, None) {
             Ok(f) => f,
             Err(e) => {
                 self.poison(&e);

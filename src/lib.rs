@@ -40,6 +40,7 @@ pub mod fs;
 pub mod fuzzing;
 pub mod memtable;
 pub mod options;
+pub mod raft;
 pub mod recovery;
 pub mod snapshot;
 pub mod verify;

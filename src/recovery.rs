@@ -212,6 +212,7 @@ pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> R
         skip_covered: true,
         must_reach: newest_rejected,
         gap_error: first_error,
+        start_anywhere: false,
     };
     let out = replay(
         fsr,

@@ -81,11 +81,25 @@ impl<T> GroupCommit<T> {
     /// error for every member of a failed group; [`Error::Poisoned`] for
     /// later groups.
     pub fn submit(&self, item: T, lead: impl FnOnce(Vec<T>) -> Result<()>) -> Result<()> {
+        self.submit_with(|| Ok(item), lead)
+    }
+
+    /// Like [`GroupCommit::submit`], but the item is built by `prepare`
+    /// under the queue's lock, so whatever `prepare` checks or reserves
+    /// happens in exactly the order the items are written (used by the Raft
+    /// log to check that appends are contiguous). An error from `prepare`
+    /// is returned without queueing anything.
+    pub fn submit_with(
+        &self,
+        prepare: impl FnOnce() -> Result<T>,
+        lead: impl FnOnce(Vec<T>) -> Result<()>,
+    ) -> Result<()> {
         let mut lead = Some(lead);
         let mut st = self.state.lock();
         if st.closed {
             return Err(Error::Closed);
         }
+        let item = prepare()?;
         let ticket = st.next_ticket;
         st.next_ticket += 1;
         st.queue.push(item);

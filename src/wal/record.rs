@@ -25,6 +25,14 @@ pub const HEADER_SIZE: usize = 40;
 pub enum RecordType {
     /// A key-value write batch (see `crate::batch` for the payload).
     KvBatch = 1,
+    /// Raft log entries (see `crate::raft` for the payload).
+    RaftEntries = 10,
+    /// Raft hard state: term, vote, commit index.
+    RaftHardState = 11,
+    /// Raft: remove entries from an index on (conflict resolution).
+    RaftTruncateSuffix = 12,
+    /// Raft: remove entries up to an index (compaction).
+    RaftTruncatePrefix = 13,
 }
 
 impl RecordType {
@@ -32,6 +40,10 @@ impl RecordType {
     pub fn from_u8(b: u8) -> Option<RecordType> {
         match b {
             1 => Some(RecordType::KvBatch),
+            10 => Some(RecordType::RaftEntries),
+            11 => Some(RecordType::RaftHardState),
+            12 => Some(RecordType::RaftTruncateSuffix),
+            13 => Some(RecordType::RaftTruncatePrefix),
             _ => None,
         }
     }

@@ -65,6 +65,10 @@ pub struct ReplayStart {
     pub must_reach: u64,
     /// The error to report for a gap, instead of a generic one.
     pub gap_error: Option<Error>,
+    /// The log may begin at any LSN: its oldest segments may have been
+    /// reclaimed (the Raft log after `truncate_prefix`). Only the first
+    /// record may skip ahead; gaps after it are still errors.
+    pub start_anywhere: bool,
 }
 
 /// What replay produced.
@@ -176,6 +180,9 @@ pub fn replay(
         let mut one =
             |r: &ScannedRecord, applied: &mut u64, stats: &mut RecoveryStats| -> Result<()> {
                 let lsn = r.header.lsn;
+                if start.start_anywhere && stats.records_replayed == 0 && lsn > *applied {
+                    *applied = lsn - 1;
+                }
                 if lsn <= *applied {
                     return Ok(());
                 }

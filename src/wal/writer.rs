@@ -133,12 +133,17 @@ impl WalWriter {
     }
 
     /// Append `records` as consecutive LSNs and bring them to the durability
-    /// level. Returns the LSN of the first record.
+    /// level. Returns the LSN of the first record. If `positions` is given,
+    /// the (segment id, header offset) of each record is pushed to it.
     ///
     /// Errors: [`Error::Io`] (the caller must poison the store: the records
     /// may be partly on disk). [`Error::InvalidArgument`] if a payload is
     /// larger than 4 GiB - 1.
-    pub fn append(&mut self, records: &[(RecordType, &[u8])]) -> Result<u64> {
+    pub fn append(
+        &mut self,
+        records: &[(RecordType, &[u8])],
+        mut positions: Option<&mut Vec<(u64, u64)>>,
+    ) -> Result<u64> {
         let first = self.next_lsn;
         for (rtype, payload) in records {
             if payload.len() > u32::MAX as usize - 64 {
@@ -152,6 +157,10 @@ impl WalWriter {
                 self.rotate(need)?;
             }
             let lsn = self.next_lsn;
+            if let Some(p) = positions.as_mut() {
+                p.push((self.active.id, self.active.pos));
+            }
+
             let owner = Owner {
                 db_id: self.db_id,
                 segment_id: self.active.id,

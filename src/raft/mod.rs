@@ -1,0 +1,786 @@
+//! [`RaftLog`]: a durable Raft log store on KeyVal's write-ahead log.
+//!
+//! A Raft log lives in its own directory. It shares the WAL machinery with
+//! the key-value store (segments, checksummed records, group commit,
+//! replay, torn-tail handling) but uses its own record types:
+//!
+//! ```text
+//! RaftEntries (10):        u64 first index, u32 count, then per entry:
+//!                          u64 term, u32 data length, u32 CRC-32 of data, data
+//! RaftHardState (11):      u64 term, u64 commit, u32 vote length, vote bytes
+//! RaftTruncateSuffix (12): u64 from (entries >= from are removed)
+//! RaftTruncatePrefix (13): u64 upto, u64 term of that entry (0 if unknown)
+//! ```
+//!
+//! Entries are not held in memory: an index maps each log index to its
+//! term and its position in a segment, reads use positioned reads (checked
+//! against the per-entry CRC), and a bounded cache keeps recent entries.
+//! `truncate_prefix` reclaims whole segments whose entries all fall below
+//! the new first index; before it deletes the segment that holds the latest
+//! hard state, that hard state is written again to the active segment.
+//!
+//! The vote is an opaque byte string (empty = no vote), so that any Raft
+//! implementation can store its own vote type (openraft's `Vote`, a node id,
+//! ...).
+//!
+//! Thread safety: `RaftLog` is `Send + Sync`. Appends, truncations and hard
+//! state saves are totally ordered and group-committed; reads run in
+//! parallel with them.
+
+mod snapshot;
+
+pub use snapshot::SnapshotMeta;
+
+use crate::error::{Error, Result};
+use crate::fs::{self, DirLock, FileHandle, FileSystem, OpenMode};
+use crate::options::{Durability, Options};
+use crate::recovery::{self, RecoveryStats};
+use crate::wal::commit::GroupCommit;
+use crate::wal::record::{RecordType, HEADER_SIZE};
+use crate::wal::replay::{replay, ReplayStart};
+use crate::wal::segment::{self, KIND_RAFT};
+use crate::wal::writer::WalWriter;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// One Raft log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Log index.
+    pub index: u64,
+    /// Term in which the entry was created.
+    pub term: u64,
+    /// Opaque payload.
+    pub data: Vec<u8>,
+}
+
+/// Raft's durable hard state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HardState {
+    /// Current term.
+    pub term: u64,
+    /// The vote, as opaque bytes (empty = none).
+    pub vote: Vec<u8>,
+    /// Commit index.
+    pub commit: u64,
+}
+
+/// Bytes the read cache may hold.
+const CACHE_BYTES: usize = 8 << 20;
+
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    term: u64,
+    seg: u64,
+    /// Offset of the entry's data in the segment file.
+    off: u64,
+    len: u32,
+    crc: u32,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Index of `locs[0]` (or where the next entry goes when empty).
+    first: u64,
+    locs: VecDeque<Loc>,
+    hard: Option<HardState>,
+    /// Segment holding the latest hard-state record.
+    hard_seg: u64,
+    purged: Option<(u64, u64)>,
+    /// Highest entry index written into each live segment.
+    seg_max: BTreeMap<u64, u64>,
+    files: BTreeMap<u64, Arc<dyn FileHandle>>,
+    /// Whether the log has ever held an entry or been truncated.
+    used: bool,
+    closed: bool,
+}
+
+impl State {
+    fn next(&self) -> u64 {
+        self.first + self.locs.len() as u64
+    }
+    fn last(&self) -> Option<u64> {
+        (!self.locs.is_empty()).then(|| self.next() - 1)
+    }
+    fn loc(&self, index: u64) -> Result<Loc> {
+        if index < self.first {
+            return Err(Error::Compacted {
+                index,
+                first: self.first,
+            });
+        }
+        self.locs
+            .get((index - self.first) as usize)
+            .copied()
+            .ok_or(Error::OutOfRange {
+                index,
+                last: self.last().unwrap_or(0),
+            })
+    }
+
+    /// Apply one record (at `seg`, header offset `off`) to the index.
+    fn apply(
+        &mut self,
+        rtype: RecordType,
+        p: &[u8],
+        seg: u64,
+        off: u64,
+        file: &Path,
+    ) -> Result<()> {
+        let bad = |why: &str| Error::corruption(file, Some(off), why.to_string());
+        match rtype {
+            RecordType::RaftEntries => {
+                let first = u64_at(p, 0).ok_or_else(|| bad("short entries record"))?;
+                let count = u32_at(p, 8).ok_or_else(|| bad("short entries record"))? as usize;
+                if self.used && first != self.next() {
+                    return Err(bad(&format!(
+                        "entries start at {first}, the log continues at {}",
+                        self.next()
+                    )));
+                }
+                if !self.used {
+                    self.first = first;
+                }
+                self.used = true;
+                let mut at = 12usize;
+                for _ in 0..count {
+                    let term = u64_at(p, at).ok_or_else(|| bad("short entry"))?;
+                    let len = u32_at(p, at + 8).ok_or_else(|| bad("short entry"))?;
+                    let crc = u32_at(p, at + 12).ok_or_else(|| bad("short entry"))?;
+                    let data_at = at + 16;
+                    if p.len() < data_at + len as usize {
+                        return Err(bad("entry runs past its record"));
+                    }
+                    let doff = off + HEADER_SIZE as u64 + data_at as u64;
+                    self.locs.push_back(Loc {
+                        term,
+                        seg,
+                        off: doff,
+                        len,
+                        crc,
+                    });
+                    at = data_at + len as usize;
+                }
+                if let Some(l) = self.last() {
+                    let m = self.seg_max.entry(seg).or_insert(0);
+                    *m = (*m).max(l);
+                }
+            }
+            RecordType::RaftHardState => {
+                let term = u64_at(p, 0).ok_or_else(|| bad("short hard state"))?;
+                let commit = u64_at(p, 8).ok_or_else(|| bad("short hard state"))?;
+                let vl = u32_at(p, 16).ok_or_else(|| bad("short hard state"))? as usize;
+                let vote = p
+                    .get(20..20 + vl)
+                    .ok_or_else(|| bad("short vote"))?
+                    .to_vec();
+                self.hard = Some(HardState { term, vote, commit });
+                self.hard_seg = seg;
+            }
+            RecordType::RaftTruncateSuffix => {
+                let from = u64_at(p, 0).ok_or_else(|| bad("short truncate record"))?;
+                // On a log that never held an entry there is nothing to remove.
+                if self.used {
+                    if from < self.first {
+                        self.locs.clear();
+                        self.first = from;
+                    } else {
+                        self.locs.truncate((from - self.first) as usize);
+                    }
+                }
+            }
+            RecordType::RaftTruncatePrefix => {
+                let upto = u64_at(p, 0).ok_or_else(|| bad("short truncate record"))?;
+                let term = u64_at(p, 8).ok_or_else(|| bad("short truncate record"))?;
+                if !self.used {
+                    self.first = upto + 1;
+                } else if upto >= self.first {
+                    let drop = ((upto + 1 - self.first) as usize).min(self.locs.len());
+                    self.locs.drain(..drop);
+                    if self.locs.is_empty() {
+                        self.first = upto + 1;
+                    } else {
+                        self.first += drop as u64;
+                    }
+                }
+                self.purged = Some((upto, term));
+                self.used = true;
+            }
+            RecordType::KvBatch => return Err(bad("key-value record in a Raft log")),
+        }
+        Ok(())
+    }
+}
+
+fn u64_at(p: &[u8], at: usize) -> Option<u64> {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(p.get(at..at + 8)?);
+    Some(u64::from_le_bytes(b))
+}
+
+fn u32_at(p: &[u8], at: usize) -> Option<u32> {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(p.get(at..at + 4)?);
+    Some(u32::from_le_bytes(b))
+}
+
+/// A queued write: its record and the next index it leaves behind.
+struct Op {
+    rtype: RecordType,
+    payload: Vec<u8>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    commit: GroupCommit<Op>,
+    wal: Mutex<WalWriter>,
+    state: RwLock<State>,
+    /// Next index as of every queued write (checked under the queue lock).
+    reserved: Mutex<(u64, bool)>,
+    cache: Mutex<BTreeMap<u64, Arc<Entry>>>,
+    cache_bytes: Mutex<usize>,
+    poison: Mutex<Option<String>>,
+    poisoned: AtomicBool,
+    closed: AtomicBool,
+    lock: Mutex<Option<Box<dyn DirLock>>>,
+    recovery: RecoveryStats,
+}
+
+/// A durable Raft log. See the module docs.
+pub struct RaftLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RaftLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftLog")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RaftLog {
+    /// Open (and recover) the Raft log in directory `path`, creating it if
+    /// allowed. `opts.durability` must be `Sync` or `Os`: Raft relies on
+    /// appends being on disk when acknowledged, and reads come from the
+    /// files. Snapshot-related options (`keep_snapshots`, `max_wal_size`) do
+    /// not apply.
+    ///
+    /// Errors: as [`crate::Db::open`]; `InvalidArgument` for `Buffered`.
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<RaftLog> {
+        RaftLog::open_with_fs(path, opts, fs::default_fs())
+    }
+
+    /// [`RaftLog::open`] on a custom file system.
+    pub fn open_with_fs(
+        path: impl AsRef<Path>,
+        opts: Options,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<RaftLog> {
+        opts.validate()?;
+        if opts.durability == Durability::Buffered {
+            return Err(Error::InvalidArgument(
+                "a Raft log needs Sync or Os durability".into(),
+            ));
+        }
+        let dir = path.as_ref().to_path_buf();
+        if !fs.is_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            if fs.exists(&dir).map_err(|e| Error::io(&dir, e))? {
+                return Err(Error::InvalidArgument(format!(
+                    "{} exists and is not a directory",
+                    dir.display()
+                )));
+            }
+            if !opts.create_if_missing {
+                return Err(Error::InvalidArgument(format!(
+                    "{} does not exist",
+                    dir.display()
+                )));
+            }
+            fs.create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        let lock_path = dir.join(crate::db::LOCK_FILE);
+        let lock = match fs.lock(&lock_path) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Err(Error::Locked(dir)),
+            Err(e) => return Err(Error::io(&lock_path, e)),
+        };
+        let listing = recovery::list(fs.as_ref(), &dir)?;
+        for name in &listing.leftovers {
+            let p = dir.join(name);
+            fs.remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        snapshot::remove_leftovers(fs.as_ref(), &dir)?;
+        let mut stats = RecoveryStats::default();
+        let mut st = State {
+            first: 1,
+            ..State::default()
+        };
+
+        let start = ReplayStart {
+            kind: KIND_RAFT,
+            applied_lsn: 0,
+            db_id: None,
+            skip_covered: false,
+            must_reach: 0,
+            gap_error: None,
+            start_anywhere: true,
+        };
+        let out = replay(
+            fs.as_ref(),
+            &dir,
+            &listing.segments,
+            &opts,
+            start,
+            &mut stats,
+            |r| st.apply(r.rtype, r.payload, r.segment_id, r.offset, r.file),
+        )?;
+        for m in &out.resume.segments {
+            let p = dir.join(segment::file_name(m.id));
+            let f = fs.open(&p, OpenMode::Read).map_err(|e| Error::io(&p, e))?;
+            st.files.insert(m.id, f);
+        }
+        let next = st.next();
+        let used = st.used;
+        let wal = WalWriter::new(
+            Arc::clone(&fs),
+            &dir,
+            KIND_RAFT,
+            opts.segment_size,
+            opts.durability,
+            out.resume,
+        )?;
+        Ok(RaftLog {
+            inner: Arc::new(Inner {
+                dir,
+                fs,
+                commit: GroupCommit::default(),
+                wal: Mutex::new(wal),
+                state: RwLock::new(st),
+                reserved: Mutex::new((next, used)),
+                cache: Mutex::new(BTreeMap::new()),
+                cache_bytes: Mutex::new(0),
+                poison: Mutex::new(None),
+                poisoned: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                lock: Mutex::new(Some(lock)),
+                recovery: stats,
+            }),
+        })
+    }
+
+    /// Facts about the recovery done by `open`.
+    pub fn recovery_stats(&self) -> &RecoveryStats {
+        &self.inner.recovery
+    }
+
+    /// The directory of this log.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if self.inner.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned(
+                self.inner.poison.lock().clone().unwrap_or_default(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn write(&self, prepare: impl FnOnce(&mut (u64, bool)) -> Result<Op>) -> Result<()> {
+        self.check_writable()?;
+        let inner = &self.inner;
+        inner.commit.submit_with(
+            || prepare(&mut inner.reserved.lock()),
+            |group| inner.lead(group),
+        )
+    }
+
+    /// Append `entries`, which must have consecutive indexes starting at the
+    /// log's next index (any index for the very first append to a new log).
+    /// Returns once they are durable (under `Sync`: fdatasync'ed;
+    /// concurrent appenders share fsyncs).
+    ///
+    /// Errors: `InvalidArgument` (not contiguous, or an entry larger than
+    /// `max_value_size`), `Closed`, `Poisoned`, `Io` (now poisoned).
+    pub fn append(&self, entries: &[Entry]) -> Result<()> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        for (i, e) in entries.iter().enumerate() {
+            if e.index != first.index + i as u64 {
+                return Err(Error::InvalidArgument(format!(
+                    "entry indexes are not consecutive at {}",
+                    e.index
+                )));
+            }
+        }
+        let mut p =
+            Vec::with_capacity(12 + entries.iter().map(|e| 16 + e.data.len()).sum::<usize>());
+        p.extend_from_slice(&first.index.to_le_bytes());
+        p.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        for e in entries {
+            p.extend_from_slice(&e.term.to_le_bytes());
+            p.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
+            p.extend_from_slice(&crc32fast::hash(&e.data).to_le_bytes());
+            p.extend_from_slice(&e.data);
+        }
+        let n = entries.len() as u64;
+        self.write(|r| {
+            if r.1 && first.index != r.0 {
+                return Err(Error::InvalidArgument(format!(
+                    "append at {} but the log continues at {}",
+                    first.index, r.0
+                )));
+            }
+            *r = (first.index + n, true);
+            Ok(Op {
+                rtype: RecordType::RaftEntries,
+                payload: p,
+            })
+        })?;
+        let mut c = self.inner.cache.lock();
+        let mut bytes = self.inner.cache_bytes.lock();
+        for e in entries {
+            *bytes += e.data.len() + 32;
+            c.insert(e.index, Arc::new(e.clone()));
+        }
+        while *bytes > CACHE_BYTES {
+            match c.pop_first() {
+                Some((_, e)) => *bytes -= e.data.len() + 32,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Save the hard state durably.
+    ///
+    /// Errors: `Closed`, `Poisoned`, `Io` (now poisoned).
+    pub fn save_hard_state(&self, hs: &HardState) -> Result<()> {
+        self.write(|_| {
+            Ok(Op {
+                rtype: RecordType::RaftHardState,
+                payload: encode_hard_state(hs),
+            })
+        })
+    }
+
+    /// The last saved hard state, if any.
+    pub fn hard_state(&self) -> Result<Option<HardState>> {
+        self.read(|s| Ok(s.hard.clone()))
+    }
+
+    /// Remove every entry with index >= `from`, durably (Raft conflict
+    /// resolution). The next append must start at `from` (or below, if
+    /// `from` was beyond the end: then at the old next index).
+    ///
+    /// Errors: `Closed`, `Poisoned`, `Io`.
+    pub fn truncate_suffix(&self, from: u64) -> Result<()> {
+        self.write(|r| {
+            if r.1 {
+                r.0 = r.0.min(from);
+            }
+            Ok(Op {
+                rtype: RecordType::RaftTruncateSuffix,
+                payload: from.to_le_bytes().to_vec(),
+            })
+        })?;
+        self.inner.cache.lock().retain(|&i, _| i < from);
+        Ok(())
+    }
+
+    /// Remove every entry with index <= `upto` (compaction after a
+    /// snapshot), durably, and delete the WAL segments that no longer hold
+    /// anything needed. The first index becomes `upto + 1`.
+    ///
+    /// Errors: `Closed`, `Poisoned`, `Io`.
+    pub fn truncate_prefix(&self, upto: u64) -> Result<()> {
+        let term = self.term(upto).unwrap_or(0);
+        self.write(|r| {
+            if !r.1 || r.0 <= upto {
+                r.0 = upto + 1;
+            }
+            r.1 = true;
+            let mut p = upto.to_le_bytes().to_vec();
+            p.extend_from_slice(&term.to_le_bytes());
+            Ok(Op {
+                rtype: RecordType::RaftTruncatePrefix,
+                payload: p,
+            })
+        })?;
+        self.inner.cache.lock().retain(|&i, _| i > upto);
+        self.reclaim()
+    }
+
+    /// Delete whole segments below the first index (oldest first).
+    fn reclaim(&self) -> Result<()> {
+        let (first, hard_seg, seg_max) =
+            self.read(|s| Ok((s.first, s.hard_seg, s.seg_max.clone())))?;
+        let active = self
+            .inner
+            .wal
+            .lock()
+            .segments()
+            .last()
+            .map(|m| m.id)
+            .unwrap_or(0);
+        let mut doomed = Vec::new();
+        for m in self.inner.wal.lock().segments() {
+            if m.id == active || seg_max.get(&m.id).is_some_and(|&mx| mx >= first) {
+                break;
+            }
+            doomed.push(m.id);
+        }
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        // Keep the latest hard state: write it again before its segment goes.
+        if doomed.contains(&hard_seg) {
+            if let Some(hs) = self.hard_state()? {
+                self.save_hard_state(&hs)?;
+            }
+        }
+        let upto_lsn = {
+            let w = self.inner.wal.lock();
+            w.segments()
+                .iter()
+                .filter(|m| doomed.contains(&m.id))
+                .filter_map(|m| m.last_lsn)
+                .max()
+                .unwrap_or(0)
+        };
+        let r = self.inner.wal.lock().remove_segments_upto(upto_lsn);
+        if let Err(e) = &r {
+            self.inner.poison(e);
+        }
+        r?;
+        let live: Vec<u64> = self
+            .inner
+            .wal
+            .lock()
+            .segments()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        let mut s = self.inner.state.write();
+        s.files.retain(|id, _| live.contains(id));
+        s.seg_max.retain(|id, _| live.contains(id));
+        Ok(())
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&State) -> Result<R>) -> Result<R> {
+        let s = self.inner.state.read();
+        if s.closed {
+            return Err(Error::Closed);
+        }
+        f(&s)
+    }
+
+    /// Index of the first entry held (after compaction: the index after the
+    /// last purged one).
+    pub fn first_index(&self) -> Result<u64> {
+        self.read(|s| Ok(s.first))
+    }
+
+    /// Index of the last entry, or `None` if the log holds no entry.
+    pub fn last_index(&self) -> Result<Option<u64>> {
+        self.read(|s| Ok(s.last()))
+    }
+
+    /// The last index and term removed by `truncate_prefix`, if any.
+    pub fn last_purged(&self) -> Result<Option<(u64, u64)>> {
+        self.read(|s| Ok(s.purged))
+    }
+
+    /// Term of the entry at `index`.
+    ///
+    /// Errors: `Compacted` (below the first index), `OutOfRange` (beyond
+    /// the last), `Closed`.
+    pub fn term(&self, index: u64) -> Result<u64> {
+        self.read(|s| s.loc(index).map(|l| l.term))
+    }
+
+    /// The entry at `index`, from the cache or by a positioned read checked
+    /// against its CRC.
+    ///
+    /// Errors: `Compacted`, `OutOfRange`, `Corruption` (the stored entry
+    /// fails its checksum), `Io`, `Closed`.
+    pub fn entry(&self, index: u64) -> Result<Entry> {
+        if let Some(e) = self.inner.cache.lock().get(&index) {
+            if self.term(index)? == e.term {
+                return Ok((**e).clone());
+            }
+        }
+        let (loc, file) = self.read(|s| {
+            let l = s.loc(index)?;
+            let f = s.files.get(&l.seg).cloned().ok_or_else(|| {
+                Error::corruption(
+                    &self.inner.dir,
+                    None,
+                    format!("segment {} of entry {index} is missing", l.seg),
+                )
+            })?;
+            Ok((l, f))
+        })?;
+        let mut data = vec![0u8; loc.len as usize];
+        let path = self.inner.dir.join(segment::file_name(loc.seg));
+        file.read_exact_at(&mut data, loc.off)
+            .map_err(|e| Error::io(&path, e))?;
+        if crc32fast::hash(&data) != loc.crc {
+            return Err(Error::corruption(
+                path,
+                Some(loc.off),
+                format!("entry {index} fails its checksum"),
+            ));
+        }
+        Ok(Entry {
+            index,
+            term: loc.term,
+            data,
+        })
+    }
+
+    /// Entries with `lo <= index < hi`, stopping early once `max_bytes` of
+    /// data is collected (at least one entry is returned if `lo < hi`).
+    ///
+    /// Errors: as [`RaftLog::entry`].
+    pub fn entries(&self, lo: u64, hi: u64, max_bytes: u64) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for i in lo..hi {
+            let e = self.entry(i)?;
+            bytes += e.data.len() as u64;
+            out.push(e);
+            if bytes >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Save a snapshot: `meta` and `data` (streamed from a reader), written
+    /// to a temporary file, fsynced, renamed over the previous snapshot, and
+    /// the directory fsynced. The SHA-256 of the file is checked on load.
+    ///
+    /// Errors: `Io` (the previous snapshot stays in place), `Closed`.
+    pub fn save_snapshot(&self, meta: &SnapshotMeta, data: &mut dyn std::io::Read) -> Result<()> {
+        self.check_writable()?;
+        snapshot::write(self.inner.fs.as_ref(), &self.inner.dir, meta, data)
+    }
+
+    /// The latest snapshot, verified, if any.
+    ///
+    /// Errors: `Corruption` (the snapshot fails its SHA-256), `Io`, `Closed`.
+    pub fn snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
+        self.read(|_| Ok(()))?;
+        snapshot::read(self.inner.fs.as_ref(), &self.inner.dir)
+    }
+
+    /// Close: wait for writes in flight, sync, release the directory.
+    /// Later calls return `Closed`; closing twice is a no-op.
+    ///
+    /// Errors: `Poisoned`, `Io`.
+    pub fn close(&self) -> Result<()> {
+        let inner = &self.inner;
+        if inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        inner.commit.close();
+        let poisoned = inner.poison.lock().clone();
+        let r = match poisoned {
+            Some(why) => Err(Error::Poisoned(why)),
+            None => inner.wal.lock().sync(),
+        };
+        inner.state.write().closed = true;
+        inner.wal.lock().discard_spare();
+        inner.lock.lock().take();
+        r
+    }
+
+    /// Testing aid: stop as a killed process would (no sync), releasing the
+    /// directory lock.
+    #[doc(hidden)]
+    pub fn crash_for_testing(self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.commit.close();
+        self.inner.state.write().closed = true;
+        self.inner.wal.lock().discard_spare();
+        self.inner.lock.lock().take();
+    }
+}
+
+impl Drop for RaftLog {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn encode_hard_state(hs: &HardState) -> Vec<u8> {
+    let mut p = Vec::with_capacity(20 + hs.vote.len());
+    p.extend_from_slice(&hs.term.to_le_bytes());
+    p.extend_from_slice(&hs.commit.to_le_bytes());
+    p.extend_from_slice(&(hs.vote.len() as u32).to_le_bytes());
+    p.extend_from_slice(&hs.vote);
+    p
+}
+
+impl Inner {
+    fn poison(&self, e: &Error) {
+        let mut p = self.poison.lock();
+        if p.is_none() {
+            *p = Some(e.to_string());
+        }
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    fn lead(&self, group: Vec<Op>) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned(
+                self.poison.lock().clone().unwrap_or_default(),
+            ));
+        }
+        let mut wal = self.wal.lock();
+        let records: Vec<(RecordType, &[u8])> =
+            group.iter().map(|o| (o.rtype, &o.payload[..])).collect();
+        let mut pos = Vec::with_capacity(group.len());
+        if let Err(e) = wal.append(&records, Some(&mut pos)) {
+            self.poison(&e);
+            return Err(e);
+        }
+        let segs: Vec<(u64, u64)> = wal.segments().iter().map(|m| (m.id, m.size)).collect();
+        drop(wal);
+        let mut s = self.state.write();
+        for (id, _) in &segs {
+            if !s.files.contains_key(id) {
+                let p = self.dir.join(segment::file_name(*id));
+                match self.fs.open(&p, OpenMode::Read) {
+                    Ok(f) => {
+                        s.files.insert(*id, f);
+                    }
+                    Err(e) => {
+                        let e = Error::io(&p, e);
+                        self.poison(&e);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        for (op, (seg, off)) in group.iter().zip(pos) {
+            let file = self.dir.join(segment::file_name(seg));
+            if let Err(e) = s.apply(op.rtype, &op.payload, seg, off, &file) {
+                self.poison(&e);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
