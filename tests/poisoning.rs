@@ -70,7 +70,7 @@ fn run(fault: Fault, nth: i64, persistent: bool) {
 
 #[test]
 fn write_errors_poison() {
-    for nth in [1, 2, 5, 17, 100] {
+    for nth in (1..=30).chain([57, 100]) {
         run(Fault::Write, nth, false);
         run(Fault::Write, nth, true);
     }
@@ -78,7 +78,7 @@ fn write_errors_poison() {
 
 #[test]
 fn fsync_errors_poison_and_are_never_retried() {
-    for nth in [1, 2, 5, 17, 100] {
+    for nth in (1..=30).chain([57, 100]) {
         run(Fault::Sync, nth, false);
         run(Fault::Sync, nth, true);
     }
@@ -86,7 +86,8 @@ fn fsync_errors_poison_and_are_never_retried() {
 
 #[test]
 fn rename_errors_during_rotation_poison() {
-    for nth in [1, 2] {
+    for nth in 1..=3 {
         run(Fault::Rename, nth, false);
+        run(Fault::Rename, nth, true);
     }
 }
