@@ -153,6 +153,47 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// Make sure `dir` is a directory (creating it, and syncing its parent, if
+/// allowed) and take its `LOCK`. Shared by every store kind.
+///
+/// Errors: `InvalidArgument` (empty path, not a directory, missing and not
+/// allowed to create), `Locked`, `Io`.
+pub(crate) fn open_directory(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    create: bool,
+) -> Result<Box<dyn DirLock>> {
+    if dir.as_os_str().is_empty() {
+        return Err(Error::InvalidArgument("empty path".into()));
+    }
+    if !fs.is_dir(dir).map_err(|e| Error::io(dir, e))? {
+        if fs.exists(dir).map_err(|e| Error::io(dir, e))? {
+            return Err(Error::InvalidArgument(format!(
+                "{} exists and is not a directory",
+                dir.display()
+            )));
+        }
+        if !create {
+            return Err(Error::InvalidArgument(format!(
+                "{} does not exist",
+                dir.display()
+            )));
+        }
+        fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs.sync_dir(parent).map_err(|e| Error::io(parent, e))?;
+        }
+    }
+    let lock_path = dir.join(LOCK_FILE);
+    match fs.lock(&lock_path) {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(Error::Locked(dir.to_path_buf()))
+        }
+        Err(e) => Err(Error::io(&lock_path, e)),
+    }
+}
+
 impl Db {
     /// Open (and recover) the database in `path`, creating the directory if
     /// it is missing and [`Options::create_if_missing`] is set.
@@ -177,33 +218,7 @@ impl Db {
     ) -> Result<Db> {
         opts.validate()?;
         let dir = path.as_ref().to_path_buf();
-        if dir.as_os_str().is_empty() {
-            return Err(Error::InvalidArgument("empty path".into()));
-        }
-        if !fs.is_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            if fs.exists(&dir).map_err(|e| Error::io(&dir, e))? {
-                return Err(Error::InvalidArgument(format!(
-                    "{} exists and is not a directory",
-                    dir.display()
-                )));
-            }
-            if !opts.create_if_missing {
-                return Err(Error::InvalidArgument(format!(
-                    "{} does not exist",
-                    dir.display()
-                )));
-            }
-            fs.create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs.sync_dir(parent).map_err(|e| Error::io(parent, e))?;
-            }
-        }
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = match fs.lock(&lock_path) {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Err(Error::Locked(dir)),
-            Err(e) => return Err(Error::io(&lock_path, e)),
-        };
+        let lock = open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
         let rec = recovery::recover(&fs, &dir, &opts)?;
         let wal = WalWriter::new(
             Arc::clone(&fs),

@@ -288,27 +288,7 @@ impl RaftLog {
             ));
         }
         let dir = path.as_ref().to_path_buf();
-        if !fs.is_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            if fs.exists(&dir).map_err(|e| Error::io(&dir, e))? {
-                return Err(Error::InvalidArgument(format!(
-                    "{} exists and is not a directory",
-                    dir.display()
-                )));
-            }
-            if !opts.create_if_missing {
-                return Err(Error::InvalidArgument(format!(
-                    "{} does not exist",
-                    dir.display()
-                )));
-            }
-            fs.create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        }
-        let lock_path = dir.join(crate::db::LOCK_FILE);
-        let lock = match fs.lock(&lock_path) {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Err(Error::Locked(dir)),
-            Err(e) => return Err(Error::io(&lock_path, e)),
-        };
+        let lock = crate::db::open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
         let listing = recovery::list(fs.as_ref(), &dir)?;
         for name in &listing.leftovers {
             let p = dir.join(name);
