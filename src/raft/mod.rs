@@ -538,7 +538,13 @@ impl RaftLog {
                 .max()
                 .unwrap_or(0)
         };
-        let r = self.inner.wal.lock().remove_segments_upto(upto_lsn);
+        // Rule: delete only once what replaces it is durable. Under `Os` the
+        // truncate-prefix and re-written hard-state records may still be in
+        // the page cache; sync them before the old segments go.
+        let r = {
+            let mut w = self.inner.wal.lock();
+            w.sync().and_then(|()| w.remove_segments_upto(upto_lsn))
+        };
         if let Err(e) = &r {
             self.inner.poison(e);
         }
