@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::fs::{self, DirLock, FileSystem, OpenMode};
 use crate::memtable::{MemTable, ENTRY_OVERHEAD_ESTIMATE};
 use crate::options::Options;
+use crate::poison::Poison;
 use crate::recovery::{self, RecoveryStats};
 use crate::snapshot;
 use crate::wal::commit::GroupCommit;
@@ -38,8 +39,7 @@ pub(crate) struct Inner {
     mem: RwLock<MemState>,
     commit: GroupCommit<Vec<u8>>,
     wal: Mutex<WalWriter>,
-    poison: Mutex<Option<String>>,
-    poisoned: AtomicBool,
+    poison: Poison,
     closed: AtomicBool,
     checkpoint: Mutex<CheckpointState>,
     checkpoint_running: AtomicBool,
@@ -237,8 +237,7 @@ impl Db {
             }),
             commit: GroupCommit::default(),
             wal: Mutex::new(wal),
-            poison: Mutex::new(None),
-            poisoned: AtomicBool::new(false),
+            poison: Poison::default(),
             closed: AtomicBool::new(false),
             checkpoint: Mutex::new(CheckpointState {
                 snapshots: rec.snapshots,
@@ -439,7 +438,7 @@ impl Db {
         self.inner.check_writable()?;
         let r = self.inner.wal.lock().sync();
         if let Err(e) = &r {
-            self.inner.poison(e);
+            self.inner.poison.set(e);
         }
         r
     }
@@ -503,7 +502,7 @@ impl Db {
             fsyncs,
             checkpoints: inner.checkpoints.load(Ordering::Relaxed),
             checkpoint_pause_micros: inner.checkpoint_pause_micros.load(Ordering::Relaxed),
-            poisoned: inner.poison.lock().clone(),
+            poisoned: inner.poison.reason(),
             recovery: inner.recovery.clone(),
         })
     }
@@ -555,29 +554,13 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned(
-                self.poison.lock().clone().unwrap_or_default(),
-            ));
-        }
+        self.poison.check()?;
         Ok(())
-    }
-
-    fn poison(&self, e: &Error) {
-        let mut p = self.poison.lock();
-        if p.is_none() {
-            *p = Some(e.to_string());
-        }
-        self.poisoned.store(true, Ordering::Release);
     }
 
     /// Leader of a commit group: write, sync, apply in LSN order.
     fn lead(&self, group: Vec<Vec<u8>>) -> Result<()> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned(
-                self.poison.lock().clone().unwrap_or_default(),
-            ));
-        }
+        self.poison.check()?;
         let mut wal = self.wal.lock();
         let records: Vec<(RecordType, &[u8])> = group
             .iter()
@@ -586,7 +569,7 @@ impl Inner {
         let first = match wal.append(&records, None) {
             Ok(f) => f,
             Err(e) => {
-                self.poison(&e);
+                self.poison.set(&e);
                 return Err(e);
             }
         };
@@ -597,7 +580,7 @@ impl Inner {
         let mut m = self.mem.write();
         for (i, p) in group.iter().enumerate() {
             if let Err(e) = recovery::apply_batch(&mut m.table, p, Path::new("<memory>"), 0) {
-                self.poison(&e);
+                self.poison.set(&e);
                 return Err(e);
             }
             m.table.applied_lsn = first + i as u64;
@@ -669,7 +652,7 @@ impl Inner {
         let written = match res {
             Ok(w) => w,
             Err(e) => {
-                self.poison(&e);
+                self.poison.set(&e);
                 return Err(e);
             }
         };
@@ -687,7 +670,7 @@ impl Inner {
             let p = self.dir.join(snapshot::file_name(old));
             if let Err(e) = self.fs.remove_file(&p) {
                 let e = Error::io(&p, e);
-                self.poison(&e);
+                self.poison.set(&e);
                 return Err(e);
             }
             removed_any = true;
@@ -696,14 +679,14 @@ impl Inner {
         let removed_segments = match self.wal.lock().remove_segments_upto(oldest) {
             Ok(n) => n,
             Err(e) => {
-                self.poison(&e);
+                self.poison.set(&e);
                 return Err(e);
             }
         };
         if removed_any && removed_segments == 0 {
             if let Err(e) = self.fs.sync_dir(&self.dir) {
                 let e = Error::io(&self.dir, e);
-                self.poison(&e);
+                self.poison.set(&e);
                 return Err(e);
             }
         }
@@ -716,16 +699,15 @@ impl Inner {
         }
         self.commit.close();
         // Waits for a running automatic checkpoint.
-        // Read the poison into a local: a guard held in the `if let` scrutinee
-        // would live through both branches, and a failing final checkpoint
-        // poisons the store (takes the same lock).
-        let poisoned = self.poison.lock().clone();
+        // `reason()` returns a copy: no lock is held while the final
+        // checkpoint below may poison the store.
+        let poisoned = self.poison.reason();
         let result = if let Some(why) = poisoned {
             Err(Error::Poisoned(why))
         } else {
             let synced = self.wal.lock().sync();
             if let Err(e) = &synced {
-                self.poison(e);
+                self.poison.set(e);
             }
             synced.and_then(|()| self.checkpoint_now())
         };

@@ -40,6 +40,7 @@ pub mod fs;
 pub mod fuzzing;
 pub mod memtable;
 pub mod options;
+mod poison;
 pub mod raft;
 pub mod recovery;
 pub mod snapshot;

@@ -34,6 +34,7 @@ pub use snapshot::SnapshotMeta;
 use crate::error::{Error, Result};
 use crate::fs::{self, DirLock, FileHandle, FileSystem, OpenMode};
 use crate::options::{Durability, Options};
+use crate::poison::Poison;
 use crate::recovery::{self, RecoveryStats};
 use crate::wal::commit::GroupCommit;
 use crate::wal::record::{RecordType, HEADER_SIZE};
@@ -243,8 +244,7 @@ struct Inner {
     reserved: Mutex<(u64, bool)>,
     cache: Mutex<BTreeMap<u64, Arc<Entry>>>,
     cache_bytes: Mutex<usize>,
-    poison: Mutex<Option<String>>,
-    poisoned: AtomicBool,
+    poison: Poison,
     closed: AtomicBool,
     lock: Mutex<Option<Box<dyn DirLock>>>,
     recovery: RecoveryStats,
@@ -344,8 +344,7 @@ impl RaftLog {
                 reserved: Mutex::new((next, used)),
                 cache: Mutex::new(BTreeMap::new()),
                 cache_bytes: Mutex::new(0),
-                poison: Mutex::new(None),
-                poisoned: AtomicBool::new(false),
+                poison: Poison::default(),
                 closed: AtomicBool::new(false),
                 lock: Mutex::new(Some(lock)),
                 recovery: stats,
@@ -367,11 +366,7 @@ impl RaftLog {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        if self.inner.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned(
-                self.inner.poison.lock().clone().unwrap_or_default(),
-            ));
-        }
+        self.inner.poison.check()?;
         Ok(())
     }
 
@@ -546,7 +541,7 @@ impl RaftLog {
             w.sync().and_then(|()| w.remove_segments_upto(upto_lsn))
         };
         if let Err(e) = &r {
-            self.inner.poison(e);
+            self.inner.poison.set(e);
         }
         r?;
         let live: Vec<u64> = self
@@ -681,7 +676,7 @@ impl RaftLog {
             return Ok(());
         }
         inner.commit.close();
-        let poisoned = inner.poison.lock().clone();
+        let poisoned = inner.poison.reason();
         let r = match poisoned {
             Some(why) => Err(Error::Poisoned(why)),
             None => inner.wal.lock().sync(),
@@ -720,26 +715,14 @@ fn encode_hard_state(hs: &HardState) -> Vec<u8> {
 }
 
 impl Inner {
-    fn poison(&self, e: &Error) {
-        let mut p = self.poison.lock();
-        if p.is_none() {
-            *p = Some(e.to_string());
-        }
-        self.poisoned.store(true, Ordering::Release);
-    }
-
     fn lead(&self, group: Vec<Op>) -> Result<()> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned(
-                self.poison.lock().clone().unwrap_or_default(),
-            ));
-        }
+        self.poison.check()?;
         let mut wal = self.wal.lock();
         let records: Vec<(RecordType, &[u8])> =
             group.iter().map(|o| (o.rtype, &o.payload[..])).collect();
         let mut pos = Vec::with_capacity(group.len());
         if let Err(e) = wal.append(&records, Some(&mut pos)) {
-            self.poison(&e);
+            self.poison.set(&e);
             return Err(e);
         }
         let segs: Vec<(u64, u64)> = wal.segments().iter().map(|m| (m.id, m.size)).collect();
@@ -754,7 +737,7 @@ impl Inner {
                     }
                     Err(e) => {
                         let e = Error::io(&p, e);
-                        self.poison(&e);
+                        self.poison.set(&e);
                         return Err(e);
                     }
                 }
@@ -763,7 +746,7 @@ impl Inner {
         for (op, (seg, off)) in group.iter().zip(pos) {
             let file = self.dir.join(segment::file_name(seg));
             if let Err(e) = s.apply(op.rtype, &op.payload, seg, off, &file) {
-                self.poison(&e);
+                self.poison.set(&e);
                 return Err(e);
             }
         }
