@@ -31,7 +31,7 @@ pub const SEGMENT_VERSION: u32 = 1;
 /// Log kind of the key-value store's WAL.
 pub const KIND_KV: u32 = 1;
 /// Log kind of a Raft log.
-pub const KIND_RAFT: u32 = 2;
+pub(crate) const KIND_RAFT: u32 = 2;
 
 /// File name of segment `id`: 20 decimal digits and `.wal`.
 pub fn file_name(id: u64) -> String {
