@@ -4,10 +4,11 @@
  *
  * Conventions (they hold for every function below):
  *
- *  1. Handles are opaque pointers: kv_db, kv_batch, kv_iter. Create them
- *     only with the kv_*_new / kv_open / kv_iter_* functions; release them
- *     with kv_close / kv_batch_free / kv_iter_free. Closing or freeing NULL
- *     is a harmless no-op.
+ *  1. Handles are opaque pointers: kv_db, kv_batch, kv_iter, kv_raft.
+ *     Create them only with the kv_*_new / kv_open / kv_iter_* /
+ *     kv_raft_open functions; release them with kv_close / kv_batch_free /
+ *     kv_iter_free / kv_raft_close. Closing or freeing NULL is a harmless
+ *     no-op.
  *
  *  2. Byte strings are pointer + length pairs (const uint8_t *, size_t) and
  *     may hold any bytes, including NUL. A pointer may be NULL only when its
@@ -26,13 +27,14 @@
  *     needed length on KV_BUFFER_TOO_SMALL). There are no in/out
  *     parameters.
  *
- *  5. Memory returned to you (kv_get values) comes from malloc inside the
- *     library; release it with kv_free. Strings returned as const char *
+ *  5. Memory returned to you (kv_get values, Raft entries, votes and
+ *     snapshots) comes from malloc inside the library; release it with
+ *     kv_free. Strings returned as const char *
  *     (kv_strerror, kv_version, kv_last_error_message) belong to the
  *     library: never free them. Key and value pointers handed out by an
  *     iterator are valid until its next kv_iter_next or kv_iter_free.
  *
- *  6. Threads: a kv_db may be used from any number of threads at once;
+ *  6. Threads: a kv_db or kv_raft may be used from many threads at once;
  *     concurrent writers share fsyncs (group commit). A kv_batch or a
  *     kv_iter must be used by one thread at a time. Using a handle after
  *     kv_close has returned is undefined behaviour, as with any freed
@@ -194,6 +196,12 @@ typedef struct kv_db kv_db;
 typedef struct kv_iter kv_iter;
 
 /*
+ An open Raft log. Opaque; create with `kv_raft_open`, release with
+ `kv_raft_close`. Safe to use from many threads at once.
+ */
+typedef struct kv_raft kv_raft;
+
+/*
  Options for `kv_open`. Get the defaults from `kv_options_default()` and
  change fields; every field of the Rust `Options` is here. Sizes are in
  bytes.
@@ -347,6 +355,37 @@ typedef struct {
    */
   uint64_t recovery_micros;
 } kv_stats;
+
+/*
+ One Raft log entry, as passed to `kv_raft_append` and returned by
+ `kv_raft_entries`. `data` may be NULL only when `data_len` is 0.
+ */
+typedef struct {
+  /*
+   Log index (the first index of a new log may be any value >= 1).
+   */
+  uint64_t index;
+  /*
+   Term in which the entry was created.
+   */
+  uint64_t term;
+  /*
+   The payload (opaque bytes).
+   */
+  const uint8_t *data;
+  /*
+   Payload length in bytes.
+   */
+  size_t data_len;
+} kv_raft_entry;
+
+/*
+ Snapshot reader callback for `kv_raft_save_snapshot_stream`: copy up to
+ `cap` bytes into `buf` and return how many were copied; return 0 at the
+ end of the data and a negative value on error (the save is abandoned
+ and returns `KV_IO`).
+ */
+typedef int64_t (*kv_read_fn)(void *ctx, uint8_t *buf, size_t cap);
 
 
 
@@ -608,6 +647,170 @@ kv_status kv_iter_value(const kv_iter *it, const uint8_t **val, size_t *val_len)
  `it` must be NULL or an iterator not freed yet.
  */
 void kv_iter_free(kv_iter *it);
+
+/*
+ Open (creating if allowed, then recovering) the Raft log in directory
+ `path` (NUL-terminated). `opts` may be NULL for the defaults; its
+ `durability` must be `KV_DURABILITY_SYNC` (the default) or
+ `KV_DURABILITY_OS`; `keep_snapshots` and `max_wal_size` do not apply.
+ A Raft log needs its own directory, not one holding a `kv_db`.
+
+ Errors: as `kv_open`; `KV_INVALID_ARGUMENT` also for
+ `KV_DURABILITY_BUFFERED`.
+ */
+kv_status kv_raft_open(const char *path, const kv_options *opts, kv_raft **out);
+
+/*
+ Close the log: wait for appends in flight, sync, release the directory
+ lock, free the handle. `kv_raft_close(NULL)` is a no-op. Calls in
+ progress on other threads finish or return `KV_CLOSED`; `log` must not
+ be used after this returns.
+
+ Errors (the handle is freed all the same): `KV_POISONED`, `KV_IO`.
+ */
+kv_status kv_raft_close(kv_raft *log);
+
+/*
+ Append `n` entries (an array of `kv_raft_entry`, indexes consecutive and
+ starting at the log's next index; any index >= 1 for a new log). Returns
+ once they are durable; concurrent appenders share fsyncs. The library
+ copies the payloads. `n == 0` is a no-op (`entries` may then be NULL).
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL log, NULL entries with n > 0, NULL
+ data with data_len > 0, indexes not consecutive or not continuing the
+ log, a payload larger than `max_value_size`), `KV_CLOSED`,
+ `KV_POISONED`, `KV_IO` (the log is now poisoned).
+ */
+kv_status kv_raft_append(const kv_raft *log, const kv_raft_entry *entries, size_t n);
+
+/*
+ Read the entry at `index`: stores its term in `*term` and a newly
+ allocated copy of its payload in `*data` / `*data_len` (never NULL; free
+ with `kv_free`). `term` may be NULL if not wanted.
+
+ Errors: `KV_COMPACTED` (index below the first index),
+ `KV_OUT_OF_RANGE` (beyond the last), `KV_CORRUPTION` (the stored entry
+ fails its CRC), `KV_IO`, `KV_INVALID_ARGUMENT` (NULL log/data/data_len),
+ `KV_CLOSED`. Outputs are untouched on error.
+ */
+kv_status kv_raft_entry_get(const kv_raft *log, uint64_t index, uint64_t *term, uint8_t **data, size_t *data_len);
+
+/*
+ Read the entries with `lo <= index < hi`, stopping after the first entry
+ that brings the payload total to `max_bytes` or more (at least one entry
+ when `lo < hi`). Stores in `*out` one `malloc` block holding an array of
+ `*n` `kv_raft_entry` whose `data` pointers point into the same block;
+ release everything with one `kv_free(*out)`. With `lo >= hi`, `*out` is
+ NULL and `*n` is 0.
+
+ Errors: as `kv_raft_entry_get`, for the first index that fails.
+ */
+kv_status kv_raft_entries(const kv_raft *log, uint64_t lo, uint64_t hi, uint64_t max_bytes, kv_raft_entry **out, size_t *n);
+
+/*
+ Store the term of the entry at `index` in `*term` (no disk access).
+
+ Errors: `KV_COMPACTED`, `KV_OUT_OF_RANGE`, `KV_INVALID_ARGUMENT`,
+ `KV_CLOSED`.
+ */
+kv_status kv_raft_term(const kv_raft *log, uint64_t index, uint64_t *term);
+
+/*
+ Store in `*first` the index of the first entry held (after compaction,
+ the index after the last purged one; 1 for a new log) and in `*last`
+ the index of the last entry. When the log holds no entry, `*last` is
+ `*first - 1` (so `*last < *first`); use `kv_raft_last_purged` to learn
+ the index and term the compaction stopped at. Either output may be NULL.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL log), `KV_CLOSED`.
+ */
+kv_status kv_raft_bounds(const kv_raft *log, uint64_t *first, uint64_t *last);
+
+/*
+ Store the index and term of the last entry removed by
+ `kv_raft_truncate_prefix` (the term is 0 if that entry was not in the
+ log). Either output may be NULL.
+
+ Errors: `KV_NOT_FOUND` (nothing was ever purged), `KV_INVALID_ARGUMENT`,
+ `KV_CLOSED`.
+ */
+kv_status kv_raft_last_purged(const kv_raft *log, uint64_t *index, uint64_t *term);
+
+/*
+ Remove every entry with index >= `from` (Raft conflict resolution),
+ durably before returning. The next append continues at `from` (or at
+ the old next index when `from` was beyond the end).
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL log), `KV_CLOSED`, `KV_POISONED`,
+ `KV_IO`.
+ */
+kv_status kv_raft_truncate_suffix(const kv_raft *log, uint64_t from);
+
+/*
+ Remove every entry with index <= `upto` (compaction after a snapshot),
+ durably, and delete the WAL segments that hold nothing still needed.
+ The first index becomes `upto + 1`, even if `upto` is beyond the end.
+
+ Errors: as `kv_raft_truncate_suffix`.
+ */
+kv_status kv_raft_truncate_prefix(const kv_raft *log, uint64_t upto);
+
+/*
+ Save Raft's hard state durably: the current `term`, the vote as opaque
+ bytes (`vote_len` bytes; empty = no vote; `vote` may be NULL when
+ `vote_len` is 0) and the `commit` index.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL log, NULL vote with vote_len > 0),
+ `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
+ */
+kv_status kv_raft_save_hard_state(const kv_raft *log, uint64_t term, const uint8_t *vote, size_t vote_len, uint64_t commit);
+
+/*
+ Read the last saved hard state: stores the term, a newly allocated copy
+ of the vote (never NULL, even when empty; free with `kv_free`), its
+ length, and the commit index. `term` and `commit` may be NULL.
+
+ Errors: `KV_NOT_FOUND` (never saved; outputs untouched),
+ `KV_INVALID_ARGUMENT` (NULL log/vote/vote_len), `KV_CLOSED`.
+ */
+kv_status kv_raft_hard_state(const kv_raft *log, uint64_t *term, uint8_t **vote, size_t *vote_len, uint64_t *commit);
+
+/*
+ Save a snapshot atomically: `last_index` and `last_term` of the last
+ entry it covers, opaque `config` bytes (the membership), and `data`
+ (`data_len` bytes). Written to a temporary file with a SHA-256 trailer,
+ fsynced, renamed over the previous snapshot, directory fsynced. Does not
+ truncate the log; call `kv_raft_truncate_prefix` afterwards.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL log, NULL config/data with a
+ non-zero length), `KV_CLOSED`, `KV_POISONED`, `KV_IO` (the previous
+ snapshot stays in place).
+ */
+kv_status kv_raft_save_snapshot(const kv_raft *log, uint64_t last_index, uint64_t last_term, const uint8_t *config, size_t config_len, const uint8_t *data, size_t data_len);
+
+/*
+ As `kv_raft_save_snapshot`, with the data streamed: `read(ctx, buf,
+ cap)` is called on this thread until it returns 0 (end) or a negative
+ value (error: the save is abandoned with `KV_IO`, the previous snapshot
+ stays). The data is never held in memory whole.
+
+ Errors: as `kv_raft_save_snapshot`; `KV_INVALID_ARGUMENT` for a NULL
+ `read`.
+ */
+kv_status kv_raft_save_snapshot_stream(const kv_raft *log, uint64_t last_index, uint64_t last_term, const uint8_t *config, size_t config_len, kv_read_fn read, void *ctx);
+
+/*
+ Read the latest snapshot, verified against its SHA-256: stores its last
+ index and term, and newly allocated copies of the config and data
+ (never NULL; free each with `kv_free`). `last_index` and `last_term`
+ may be NULL.
+
+ Errors: `KV_NOT_FOUND` (no snapshot saved; outputs untouched),
+ `KV_CORRUPTION` (the snapshot fails its checksum), `KV_IO`,
+ `KV_INVALID_ARGUMENT` (NULL log/config/config_len/data/data_len),
+ `KV_CLOSED`.
+ */
+kv_status kv_raft_snapshot(const kv_raft *log, uint64_t *last_index, uint64_t *last_term, uint8_t **config, size_t *config_len, uint8_t **data, size_t *data_len);
 
 #ifdef __cplusplus
 }  // extern "C"

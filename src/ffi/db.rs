@@ -64,7 +64,7 @@ pub extern "C" fn kv_options_default() -> kv_options {
     }
 }
 
-fn to_options(c: &kv_options) -> Result<Options, kv_status> {
+pub(crate) fn to_options(c: &kv_options) -> Result<Options, kv_status> {
     let durability = match c.durability {
         KV_DURABILITY_BUFFERED => Durability::Buffered,
         KV_DURABILITY_OS => Durability::Os,

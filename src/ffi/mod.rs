@@ -12,10 +12,12 @@
 mod batch;
 mod db;
 mod iter;
+mod raft;
 
 pub use batch::*;
 pub use db::*;
 pub use iter::*;
+pub use raft::*;
 
 use crate::error::Error;
 use std::cell::RefCell;
@@ -78,7 +80,7 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
-fn set_last_error(msg: &str) {
+pub(crate) fn set_last_error(msg: &str) {
     let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     LAST_ERROR.with(|l| *l.borrow_mut() = c);
 }

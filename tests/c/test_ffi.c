@@ -513,6 +513,195 @@ static void test_enospc(void) {
     CHECK(system(cmd) == 0);
 }
 
+/* Snapshot streaming callback: hands out `left` bytes of 's', or fails. */
+struct snap_src {
+    size_t left;
+    int fail;
+};
+
+static int64_t snap_read(void *ctx, uint8_t *buf, size_t cap) {
+    struct snap_src *src = ctx;
+    if (src->fail) return -1;
+    size_t n = src->left < cap ? src->left : cap;
+    if (n > 1000) n = 1000; /* short reads are allowed */
+    memset(buf, 's', n);
+    src->left -= n;
+    return (int64_t)n;
+}
+
+static void test_raft_log(void) {
+    kv_raft *log = NULL;
+    kv_options o = small_opts();
+    o.durability = KV_DURABILITY_BUFFERED;
+    CHECK(kv_raft_open(path_of("raft"), &o, &log) == KV_INVALID_ARGUMENT);
+    CHECK(log == NULL);
+    o = small_opts();
+    CHECK(kv_raft_open(path_of("raft"), &o, &log) == KV_OK);
+    kv_raft *second = NULL;
+    CHECK(kv_raft_open(path_of("raft"), &o, &second) == KV_LOCKED && second == NULL);
+
+    uint64_t first = 99, last = 99, term = 0;
+    CHECK(kv_raft_bounds(log, &first, &last) == KV_OK && first == 1 && last == 0);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    CHECK(kv_raft_entry_get(log, 1, &term, &data, &len) == KV_OUT_OF_RANGE && data == NULL);
+    CHECK(kv_raft_hard_state(log, &term, &data, &len, NULL) == KV_NOT_FOUND);
+    CHECK(kv_raft_last_purged(log, &first, &term) == KV_NOT_FOUND);
+    uint64_t li = 0, lt = 0;
+    uint8_t *cfg = NULL;
+    size_t cfg_len = 0;
+    CHECK(kv_raft_snapshot(log, &li, &lt, &cfg, &cfg_len, &data, &len) == KV_NOT_FOUND);
+
+    /* 300 entries in batches of 10, payload "e<index>" (index 7: empty). */
+    char buf[32][10];
+    for (uint64_t base = 1; base <= 300; base += 10) {
+        kv_raft_entry es[10];
+        for (int i = 0; i < 10; i++) {
+            uint64_t idx = base + (uint64_t)i;
+            int n = snprintf(buf[i], sizeof buf[i], "e%llu", (unsigned long long)idx);
+            es[i] = (kv_raft_entry){idx, 1 + idx / 100, (const uint8_t *)buf[i], idx == 7 ? 0 : (size_t)n};
+            if (idx == 7) es[i].data = NULL;
+        }
+        CHECK(kv_raft_append(log, es, 10) == KV_OK);
+    }
+    CHECK(kv_raft_bounds(log, &first, &last) == KV_OK && first == 1 && last == 300);
+    CHECK(kv_raft_term(log, 250, &term) == KV_OK && term == 3);
+    CHECK(kv_raft_term(log, 301, &term) == KV_OUT_OF_RANGE);
+    CHECK(kv_raft_term(log, 0, &term) == KV_COMPACTED);
+    CHECK(kv_raft_entry_get(log, 123, &term, &data, &len) == KV_OK);
+    CHECK(term == 2 && len == 4 && memcmp(data, "e123", 4) == 0);
+    kv_free(data);
+    CHECK(kv_raft_entry_get(log, 7, NULL, &data, &len) == KV_OK && data != NULL && len == 0);
+    kv_free(data);
+
+    /* Appends must continue the log. */
+    kv_raft_entry gap = {302, 3, (const uint8_t *)"x", 1};
+    CHECK(kv_raft_append(log, &gap, 1) == KV_INVALID_ARGUMENT);
+    kv_raft_entry two[2] = {{301, 3, (const uint8_t *)"a", 1}, {303, 3, (const uint8_t *)"b", 1}};
+    CHECK(kv_raft_append(log, two, 2) == KV_INVALID_ARGUMENT);
+    kv_raft_entry nulldata = {301, 3, NULL, 5};
+    CHECK(kv_raft_append(log, &nulldata, 1) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_append(log, NULL, 1) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_append(log, NULL, 0) == KV_OK);
+    CHECK(kv_raft_bounds(log, NULL, &last) == KV_OK && last == 300);
+
+    /* A range read: one block, entries pointing into it. */
+    kv_raft_entry *es = NULL;
+    size_t n = 0;
+    CHECK(kv_raft_entries(log, 95, 105, UINT64_MAX, &es, &n) == KV_OK && n == 10);
+    int ok = es != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        char want[16];
+        int wl = snprintf(want, sizeof want, "e%zu", 95 + i);
+        ok = es[i].index == 95 + i && es[i].term == (95 + i) / 100 + 1 &&
+             es[i].data_len == (size_t)wl && memcmp(es[i].data, want, (size_t)wl) == 0;
+    }
+    CHECK(ok);
+    kv_free((uint8_t *)es);
+    CHECK(kv_raft_entries(log, 1, 300, 10, &es, &n) == KV_OK && n == 5); /* e1..e5 = 10 bytes */
+    kv_free((uint8_t *)es);
+    CHECK(kv_raft_entries(log, 5, 5, 10, &es, &n) == KV_OK && n == 0 && es == NULL);
+    CHECK(kv_raft_entries(log, 299, 305, UINT64_MAX, &es, &n) == KV_OUT_OF_RANGE);
+
+    /* Hard state: the vote is opaque bytes, NUL included. */
+    CHECK(kv_raft_save_hard_state(log, 5, (const uint8_t *)"n\0de", 4, 200) == KV_OK);
+    uint64_t commit = 0;
+    CHECK(kv_raft_hard_state(log, &term, &data, &len, &commit) == KV_OK);
+    CHECK(term == 5 && commit == 200 && len == 4 && memcmp(data, "n\0de", 4) == 0);
+    kv_free(data);
+    CHECK(kv_raft_save_hard_state(log, 6, NULL, 0, 200) == KV_OK);
+    CHECK(kv_raft_hard_state(log, &term, &data, &len, NULL) == KV_OK && term == 6 && len == 0);
+    kv_free(data);
+    CHECK(kv_raft_save_hard_state(log, 6, NULL, 3, 200) == KV_INVALID_ARGUMENT);
+
+    /* Conflict: truncate the suffix, re-append with a newer term. */
+    CHECK(kv_raft_truncate_suffix(log, 251) == KV_OK);
+    CHECK(kv_raft_bounds(log, NULL, &last) == KV_OK && last == 250);
+    CHECK(kv_raft_entry_get(log, 251, &term, &data, &len) == KV_OUT_OF_RANGE);
+    kv_raft_entry again = {251, 9, (const uint8_t *)"new", 3};
+    CHECK(kv_raft_append(log, &again, 1) == KV_OK);
+
+    /* Snapshot, then compaction. */
+    uint8_t snap[5000];
+    memset(snap, 'S', sizeof snap);
+    CHECK(kv_raft_save_snapshot(log, 200, 3, (const uint8_t *)"cfg", 3, snap, sizeof snap) == KV_OK);
+    CHECK(kv_raft_save_snapshot(log, 200, 3, NULL, 1, snap, sizeof snap) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_truncate_prefix(log, 200) == KV_OK);
+    CHECK(kv_raft_bounds(log, &first, &last) == KV_OK && first == 201 && last == 251);
+    CHECK(kv_raft_last_purged(log, &li, &lt) == KV_OK && li == 200 && lt == 3);
+    CHECK(kv_raft_entry_get(log, 200, &term, &data, &len) == KV_COMPACTED);
+    CHECK(strstr(kv_last_error_message(), "200") != NULL);
+    CHECK(kv_raft_snapshot(log, &li, &lt, &cfg, &cfg_len, &data, &len) == KV_OK);
+    CHECK(li == 200 && lt == 3 && cfg_len == 3 && memcmp(cfg, "cfg", 3) == 0 && len == sizeof snap &&
+          memcmp(data, snap, sizeof snap) == 0);
+    kv_free(cfg);
+    kv_free(data);
+
+    /* Streamed snapshot; a failing reader leaves the previous one. */
+    struct snap_src src = {123456, 1};
+    CHECK(kv_raft_save_snapshot_stream(log, 250, 3, NULL, 0, snap_read, &src) == KV_IO);
+    CHECK(kv_raft_save_snapshot_stream(log, 250, 3, NULL, 0, NULL, &src) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_snapshot(log, &li, NULL, &cfg, &cfg_len, &data, &len) == KV_OK && li == 200);
+    kv_free(cfg);
+    kv_free(data);
+    src.fail = 0;
+    CHECK(kv_raft_save_snapshot_stream(log, 250, 3, NULL, 0, snap_read, &src) == KV_OK);
+    CHECK(kv_raft_snapshot(log, &li, NULL, &cfg, &cfg_len, &data, &len) == KV_OK);
+    CHECK(li == 250 && cfg_len == 0 && len == 123456 && data[0] == 's' && data[123455] == 's');
+    kv_free(cfg);
+    kv_free(data);
+    CHECK(kv_raft_close(log) == KV_OK);
+}
+
+static void test_raft_reopen_and_errors(void) {
+    kv_raft *log = NULL;
+    kv_options o = small_opts();
+    CHECK(kv_raft_open(path_of("raft"), NULL, &log) == KV_OK);
+    uint64_t first = 0, last = 0, term = 0, commit = 0;
+    CHECK(kv_raft_bounds(log, &first, &last) == KV_OK && first == 201 && last == 251);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    CHECK(kv_raft_entry_get(log, 251, &term, &data, &len) == KV_OK && term == 9 && len == 3 &&
+          memcmp(data, "new", 3) == 0);
+    kv_free(data);
+    CHECK(kv_raft_hard_state(log, &term, &data, &len, &commit) == KV_OK && term == 6 && commit == 200);
+    kv_free(data);
+    CHECK(kv_raft_close(log) == KV_OK);
+
+    /* NULL arguments. */
+    kv_raft_entry *es;
+    size_t n;
+    uint8_t *p;
+    CHECK(kv_raft_close(NULL) == KV_OK);
+    CHECK(kv_raft_open(NULL, &o, &log) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_open(path_of("raft"), &o, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_append(NULL, NULL, 0) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_entry_get(NULL, 1, NULL, &p, &n) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_entries(NULL, 1, 2, 1, &es, &n) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_term(NULL, 1, &term) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_bounds(NULL, &first, &last) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_last_purged(NULL, &first, &last) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_truncate_suffix(NULL, 1) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_truncate_prefix(NULL, 1) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_save_hard_state(NULL, 1, NULL, 0, 0) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_hard_state(NULL, &term, &p, &n, &commit) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_save_snapshot(NULL, 1, 1, NULL, 0, NULL, 0) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_snapshot(NULL, NULL, NULL, &p, &n, &p, &n) == KV_INVALID_ARGUMENT);
+
+    CHECK(kv_raft_open(path_of("raft"), &o, &log) == KV_OK);
+    CHECK(kv_raft_entry_get(log, 251, &term, NULL, &n) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_entries(log, 201, 202, 1, NULL, &n) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_term(log, 201, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_hard_state(log, &term, NULL, &n, &commit) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_snapshot(log, NULL, NULL, NULL, &n, &p, &n) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_close(log) == KV_OK);
+
+    /* A key-value directory is not a Raft log, and the other way round. */
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("raft"), &o, &db) != KV_OK && db == NULL);
+    CHECK(kv_raft_open(path_of("crud"), &o, &log) != KV_OK);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--lock-probe") == 0) return lock_probe(argv[2]);
     if (argc < 2) {
@@ -529,10 +718,11 @@ int main(int argc, char **argv) {
     test_batches_and_iterators();
     test_threads();
     test_lock_across_processes();
-        test_corruption_reported();
-        test_enospc();
+    test_corruption_reported();
+    test_enospc();
     test_odd_paths_and_garbage_files();
-
+    test_raft_log();
+    test_raft_reopen_and_errors();
 
     printf("c: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -1,0 +1,613 @@
+//! `kv_raft`: the Raft log store (`keyval::raft::RaftLog`) over the C ABI.
+//!
+//! Same conventions as `kv_db`: a handle is reference counted, so calls
+//! racing with `kv_raft_close` finish or return `KV_CLOSED`; memory handed
+//! to the caller is one `malloc` block, released with `kv_free`.
+
+use super::kv_options;
+use super::{bytes, fail, guard, invalid, kv_status, malloc_copy, set_last_error, to_options};
+use crate::raft::{Entry, HardState, RaftLog, SnapshotMeta};
+use crate::Options;
+use std::ffi::{c_char, c_void, CStr, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+/// An open Raft log. Opaque; create with `kv_raft_open`, release with
+/// `kv_raft_close`. Safe to use from many threads at once.
+pub struct kv_raft {
+    log: RaftLog,
+}
+
+/// One Raft log entry, as passed to `kv_raft_append` and returned by
+/// `kv_raft_entries`. `data` may be NULL only when `data_len` is 0.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct kv_raft_entry {
+    /// Log index (the first index of a new log may be any value >= 1).
+    pub index: u64,
+    /// Term in which the entry was created.
+    pub term: u64,
+    /// The payload (opaque bytes).
+    pub data: *const u8,
+    /// Payload length in bytes.
+    pub data_len: usize,
+}
+
+/// Snapshot reader callback for `kv_raft_save_snapshot_stream`: copy up to
+/// `cap` bytes into `buf` and return how many were copied; return 0 at the
+/// end of the data and a negative value on error (the save is abandoned
+/// and returns `KV_IO`).
+pub type kv_read_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, buf: *mut u8, cap: usize) -> i64>;
+
+fn with_raft(log: *const kv_raft, f: impl FnOnce(&Arc<kv_raft>) -> kv_status) -> kv_status {
+    guard(|| {
+        if log.is_null() {
+            return invalid("log is NULL");
+        }
+        // Safety: a non-NULL `log` came from `kv_raft_open` (Arc::into_raw)
+        // and, per the header, `kv_raft_close` has not returned yet; so the
+        // count is at least 1. The increment is undone when `arc` drops.
+        let arc = unsafe {
+            Arc::increment_strong_count(log);
+            Arc::from_raw(log)
+        };
+        f(&arc)
+    })
+}
+
+fn done(r: crate::Result<()>) -> kv_status {
+    match r {
+        Ok(()) => kv_status::KV_OK,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Open (creating if allowed, then recovering) the Raft log in directory
+/// `path` (NUL-terminated). `opts` may be NULL for the defaults; its
+/// `durability` must be `KV_DURABILITY_SYNC` (the default) or
+/// `KV_DURABILITY_OS`; `keep_snapshots` and `max_wal_size` do not apply.
+/// A Raft log needs its own directory, not one holding a `kv_db`.
+///
+/// Errors: as `kv_open`; `KV_INVALID_ARGUMENT` also for
+/// `KV_DURABILITY_BUFFERED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_open(
+    path: *const c_char,
+    opts: *const kv_options,
+    out: *mut *mut kv_raft,
+) -> kv_status {
+    guard(|| {
+        if path.is_null() || out.is_null() {
+            return invalid("path and out must not be NULL");
+        }
+        // Safety: non-NULL and, per the header, NUL-terminated.
+        let p = unsafe { CStr::from_ptr(path) };
+        let options = if opts.is_null() {
+            Options::default()
+        } else {
+            // Safety: non-NULL, points to a kv_options per the header.
+            match to_options(unsafe { &*opts }) {
+                Ok(o) => o,
+                Err(s) => return s,
+            }
+        };
+        match RaftLog::open(OsStr::from_bytes(p.to_bytes()), options) {
+            Ok(log) => {
+                let raw = Arc::into_raw(Arc::new(kv_raft { log })) as *mut kv_raft;
+                // Safety: `out` is non-NULL and writable.
+                unsafe { *out = raw };
+                kv_status::KV_OK
+            }
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// Close the log: wait for appends in flight, sync, release the directory
+/// lock, free the handle. `kv_raft_close(NULL)` is a no-op. Calls in
+/// progress on other threads finish or return `KV_CLOSED`; `log` must not
+/// be used after this returns.
+///
+/// Errors (the handle is freed all the same): `KV_POISONED`, `KV_IO`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_close(log: *mut kv_raft) -> kv_status {
+    guard(|| {
+        if log.is_null() {
+            return kv_status::KV_OK;
+        }
+        // Safety: `log` came from kv_raft_open; this call takes over the
+        // reference that kv_raft_open created.
+        let arc = unsafe { Arc::from_raw(log as *const kv_raft) };
+        done(arc.log.close())
+    })
+}
+
+/// Append `n` entries (an array of `kv_raft_entry`, indexes consecutive and
+/// starting at the log's next index; any index >= 1 for a new log). Returns
+/// once they are durable; concurrent appenders share fsyncs. The library
+/// copies the payloads. `n == 0` is a no-op (`entries` may then be NULL).
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL log, NULL entries with n > 0, NULL
+/// data with data_len > 0, indexes not consecutive or not continuing the
+/// log, a payload larger than `max_value_size`), `KV_CLOSED`,
+/// `KV_POISONED`, `KV_IO` (the log is now poisoned).
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_append(
+    log: *const kv_raft,
+    entries: *const kv_raft_entry,
+    n: usize,
+) -> kv_status {
+    with_raft(log, |h| {
+        if n == 0 {
+            return kv_status::KV_OK;
+        }
+        if entries.is_null() {
+            return invalid("entries is NULL");
+        }
+        if n > isize::MAX as usize / std::mem::size_of::<kv_raft_entry>() {
+            return invalid("entry count is impossible");
+        }
+        // Safety: non-NULL, and the caller passes `n` entries.
+        let raw = unsafe { std::slice::from_raw_parts(entries, n) };
+        let mut v = Vec::with_capacity(n);
+        for e in raw {
+            // Safety: pointer/length pair as documented for kv_raft_entry.
+            let data = match unsafe { bytes(e.data, e.data_len, "entry data") } {
+                Ok(d) => d.to_vec(),
+                Err(s) => return s,
+            };
+            v.push(Entry {
+                index: e.index,
+                term: e.term,
+                data,
+            });
+        }
+        done(h.log.append(&v))
+    })
+}
+
+/// Read the entry at `index`: stores its term in `*term` and a newly
+/// allocated copy of its payload in `*data` / `*data_len` (never NULL; free
+/// with `kv_free`). `term` may be NULL if not wanted.
+///
+/// Errors: `KV_COMPACTED` (index below the first index),
+/// `KV_OUT_OF_RANGE` (beyond the last), `KV_CORRUPTION` (the stored entry
+/// fails its CRC), `KV_IO`, `KV_INVALID_ARGUMENT` (NULL log/data/data_len),
+/// `KV_CLOSED`. Outputs are untouched on error.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_entry_get(
+    log: *const kv_raft,
+    index: u64,
+    term: *mut u64,
+    data: *mut *mut u8,
+    data_len: *mut usize,
+) -> kv_status {
+    with_raft(log, |h| {
+        if data.is_null() || data_len.is_null() {
+            return invalid("data and data_len must not be NULL");
+        }
+        let e = match h.log.entry(index) {
+            Ok(e) => e,
+            Err(e) => return fail(&e),
+        };
+        let p = match malloc_copy(&e.data) {
+            Ok(p) => p,
+            Err(s) => return s,
+        };
+        // Safety: output pointers checked non-NULL (term may be NULL).
+        unsafe {
+            if !term.is_null() {
+                *term = e.term;
+            }
+            *data = p;
+            *data_len = e.data.len();
+        }
+        kv_status::KV_OK
+    })
+}
+
+/// Read the entries with `lo <= index < hi`, stopping after the first entry
+/// that brings the payload total to `max_bytes` or more (at least one entry
+/// when `lo < hi`). Stores in `*out` one `malloc` block holding an array of
+/// `*n` `kv_raft_entry` whose `data` pointers point into the same block;
+/// release everything with one `kv_free(*out)`. With `lo >= hi`, `*out` is
+/// NULL and `*n` is 0.
+///
+/// Errors: as `kv_raft_entry_get`, for the first index that fails.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_entries(
+    log: *const kv_raft,
+    lo: u64,
+    hi: u64,
+    max_bytes: u64,
+    out: *mut *mut kv_raft_entry,
+    n: *mut usize,
+) -> kv_status {
+    with_raft(log, |h| {
+        if out.is_null() || n.is_null() {
+            return invalid("out and n must not be NULL");
+        }
+        let es = match h.log.entries(lo, hi, max_bytes) {
+            Ok(es) => es,
+            Err(e) => return fail(&e),
+        };
+        if es.is_empty() {
+            // Safety: both outputs non-NULL.
+            unsafe {
+                *out = std::ptr::null_mut();
+                *n = 0;
+            }
+            return kv_status::KV_OK;
+        }
+        let head = es.len() * std::mem::size_of::<kv_raft_entry>();
+        let total = head + es.iter().map(|e| e.data.len()).sum::<usize>();
+        // Safety: malloc has no preconditions; checked for NULL below.
+        let block = unsafe { libc::malloc(total) } as *mut u8;
+        if block.is_null() {
+            set_last_error("out of memory");
+            return kv_status::KV_IO;
+        }
+        let arr = block as *mut kv_raft_entry;
+        let mut off = head;
+        for (i, e) in es.iter().enumerate() {
+            // Safety: `block` holds `total` bytes: the array of es.len()
+            // entries (malloc's alignment suits u64 and pointers) followed
+            // by every payload; `off + len <= total` by construction.
+            unsafe {
+                let d = block.add(off);
+                std::ptr::copy_nonoverlapping(e.data.as_ptr(), d, e.data.len());
+                arr.add(i).write(kv_raft_entry {
+                    index: e.index,
+                    term: e.term,
+                    data: d,
+                    data_len: e.data.len(),
+                });
+            }
+            off += e.data.len();
+        }
+        // Safety: both outputs non-NULL.
+        unsafe {
+            *out = arr;
+            *n = es.len();
+        }
+        kv_status::KV_OK
+    })
+}
+
+/// Store the term of the entry at `index` in `*term` (no disk access).
+///
+/// Errors: `KV_COMPACTED`, `KV_OUT_OF_RANGE`, `KV_INVALID_ARGUMENT`,
+/// `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_term(
+    log: *const kv_raft,
+    index: u64,
+    term: *mut u64,
+) -> kv_status {
+    with_raft(log, |h| {
+        if term.is_null() {
+            return invalid("term is NULL");
+        }
+        match h.log.term(index) {
+            // Safety: non-NULL output.
+            Ok(t) => unsafe {
+                *term = t;
+                kv_status::KV_OK
+            },
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// Store in `*first` the index of the first entry held (after compaction,
+/// the index after the last purged one; 1 for a new log) and in `*last`
+/// the index of the last entry. When the log holds no entry, `*last` is
+/// `*first - 1` (so `*last < *first`); use `kv_raft_last_purged` to learn
+/// the index and term the compaction stopped at. Either output may be NULL.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL log), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_bounds(
+    log: *const kv_raft,
+    first: *mut u64,
+    last: *mut u64,
+) -> kv_status {
+    with_raft(log, |h| {
+        let r = h
+            .log
+            .first_index()
+            .and_then(|f| h.log.last_index().map(|l| (f, l)));
+        match r {
+            Ok((f, l)) => {
+                // Safety: each output is written only when non-NULL.
+                unsafe {
+                    if !first.is_null() {
+                        *first = f;
+                    }
+                    if !last.is_null() {
+                        *last = l.unwrap_or(f.saturating_sub(1));
+                    }
+                }
+                kv_status::KV_OK
+            }
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// Store the index and term of the last entry removed by
+/// `kv_raft_truncate_prefix` (the term is 0 if that entry was not in the
+/// log). Either output may be NULL.
+///
+/// Errors: `KV_NOT_FOUND` (nothing was ever purged), `KV_INVALID_ARGUMENT`,
+/// `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_last_purged(
+    log: *const kv_raft,
+    index: *mut u64,
+    term: *mut u64,
+) -> kv_status {
+    with_raft(log, |h| match h.log.last_purged() {
+        Ok(Some((i, t))) => {
+            // Safety: each output is written only when non-NULL.
+            unsafe {
+                if !index.is_null() {
+                    *index = i;
+                }
+                if !term.is_null() {
+                    *term = t;
+                }
+            }
+            kv_status::KV_OK
+        }
+        Ok(None) => kv_status::KV_NOT_FOUND,
+        Err(e) => fail(&e),
+    })
+}
+
+/// Remove every entry with index >= `from` (Raft conflict resolution),
+/// durably before returning. The next append continues at `from` (or at
+/// the old next index when `from` was beyond the end).
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL log), `KV_CLOSED`, `KV_POISONED`,
+/// `KV_IO`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_truncate_suffix(log: *const kv_raft, from: u64) -> kv_status {
+    with_raft(log, |h| done(h.log.truncate_suffix(from)))
+}
+
+/// Remove every entry with index <= `upto` (compaction after a snapshot),
+/// durably, and delete the WAL segments that hold nothing still needed.
+/// The first index becomes `upto + 1`, even if `upto` is beyond the end.
+///
+/// Errors: as `kv_raft_truncate_suffix`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_truncate_prefix(log: *const kv_raft, upto: u64) -> kv_status {
+    with_raft(log, |h| done(h.log.truncate_prefix(upto)))
+}
+
+/// Save Raft's hard state durably: the current `term`, the vote as opaque
+/// bytes (`vote_len` bytes; empty = no vote; `vote` may be NULL when
+/// `vote_len` is 0) and the `commit` index.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL log, NULL vote with vote_len > 0),
+/// `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_save_hard_state(
+    log: *const kv_raft,
+    term: u64,
+    vote: *const u8,
+    vote_len: usize,
+    commit: u64,
+) -> kv_status {
+    with_raft(log, |h| {
+        // Safety: pointer/length pair as documented.
+        let v = match unsafe { bytes(vote, vote_len, "vote") } {
+            Ok(v) => v.to_vec(),
+            Err(s) => return s,
+        };
+        done(h.log.save_hard_state(&HardState {
+            term,
+            vote: v,
+            commit,
+        }))
+    })
+}
+
+/// Read the last saved hard state: stores the term, a newly allocated copy
+/// of the vote (never NULL, even when empty; free with `kv_free`), its
+/// length, and the commit index. `term` and `commit` may be NULL.
+///
+/// Errors: `KV_NOT_FOUND` (never saved; outputs untouched),
+/// `KV_INVALID_ARGUMENT` (NULL log/vote/vote_len), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_hard_state(
+    log: *const kv_raft,
+    term: *mut u64,
+    vote: *mut *mut u8,
+    vote_len: *mut usize,
+    commit: *mut u64,
+) -> kv_status {
+    with_raft(log, |h| {
+        if vote.is_null() || vote_len.is_null() {
+            return invalid("vote and vote_len must not be NULL");
+        }
+        let hs = match h.log.hard_state() {
+            Ok(Some(hs)) => hs,
+            Ok(None) => return kv_status::KV_NOT_FOUND,
+            Err(e) => return fail(&e),
+        };
+        let p = match malloc_copy(&hs.vote) {
+            Ok(p) => p,
+            Err(s) => return s,
+        };
+        // Safety: required outputs checked; optional ones written only when
+        // non-NULL.
+        unsafe {
+            if !term.is_null() {
+                *term = hs.term;
+            }
+            if !commit.is_null() {
+                *commit = hs.commit;
+            }
+            *vote = p;
+            *vote_len = hs.vote.len();
+        }
+        kv_status::KV_OK
+    })
+}
+
+/// Save a snapshot atomically: `last_index` and `last_term` of the last
+/// entry it covers, opaque `config` bytes (the membership), and `data`
+/// (`data_len` bytes). Written to a temporary file with a SHA-256 trailer,
+/// fsynced, renamed over the previous snapshot, directory fsynced. Does not
+/// truncate the log; call `kv_raft_truncate_prefix` afterwards.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL log, NULL config/data with a
+/// non-zero length), `KV_CLOSED`, `KV_POISONED`, `KV_IO` (the previous
+/// snapshot stays in place).
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_save_snapshot(
+    log: *const kv_raft,
+    last_index: u64,
+    last_term: u64,
+    config: *const u8,
+    config_len: usize,
+    data: *const u8,
+    data_len: usize,
+) -> kv_status {
+    with_raft(log, |h| {
+        // Safety: pointer/length pairs as documented.
+        let (c, mut d) = match unsafe {
+            (
+                bytes(config, config_len, "config"),
+                bytes(data, data_len, "data"),
+            )
+        } {
+            (Ok(c), Ok(d)) => (c, d),
+            (Err(s), _) | (_, Err(s)) => return s,
+        };
+        let meta = SnapshotMeta {
+            last_index,
+            last_term,
+            config: c.to_vec(),
+        };
+        done(h.log.save_snapshot(&meta, &mut d))
+    })
+}
+
+struct CallbackReader {
+    read: unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> i64,
+    ctx: *mut c_void,
+}
+
+impl std::io::Read for CallbackReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Safety: the callback receives a valid writable buffer of
+        // `buf.len()` bytes and the caller's context, as documented.
+        let n = unsafe { (self.read)(self.ctx, buf.as_mut_ptr(), buf.len()) };
+        if n < 0 {
+            return Err(std::io::Error::other(format!(
+                "snapshot read callback returned {n}"
+            )));
+        }
+        Ok((n as usize).min(buf.len()))
+    }
+}
+
+/// As `kv_raft_save_snapshot`, with the data streamed: `read(ctx, buf,
+/// cap)` is called on this thread until it returns 0 (end) or a negative
+/// value (error: the save is abandoned with `KV_IO`, the previous snapshot
+/// stays). The data is never held in memory whole.
+///
+/// Errors: as `kv_raft_save_snapshot`; `KV_INVALID_ARGUMENT` for a NULL
+/// `read`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_save_snapshot_stream(
+    log: *const kv_raft,
+    last_index: u64,
+    last_term: u64,
+    config: *const u8,
+    config_len: usize,
+    read: kv_read_fn,
+    ctx: *mut c_void,
+) -> kv_status {
+    with_raft(log, |h| {
+        let Some(read) = read else {
+            return invalid("read is NULL");
+        };
+        // Safety: pointer/length pair as documented.
+        let c = match unsafe { bytes(config, config_len, "config") } {
+            Ok(c) => c,
+            Err(s) => return s,
+        };
+        let meta = SnapshotMeta {
+            last_index,
+            last_term,
+            config: c.to_vec(),
+        };
+        done(
+            h.log
+                .save_snapshot(&meta, &mut CallbackReader { read, ctx }),
+        )
+    })
+}
+
+/// Read the latest snapshot, verified against its SHA-256: stores its last
+/// index and term, and newly allocated copies of the config and data
+/// (never NULL; free each with `kv_free`). `last_index` and `last_term`
+/// may be NULL.
+///
+/// Errors: `KV_NOT_FOUND` (no snapshot saved; outputs untouched),
+/// `KV_CORRUPTION` (the snapshot fails its checksum), `KV_IO`,
+/// `KV_INVALID_ARGUMENT` (NULL log/config/config_len/data/data_len),
+/// `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_snapshot(
+    log: *const kv_raft,
+    last_index: *mut u64,
+    last_term: *mut u64,
+    config: *mut *mut u8,
+    config_len: *mut usize,
+    data: *mut *mut u8,
+    data_len: *mut usize,
+) -> kv_status {
+    with_raft(log, |h| {
+        if config.is_null() || config_len.is_null() || data.is_null() || data_len.is_null() {
+            return invalid("config, config_len, data and data_len must not be NULL");
+        }
+        let (meta, bytes) = match h.log.snapshot() {
+            Ok(Some(s)) => s,
+            Ok(None) => return kv_status::KV_NOT_FOUND,
+            Err(e) => return fail(&e),
+        };
+        let c = match malloc_copy(&meta.config) {
+            Ok(p) => p,
+            Err(s) => return s,
+        };
+        let d = match malloc_copy(&bytes) {
+            Ok(p) => p,
+            Err(s) => {
+                // Safety: `c` came from malloc_copy and is not yet shared.
+                unsafe { libc::free(c as *mut c_void) };
+                return s;
+            }
+        };
+        // Safety: required outputs checked; optional ones written only when
+        // non-NULL.
+        unsafe {
+            if !last_index.is_null() {
+                *last_index = meta.last_index;
+            }
+            if !last_term.is_null() {
+                *last_term = meta.last_term;
+            }
+            *config = c;
+            *config_len = meta.config.len();
+            *data = d;
+            *data_len = bytes.len();
+        }
+        kv_status::KV_OK
+    })
+}
