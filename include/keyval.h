@@ -684,6 +684,18 @@ kv_status kv_raft_close(kv_raft *log);
 kv_status kv_raft_append(const kv_raft *log, const kv_raft_entry *entries, size_t n);
 
 /*
+ As `kv_raft_append`, for callers that cannot build an array of pointers
+ (Go's cgo forbids Go pointers inside memory passed to C): `n` entries
+ with indexes `first_index`, `first_index + 1`, ..., terms `terms[i]`,
+ payload lengths `lens[i]` (bytes), and the payloads concatenated in
+ `data` (`data_len` bytes, which must equal the sum of `lens`).
+
+ Errors: as `kv_raft_append`; `KV_INVALID_ARGUMENT` also when the
+ lengths do not add up to `data_len`.
+ */
+kv_status kv_raft_append_packed(const kv_raft *log, uint64_t first_index, size_t n, const uint64_t *terms, const size_t *lens, const uint8_t *data, size_t data_len);
+
+/*
  Read the entry at `index`: stores its term in `*term` and a newly
  allocated copy of its payload in `*data` / `*data_len` (never NULL; free
  with `kv_free`). `term` may be NULL if not wanted.

@@ -167,6 +167,64 @@ pub unsafe extern "C" fn kv_raft_append(
     })
 }
 
+/// As `kv_raft_append`, for callers that cannot build an array of pointers
+/// (Go's cgo forbids Go pointers inside memory passed to C): `n` entries
+/// with indexes `first_index`, `first_index + 1`, ..., terms `terms[i]`,
+/// payload lengths `lens[i]` (bytes), and the payloads concatenated in
+/// `data` (`data_len` bytes, which must equal the sum of `lens`).
+///
+/// Errors: as `kv_raft_append`; `KV_INVALID_ARGUMENT` also when the
+/// lengths do not add up to `data_len`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_append_packed(
+    log: *const kv_raft,
+    first_index: u64,
+    n: usize,
+    terms: *const u64,
+    lens: *const usize,
+    data: *const u8,
+    data_len: usize,
+) -> kv_status {
+    with_raft(log, |h| {
+        if n == 0 {
+            return kv_status::KV_OK;
+        }
+        if terms.is_null() || lens.is_null() {
+            return invalid("terms and lens must not be NULL");
+        }
+        if n > isize::MAX as usize / 8 || first_index.checked_add(n as u64).is_none() {
+            return invalid("entry count is impossible");
+        }
+        // Safety: non-NULL; the caller passes `n` terms and `n` lengths.
+        let (ts, ls) = unsafe {
+            (
+                std::slice::from_raw_parts(terms, n),
+                std::slice::from_raw_parts(lens, n),
+            )
+        };
+        // Safety: pointer/length pair as documented.
+        let d = match unsafe { bytes(data, data_len, "data") } {
+            Ok(d) => d,
+            Err(s) => return s,
+        };
+        let total = ls.iter().try_fold(0usize, |a, &l| a.checked_add(l));
+        if total != Some(data_len) {
+            return invalid("entry lengths do not add up to data_len");
+        }
+        let mut off = 0;
+        let mut v = Vec::with_capacity(n);
+        for (i, (&t, &l)) in ts.iter().zip(ls).enumerate() {
+            v.push(Entry {
+                index: first_index + i as u64,
+                term: t,
+                data: d[off..off + l].to_vec(),
+            });
+            off += l;
+        }
+        done(h.log.append(&v))
+    })
+}
+
 /// Read the entry at `index`: stores its term in `*term` and a newly
 /// allocated copy of its payload in `*data` / `*data_len` (never NULL; free
 /// with `kv_free`). `term` may be NULL if not wanted.

@@ -585,6 +585,19 @@ static void test_raft_log(void) {
     CHECK(kv_raft_append(log, NULL, 0) == KV_OK);
     CHECK(kv_raft_bounds(log, NULL, &last) == KV_OK && last == 300);
 
+    /* The packed form (for bindings): lengths must add up. */
+    uint64_t pterms[2] = {3, 3};
+    size_t plens[2] = {3, 2};
+    CHECK(kv_raft_append_packed(log, 301, 2, pterms, plens, (const uint8_t *)"abcdX", 4) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_append_packed(log, 302, 2, pterms, plens, (const uint8_t *)"abcde", 5) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_append_packed(log, 301, 2, NULL, plens, (const uint8_t *)"abcde", 5) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_append_packed(log, 301, 2, pterms, plens, (const uint8_t *)"abcde", 5) == KV_OK);
+    CHECK(kv_raft_entry_get(log, 302, &term, &data, &len) == KV_OK && term == 3 && len == 2 &&
+          memcmp(data, "de", 2) == 0);
+    kv_free(data);
+    CHECK(kv_raft_truncate_suffix(log, 301) == KV_OK);
+    CHECK(kv_raft_bounds(log, NULL, &last) == KV_OK && last == 300);
+
     /* A range read: one block, entries pointing into it. */
     kv_raft_entry *es = NULL;
     size_t n = 0;
