@@ -78,4 +78,9 @@ var (
 	ErrInvalidArgument = &Error{Code: StatusInvalidArgument, Message: "invalid argument"}
 	// ErrIO: an operating-system call failed.
 	ErrIO = &Error{Code: StatusIO, Message: "I/O error"}
+	// ErrCompacted: a Raft log index below the first index (purged by
+	// TruncatePrefix).
+	ErrCompacted = &Error{Code: StatusCompacted, Message: "log index compacted"}
+	// ErrOutOfRange: a Raft log index beyond the last entry.
+	ErrOutOfRange = &Error{Code: StatusOutOfRange, Message: "log index out of range"}
 )

@@ -128,6 +128,9 @@ func TestMain(m *testing.M) {
 		db.Close()
 		os.Exit(0)
 	}
+	if dir := os.Getenv("KEYVAL_GO_RAFT_CHILD"); dir != "" {
+		raftChild(dir)
+	}
 	if dir := os.Getenv("KEYVAL_GO_CHILD"); dir != "" {
 		db, err := Open(dir, small()...)
 		if err != nil {
