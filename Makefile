@@ -15,7 +15,7 @@ STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
 
-.PHONY: all build header header-check lint rust-test c-test c-example go-test py-install py-test test demo bench soak fuzz clean
+.PHONY: all build header header-check lint rust-test c-test c-example go-test py-install py-test test demo bench raftbench soak fuzz clean
 
 all: build
 
@@ -68,6 +68,7 @@ c-example: build | $(BUILD)
 # Go binding: cgo over target/release/libkeyval.a, which `build` makes first.
 go-test: build
 	cd bindings/go && go vet ./... && go test -race -count=1 ./...
+	cd bindings/go/raftstore && go vet ./... && go test -race -count=1 ./...
 
 # Python binding: installed into a virtual environment the way a user would.
 PYENV := target/py-venv
@@ -95,8 +96,15 @@ soak: build
 	  $(CARGO) test --release --locked --test crash_kill --test crash_sim --test power_cut \
 	  --test damage_exhaustive --test group_commit_acks -- --nocapture
 
-bench: build
+bench: build raftbench
 	$(CARGO) run --release --locked --example engine_bench
+
+# hashicorp/raft's raftbench against KeyVal, raft-boltdb and raft-wal, side
+# by side; the table lands in docs/bench/raftbench.md.
+raftbench: build
+	cd bindings/go/raftstore && go test -run '^$$' -bench . -benchtime 1s | tee $(CURDIR)/target/raftbench.txt || true
+	python3 bench/raftbench_table.py target/raftbench.txt > docs/bench/raftbench.md
+	cat docs/bench/raftbench.md
 
 # Coverage-guided fuzzing (nightly + cargo-fuzz), FUZZ_SECONDS per target.
 # New findings land in fuzz/corpus; plain `cargo test` replays that corpus.

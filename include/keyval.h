@@ -362,7 +362,7 @@ typedef struct {
  */
 typedef struct {
   /*
-   Log index (the first index of a new log may be any value >= 1).
+   Log index (a new log may start at any index, 0 included).
    */
   uint64_t index;
   /*
@@ -672,7 +672,7 @@ kv_status kv_raft_close(kv_raft *log);
 
 /*
  Append `n` entries (an array of `kv_raft_entry`, indexes consecutive and
- starting at the log's next index; any index >= 1 for a new log). Returns
+ starting at the log's next index; any index, 0 included, for a new log). Returns
  once they are durable; concurrent appenders share fsyncs. The library
  copies the payloads. `n == 0` is a no-op (`entries` may then be NULL).
 

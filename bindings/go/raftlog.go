@@ -90,7 +90,7 @@ func (l *RaftLog) with(f func(h *C.kv_raft) C.kv_status) error {
 }
 
 // Append appends entries, whose indexes must be consecutive and continue
-// the log (any index >= 1 for a new log). Durable on return. Errors:
+// the log (any index, 0 included, for a new log). Durable on return. Errors:
 // ErrInvalidArgument (not contiguous, payload too large), ErrClosed,
 // ErrPoisoned, ErrIO.
 func (l *RaftLog) Append(entries []Entry) error {

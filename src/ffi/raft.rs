@@ -23,7 +23,7 @@ pub struct kv_raft {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct kv_raft_entry {
-    /// Log index (the first index of a new log may be any value >= 1).
+    /// Log index (a new log may start at any index, 0 included).
     pub index: u64,
     /// Term in which the entry was created.
     pub term: u64,
@@ -124,7 +124,7 @@ pub unsafe extern "C" fn kv_raft_close(log: *mut kv_raft) -> kv_status {
 }
 
 /// Append `n` entries (an array of `kv_raft_entry`, indexes consecutive and
-/// starting at the log's next index; any index >= 1 for a new log). Returns
+/// starting at the log's next index; any index, 0 included, for a new log). Returns
 /// once they are durable; concurrent appenders share fsyncs. The library
 /// copies the payloads. `n == 0` is a no-op (`entries` may then be NULL).
 ///
