@@ -72,6 +72,53 @@ pub struct HardState {
 /// Bytes the read cache may hold.
 const CACHE_BYTES: usize = 8 << 20;
 
+/// Recently appended entries, bounded by `CACHE_BYTES`; the oldest go
+/// first. Truncations split the map (O(log n)), never scan it.
+#[derive(Debug, Default)]
+struct Cache {
+    map: BTreeMap<u64, Arc<Entry>>,
+    bytes: usize,
+}
+
+impl Cache {
+    fn cost(e: &Entry) -> usize {
+        e.data.len() + 32
+    }
+
+    fn insert(&mut self, entries: &[Entry]) {
+        for e in entries {
+            self.bytes += Cache::cost(e);
+            if let Some(old) = self.map.insert(e.index, Arc::new(e.clone())) {
+                self.bytes -= Cache::cost(&old);
+            }
+        }
+        while self.bytes > CACHE_BYTES {
+            match self.map.pop_first() {
+                Some((_, e)) => self.bytes -= Cache::cost(&e),
+                None => break,
+            }
+        }
+    }
+
+    /// Drop entries with index >= `from`.
+    fn remove_from(&mut self, from: u64) {
+        let gone = self.map.split_off(&from);
+        self.bytes -= gone.values().map(|e| Cache::cost(e)).sum::<usize>();
+    }
+
+    /// Drop entries with index <= `upto`.
+    fn remove_upto(&mut self, upto: u64) {
+        let Some(start) = upto.checked_add(1) else {
+            self.map.clear();
+            self.bytes = 0;
+            return;
+        };
+        let keep = self.map.split_off(&start);
+        let gone = std::mem::replace(&mut self.map, keep);
+        self.bytes -= gone.values().map(|e| Cache::cost(e)).sum::<usize>();
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Loc {
     term: u64,
@@ -242,8 +289,7 @@ struct Inner {
     state: RwLock<State>,
     /// Next index as of every queued write (checked under the queue lock).
     reserved: Mutex<(u64, bool)>,
-    cache: Mutex<BTreeMap<u64, Arc<Entry>>>,
-    cache_bytes: Mutex<usize>,
+    cache: Mutex<Cache>,
     poison: Poison,
     closed: AtomicBool,
     lock: Mutex<Option<Box<dyn DirLock>>>,
@@ -342,8 +388,7 @@ impl RaftLog {
                 wal: Mutex::new(wal),
                 state: RwLock::new(st),
                 reserved: Mutex::new((next, used)),
-                cache: Mutex::new(BTreeMap::new()),
-                cache_bytes: Mutex::new(0),
+                cache: Mutex::new(Cache::default()),
                 poison: Poison::default(),
                 closed: AtomicBool::new(false),
                 lock: Mutex::new(Some(lock)),
@@ -422,18 +467,7 @@ impl RaftLog {
                 payload: p,
             })
         })?;
-        let mut c = self.inner.cache.lock();
-        let mut bytes = self.inner.cache_bytes.lock();
-        for e in entries {
-            *bytes += e.data.len() + 32;
-            c.insert(e.index, Arc::new(e.clone()));
-        }
-        while *bytes > CACHE_BYTES {
-            match c.pop_first() {
-                Some((_, e)) => *bytes -= e.data.len() + 32,
-                None => break,
-            }
-        }
+        self.inner.cache.lock().insert(entries);
         Ok(())
     }
 
@@ -469,7 +503,7 @@ impl RaftLog {
                 payload: from.to_le_bytes().to_vec(),
             })
         })?;
-        self.inner.cache.lock().retain(|&i, _| i < from);
+        self.inner.cache.lock().remove_from(from);
         Ok(())
     }
 
@@ -492,7 +526,7 @@ impl RaftLog {
                 payload: p,
             })
         })?;
-        self.inner.cache.lock().retain(|&i, _| i > upto);
+        self.inner.cache.lock().remove_upto(upto);
         self.reclaim()
     }
 
@@ -596,7 +630,7 @@ impl RaftLog {
     /// Errors: `Compacted`, `OutOfRange`, `Corruption` (the stored entry
     /// fails its checksum), `Io`, `Closed`.
     pub fn entry(&self, index: u64) -> Result<Entry> {
-        if let Some(e) = self.inner.cache.lock().get(&index) {
+        if let Some(e) = self.inner.cache.lock().map.get(&index) {
             if self.term(index)? == e.term {
                 return Ok((**e).clone());
             }
@@ -751,5 +785,48 @@ impl Inner {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(lo: u64, hi: u64, len: usize) -> Vec<Entry> {
+        (lo..hi)
+            .map(|index| Entry {
+                index,
+                term: 1,
+                data: vec![7; len],
+            })
+            .collect()
+    }
+
+    fn check(c: &Cache) {
+        let sum: usize = c.map.values().map(|e| Cache::cost(e)).sum();
+        assert_eq!(c.bytes, sum, "cache byte count drifted");
+    }
+
+    #[test]
+    fn cache_counts_bytes_through_truncations_and_eviction() {
+        let mut c = Cache::default();
+        c.insert(&entries(1, 101, 100));
+        check(&c);
+        c.remove_upto(40);
+        assert_eq!(c.map.keys().next(), Some(&41));
+        check(&c);
+        c.remove_from(90);
+        assert_eq!(c.map.keys().last(), Some(&89));
+        check(&c);
+        c.insert(&entries(85, 95, 10)); // overwrites 85..89
+        check(&c);
+        c.remove_upto(u64::MAX);
+        assert!(c.map.is_empty());
+        check(&c);
+        // Eviction keeps the newest entries within the bound.
+        c.insert(&entries(1, 3000, 4096));
+        check(&c);
+        assert!(c.bytes <= CACHE_BYTES);
+        assert_eq!(c.map.keys().last(), Some(&2999));
     }
 }
