@@ -31,7 +31,8 @@ from ._native import lib
 __all__ = [
     "open", "Store", "Batch", "Error", "IoError", "CorruptionError", "InvalidArgumentError",
     "LockedError", "PoisonedError", "ClosedError", "NotFoundError", "BufferTooSmallError",
-    "PanicError", "CompactedError", "OutOfRangeError", "version",
+    "PanicError", "CompactedError", "OutOfRangeError", "version", "RaftLog", "Entry", "HardState",
+    "SnapshotMeta",
 ]
 
 BytesLike = Union[bytes, bytearray, memoryview]
@@ -158,27 +159,39 @@ def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", reco
 
     Raises LockedError, CorruptionError, InvalidArgumentError, IoError.
     """
+    o = _options(durability, recovery_mode, segment_size=segment_size, max_wal_size=max_wal_size,
+                 keep_snapshots=keep_snapshots, max_key_size=max_key_size, max_value_size=max_value_size,
+                 create_if_missing=create_if_missing)
+    p = _path(path)
+    h = c_void_p()
+    _check(lib.kv_open(p, byref(o), byref(h)))
+    return Store(h, os.fsdecode(p))
+
+
+def _options(durability: str, recovery_mode: str, *, create_if_missing: bool = True,
+             **sizes: Optional[int]) -> _native.KvOptions:
+    """Build kv_options from keyword arguments (None keeps the default)."""
     if durability not in _DURABILITY:
         raise InvalidArgumentError(f"durability must be one of {sorted(_DURABILITY)}", 3)
     if recovery_mode not in _RECOVERY:
         raise InvalidArgumentError(f"recovery_mode must be one of {sorted(_RECOVERY)}", 3)
-    o = lib.kv_options_default()
+    o: _native.KvOptions = lib.kv_options_default()
     o.durability = _DURABILITY[durability]
     o.recovery_mode = _RECOVERY[recovery_mode]
-    for name, val in (("segment_size", segment_size), ("max_wal_size", max_wal_size),
-                      ("keep_snapshots", keep_snapshots), ("max_key_size", max_key_size),
-                      ("max_value_size", max_value_size)):
+    for name, val in sizes.items():
         if val is not None:
             if val < 0:
                 raise InvalidArgumentError(f"{name} must not be negative", 3)
             setattr(o, name, val)
     o.create_if_missing = 1 if create_if_missing else 0
+    return o
+
+
+def _path(path: Union[str, "os.PathLike[str]"]) -> bytes:
     p = os.fsencode(path)
     if b"\0" in p:
         raise InvalidArgumentError("path contains a NUL byte", 3)
-    h = c_void_p()
-    _check(lib.kv_open(p, byref(o), byref(h)))
-    return Store(h, os.fsdecode(p))
+    return p
 
 
 class _Handle:
@@ -441,3 +454,5 @@ class Batch:
     def __del__(self) -> None:
         self.discard()
 
+
+from .raft import Entry, HardState, RaftLog, SnapshotMeta  # noqa: E402  (uses the helpers above)

@@ -102,3 +102,26 @@ _decl("kv_iter_next", _status, c_void_p)
 _decl("kv_iter_key", _status, c_void_p, POINTER(_u8p), POINTER(c_size_t))
 _decl("kv_iter_value", _status, c_void_p, POINTER(_u8p), POINTER(c_size_t))
 _decl("kv_iter_free", None, c_void_p)
+
+
+class KvRaftEntry(Structure):
+    _fields_ = [("index", c_uint64), ("term", c_uint64), ("data", _u8p), ("data_len", c_size_t)]
+
+
+_u64p = POINTER(c_uint64)
+_decl("kv_raft_open", _status, c_char_p, POINTER(KvOptions), POINTER(c_void_p))
+_decl("kv_raft_close", _status, c_void_p)
+_decl("kv_raft_append", _status, c_void_p, POINTER(KvRaftEntry), c_size_t)
+_decl("kv_raft_entry_get", _status, c_void_p, c_uint64, _u64p, POINTER(_u8p), POINTER(c_size_t))
+_decl("kv_raft_entries", _status, c_void_p, c_uint64, c_uint64, c_uint64, POINTER(POINTER(KvRaftEntry)),
+      POINTER(c_size_t))
+_decl("kv_raft_term", _status, c_void_p, c_uint64, _u64p)
+_decl("kv_raft_bounds", _status, c_void_p, _u64p, _u64p)
+_decl("kv_raft_last_purged", _status, c_void_p, _u64p, _u64p)
+_decl("kv_raft_truncate_suffix", _status, c_void_p, c_uint64)
+_decl("kv_raft_truncate_prefix", _status, c_void_p, c_uint64)
+_decl("kv_raft_save_hard_state", _status, c_void_p, c_uint64, c_char_p, c_size_t, c_uint64)
+_decl("kv_raft_hard_state", _status, c_void_p, _u64p, POINTER(_u8p), POINTER(c_size_t), _u64p)
+_decl("kv_raft_save_snapshot", _status, c_void_p, c_uint64, c_uint64, c_char_p, c_size_t, c_char_p, c_size_t)
+_decl("kv_raft_snapshot", _status, c_void_p, _u64p, _u64p, POINTER(_u8p), POINTER(c_size_t), POINTER(_u8p),
+      POINTER(c_size_t))
