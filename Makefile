@@ -37,10 +37,13 @@ header-check: build
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
+# The engine's tests, then openraft's storage suite and the reopen/SIGKILL
+# tests of the openraft adapter (integrations/openraft).
 rust-test:
 	$(CARGO) test --locked
+	$(CARGO) test --locked -p keyval-openraft
 
 $(BUILD):
 	mkdir -p $(BUILD)
