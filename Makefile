@@ -15,7 +15,7 @@ STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
 
-.PHONY: all build header header-check lint rust-test c-test c-example go-test py-install py-test test demo bench raftbench soak fuzz clean
+.PHONY: all build header header-check lint rust-test c-test c-example go-test py-install py-test raft-example test demo bench raftbench soak fuzz clean
 
 all: build
 
@@ -86,7 +86,12 @@ py-test: py-install
 	$(PYENV)/bin/mypy --strict bindings/python/keyval
 	$(PYENV)/bin/pytest -q bindings/python/tests
 
-test: header-check lint rust-test c-test go-test py-test
+# Three openraft nodes on KeyVal over loopback TCP: failover, restart of
+# the old leader from its directories, every acknowledged key everywhere.
+raft-example:
+	$(CARGO) run --release --locked -p raft-cluster
+
+test: header-check lint rust-test raft-example c-test go-test py-test
 	@echo "make test: all suites passed"
 
 demo: py-install
