@@ -4,6 +4,7 @@ use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::fs::{self, DirLock, FileSystem, OpenMode};
 use crate::memtable::{MemTable, ENTRY_OVERHEAD_ESTIMATE};
+use crate::metrics::{Metrics, OpKind, Recorder};
 use crate::options::Options;
 use crate::poison::Poison;
 use crate::recovery::{self, RecoveryStats};
@@ -54,6 +55,8 @@ pub(crate) struct Inner {
     recovery: RecoveryStats,
     /// Random id of this database (see docs/format.md).
     db_id: u64,
+    metrics: Recorder,
+    opened: std::time::Instant,
 }
 
 /// A durable, ordered key-value store in one directory.
@@ -252,6 +255,8 @@ impl Db {
             recovery: rec.stats,
             db_id: rec.db_id,
             opts,
+            metrics: Recorder::default(),
+            opened: std::time::Instant::now(),
         });
         let db = Db { inner };
         if rec.salvaged {
@@ -310,6 +315,25 @@ impl Db {
     /// present or none. An empty batch is a no-op. Errors as [`Db::set`];
     /// if any operation is invalid, nothing is applied.
     pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        let m = &self.inner.metrics;
+        let t0 = m.start();
+        let (mut puts, mut deletes) = (0, 0);
+        for op in batch.ops() {
+            match op {
+                crate::batch::Op::Put(..) => puts += 1,
+                crate::batch::Op::Delete(..) => deletes += 1,
+            }
+        }
+        let bytes = batch.encoded_len() as u64;
+        let r = self.write_inner(batch);
+        if r.is_ok() {
+            m.wrote(puts, deletes, bytes);
+        }
+        m.finish(OpKind::Write, t0, &r);
+        r
+    }
+
+    fn write_inner(&self, batch: WriteBatch) -> Result<()> {
         for op in batch.ops() {
             self.check_key(op.key())?;
             if let crate::batch::Op::Put(_, v) = op {
@@ -350,9 +374,7 @@ impl Db {
     /// Errors: [`Error::InvalidArgument`] (empty or oversized key),
     /// [`Error::Closed`]. Works on a poisoned store.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
-        let key = key.as_ref();
-        self.check_key(key)?;
-        self.read(|t| t.get(key).map(|v| v.to_vec()))
+        self.get_with(key, |v| v.map(|v| v.to_vec()))
     }
 
     /// Call `f` with the value of `key` (or `None`) while holding the read
@@ -362,9 +384,18 @@ impl Db {
         key: impl AsRef<[u8]>,
         f: impl FnOnce(Option<&[u8]>) -> R,
     ) -> Result<R> {
+        let m = &self.inner.metrics;
+        let t0 = m.start();
         let key = key.as_ref();
-        self.check_key(key)?;
-        self.read(|t| f(t.get(key)))
+        let r = self.check_key(key).and_then(|()| {
+            self.read(|t| {
+                let v = t.get(key);
+                m.got(v.map(|v| v.len()));
+                f(v)
+            })
+        });
+        m.finish(OpKind::Get, t0, &r);
+        r
     }
 
     /// Whether `key` is present. Errors as [`Db::get`].
@@ -435,11 +466,15 @@ impl Db {
     /// Errors: [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`] (the
     /// store is then poisoned).
     pub fn sync(&self) -> Result<()> {
-        self.inner.check_writable()?;
-        let r = self.inner.wal.lock().sync();
-        if let Err(e) = &r {
-            self.inner.poison.set(e);
-        }
+        let t0 = self.inner.metrics.start();
+        let r = self.inner.check_writable().and_then(|()| {
+            let r = self.inner.wal.lock().sync();
+            if let Err(e) = &r {
+                self.inner.poison.set(e);
+            }
+            r
+        });
+        self.inner.metrics.finish(OpKind::Sync, t0, &r);
         r
     }
 
@@ -453,8 +488,46 @@ impl Db {
     /// Errors: [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`] (the
     /// store is then poisoned).
     pub fn checkpoint(&self) -> Result<()> {
-        self.inner.check_writable()?;
+        let r = self.inner.check_writable();
+        if let Err(e) = &r {
+            self.inner.metrics.error(e);
+        }
+        r?;
         self.inner.checkpoint_now()
+    }
+
+    /// Operation counters, latency percentiles (microseconds), error
+    /// counts, and memory and disk gauges. Counters cover the time since
+    /// open or the last [`Db::reset_metrics`]. See [`crate::metrics`].
+    ///
+    /// Errors: [`Error::Closed`].
+    pub fn metrics(&self) -> Result<Metrics> {
+        let st = self.stats()?;
+        let inner = &self.inner;
+        let mut m =
+            inner
+                .metrics
+                .snapshot(inner.opened, st.fsyncs, st.commit_groups, st.checkpoints);
+        m.keys = st.keys;
+        m.memory_bytes = st.memory_bytes;
+        m.wal_disk_bytes = st.wal_bytes;
+        m.snapshot_disk_bytes = st.snapshot_bytes;
+        m.recovery_records_replayed = st.recovery.records_replayed;
+        m.recovery_truncated_bytes = st.recovery.truncation.as_ref().map_or(0, |t| t.bytes);
+        m.recovery_records_skipped = st.recovery.records_skipped;
+        m.recovery_micros = st.recovery.duration_micros;
+        Ok(m)
+    }
+
+    /// Zero the counters and latency histograms of [`Db::metrics`].
+    ///
+    /// Errors: [`Error::Closed`].
+    pub fn reset_metrics(&self) -> Result<()> {
+        let st = self.stats()?;
+        self.inner
+            .metrics
+            .reset(st.fsyncs, st.commit_groups, st.checkpoints);
+        Ok(())
     }
 
     /// Counters, sizes and the last recovery's facts.
@@ -561,6 +634,7 @@ impl Inner {
     /// Leader of a commit group: write, sync, apply in LSN order.
     fn lead(&self, group: Vec<Vec<u8>>) -> Result<()> {
         self.poison.check()?;
+        self.metrics.group(group.len());
         let mut wal = self.wal.lock();
         let records: Vec<(RecordType, &[u8])> = group
             .iter()
@@ -615,6 +689,13 @@ impl Inner {
     /// Write a snapshot of the current state unless the newest snapshot
     /// already covers it. See [`Db::checkpoint`].
     fn checkpoint_now(&self) -> Result<()> {
+        let t0 = self.metrics.start();
+        let r = self.checkpoint_locked();
+        self.metrics.finish(OpKind::Checkpoint, t0, &r);
+        r
+    }
+
+    fn checkpoint_locked(&self) -> Result<()> {
         let mut ck = self.checkpoint.lock();
         let t = std::time::Instant::now();
         let (frozen, lsn) = {
@@ -769,6 +850,7 @@ impl Iterator for Iter {
         if self.done {
             return None;
         }
+        let t0 = self.inner.metrics.start();
         let chunk = {
             let m = self.inner.mem.read();
             if m.closed {
@@ -802,6 +884,9 @@ impl Iterator for Iter {
             }
             m.table.range(start, end, ITER_CHUNK)
         };
+        let bytes = chunk.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+        self.inner.metrics.scanned(chunk.len() as u64, bytes);
+        self.inner.metrics.finish(OpKind::Scan, t0, &Ok(()));
         if chunk.len() < ITER_CHUNK {
             self.done = true;
         }

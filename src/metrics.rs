@@ -1,0 +1,571 @@
+//! Metrics: operation counters, latency histograms, error counts. Cheap
+//! enough to stay on: each recorded operation costs two clock reads and a
+//! few relaxed atomic adds; no lock is taken.
+//!
+//! Latencies go into log-linear histograms (4 buckets per power of two of
+//! nanoseconds, so a reported percentile is within 25% of the true value,
+//! reported as the bucket's upper bound, never below the true value).
+//! Counters and histograms cover the time since open or the last
+//! [`crate::Db::reset_metrics`]; gauges (memory, disk bytes) and recovery
+//! facts are read when [`crate::Db::metrics`] is called.
+//!
+//! Thread safety: every recording method takes `&self` and may be called
+//! from any thread.
+
+use crate::error::Error;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+const BUCKETS: usize = 256;
+
+/// A lock-free log-linear histogram of u64 values.
+pub(crate) struct Histogram {
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    sum: AtomicU64,
+    max: AtomicU64,
+}
+
+fn bucket_of(v: u64) -> usize {
+    if v < 16 {
+        return v as usize;
+    }
+    let e = 63 - v.leading_zeros() as usize; // e >= 4
+    let sub = ((v >> (e - 2)) & 3) as usize;
+    16 + (e - 4) * 4 + sub
+}
+
+/// The largest value that falls in bucket `i`.
+fn bucket_upper(i: usize) -> u64 {
+    if i < 16 {
+        return i as u64;
+    }
+    let e = (i - 16) / 4 + 4;
+    let sub = ((i - 16) % 4) as u64;
+    let base = 1u64 << e;
+    let step = 1u64 << (e - 2);
+    match base.checked_add((sub + 1) * step) {
+        Some(next) => next - 1,
+        None => u64::MAX,
+    }
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub(crate) fn record(&self, v: u64) {
+        self.buckets[bucket_of(v)].fetch_add(1, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+        self.sum.fetch_add(v, Relaxed);
+        self.max.fetch_max(v, Relaxed);
+    }
+
+    fn reset(&self) {
+        for b in self.buckets.iter() {
+            b.store(0, Relaxed);
+        }
+        self.count.store(0, Relaxed);
+        self.sum.store(0, Relaxed);
+        self.max.store(0, Relaxed);
+    }
+
+    /// The value at quantile `q` (0..=1): the upper bound of the bucket
+    /// holding it, capped at the recorded maximum.
+    fn quantile(&self, counts: &[u64], total: u64, q: f64) -> u64 {
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (i, &c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return bucket_upper(i).min(self.max.load(Relaxed));
+            }
+        }
+        self.max.load(Relaxed)
+    }
+
+    /// Count, p50, p95, p99, max and mean of the recorded values, with
+    /// every value divided by `scale` (1000: nanoseconds to microseconds).
+    fn summary(&self, scale: f64) -> Summary {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        let q = |p| self.quantile(&counts, total, p) as f64 / scale;
+        Summary {
+            count: total,
+            p50: q(0.50),
+            p95: q(0.95),
+            p99: q(0.99),
+            max: self.max.load(Relaxed) as f64 / scale,
+            mean: if total == 0 {
+                0.0
+            } else {
+                self.sum.load(Relaxed) as f64 / total as f64 / scale
+            },
+            sum: self.sum.load(Relaxed) as f64 / scale,
+        }
+    }
+}
+
+/// Distribution of one kind of value: for latencies in microseconds, for
+/// group-commit sizes in writes per group.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Summary {
+    /// Values recorded.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Sum of all values.
+    pub sum: f64,
+}
+
+/// Operation kinds with a latency histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// `set`, `delete`, `write` (a batch): from the call to the acknowledgement
+    /// at the durability level.
+    Write = 0,
+    /// `get`, `get_with`, `contains`.
+    Get = 1,
+    /// One chunk fetched by an iterator (up to 256 pairs).
+    Scan = 2,
+    /// `sync`.
+    Sync = 3,
+    /// `checkpoint` (manual or automatic).
+    Checkpoint = 4,
+}
+
+const KINDS: usize = 5;
+const ERROR_KINDS: usize = 12;
+
+/// The live metrics of one store.
+#[derive(Default)]
+pub(crate) struct Recorder {
+    latency: [Histogram; KINDS],
+    group_size: Histogram,
+    puts: AtomicU64,
+    deletes: AtomicU64,
+    gets: AtomicU64,
+    get_hits: AtomicU64,
+    scanned: AtomicU64,
+    bytes_written: AtomicU64,
+    bytes_read: AtomicU64,
+    errors: [AtomicU64; ERROR_KINDS],
+    /// Baselines of counters kept elsewhere (fsyncs, groups, checkpoints)
+    /// at the last reset.
+    base_fsyncs: AtomicU64,
+    base_groups: AtomicU64,
+    base_checkpoints: AtomicU64,
+    reset_at: parking_lot::Mutex<Option<Instant>>,
+}
+
+impl Recorder {
+    /// Start timing an operation.
+    pub(crate) fn start(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Record the latency of `kind` started at `t0`, and its error if any.
+    pub(crate) fn finish<T>(&self, kind: OpKind, t0: Instant, r: &crate::Result<T>) {
+        let ns = t0.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        self.latency[kind as usize].record(ns);
+        if let Err(e) = r {
+            self.error(e);
+        }
+    }
+
+    /// Count an error returned to the caller.
+    pub(crate) fn error(&self, e: &Error) {
+        let i = (e.code() as usize).min(ERROR_KINDS - 1);
+        self.errors[i].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn wrote(&self, puts: u64, deletes: u64, bytes: u64) {
+        self.puts.fetch_add(puts, Relaxed);
+        self.deletes.fetch_add(deletes, Relaxed);
+        self.bytes_written.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn got(&self, hit: Option<usize>) {
+        self.gets.fetch_add(1, Relaxed);
+        if let Some(n) = hit {
+            self.get_hits.fetch_add(1, Relaxed);
+            self.bytes_read.fetch_add(n as u64, Relaxed);
+        }
+    }
+
+    pub(crate) fn scanned(&self, items: u64, bytes: u64) {
+        self.scanned.fetch_add(items, Relaxed);
+        self.bytes_read.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn group(&self, size: usize) {
+        self.group_size.record(size as u64);
+    }
+
+    /// Zero counters and histograms; `fsyncs`, `groups` and `checkpoints`
+    /// are the running totals kept elsewhere, remembered as baselines.
+    pub(crate) fn reset(&self, fsyncs: u64, groups: u64, checkpoints: u64) {
+        for h in &self.latency {
+            h.reset();
+        }
+        self.group_size.reset();
+        for c in [
+            &self.puts,
+            &self.deletes,
+            &self.gets,
+            &self.get_hits,
+            &self.scanned,
+            &self.bytes_written,
+            &self.bytes_read,
+        ] {
+            c.store(0, Relaxed);
+        }
+        for c in &self.errors {
+            c.store(0, Relaxed);
+        }
+        self.base_fsyncs.store(fsyncs, Relaxed);
+        self.base_groups.store(groups, Relaxed);
+        self.base_checkpoints.store(checkpoints, Relaxed);
+        *self.reset_at.lock() = Some(Instant::now());
+    }
+
+    /// A snapshot of the counters; gauges are filled in by the caller.
+    pub(crate) fn snapshot(
+        &self,
+        opened: Instant,
+        fsyncs: u64,
+        groups: u64,
+        checkpoints: u64,
+    ) -> Metrics {
+        let l = |k: OpKind| self.latency[k as usize].summary(1000.0);
+        let since = self.reset_at.lock().unwrap_or(opened);
+        Metrics {
+            seconds: since.elapsed().as_secs_f64(),
+            puts: self.puts.load(Relaxed),
+            deletes: self.deletes.load(Relaxed),
+            writes: self.latency[OpKind::Write as usize].count.load(Relaxed),
+            gets: self.gets.load(Relaxed),
+            get_hits: self.get_hits.load(Relaxed),
+            scanned_pairs: self.scanned.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
+            bytes_read: self.bytes_read.load(Relaxed),
+            fsyncs: fsyncs.saturating_sub(self.base_fsyncs.load(Relaxed)),
+            commit_groups: groups.saturating_sub(self.base_groups.load(Relaxed)),
+            checkpoints: checkpoints.saturating_sub(self.base_checkpoints.load(Relaxed)),
+            group_size: self.group_size.summary(1.0),
+            write_latency: l(OpKind::Write),
+            get_latency: l(OpKind::Get),
+            scan_latency: l(OpKind::Scan),
+            sync_latency: l(OpKind::Sync),
+            checkpoint_latency: l(OpKind::Checkpoint),
+            errors: std::array::from_fn(|i| self.errors[i].load(Relaxed)),
+            ..Metrics::default()
+        }
+    }
+}
+
+/// A point-in-time copy of a store's metrics ([`crate::Db::metrics`]).
+/// Latencies are in microseconds; counters cover `seconds` (since open or
+/// the last reset).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    /// Seconds covered by the counters and histograms.
+    pub seconds: f64,
+    /// Put operations (including those inside batches).
+    pub puts: u64,
+    /// Delete operations (including those inside batches).
+    pub deletes: u64,
+    /// Write calls (`set`, `delete`, `write`), successful or not.
+    pub writes: u64,
+    /// Point reads (`get`, `get_with`, `contains`).
+    pub gets: u64,
+    /// Point reads that found their key.
+    pub get_hits: u64,
+    /// Pairs returned by iterators.
+    pub scanned_pairs: u64,
+    /// Bytes of WAL payload written (encoded batches).
+    pub bytes_written: u64,
+    /// Bytes of keys and values returned to callers.
+    pub bytes_read: u64,
+    /// WAL fdatasync calls.
+    pub fsyncs: u64,
+    /// Commit groups written (one WAL append each).
+    pub commit_groups: u64,
+    /// Checkpoints completed.
+    pub checkpoints: u64,
+    /// Writes per commit group.
+    pub group_size: Summary,
+    /// Latency of write calls, in microseconds.
+    pub write_latency: Summary,
+    /// Latency of point reads, in microseconds.
+    pub get_latency: Summary,
+    /// Latency of one iterator chunk fetch, in microseconds.
+    pub scan_latency: Summary,
+    /// Latency of `sync`, in microseconds.
+    pub sync_latency: Summary,
+    /// Latency of checkpoints, in microseconds.
+    pub checkpoint_latency: Summary,
+    /// Errors returned, indexed by status code ([`Error::code`]; 0, 7, 8
+    /// and 9 stay 0).
+    pub errors: [u64; ERROR_KINDS],
+    /// Estimated memory of the index, in bytes (gauge).
+    pub memory_bytes: u64,
+    /// Live keys (gauge).
+    pub keys: u64,
+    /// Bytes of WAL segment files on disk (gauge).
+    pub wal_disk_bytes: u64,
+    /// Bytes of snapshot files on disk (gauge).
+    pub snapshot_disk_bytes: u64,
+    /// Records replayed by the last recovery (since open; not reset).
+    pub recovery_records_replayed: u64,
+    /// Bytes of torn tail truncated by the last recovery (not reset).
+    pub recovery_truncated_bytes: u64,
+    /// Records skipped by the last recovery under `TolerateAnyCorruption`.
+    pub recovery_records_skipped: u64,
+    /// Duration of the last recovery, in microseconds.
+    pub recovery_micros: u64,
+}
+
+/// Names of the error kinds, indexed by status code.
+pub const ERROR_NAMES: [&str; ERROR_KINDS] = [
+    "ok",
+    "io",
+    "corruption",
+    "invalid_argument",
+    "locked",
+    "poisoned",
+    "closed",
+    "not_found",
+    "buffer_too_small",
+    "panic",
+    "compacted",
+    "out_of_range",
+];
+
+impl Metrics {
+    /// The metrics in Prometheus text exposition format (version 0.0.4):
+    /// counters end in `_total`, latencies are summaries in seconds
+    /// (`quantile` 0.5, 0.95, 0.99, plus `_sum` and `_count`), gauges are in
+    /// bytes. Every sample carries the label `db="<label>"`.
+    pub fn to_prometheus(&self, label: &str) -> String {
+        use std::fmt::Write;
+        let db = label
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let mut o = String::new();
+        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                o,
+                "# HELP keyval_{name} {help}\n# TYPE keyval_{name} counter"
+            );
+            let _ = writeln!(o, "keyval_{name}{{db=\"{db}\"}} {v}");
+        };
+        counter(&mut o, "puts_total", "Put operations.", self.puts);
+        counter(&mut o, "deletes_total", "Delete operations.", self.deletes);
+        counter(
+            &mut o,
+            "writes_total",
+            "Write calls (set, delete, batch).",
+            self.writes,
+        );
+        counter(&mut o, "gets_total", "Point reads.", self.gets);
+        counter(
+            &mut o,
+            "get_hits_total",
+            "Point reads that found their key.",
+            self.get_hits,
+        );
+        counter(
+            &mut o,
+            "scanned_pairs_total",
+            "Pairs returned by iterators.",
+            self.scanned_pairs,
+        );
+        counter(
+            &mut o,
+            "written_bytes_total",
+            "WAL payload bytes written.",
+            self.bytes_written,
+        );
+        counter(
+            &mut o,
+            "read_bytes_total",
+            "Key and value bytes returned.",
+            self.bytes_read,
+        );
+        counter(&mut o, "fsyncs_total", "WAL fdatasync calls.", self.fsyncs);
+        counter(
+            &mut o,
+            "commit_groups_total",
+            "Group-commit groups written.",
+            self.commit_groups,
+        );
+        counter(
+            &mut o,
+            "checkpoints_total",
+            "Checkpoints completed.",
+            self.checkpoints,
+        );
+        let _ = writeln!(o, "# HELP keyval_errors_total Errors returned, by kind.\n# TYPE keyval_errors_total counter");
+        for (i, n) in self.errors.iter().enumerate() {
+            if matches!(i, 0 | 7 | 8 | 9) {
+                continue;
+            }
+            let _ = writeln!(
+                o,
+                "keyval_errors_total{{db=\"{db}\",kind=\"{}\"}} {n}",
+                ERROR_NAMES[i]
+            );
+        }
+        let _ = writeln!(o, "# HELP keyval_operation_duration_seconds Operation latency.\n# TYPE keyval_operation_duration_seconds summary");
+        for (op, s) in [
+            ("write", &self.write_latency),
+            ("get", &self.get_latency),
+            ("scan_chunk", &self.scan_latency),
+            ("sync", &self.sync_latency),
+            ("checkpoint", &self.checkpoint_latency),
+        ] {
+            for (q, v) in [("0.5", s.p50), ("0.95", s.p95), ("0.99", s.p99)] {
+                let _ = writeln!(
+                    o,
+                    "keyval_operation_duration_seconds{{db=\"{db}\",op=\"{op}\",quantile=\"{q}\"}} {}",
+                    v / 1e6
+                );
+            }
+            let _ = writeln!(
+                o,
+                "keyval_operation_duration_seconds_sum{{db=\"{db}\",op=\"{op}\"}} {}",
+                s.sum / 1e6
+            );
+            let _ = writeln!(
+                o,
+                "keyval_operation_duration_seconds_count{{db=\"{db}\",op=\"{op}\"}} {}",
+                s.count
+            );
+        }
+        let _ = writeln!(o, "# HELP keyval_commit_group_size Writes per group commit.\n# TYPE keyval_commit_group_size summary");
+        for (q, v) in [
+            ("0.5", self.group_size.p50),
+            ("0.95", self.group_size.p95),
+            ("0.99", self.group_size.p99),
+        ] {
+            let _ = writeln!(
+                o,
+                "keyval_commit_group_size{{db=\"{db}\",quantile=\"{q}\"}} {v}"
+            );
+        }
+        let _ = writeln!(
+            o,
+            "keyval_commit_group_size_sum{{db=\"{db}\"}} {}",
+            self.group_size.sum
+        );
+        let _ = writeln!(
+            o,
+            "keyval_commit_group_size_count{{db=\"{db}\"}} {}",
+            self.group_size.count
+        );
+        let gauge = |o: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(o, "# HELP keyval_{name} {help}\n# TYPE keyval_{name} gauge");
+            let _ = writeln!(o, "keyval_{name}{{db=\"{db}\"}} {v}");
+        };
+        gauge(&mut o, "keys", "Live keys.", self.keys);
+        gauge(
+            &mut o,
+            "memory_bytes",
+            "Estimated memory of the index.",
+            self.memory_bytes,
+        );
+        gauge(
+            &mut o,
+            "wal_disk_bytes",
+            "Bytes of WAL segment files on disk.",
+            self.wal_disk_bytes,
+        );
+        gauge(
+            &mut o,
+            "snapshot_disk_bytes",
+            "Bytes of snapshot files on disk.",
+            self.snapshot_disk_bytes,
+        );
+        gauge(
+            &mut o,
+            "recovery_records_replayed",
+            "Records replayed by the last recovery.",
+            self.recovery_records_replayed,
+        );
+        gauge(
+            &mut o,
+            "recovery_truncated_bytes",
+            "Torn-tail bytes truncated by the last recovery.",
+            self.recovery_truncated_bytes,
+        );
+        gauge(
+            &mut o,
+            "recovery_records_skipped",
+            "Records skipped by the last recovery.",
+            self.recovery_records_skipped,
+        );
+        gauge(
+            &mut o,
+            "recovery_duration_microseconds",
+            "Duration of the last recovery.",
+            self.recovery_micros,
+        );
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotone_and_bound_their_values() {
+        let mut last = 0;
+        for v in (0..100_000u64).chain([1 << 40, u64::MAX / 3, u64::MAX]) {
+            let b = bucket_of(v);
+            assert!(b < BUCKETS);
+            assert!(b >= last || v >= 1 << 40, "bucket order at {v}");
+            last = b;
+            assert!(bucket_upper(b) >= v, "upper bound of {v}");
+            assert!(b == 0 || bucket_upper(b - 1) < v, "bucket of {v} too high");
+        }
+    }
+
+    #[test]
+    fn quantiles_are_within_a_quarter() {
+        let h = Histogram::default();
+        for v in 1..=10_000u64 {
+            h.record(v * 1000); // 1 us .. 10 ms in ns
+        }
+        let s = h.summary(1000.0);
+        assert_eq!(s.count, 10_000);
+        for (got, want) in [(s.p50, 5000.0), (s.p95, 9500.0), (s.p99, 9900.0)] {
+            assert!(got >= want && got <= want * 1.25, "{got} vs {want}");
+        }
+        assert_eq!(s.max, 10_000.0);
+        assert!((s.mean - 5000.5).abs() < 0.01);
+        h.reset();
+        assert_eq!(h.summary(1000.0), Summary::default());
+    }
+}
