@@ -6,25 +6,25 @@ use keyval::{Db, WriteBatch};
 
 #[test]
 fn counters_latencies_errors_and_reset() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), common::small_opts()).unwrap();
+    let dir = tempfile::tempdir().expect("step");
+    let db = Db::open(dir.path(), common::small_opts()).expect("step");
     for i in 0..100u32 {
-        db.set(format!("k{i:03}"), [7u8; 10]).unwrap();
+        db.set(format!("k{i:03}"), [7u8; 10]).expect("step");
     }
-    db.delete("k000").unwrap();
+    db.delete("k000").expect("step");
     let mut b = WriteBatch::new();
     b.put("x", "1").delete("k001");
-    db.write(b).unwrap();
+    db.write(b).expect("step");
     assert!(db.set("", "v").is_err()); // empty key: invalid argument
     for i in 0..50u32 {
-        db.get(format!("k{i:03}")).unwrap();
+        db.get(format!("k{i:03}")).expect("step");
     }
-    db.get("missing").unwrap();
+    db.get("missing").expect("step");
     let n = db.prefix("k").count();
-    db.sync().unwrap();
-    db.checkpoint().unwrap();
+    db.sync().expect("step");
+    db.checkpoint().expect("step");
 
-    let m = db.metrics().unwrap();
+    let m = db.metrics().expect("step");
     assert_eq!(m.puts, 101);
     assert_eq!(m.deletes, 2);
     assert_eq!(m.writes, 103, "102 successful writes and one refused");
@@ -50,26 +50,26 @@ fn counters_latencies_errors_and_reset() {
     assert_eq!(m.keys, 99);
     assert!(m.memory_bytes > 0 && m.wal_disk_bytes > 0 && m.snapshot_disk_bytes > 0);
 
-    db.reset_metrics().unwrap();
-    let r = db.metrics().unwrap();
+    db.reset_metrics().expect("step");
+    let r = db.metrics().expect("step");
     assert_eq!((r.puts, r.gets, r.writes, r.fsyncs, r.checkpoints), (0, 0, 0, 0, 0));
     assert_eq!(r.write_latency.count, 0);
     assert_eq!(r.errors, [0; 12]);
     assert_eq!(r.keys, 99, "gauges are not reset");
-    db.set("after", "reset").unwrap();
-    assert_eq!(db.metrics().unwrap().puts, 1);
+    db.set("after", "reset").expect("step");
+    assert_eq!(db.metrics().expect("step").puts, 1);
 
-    db.close().unwrap();
+    db.close().expect("step");
     assert!(db.metrics().is_err(), "closed");
 }
 
 #[test]
 fn prometheus_text_is_well_formed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), common::small_opts()).unwrap();
-    db.set("a", "b").unwrap();
-    db.get("a").unwrap();
-    let text = db.metrics().unwrap().to_prometheus("my \"db\"");
+    let dir = tempfile::tempdir().expect("step");
+    let db = Db::open(dir.path(), common::small_opts()).expect("step");
+    db.set("a", "b").expect("step");
+    db.get("a").expect("step");
+    let text = db.metrics().expect("step").to_prometheus("my \"db\"");
     let mut samples = 0;
     for line in text.lines() {
         if line.starts_with('#') {
