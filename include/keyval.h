@@ -357,6 +357,146 @@ typedef struct {
 } kv_stats;
 
 /*
+ One latency (or size) distribution in `kv_metrics`. Latencies are in
+ microseconds; percentiles are upper bounds of log-linear buckets (at
+ most 25% above the true value).
+ */
+typedef struct {
+  /*
+   Values recorded.
+   */
+  uint64_t count;
+  /*
+   Median.
+   */
+  double p50;
+  /*
+   95th percentile.
+   */
+  double p95;
+  /*
+   99th percentile.
+   */
+  double p99;
+  /*
+   Largest value.
+   */
+  double max;
+  /*
+   Mean.
+   */
+  double mean;
+} kv_summary;
+
+/*
+ Operation metrics, filled by `kv_metrics_get`. Counters and summaries
+ cover `seconds` (since open or the last `kv_metrics_reset`); gauges are
+ current values. Fields may be added at the end in later versions.
+ */
+typedef struct {
+  /*
+   Seconds covered by the counters.
+   */
+  double seconds;
+  /*
+   Put operations (including inside batches).
+   */
+  uint64_t puts;
+  /*
+   Delete operations (including inside batches).
+   */
+  uint64_t deletes;
+  /*
+   Write calls (kv_set, kv_delete, kv_batch_commit).
+   */
+  uint64_t writes;
+  /*
+   Point reads (kv_get, kv_get_into, kv_contains).
+   */
+  uint64_t gets;
+  /*
+   Point reads that found their key.
+   */
+  uint64_t get_hits;
+  /*
+   Pairs returned by iterators.
+   */
+  uint64_t scanned_pairs;
+  /*
+   WAL payload bytes written.
+   */
+  uint64_t bytes_written;
+  /*
+   Key and value bytes returned.
+   */
+  uint64_t bytes_read;
+  /*
+   WAL fdatasync calls.
+   */
+  uint64_t fsyncs;
+  /*
+   Group-commit groups written.
+   */
+  uint64_t commit_groups;
+  /*
+   Checkpoints completed.
+   */
+  uint64_t checkpoints;
+  /*
+   Writes per commit group (a count, not microseconds).
+   */
+  kv_summary group_size;
+  /*
+   Latency of write calls, microseconds.
+   */
+  kv_summary write_latency;
+  /*
+   Latency of point reads, microseconds.
+   */
+  kv_summary get_latency;
+  /*
+   Latency of one iterator chunk fetch (up to 256 pairs), microseconds.
+   */
+  kv_summary scan_latency;
+  /*
+   Latency of kv_sync, microseconds.
+   */
+  kv_summary sync_latency;
+  /*
+   Latency of checkpoints, microseconds.
+   */
+  kv_summary checkpoint_latency;
+  /*
+   Errors returned, indexed by kv_status (entries 0, 7, 8, 9 stay 0).
+   */
+  uint64_t errors[12];
+  /*
+   Live keys (gauge).
+   */
+  uint64_t keys;
+  /*
+   Estimated memory of the index in bytes (gauge).
+   */
+  uint64_t memory_bytes;
+  /*
+   Bytes of WAL segment files on disk (gauge).
+   */
+  uint64_t wal_disk_bytes;
+  /*
+   Bytes of snapshot files on disk (gauge).
+   */
+  uint64_t snapshot_disk_bytes;
+  /*
+   Records replayed by the recovery at open.
+   */
+  uint64_t recovery_records_replayed;
+  /*
+   Torn-tail bytes truncated by the recovery at open.
+   */
+  uint64_t recovery_truncated_bytes;
+} kv_metrics;
+
+/*
  One Raft log entry, as passed to `kv_raft_append` and returned by
  `kv_raft_entries`. `data` may be NULL only when `data_len` is 0.
  */
@@ -589,6 +729,30 @@ kv_status kv_checkpoint(const kv_db *db);
  Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
  */
 kv_status kv_stats_get(const kv_db *db, kv_stats *out);
+
+/*
+ Fill `*out` with the store's metrics.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
+ */
+kv_status kv_metrics_get(const kv_db *db, kv_metrics *out);
+
+/*
+ Zero the counters and summaries of `kv_metrics_get` (gauges and the
+ recovery figures are kept).
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL db), `KV_CLOSED`.
+ */
+kv_status kv_metrics_reset(const kv_db *db);
+
+/*
+ The metrics in Prometheus text exposition format, every sample labelled
+ `db="<the directory path>"`: a newly allocated NUL-terminated string in
+ `*text` (free with `kv_free`) and its length without the NUL in `*len`.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL db/text/len), `KV_CLOSED`.
+ */
+kv_status kv_metrics_prometheus(const kv_db *db, char **text, size_t *len);
 
 /*
  Create an iterator over keys `k` with `start <= k < end`, positioned at

@@ -29,13 +29,19 @@ fn counters_latencies_errors_and_reset() {
     assert_eq!(m.deletes, 2);
     assert_eq!(m.writes, 103, "102 successful writes and one refused");
     assert_eq!(m.gets, 51);
-    assert_eq!(m.get_hits, 48, "k000 and k001 were deleted, 'missing' is absent");
+    assert_eq!(
+        m.get_hits, 48,
+        "k000 and k001 were deleted, 'missing' is absent"
+    );
     assert_eq!(m.bytes_read, 48 * 10 + n as u64 * (4 + 10));
     assert_eq!(m.scanned_pairs, n as u64);
     assert_eq!(m.errors[3], 1, "one invalid-argument error");
     assert_eq!(m.errors.iter().sum::<u64>(), 1);
     assert!(m.bytes_written > 101 * 14);
-    assert!(m.fsyncs >= 102, "Sync durability: one fdatasync per group at least");
+    assert!(
+        m.fsyncs >= 102,
+        "Sync durability: one fdatasync per group at least"
+    );
     assert_eq!(m.checkpoints, 1);
     assert_eq!(m.write_latency.count, 103);
     assert_eq!(m.get_latency.count, 51);
@@ -52,7 +58,10 @@ fn counters_latencies_errors_and_reset() {
 
     db.reset_metrics().expect("step");
     let r = db.metrics().expect("step");
-    assert_eq!((r.puts, r.gets, r.writes, r.fsyncs, r.checkpoints), (0, 0, 0, 0, 0));
+    assert_eq!(
+        (r.puts, r.gets, r.writes, r.fsyncs, r.checkpoints),
+        (0, 0, 0, 0, 0)
+    );
     assert_eq!(r.write_latency.count, 0);
     assert_eq!(r.errors, [0; 12]);
     assert_eq!(r.keys, 99, "gauges are not reset");
@@ -73,15 +82,22 @@ fn prometheus_text_is_well_formed() {
     let mut samples = 0;
     for line in text.lines() {
         if line.starts_with('#') {
-            assert!(line.starts_with("# HELP keyval_") || line.starts_with("# TYPE keyval_"), "{line}");
+            assert!(
+                line.starts_with("# HELP keyval_") || line.starts_with("# TYPE keyval_"),
+                "{line}"
+            );
             continue;
         }
         let (name, value) = line.rsplit_once(' ').expect(line);
-        assert!(name.starts_with("keyval_") && name.contains("db=\"my \\\"db\\\"\""), "{line}");
+        assert!(
+            name.starts_with("keyval_") && name.contains("db=\"my \\\"db\\\"\""),
+            "{line}"
+        );
         value.parse::<f64>().expect(line);
         samples += 1;
     }
     assert!(samples > 30);
     assert!(text.contains("keyval_puts_total{db=\"my \\\"db\\\"\"} 1\n"));
-    assert!(text.contains("keyval_operation_duration_seconds_count{db=\"my \\\"db\\\"\",op=\"get\"} 1\n"));
+    assert!(text
+        .contains("keyval_operation_duration_seconds_count{db=\"my \\\"db\\\"\",op=\"get\"} 1\n"));
 }

@@ -510,3 +510,188 @@ pub unsafe extern "C" fn kv_stats_get(db: *const kv_db, out: *mut kv_stats) -> k
         }
     })
 }
+
+/// One latency (or size) distribution in `kv_metrics`. Latencies are in
+/// microseconds; percentiles are upper bounds of log-linear buckets (at
+/// most 25% above the true value).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct kv_summary {
+    /// Values recorded.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// Operation metrics, filled by `kv_metrics_get`. Counters and summaries
+/// cover `seconds` (since open or the last `kv_metrics_reset`); gauges are
+/// current values. Fields may be added at the end in later versions.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct kv_metrics {
+    /// Seconds covered by the counters.
+    pub seconds: f64,
+    /// Put operations (including inside batches).
+    pub puts: u64,
+    /// Delete operations (including inside batches).
+    pub deletes: u64,
+    /// Write calls (kv_set, kv_delete, kv_batch_commit).
+    pub writes: u64,
+    /// Point reads (kv_get, kv_get_into, kv_contains).
+    pub gets: u64,
+    /// Point reads that found their key.
+    pub get_hits: u64,
+    /// Pairs returned by iterators.
+    pub scanned_pairs: u64,
+    /// WAL payload bytes written.
+    pub bytes_written: u64,
+    /// Key and value bytes returned.
+    pub bytes_read: u64,
+    /// WAL fdatasync calls.
+    pub fsyncs: u64,
+    /// Group-commit groups written.
+    pub commit_groups: u64,
+    /// Checkpoints completed.
+    pub checkpoints: u64,
+    /// Writes per commit group (a count, not microseconds).
+    pub group_size: kv_summary,
+    /// Latency of write calls, microseconds.
+    pub write_latency: kv_summary,
+    /// Latency of point reads, microseconds.
+    pub get_latency: kv_summary,
+    /// Latency of one iterator chunk fetch (up to 256 pairs), microseconds.
+    pub scan_latency: kv_summary,
+    /// Latency of kv_sync, microseconds.
+    pub sync_latency: kv_summary,
+    /// Latency of checkpoints, microseconds.
+    pub checkpoint_latency: kv_summary,
+    /// Errors returned, indexed by kv_status (entries 0, 7, 8, 9 stay 0).
+    pub errors: [u64; 12],
+    /// Live keys (gauge).
+    pub keys: u64,
+    /// Estimated memory of the index in bytes (gauge).
+    pub memory_bytes: u64,
+    /// Bytes of WAL segment files on disk (gauge).
+    pub wal_disk_bytes: u64,
+    /// Bytes of snapshot files on disk (gauge).
+    pub snapshot_disk_bytes: u64,
+    /// Records replayed by the recovery at open.
+    pub recovery_records_replayed: u64,
+    /// Torn-tail bytes truncated by the recovery at open.
+    pub recovery_truncated_bytes: u64,
+}
+
+fn summary(s: &crate::metrics::Summary) -> kv_summary {
+    kv_summary {
+        count: s.count,
+        p50: s.p50,
+        p95: s.p95,
+        p99: s.p99,
+        max: s.max,
+        mean: s.mean,
+    }
+}
+
+/// Fill `*out` with the store's metrics.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_metrics_get(db: *const kv_db, out: *mut kv_metrics) -> kv_status {
+    with_db(db, |h| {
+        if out.is_null() {
+            return invalid("out is NULL");
+        }
+        match h.db.metrics() {
+            Ok(m) => {
+                let c = kv_metrics {
+                    seconds: m.seconds,
+                    puts: m.puts,
+                    deletes: m.deletes,
+                    writes: m.writes,
+                    gets: m.gets,
+                    get_hits: m.get_hits,
+                    scanned_pairs: m.scanned_pairs,
+                    bytes_written: m.bytes_written,
+                    bytes_read: m.bytes_read,
+                    fsyncs: m.fsyncs,
+                    commit_groups: m.commit_groups,
+                    checkpoints: m.checkpoints,
+                    group_size: summary(&m.group_size),
+                    write_latency: summary(&m.write_latency),
+                    get_latency: summary(&m.get_latency),
+                    scan_latency: summary(&m.scan_latency),
+                    sync_latency: summary(&m.sync_latency),
+                    checkpoint_latency: summary(&m.checkpoint_latency),
+                    errors: m.errors,
+                    keys: m.keys,
+                    memory_bytes: m.memory_bytes,
+                    wal_disk_bytes: m.wal_disk_bytes,
+                    snapshot_disk_bytes: m.snapshot_disk_bytes,
+                    recovery_records_replayed: m.recovery_records_replayed,
+                    recovery_truncated_bytes: m.recovery_truncated_bytes,
+                };
+                // Safety: `out` is non-NULL and writable.
+                unsafe { *out = c };
+                kv_status::KV_OK
+            }
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// Zero the counters and summaries of `kv_metrics_get` (gauges and the
+/// recovery figures are kept).
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_metrics_reset(db: *const kv_db) -> kv_status {
+    with_db(db, |h| match h.db.reset_metrics() {
+        Ok(()) => kv_status::KV_OK,
+        Err(e) => fail(&e),
+    })
+}
+
+/// The metrics in Prometheus text exposition format, every sample labelled
+/// `db="<the directory path>"`: a newly allocated NUL-terminated string in
+/// `*text` (free with `kv_free`) and its length without the NUL in `*len`.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db/text/len), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_metrics_prometheus(
+    db: *const kv_db,
+    text: *mut *mut c_char,
+    len: *mut usize,
+) -> kv_status {
+    with_db(db, |h| {
+        if text.is_null() || len.is_null() {
+            return invalid("text and len must not be NULL");
+        }
+        match h.db.metrics() {
+            Ok(m) => {
+                let mut s = m.to_prometheus(&h.db.path().to_string_lossy()).into_bytes();
+                let n = s.len();
+                s.push(0);
+                match malloc_copy(&s) {
+                    Ok(p) => {
+                        // Safety: both outputs checked non-NULL.
+                        unsafe {
+                            *text = p as *mut c_char;
+                            *len = n;
+                        }
+                        kv_status::KV_OK
+                    }
+                    Err(st) => st,
+                }
+            }
+            Err(e) => fail(&e),
+        }
+    })
+}

@@ -715,6 +715,42 @@ static void test_raft_reopen_and_errors(void) {
     CHECK(kv_raft_open(path_of("crud"), &o, &log) != KV_OK);
 }
 
+static void test_metrics(void) {
+    kv_db *db = NULL;
+    kv_options o = small_opts();
+    CHECK(kv_open(path_of("metrics"), &o, &db) == KV_OK);
+    for (int i = 0; i < 20; i++) {
+        char k[16];
+        int n = snprintf(k, sizeof k, "m%02d", i);
+        CHECK(kv_set(db, (const uint8_t *)k, (size_t)n, K("value")) == KV_OK);
+    }
+    uint8_t *v;
+    size_t n;
+    CHECK(kv_get(db, K("m03"), &v, &n) == KV_OK);
+    kv_free(v);
+    CHECK(kv_get(db, K("nope"), &v, &n) == KV_NOT_FOUND);
+    CHECK(kv_set(db, (const uint8_t *)"", 0, K("v")) == KV_INVALID_ARGUMENT);
+    kv_metrics m;
+    CHECK(kv_metrics_get(db, &m) == KV_OK);
+    CHECK(m.puts == 20 && m.writes == 21 && m.gets == 2 && m.get_hits == 1);
+    CHECK(m.errors[KV_INVALID_ARGUMENT] == 1 && m.errors[KV_IO] == 0);
+    CHECK(m.write_latency.count == 21 && m.get_latency.count == 2);
+    CHECK(m.write_latency.p50 <= m.write_latency.p99 && m.write_latency.p99 <= m.write_latency.max);
+    CHECK(m.fsyncs >= 20 && m.keys == 20 && m.bytes_read == 5);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(kv_metrics_prometheus(db, &text, &len) == KV_OK);
+    CHECK(text != NULL && strlen(text) == len && strstr(text, "keyval_puts_total{db=") != NULL);
+    kv_free((uint8_t *)text);
+    CHECK(kv_metrics_reset(db) == KV_OK);
+    CHECK(kv_metrics_get(db, &m) == KV_OK && m.puts == 0 && m.write_latency.count == 0 && m.keys == 20);
+    CHECK(kv_metrics_get(NULL, &m) == KV_INVALID_ARGUMENT);
+    CHECK(kv_metrics_get(db, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_metrics_reset(NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_metrics_prometheus(db, NULL, &len) == KV_INVALID_ARGUMENT);
+    CHECK(kv_close(db) == KV_OK);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--lock-probe") == 0) return lock_probe(argv[2]);
     if (argc < 2) {
@@ -734,6 +770,7 @@ int main(int argc, char **argv) {
     test_corruption_reported();
     test_enospc();
     test_odd_paths_and_garbage_files();
+    test_metrics();
     test_raft_log();
     test_raft_reopen_and_errors();
 
