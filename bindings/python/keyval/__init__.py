@@ -390,6 +390,35 @@ class Store(MutableMapping[bytes, bytes]):
         d["recovery"]["truncated"] = bool(s.recovery_truncated)
         return d
 
+    def metrics(self) -> dict[str, Any]:
+        """Operation counters and latency summaries since open or the last
+        :meth:`reset_metrics`, plus gauges, as a dict. Latencies are in
+        microseconds: ``m["get_latency"]["p99"]``; ``m["errors"]`` maps error
+        kind names to counts."""
+        m = _native.KvMetrics()
+        _check(self._call(lib.kv_metrics_get, byref(m)))
+        d: dict[str, Any] = {"seconds": m.seconds}
+        d.update({n: getattr(m, n) for n in _native.METRIC_COUNTERS + _native.METRIC_GAUGES})
+        for n in _native.METRIC_SUMMARIES:
+            s = getattr(m, n)
+            d[n] = {f: getattr(s, f) for f in ("count", "p50", "p95", "p99", "max", "mean")}
+        d["errors"] = {c.__name__: m.errors[code] for code, c in _ERRORS.items()}
+        return d
+
+    def reset_metrics(self) -> None:
+        """Zero the counters and latency summaries (gauges are kept)."""
+        _check(self._call(lib.kv_metrics_reset))
+
+    def prometheus_metrics(self) -> str:
+        """The metrics in Prometheus text exposition format."""
+        p = _native._u8p()
+        n = c_size_t()
+        _check(self._call(lib.kv_metrics_prometheus, byref(p), byref(n)))
+        try:
+            return ctypes.string_at(p, n.value).decode()
+        finally:
+            lib.kv_free(p)
+
     def __repr__(self) -> str:
         return f"<keyval.Store {self.path!r}{' closed' if self.closed else ''}>"
 

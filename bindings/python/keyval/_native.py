@@ -125,3 +125,31 @@ _decl("kv_raft_hard_state", _status, c_void_p, _u64p, POINTER(_u8p), POINTER(c_s
 _decl("kv_raft_save_snapshot", _status, c_void_p, c_uint64, c_uint64, c_char_p, c_size_t, c_char_p, c_size_t)
 _decl("kv_raft_snapshot", _status, c_void_p, _u64p, _u64p, POINTER(_u8p), POINTER(c_size_t), POINTER(_u8p),
       POINTER(c_size_t))
+
+
+class KvSummary(Structure):
+    _fields_ = [("count", c_uint64), ("p50", ctypes.c_double), ("p95", ctypes.c_double),
+                ("p99", ctypes.c_double), ("max", ctypes.c_double), ("mean", ctypes.c_double)]
+
+
+METRIC_COUNTERS = ["puts", "deletes", "writes", "gets", "get_hits", "scanned_pairs", "bytes_written",
+                   "bytes_read", "fsyncs", "commit_groups", "checkpoints"]
+METRIC_SUMMARIES = ["group_size", "write_latency", "get_latency", "scan_latency", "sync_latency",
+                    "checkpoint_latency"]
+METRIC_GAUGES = ["keys", "memory_bytes", "wal_disk_bytes", "snapshot_disk_bytes", "recovery_records_replayed",
+                 "recovery_truncated_bytes"]
+
+
+class KvMetrics(Structure):
+    _fields_ = (
+        [("seconds", ctypes.c_double)]
+        + [(n, c_uint64) for n in METRIC_COUNTERS]
+        + [(n, KvSummary) for n in METRIC_SUMMARIES]
+        + [("errors", c_uint64 * 12)]
+        + [(n, c_uint64) for n in METRIC_GAUGES]
+    )
+
+
+_decl("kv_metrics_get", _status, c_void_p, POINTER(KvMetrics))
+_decl("kv_metrics_reset", _status, c_void_p)
+_decl("kv_metrics_prometheus", _status, c_void_p, POINTER(_u8p), POINTER(c_size_t))

@@ -306,3 +306,21 @@ def test_directory_with_garbage_files(tmp_path: Path) -> None:
     (d / "00000000000000000042.wal").unlink()
     with keyval.open(d) as db:
         assert db[b"k"] == b"v"
+
+
+def test_metrics(db: keyval.Store) -> None:
+    for i in range(25):
+        db[b"k%02d" % i] = b"v"
+    assert db.get(b"k01") == b"v" and db.get(b"zz") is None
+    with pytest.raises(keyval.InvalidArgumentError):
+        db[b""] = b"v"
+    m = db.metrics()
+    assert (m["puts"], m["writes"], m["gets"], m["get_hits"]) == (25, 26, 2, 1)
+    assert m["errors"]["InvalidArgumentError"] == 1 and m["errors"]["IoError"] == 0
+    lat = m["write_latency"]
+    assert lat["count"] == 26 and 0 < lat["p50"] <= lat["p99"] <= lat["max"]
+    assert m["fsyncs"] >= 25 and m["keys"] == 25
+    assert "keyval_puts_total{db=" in db.prometheus_metrics()
+    db.reset_metrics()
+    m = db.metrics()
+    assert m["puts"] == 0 and m["write_latency"]["count"] == 0 and m["keys"] == 25
