@@ -75,8 +75,13 @@ enum Cmd {
     /// Print statistics and the last recovery's facts.
     Stats {
         /// As JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "prometheus")]
         json: bool,
+        /// As Prometheus text exposition format (metrics of this open:
+        /// recovery, memory and disk gauges), for scrapers and textfile
+        /// collectors.
+        #[arg(long)]
+        prometheus: bool,
     },
     /// Check every CRC32 and SHA-256 without modifying anything.
     Verify,
@@ -259,11 +264,16 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             writeln!(out, "{}", db.len()?).map_err(w)?;
             db.close()?;
         }
-        Cmd::Stats { json } => {
+        Cmd::Stats { json, prometheus } => {
             let db = open(cli, false)?;
             let s = db.stats()?;
+            let m = db.metrics()?;
             db.close()?;
-            print_stats(&mut out, &s, *json).map_err(w)?;
+            if *prometheus {
+                write!(out, "{}", m.to_prometheus(&cli.dir.to_string_lossy())).map_err(w)?;
+            } else {
+                print_stats(&mut out, &s, *json).map_err(w)?;
+            }
         }
         Cmd::Verify => return verify(&cli.dir, &mut out),
         Cmd::DumpWal => dump_wal(&cli.dir, hex, &mut out)?,

@@ -1,0 +1,68 @@
+//! The `keyval` command-line tool: commands, output formats, exit codes.
+
+use std::process::{Command, Output};
+
+fn keyval(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keyval"))
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run keyval")
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn commands_formats_and_exit_codes() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("db");
+    assert_eq!(keyval(&dir, &["set", "a", "1"]).status.code(), Some(0));
+    assert_eq!(keyval(&dir, &["set", "b", "2"]).status.code(), Some(0));
+    let o = keyval(&dir, &["get", "a"]);
+    assert_eq!((o.status.code(), text(&o).trim()), (Some(0), "1"));
+    assert_eq!(
+        keyval(&dir, &["get", "zz"]).status.code(),
+        Some(3),
+        "not found"
+    );
+    assert_eq!(text(&keyval(&dir, &["count"])).trim(), "2");
+    assert_eq!(text(&keyval(&dir, &["scan"])), "a\t1\nb\t2\n");
+    assert_eq!(keyval(&dir, &["del", "a"]).status.code(), Some(0));
+    assert_eq!(text(&keyval(&dir, &["count"])).trim(), "1");
+
+    let o = keyval(&dir, &["stats", "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stats --json is JSON");
+    assert_eq!(v["keys"], 1);
+    assert!(v["recovery"]["records_replayed"].as_u64().is_some());
+
+    let o = keyval(&dir, &["stats", "--prometheus"]);
+    assert_eq!(o.status.code(), Some(0));
+    let t = text(&o);
+    assert!(t.contains("# TYPE keyval_keys gauge"));
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("keyval_keys{db=") && l.ends_with(" 1")),
+        "{t}"
+    );
+    for l in t.lines().filter(|l| !l.starts_with('#')) {
+        let (_, v) = l.rsplit_once(' ').expect(l);
+        v.parse::<f64>().expect(l);
+    }
+    assert_ne!(
+        keyval(&dir, &["stats", "--json", "--prometheus"])
+            .status
+            .code(),
+        Some(0)
+    );
+
+    assert_eq!(keyval(&dir, &["verify"]).status.code(), Some(0));
+    assert_eq!(keyval(&dir, &["checkpoint"]).status.code(), Some(0));
+    assert_eq!(keyval(&dir, &["verify"]).status.code(), Some(0));
+    // A file where the directory should be: an error, exit 1.
+    let f = tmp.path().join("file");
+    std::fs::write(&f, b"x").expect("write");
+    assert_eq!(keyval(&f, &["count"]).status.code(), Some(1));
+}
