@@ -15,7 +15,7 @@ STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
 
-.PHONY: all build header header-check lint rust-test c-test c-example go-test py-install py-test raft-example test demo bench raftbench soak fuzz clean
+.PHONY: all build header header-check lint rust-test c-test c-example go-test py-install py-test raft-example test demo bench bench-quick bench-tools raftbench soak fuzz clean
 
 all: build
 
@@ -37,7 +37,7 @@ header-check: build
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --exclude keyval-bench --all-targets -- -D warnings
 
 # The engine's tests, then openraft's storage suite and the reopen/SIGKILL
 # tests of the openraft adapter (integrations/openraft).
@@ -104,8 +104,22 @@ soak: build
 	  $(CARGO) test --release --locked --test crash_kill --test crash_sim --test power_cut \
 	  --test damage_exhaustive --test group_commit_acks -- --nocapture
 
-bench: build raftbench
+# Peer benchmark (bench/): KeyVal vs redb, LMDB, fjall, SQLite and the
+# fdatasync ceiling, N = 1M; results, table and chart in docs/bench/.
+# Then the engine's own figures and hashicorp's raftbench.
+BENCH_N ?= 1000000
+bench: build raftbench bench-tools
+	$(CARGO) run --release --locked -p keyval-bench -- --n $(BENCH_N)
+	$(PYENV)/bin/python bench/chart.py docs/bench/results.json docs/bench/results.png
 	$(CARGO) run --release --locked --example engine_bench
+
+# About a minute: N = 100k, fewer operations per phase.
+bench-quick: build bench-tools
+	$(CARGO) run --release --locked -p keyval-bench -- --quick
+	$(PYENV)/bin/python bench/chart.py docs/bench/results.json docs/bench/results.png
+
+bench-tools: $(PYENV)/bin/python
+	$(PYENV)/bin/pip install -q matplotlib
 
 # hashicorp/raft's raftbench against KeyVal, raft-boltdb and raft-wal, side
 # by side; the table lands in docs/bench/raftbench.md.

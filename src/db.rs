@@ -438,6 +438,7 @@ impl Db {
             buf: VecDeque::new(),
             done: false,
             closed_reported: false,
+            chunk: ITER_FIRST_CHUNK,
         }
     }
 
@@ -456,6 +457,7 @@ impl Db {
             buf: VecDeque::new(),
             done: false,
             closed_reported: false,
+            chunk: ITER_FIRST_CHUNK,
         }
     }
 
@@ -817,6 +819,8 @@ pub struct Iter {
     buf: VecDeque<(Vec<u8>, Vec<u8>)>,
     done: bool,
     closed_reported: bool,
+    /// Pairs to fetch next time.
+    chunk: usize,
 }
 
 impl std::fmt::Debug for Iter {
@@ -828,7 +832,11 @@ impl std::fmt::Debug for Iter {
     }
 }
 
+/// Pairs an iterator copies per lock hold: the first fetch takes
+/// `ITER_FIRST_CHUNK` (short range reads copy little), each later one twice
+/// the previous, up to `ITER_CHUNK`.
 const ITER_CHUNK: usize = 256;
+const ITER_FIRST_CHUNK: usize = 16;
 
 impl Iterator for Iter {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
@@ -882,14 +890,15 @@ impl Iterator for Iter {
                     return None;
                 }
             }
-            m.table.range(start, end, ITER_CHUNK)
+            m.table.range(start, end, self.chunk)
         };
         let bytes = chunk.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
         self.inner.metrics.scanned(chunk.len() as u64, bytes);
         self.inner.metrics.finish(OpKind::Scan, t0, &Ok(()));
-        if chunk.len() < ITER_CHUNK {
+        if chunk.len() < self.chunk {
             self.done = true;
         }
+        self.chunk = (self.chunk * 2).min(ITER_CHUNK);
         if let Some((k, _)) = chunk.last() {
             self.next = bound_to_owned(Bound::Excluded(&k[..]));
         }
