@@ -111,15 +111,17 @@ BENCH_N ?= 1000000
 bench: build raftbench bench-tools
 	$(CARGO) run --release --locked -p keyval-bench -- --n $(BENCH_N)
 	$(PYENV)/bin/python bench/chart.py docs/bench/results.json docs/bench/results.png
+	$(PYENV)/bin/python bench/python_bench.py docs/bench/results.md
 	$(CARGO) run --release --locked --example engine_bench
 
 # About a minute: N = 100k, fewer operations per phase.
 bench-quick: build bench-tools
 	$(CARGO) run --release --locked -p keyval-bench -- --quick
 	$(PYENV)/bin/python bench/chart.py docs/bench/results.json docs/bench/results.png
+	$(PYENV)/bin/python bench/python_bench.py docs/bench/results.md --quick
 
-bench-tools: $(PYENV)/bin/python
-	$(PYENV)/bin/pip install -q matplotlib
+bench-tools: py-install
+	$(PYENV)/bin/pip install -q matplotlib lmdb rocksdict
 
 # hashicorp/raft's raftbench against KeyVal, raft-boltdb and raft-wal, side
 # by side; the table lands in docs/bench/raftbench.md.
