@@ -152,10 +152,15 @@ fn acknowledged_state_survives_sigkill() {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn child");
-        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let deadline = Instant::now() + Duration::from_millis(300 + 200 * round);
         let mut steps = 0;
-        for line in out.lines() {
+        let mut killed = false;
+        // Read until the deadline, SIGKILL, then drain what the child
+        // printed before it died: a step is printed before a truncation
+        // and after an append, so the model sees every truncation that may
+        // have happened and only appends that did.
+        for line in lines {
             let line = line.expect("read child");
             let f: Vec<&str> = line.split_whitespace().collect();
             match f.as_slice() {
@@ -177,11 +182,14 @@ fn acknowledged_state_survives_sigkill() {
                 }
                 _ => {}
             }
-            if Instant::now() > deadline && steps > 10 {
-                break;
+            if !killed && Instant::now() > deadline && steps > 10 {
+                child.kill().expect("SIGKILL");
+                killed = true;
             }
         }
-        child.kill().expect("SIGKILL");
+        if !killed {
+            child.kill().expect("SIGKILL");
+        }
         child.wait().expect("wait");
 
         rt().block_on(async {
