@@ -1,9 +1,8 @@
 //! `kv_db`: open, close, reads, writes, maintenance.
 
-use super::{bytes, fail, guard, invalid, kv_status, malloc_copy};
+use super::{bytes, close_handle, fail, invalid, kv_status, malloc_copy, open_handle, with_handle};
 use crate::{Db, Durability, Options, RecoveryMode};
-use std::ffi::{c_char, CStr, OsStr};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::c_char;
 use std::sync::Arc;
 
 /// `kv_options.durability`: acknowledged from an in-process buffer; lost
@@ -95,23 +94,9 @@ pub struct kv_db {
     pub(crate) db: Db,
 }
 
-/// Run `f` on the database behind `db`, holding a reference for the call's
-/// duration so that a concurrent `kv_close` cannot free it under us.
+/// Run `f` on the database behind `db` (see `with_handle`).
 pub(crate) fn with_db(db: *const kv_db, f: impl FnOnce(&Arc<kv_db>) -> kv_status) -> kv_status {
-    guard(|| {
-        if db.is_null() {
-            return invalid("db is NULL");
-        }
-        // Safety: a non-NULL `db` came from `kv_open` (Arc::into_raw) and,
-        // per the header's rules, `kv_close` has not returned yet; so the
-        // Arc's count is at least 1 and incrementing it is sound. The
-        // matching decrement happens when `arc` drops.
-        let arc = unsafe {
-            Arc::increment_strong_count(db);
-            Arc::from_raw(db)
-        };
-        f(&arc)
-    })
+    with_handle(db, "db", f)
 }
 
 /// Open (creating if allowed, then recovering) the database in directory
@@ -130,34 +115,12 @@ pub unsafe extern "C" fn kv_open(
     opts: *const kv_options,
     out: *mut *mut kv_db,
 ) -> kv_status {
-    guard(|| {
-        if path.is_null() {
-            return invalid("path is NULL");
-        }
-        if out.is_null() {
-            return invalid("out is NULL");
-        }
-        // Safety: non-NULL and, per the header, NUL-terminated.
-        let p = unsafe { CStr::from_ptr(path) };
-        let options = if opts.is_null() {
-            Options::default()
-        } else {
-            // Safety: non-NULL, points to a kv_options per the header.
-            match to_options(unsafe { &*opts }) {
-                Ok(o) => o,
-                Err(s) => return s,
-            }
-        };
-        match Db::open(OsStr::from_bytes(p.to_bytes()), options) {
-            Ok(db) => {
-                let raw = Arc::into_raw(Arc::new(kv_db { db })) as *mut kv_db;
-                // Safety: `out` is non-NULL and points to writable storage.
-                unsafe { *out = raw };
-                kv_status::KV_OK
-            }
-            Err(e) => fail(&e),
-        }
-    })
+    // Safety: the arguments are as documented above.
+    unsafe {
+        open_handle(path, opts, out, |p, o| {
+            Db::open(p, o).map(|db| kv_db { db })
+        })
+    }
 }
 
 /// Close the database: wait for calls in progress on other threads, make
@@ -172,18 +135,8 @@ pub unsafe extern "C" fn kv_open(
 /// failed; the WAL still holds every acknowledged write).
 #[no_mangle]
 pub unsafe extern "C" fn kv_close(db: *mut kv_db) -> kv_status {
-    guard(|| {
-        if db.is_null() {
-            return kv_status::KV_OK;
-        }
-        // Safety: `db` came from kv_open and this call takes over the
-        // reference kv_open created; it is released when `arc` drops.
-        let arc = unsafe { Arc::from_raw(db as *const kv_db) };
-        match arc.db.close() {
-            Ok(()) => kv_status::KV_OK,
-            Err(e) => fail(&e),
-        }
-    })
+    // Safety: `db` is NULL or came from kv_open, as documented above.
+    unsafe { close_handle(db, |h| h.db.close()) }
 }
 
 /// Set `key` (`key_len` bytes, at least 1) to `val` (`val_len` bytes; `val`

@@ -20,9 +20,12 @@ pub use iter::*;
 pub use raft::*;
 
 use crate::error::Error;
+use crate::Options;
 use std::cell::RefCell;
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, CStr, CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 /// Status code returned by every fallible `kv_` function. `KV_OK` is 0;
 /// codes 1-6 and 10-11 are the engine's errors, 7-9 belong to the C ABI.
@@ -112,6 +115,94 @@ pub(crate) fn guard(f: impl FnOnce() -> kv_status) -> kv_status {
             kv_status::KV_PANIC
         }
     }
+}
+
+/// Run `f` on the handle behind `p` (`what` names it in errors), holding a
+/// reference for the call's duration so that a concurrent close cannot
+/// free it under us. A NULL handle is `KV_INVALID_ARGUMENT`.
+pub(crate) fn with_handle<T>(
+    p: *const T,
+    what: &str,
+    f: impl FnOnce(&Arc<T>) -> kv_status,
+) -> kv_status {
+    guard(|| {
+        if p.is_null() {
+            return invalid(&format!("{what} is NULL"));
+        }
+        // Safety: a non-NULL handle came from `open_handle` (Arc::into_raw)
+        // and, per the header's rules, its close has not returned yet; so
+        // the Arc's count is at least 1 and incrementing it is sound. The
+        // matching decrement happens when `arc` drops.
+        let arc = unsafe {
+            Arc::increment_strong_count(p);
+            Arc::from_raw(p)
+        };
+        f(&arc)
+    })
+}
+
+/// The body of `kv_open` and `kv_raft_open`: check `path` (NUL-terminated,
+/// any bytes) and `out`, build the options (`opts` NULL: defaults), run
+/// `open`, and store the new reference-counted handle in `*out`.
+///
+/// Safety: `path` is NULL or NUL-terminated; `opts` is NULL or points to a
+/// `kv_options`; `out` is NULL or writable.
+pub(crate) unsafe fn open_handle<T>(
+    path: *const c_char,
+    opts: *const kv_options,
+    out: *mut *mut T,
+    open: impl FnOnce(&OsStr, Options) -> crate::Result<T>,
+) -> kv_status {
+    guard(|| {
+        if path.is_null() {
+            return invalid("path is NULL");
+        }
+        if out.is_null() {
+            return invalid("out is NULL");
+        }
+        // Safety: non-NULL and, per the header, NUL-terminated.
+        let p = unsafe { CStr::from_ptr(path) };
+        let options = if opts.is_null() {
+            Options::default()
+        } else {
+            // Safety: non-NULL, points to a kv_options per the header.
+            match to_options(unsafe { &*opts }) {
+                Ok(o) => o,
+                Err(s) => return s,
+            }
+        };
+        match open(OsStr::from_bytes(p.to_bytes()), options) {
+            Ok(h) => {
+                // Safety: `out` is non-NULL and writable.
+                unsafe { *out = Arc::into_raw(Arc::new(h)) as *mut T };
+                kv_status::KV_OK
+            }
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// The body of `kv_close` and `kv_raft_close`: NULL is a no-op; otherwise
+/// take over the reference `open_handle` created, run `close`, and release
+/// it (the memory goes once calls in flight on other threads finish).
+///
+/// Safety: `p` is NULL or came from `open_handle` and was not closed yet.
+pub(crate) unsafe fn close_handle<T>(
+    p: *mut T,
+    close: impl FnOnce(&T) -> crate::Result<()>,
+) -> kv_status {
+    guard(|| {
+        if p.is_null() {
+            return kv_status::KV_OK;
+        }
+        // Safety: per this function's contract, `p` holds the reference
+        // that open_handle created; it is released when `arc` drops.
+        let arc = unsafe { Arc::from_raw(p as *const T) };
+        match close(&arc) {
+            Ok(()) => kv_status::KV_OK,
+            Err(e) => fail(&e),
+        }
+    })
 }
 
 /// Borrow `len` bytes at `p`. NULL is accepted only with `len == 0`.

@@ -4,12 +4,12 @@
 //! racing with `kv_raft_close` finish or return `KV_CLOSED`; memory handed
 //! to the caller is one `malloc` block, released with `kv_free`.
 
-use super::kv_options;
-use super::{bytes, fail, guard, invalid, kv_status, malloc_copy, set_last_error, to_options};
+use super::{
+    bytes, close_handle, fail, invalid, kv_options, kv_status, malloc_copy, open_handle,
+    set_last_error, with_handle,
+};
 use crate::raft::{Entry, HardState, RaftLog, SnapshotMeta};
-use crate::Options;
-use std::ffi::{c_char, c_void, CStr, OsStr};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
 /// An open Raft log. Opaque; create with `kv_raft_open`, release with
@@ -41,19 +41,7 @@ pub type kv_read_fn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, buf: *mut u8, cap: usize) -> i64>;
 
 fn with_raft(log: *const kv_raft, f: impl FnOnce(&Arc<kv_raft>) -> kv_status) -> kv_status {
-    guard(|| {
-        if log.is_null() {
-            return invalid("log is NULL");
-        }
-        // Safety: a non-NULL `log` came from `kv_raft_open` (Arc::into_raw)
-        // and, per the header, `kv_raft_close` has not returned yet; so the
-        // count is at least 1. The increment is undone when `arc` drops.
-        let arc = unsafe {
-            Arc::increment_strong_count(log);
-            Arc::from_raw(log)
-        };
-        f(&arc)
-    })
+    with_handle(log, "log", f)
 }
 
 fn done(r: crate::Result<()>) -> kv_status {
@@ -77,31 +65,12 @@ pub unsafe extern "C" fn kv_raft_open(
     opts: *const kv_options,
     out: *mut *mut kv_raft,
 ) -> kv_status {
-    guard(|| {
-        if path.is_null() || out.is_null() {
-            return invalid("path and out must not be NULL");
-        }
-        // Safety: non-NULL and, per the header, NUL-terminated.
-        let p = unsafe { CStr::from_ptr(path) };
-        let options = if opts.is_null() {
-            Options::default()
-        } else {
-            // Safety: non-NULL, points to a kv_options per the header.
-            match to_options(unsafe { &*opts }) {
-                Ok(o) => o,
-                Err(s) => return s,
-            }
-        };
-        match RaftLog::open(OsStr::from_bytes(p.to_bytes()), options) {
-            Ok(log) => {
-                let raw = Arc::into_raw(Arc::new(kv_raft { log })) as *mut kv_raft;
-                // Safety: `out` is non-NULL and writable.
-                unsafe { *out = raw };
-                kv_status::KV_OK
-            }
-            Err(e) => fail(&e),
-        }
-    })
+    // Safety: the arguments are as documented above.
+    unsafe {
+        open_handle(path, opts, out, |p, o| {
+            RaftLog::open(p, o).map(|log| kv_raft { log })
+        })
+    }
 }
 
 /// Close the log: wait for appends in flight, sync, release the directory
@@ -112,15 +81,8 @@ pub unsafe extern "C" fn kv_raft_open(
 /// Errors (the handle is freed all the same): `KV_POISONED`, `KV_IO`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_raft_close(log: *mut kv_raft) -> kv_status {
-    guard(|| {
-        if log.is_null() {
-            return kv_status::KV_OK;
-        }
-        // Safety: `log` came from kv_raft_open; this call takes over the
-        // reference that kv_raft_open created.
-        let arc = unsafe { Arc::from_raw(log as *const kv_raft) };
-        done(arc.log.close())
-    })
+    // Safety: `log` is NULL or came from kv_raft_open, as documented above.
+    unsafe { close_handle(log, |h| h.log.close()) }
 }
 
 /// Append `n` entries (an array of `kv_raft_entry`, indexes consecutive and
