@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator, MutableMapping
 from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
 from types import TracebackType
-from typing import Any, Optional, Type, Union
+from typing import Any, Optional, Type, TypeVar, Union
 
 from . import _native
 from ._native import lib
@@ -228,15 +228,19 @@ class _Handle:
         return self._h is None
 
 
-class Store(MutableMapping[bytes, bytes]):
-    """An open KeyVal store; create it with :func:`keyval.open`."""
+_N = TypeVar("_N", bound="_Native")
 
-    def __init__(self, h: c_void_p, path: str) -> None:
-        self._handle = _Handle(h)
-        self.path = path
 
-    # -- context manager and lifetime ------------------------------------
-    def __enter__(self) -> "Store":
+class _Native:
+    """Lifetime shared by Store and RaftLog: a managed native handle, the
+    context-manager protocol, close on garbage collection as a safety net."""
+
+    _handle: _Handle
+
+    def _close_native(self, h: int) -> int:
+        raise NotImplementedError
+
+    def __enter__(self: _N) -> _N:
         return self
 
     def __exit__(self, et: Optional[Type[BaseException]], ev: Optional[BaseException],
@@ -250,7 +254,8 @@ class Store(MutableMapping[bytes, bytes]):
             pass
 
     def close(self) -> None:
-        """Make everything durable, write a final checkpoint, release the
+        """Wait for calls in progress on other threads, make everything
+        durable (a Store also writes a final checkpoint) and release the
         directory. Safe to call twice. Raises PoisonedError or IoError if the
         final sync or checkpoint failed (the handle is released all the same)."""
         handle = getattr(self, "_handle", None)
@@ -258,7 +263,7 @@ class Store(MutableMapping[bytes, bytes]):
             return
         h = handle.take_for_close()
         if h is not None:
-            _check(lib.kv_close(h))
+            _check(self._close_native(h))
 
     @property
     def closed(self) -> bool:
@@ -272,6 +277,18 @@ class Store(MutableMapping[bytes, bytes]):
             return status
         finally:
             self._handle.release()
+
+
+class Store(_Native, MutableMapping[bytes, bytes]):
+    """An open KeyVal store; create it with :func:`keyval.open`."""
+
+    def __init__(self, h: c_void_p, path: str) -> None:
+        self._handle = _Handle(h)
+        self.path = path
+
+    def _close_native(self, h: int) -> int:
+        status: int = lib.kv_close(h)
+        return status
 
     # -- mapping ---------------------------------------------------------
     def __setitem__(self, key: BytesLike, value: BytesLike) -> None:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import ctypes
 import os
 from ctypes import byref, c_size_t, c_uint64, c_void_p
-from types import TracebackType
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Type, Union
+from typing import Any, Optional, Sequence, Union
 
-from . import BytesLike, _b, _check, _Handle, _native, _options, _path
+from . import BytesLike, _b, _check, _Handle, _native, _Native, _options, _path
 from ._native import lib
 
 
@@ -57,7 +56,7 @@ def _take(p: Any, n: int) -> bytes:
         lib.kv_free(p)
 
 
-class RaftLog:
+class RaftLog(_Native):
     """A durable Raft log in directory ``path``, opened (and recovered) on
     construction; ``durability`` is ``"sync"`` (default) or ``"os"``.
 
@@ -78,40 +77,9 @@ class RaftLog:
         self._handle = _Handle(h)
         self.path = os.fsdecode(p)
 
-    def __enter__(self) -> "RaftLog":
-        return self
-
-    def __exit__(self, et: Optional[Type[BaseException]], ev: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def close(self) -> None:
-        """Sync and release the directory. Safe to call twice."""
-        handle = getattr(self, "_handle", None)
-        if handle is None:
-            return
-        h = handle.take_for_close()
-        if h is not None:
-            _check(lib.kv_raft_close(h))
-
-    @property
-    def closed(self) -> bool:
-        """Whether close() has been called."""
-        return bool(self._handle.closed)
-
-    def _call(self, fn: Any, *args: Any) -> int:
-        h = self._handle.acquire()
-        try:
-            status: int = fn(h, *args)
-            return status
-        finally:
-            self._handle.release()
+    def _close_native(self, h: int) -> int:
+        status: int = lib.kv_raft_close(h)
+        return status
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Append entries with consecutive indexes continuing the log (any
