@@ -15,33 +15,25 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-PHASES = [
-    "bulk load",
-    "individual durable writes",
-    "durable batch writes (keys)",
-    "random gets",
-    "range reads (of 10)",
-    "removals (keys)",
-    "no-sync writes",
-]
 
 
 def main(src: str, dst: str) -> None:
     with open(src, encoding="utf-8") as f:
         res = json.load(f)
     engines: dict[str, dict[str, float]] = res["engines"]
+    phases: list[str] = res["phases"]  # written by keyval-bench, in table order
     names = ["KeyVal"] + sorted(n for n in engines if n != "KeyVal")
     width = 0.8 / len(names)
     fig, ax = plt.subplots(figsize=(13, 5.5))
     for j, name in enumerate(names):
         xs, ys = [], []
-        for i, phase in enumerate(PHASES):
+        for i, phase in enumerate(phases):
             best = max(e[phase] for e in engines.values())
             xs.append(i - 0.4 + width * (j + 0.5))
             ys.append(engines[name][phase] / best)
         ax.bar(xs, ys, width * 0.9, label=name)
-    ax.set_xticks(range(len(PHASES)))
-    ax.set_xticklabels([p.replace(" (", "\n(") for p in PHASES], fontsize=9)
+    ax.set_xticks(range(len(phases)))
+    ax.set_xticklabels([p.replace(" (", "\n(") for p in phases], fontsize=9)
     ax.set_ylabel("rate relative to the fastest engine")
     ax.set_ylim(0, 1.08)
     ax.set_title(f"KeyVal vs peers, same run ({res['machine']})", fontsize=9)

@@ -11,7 +11,7 @@
 mod engines;
 
 use clap::Parser;
-use engines::{Engine, Fjall, KeyVal, KeyValNoSync, Lmdb, Redb, Sqlite};
+use engines::{Engine, Fjall, KeyVal, Lmdb, Redb, Sqlite};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -364,64 +364,36 @@ fn main() {
     let ceil = ceiling(tmp.path(), if cli.quick { 500 } else { 2000 });
     println!("fdatasync ceiling: {ceil:.0} commits/s");
 
-    type Maker = Box<dyn Fn(&Path) -> Box<dyn Engine>>;
-    let engines: Vec<(&str, Maker)> = vec![
-        (
-            "KeyVal",
-            Box::new(|d: &Path| Box::new(KeyVal::open(&d.join("kv"))) as Box<dyn Engine>),
-        ),
-        (
-            "redb",
-            Box::new(|d: &Path| Box::new(Redb::open(d)) as Box<dyn Engine>),
-        ),
-        (
-            "LMDB (heed)",
-            Box::new(|d: &Path| Box::new(Lmdb::open(d, false)) as Box<dyn Engine>),
-        ),
-        (
-            "fjall",
-            Box::new(|d: &Path| Box::new(Fjall::open(d)) as Box<dyn Engine>),
-        ),
-        (
-            "SQLite WAL",
-            Box::new(|d: &Path| Box::new(Sqlite::open(d, true)) as Box<dyn Engine>),
-        ),
-        (
-            "SQLite rollback",
-            Box::new(|d: &Path| Box::new(Sqlite::open(d, false)) as Box<dyn Engine>),
-        ),
+    // Each maker opens an engine in a directory; `nosync` asks for the
+    // engine's no-sync configuration where that is a property of the open
+    // handle (KeyVal `Buffered`, LMDB `NO_SYNC`), not of each write.
+    type Maker = fn(&Path, bool) -> Box<dyn Engine>;
+    let engines: [(&str, Maker); 6] = [
+        ("KeyVal", |d, nosync| {
+            Box::new(KeyVal::open(&d.join("kv"), nosync))
+        }),
+        ("redb", |d, _| Box::new(Redb::open(d))),
+        ("LMDB (heed)", |d, nosync| Box::new(Lmdb::open(d, nosync))),
+        ("fjall", |d, _| Box::new(Fjall::open(d))),
+        ("SQLite WAL", |d, _| Box::new(Sqlite::open(d, true))),
+        ("SQLite rollback", |d, _| Box::new(Sqlite::open(d, false))),
     ];
-    for (name, make) in &engines {
+    for (name, make) in engines {
         let d = tmp.path().join(name.replace([' ', '(', ')'], "_"));
         std::fs::create_dir_all(&d).expect("dir");
-        let mut e = make(&d);
+        let mut e = make(&d, false);
         let mut r = run_engine(name, e.as_mut(), &d, &data, &extra, &s);
         drop(e);
         // No-sync single writes, on a fresh instance.
         let nd = d.join("nosync");
         std::fs::create_dir_all(&nd).expect("dir");
         let off = s.individual + s.batches * 1000;
-        let rate = if *name == "KeyVal" {
-            let opts = keyval::Options {
-                durability: keyval::Durability::Buffered,
-                ..keyval::Options::default()
-            };
-            let mut kv = KeyValNoSync(keyval::Db::open(nd.join("kv"), opts).expect("open"));
-            timed("no-sync writes", name, s.nosync, |i| {
-                let (k, v) = &extra[off + i];
-                kv.put(k, v);
-            })
-        } else {
-            let mut e: Box<dyn Engine> = if name.starts_with("LMDB") {
-                Box::new(Lmdb::open(&nd, true))
-            } else {
-                make(&nd)
-            };
-            timed("no-sync writes", name, s.nosync, |i| {
-                let (k, v) = &extra[off + i];
-                e.put_nosync(k, v);
-            })
-        };
+        let mut e = make(&nd, true);
+        let rate = timed("no-sync writes", name, s.nosync, |i| {
+            let (k, v) = &extra[off + i];
+            e.put_nosync(k, v);
+        });
+        drop(e);
         r.insert("no-sync writes".into(), rate);
         println!("{name}: done");
         results.insert(name.to_string(), r);
@@ -512,8 +484,7 @@ fn report(out: &Path, env: &str, ceil: f64, res: &Results, extras: &BTreeMap<Str
         .unwrap_or(0.0);
     md.push_str(&format!("\n8 writers ÷ 1 writer: {:.2}×\n", eight / one));
     std::fs::write(out.join("results.md"), &md).expect("write md");
-    let json =
-        serde_json::json!({"machine": env, "ceiling": ceil, "engines": res, "keyval": extras});
+    let json = serde_json::json!({"machine": env, "ceiling": ceil, "phases": RATES, "engines": res, "keyval": extras});
     std::fs::write(
         out.join("results.json"),
         serde_json::to_string_pretty(&json).expect("json"),
