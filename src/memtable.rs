@@ -11,6 +11,7 @@
 //! readers consult first. When the snapshot is written, [`MemTable::merge_step`]
 //! folds the delta back in small chunks.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -51,6 +52,16 @@ impl Entry {
     /// A key-only entry to search with.
     fn probe(key: &[u8]) -> Entry {
         Entry::new(key, &[])
+    }
+    /// Make this key-only entry hold `key`, reusing its allocation when the
+    /// length is unchanged (the common case: keys of one length).
+    fn set_probe_key(&mut self, key: &[u8]) {
+        if self.data.len() == 4 + key.len() {
+            self.data[4..].copy_from_slice(key);
+            self.prefix = key_prefix(key);
+        } else {
+            *self = Entry::probe(key);
+        }
     }
     fn key_len(&self) -> usize {
         u32::from_le_bytes([self.data[0], self.data[1], self.data[2], self.data[3]]) as usize
@@ -95,6 +106,23 @@ impl Ord for Entry {
     }
 }
 
+thread_local! {
+    /// This thread's search key for point lookups, so that a `get` or
+    /// `delete` allocates nothing (a B-tree search needs an `Entry`).
+    static PROBE: RefCell<Entry> = RefCell::new(Entry::probe(&[]));
+}
+
+/// Run `f` with a key-only entry holding `key`, without allocating when
+/// this thread's last probe had a key of the same length. `f` must not
+/// call `with_probe` again (it only searches a B-tree).
+fn with_probe<R>(key: &[u8], f: impl FnOnce(&Entry) -> R) -> R {
+    PROBE.with(|p| {
+        let mut p = p.borrow_mut();
+        p.set_probe_key(key);
+        f(&p)
+    })
+}
+
 /// A frozen, immutable view of the base set, for snapshot writing.
 pub type Frozen = Arc<BTreeSet<Entry>>;
 
@@ -125,7 +153,7 @@ impl MemTable {
                 return e.as_ref().map(|e| e.value());
             }
         }
-        self.base.get(&Entry::probe(key)).map(|e| e.value())
+        with_probe(key, |p| self.base.get(p)).map(|e| e.value())
     }
 
     fn account(&mut self, key_len: usize, old: Option<usize>, new: Option<usize>) {
@@ -147,7 +175,7 @@ impl MemTable {
         let old = match &mut self.delta {
             Some(d) => match d.insert(key.into(), Some(e)) {
                 Some(prev) => prev.map(|p| p.value().len()),
-                None => self.base.get(&Entry::probe(key)).map(|p| p.value().len()),
+                None => with_probe(key, |p| self.base.get(p)).map(|p| p.value().len()),
             },
             None => Arc::make_mut(&mut self.base)
                 .replace(e)
@@ -162,7 +190,7 @@ impl MemTable {
             Some(d) => {
                 let old = match d.get(key) {
                     Some(prev) => prev.as_ref().map(|p| p.value().len()),
-                    None => self.base.get(&Entry::probe(key)).map(|p| p.value().len()),
+                    None => with_probe(key, |p| self.base.get(p)).map(|p| p.value().len()),
                 };
                 if old.is_some() {
                     d.insert(key.into(), None);
@@ -170,9 +198,10 @@ impl MemTable {
                 old
             }
             // No checkpoint holds the base, so make_mut never copies here.
-            None => Arc::make_mut(&mut self.base)
-                .take(&Entry::probe(key))
-                .map(|p| p.value().len()),
+            None => {
+                let base = Arc::make_mut(&mut self.base);
+                with_probe(key, |p| base.take(p)).map(|p| p.value().len())
+            }
         };
         self.account(key.len(), old, None);
     }
@@ -192,7 +221,8 @@ impl MemTable {
         (self.key_bytes, self.value_bytes)
     }
 
-    /// Up to `limit` live pairs with keys in `(start, end)`, in key order.
+    /// Up to `limit` live pairs with keys in `(start, end)`, in key order,
+    /// copied out.
     pub fn range(
         &self,
         start: Bound<&[u8]>,
@@ -200,53 +230,97 @@ impl MemTable {
         limit: usize,
     ) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out = Vec::with_capacity(limit.min(256));
-        let probe = |b: Bound<&[u8]>| match b {
-            Bound::Included(k) => Bound::Included(Entry::probe(k)),
-            Bound::Excluded(k) => Bound::Excluded(Entry::probe(k)),
-            Bound::Unbounded => Bound::Unbounded,
+        if limit > 0 {
+            self.visit(start, end, |k, v| {
+                out.push((k.to_vec(), v.to_vec()));
+                out.len() < limit
+            });
+        }
+        out
+    }
+
+    /// Call `f` with each live pair whose key is in `(start, end)`, in key
+    /// order, borrowing key and value, until `f` returns `false`. Allocates
+    /// nothing when `end` is unbounded and no checkpoint is merging.
+    pub fn visit(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) {
+        let end_probe = match end {
+            Bound::Included(k) | Bound::Excluded(k) => Some(Entry::probe(k)),
+            Bound::Unbounded => None,
         };
-        let mut base = self.base.range((probe(start), probe(end))).peekable();
-        let empty = BTreeMap::new();
-        let mut delta = self
-            .delta
-            .as_ref()
-            .unwrap_or(&empty)
-            .range::<[u8], _>((start, end))
-            .peekable();
-        while out.len() < limit {
-            let next = match (base.peek(), delta.peek()) {
-                (None, None) => break,
-                (Some(b), None) => {
-                    let r = (b.key(), Some(b.value()));
-                    base.next();
-                    r
+        let end_bound = match (end, &end_probe) {
+            (Bound::Included(_), Some(p)) => Bound::Included(p),
+            (Bound::Excluded(_), Some(p)) => Bound::Excluded(p),
+            _ => Bound::Unbounded,
+        };
+        let with_start = |g: &mut dyn FnMut(Bound<&Entry>)| match start {
+            Bound::Included(k) => with_probe(k, |p| g(Bound::Included(p))),
+            Bound::Excluded(k) => with_probe(k, |p| g(Bound::Excluded(p))),
+            Bound::Unbounded => g(Bound::Unbounded),
+        };
+        with_start(&mut |start_bound| {
+            // An empty or inverted range (BTreeSet::range would panic).
+            if let (
+                Bound::Included(s) | Bound::Excluded(s),
+                Bound::Included(e) | Bound::Excluded(e),
+            ) = (start_bound, end_bound)
+            {
+                let both_inclusive = matches!(start_bound, Bound::Included(_))
+                    && matches!(end_bound, Bound::Included(_));
+                if s > e || (s == e && !both_inclusive) {
+                    return;
                 }
-                (None, Some(&(k, v))) => {
-                    delta.next();
-                    (&k[..], v.as_ref().map(|e| e.value()))
+            }
+            let mut base = self.base.range((start_bound, end_bound)).peekable();
+            let Some(delta) = &self.delta else {
+                for e in base {
+                    if !f(e.key(), e.value()) {
+                        return;
+                    }
                 }
-                (Some(b), Some(&(k, v))) => match b.key().cmp(&k[..]) {
-                    Ordering::Less => {
+                return;
+            };
+            let mut delta = delta.range::<[u8], _>((start, end)).peekable();
+            loop {
+                let next = match (base.peek(), delta.peek()) {
+                    (None, None) => return,
+                    (Some(b), None) => {
                         let r = (b.key(), Some(b.value()));
                         base.next();
                         r
                     }
-                    Ordering::Equal => {
-                        base.next();
+                    (None, Some(&(k, v))) => {
                         delta.next();
                         (&k[..], v.as_ref().map(|e| e.value()))
                     }
-                    Ordering::Greater => {
-                        delta.next();
-                        (&k[..], v.as_ref().map(|e| e.value()))
+                    (Some(b), Some(&(k, v))) => match b.key().cmp(&k[..]) {
+                        Ordering::Less => {
+                            let r = (b.key(), Some(b.value()));
+                            base.next();
+                            r
+                        }
+                        Ordering::Equal => {
+                            base.next();
+                            delta.next();
+                            (&k[..], v.as_ref().map(|e| e.value()))
+                        }
+                        Ordering::Greater => {
+                            delta.next();
+                            (&k[..], v.as_ref().map(|e| e.value()))
+                        }
+                    },
+                };
+                if let (k, Some(v)) = next {
+                    if !f(k, v) {
+                        return;
                     }
-                },
-            };
-            if let (k, Some(v)) = next {
-                out.push((k.to_vec(), v.to_vec()));
+                }
             }
-        }
-        out
+        });
     }
 
     /// Freeze the current contents for a snapshot: O(1). Later writes go to
@@ -280,7 +354,7 @@ impl MemTable {
                     base.replace(e);
                 }
                 None => {
-                    base.remove(&Entry::probe(&k));
+                    with_probe(&k, |p| base.remove(p));
                 }
             }
         }
