@@ -77,8 +77,17 @@ impl Engine for KeyVal {
             .get_with(k, |v| v.and_then(|v| v.first().copied()))
             .expect("get")
     }
+    /// The borrowing visitor, as LMDB and redb are read through borrowed
+    /// slices inside a read transaction.
     fn range10(&mut self, k: &[u8]) -> usize {
-        self.db.range(k..).take(10).count()
+        let mut n = 0;
+        self.db
+            .scan(k.., |_, _| {
+                n += 1;
+                n < 10
+            })
+            .expect("scan");
+        n
     }
     fn remove_batch(&mut self, keys: &[Vec<u8>]) {
         let mut b = keyval::WriteBatch::new();
