@@ -196,6 +196,38 @@ def test_threads_share_a_store(db: keyval.Store) -> None:
     assert s["commit_groups"] < s["writes"], "writers from several threads should share fsyncs"
 
 
+def test_values_of_every_size_from_many_threads(db: keyval.Store) -> None:
+    # Store[k] reads into a 4 KiB per-thread buffer and falls back to a
+    # library-allocated copy for larger values: check both sides of the
+    # boundary, with threads whose reads interleave.
+    sizes = [0, 1, 150, 4095, 4096, 4097, 65536, 1 << 20]
+    want = {b"v%d" % n: os.urandom(n) for n in sizes}
+    for k, v in want.items():
+        db[k] = v
+    errors: list[BaseException] = []
+
+    def read(t: int) -> None:
+        try:
+            for i in range(200):
+                k = b"v%d" % sizes[(t + i) % len(sizes)]
+                assert db[k] == want[k]
+                assert db.get(k) == want[k]
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=read, args=(t,)) for t in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    # A value that grows past the buffer between two reads of the same key.
+    db[b"grow"] = b"x" * 10
+    assert db[b"grow"] == b"x" * 10
+    db[b"grow"] = b"y" * 5000
+    assert db[b"grow"] == b"y" * 5000
+
+
 def test_close_while_other_threads_work(tmp_path: Path) -> None:
     db = keyval.open(tmp_path / "d", segment_size=64 << 10)
     stop = threading.Event()
