@@ -233,7 +233,11 @@ fn ceiling_vs_keyval(dir: &Path, data: &[(Vec<u8>, Vec<u8>)], quick: bool) -> (f
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    (median(&mut ceilings), median(&mut rates), median(&mut ratios))
+    (
+        median(&mut ceilings),
+        median(&mut rates),
+        median(&mut ratios),
+    )
 }
 
 /// KeyVal-only phases: concurrent durable writers, recovery replay,
@@ -243,7 +247,10 @@ fn keyval_extras(dir: &Path, data: &[(Vec<u8>, Vec<u8>)], quick: bool) -> BTreeM
     let (ceil, one, ratio) = ceiling_vs_keyval(dir, data, quick);
     r.insert("fdatasync ceiling, interleaved (commits/s)".into(), ceil);
     r.insert("single durable writer, interleaved (commits/s)".into(), one);
-    r.insert("single durable writer ÷ ceiling, median of rounds".into(), ratio);
+    r.insert(
+        "single durable writer ÷ ceiling, median of rounds".into(),
+        ratio,
+    );
     // Group commit: durable writes with 1, 2, 4, 8 writers.
     for writers in [1usize, 2, 4, 8] {
         quiesce();
