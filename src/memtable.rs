@@ -248,21 +248,14 @@ impl MemTable {
         end: Bound<&[u8]>,
         mut f: impl FnMut(&[u8], &[u8]) -> bool,
     ) {
-        let end_probe = match end {
-            Bound::Included(k) | Bound::Excluded(k) => Some(Entry::probe(k)),
-            Bound::Unbounded => None,
+        let end_probe = end.map(Entry::probe);
+        let end_bound = end_probe.as_ref();
+        let start_key = match start {
+            Bound::Included(k) | Bound::Excluded(k) => k,
+            Bound::Unbounded => &[],
         };
-        let end_bound = match (end, &end_probe) {
-            (Bound::Included(_), Some(p)) => Bound::Included(p),
-            (Bound::Excluded(_), Some(p)) => Bound::Excluded(p),
-            _ => Bound::Unbounded,
-        };
-        let with_start = |g: &mut dyn FnMut(Bound<&Entry>)| match start {
-            Bound::Included(k) => with_probe(k, |p| g(Bound::Included(p))),
-            Bound::Excluded(k) => with_probe(k, |p| g(Bound::Excluded(p))),
-            Bound::Unbounded => g(Bound::Unbounded),
-        };
-        with_start(&mut |start_bound| {
+        with_probe(start_key, |p| {
+            let start_bound = start.map(|_| p);
             // An empty or inverted range (BTreeSet::range would panic).
             if let (
                 Bound::Included(s) | Bound::Excluded(s),
