@@ -62,6 +62,10 @@ pub struct RecoveryStats {
     pub records_skipped: u64,
     /// Under [`RecoveryMode::TolerateAnyCorruption`]: damaged bytes skipped.
     pub bytes_skipped: u64,
+    /// Under [`RecoveryMode::TolerateAnyCorruption`]: WAL segments that the
+    /// log's own records say must exist but are missing (deleted files).
+    /// In the other modes a missing segment fails the open.
+    pub segments_missing: u64,
     /// Last LSN recovered.
     pub last_lsn: u64,
     /// Wall time the recovery took, in microseconds.
