@@ -38,12 +38,25 @@ impl FileHandle for RealFile {
     }
 }
 
+/// An exclusive `flock` on one open file or directory.
 #[derive(Debug)]
-struct FlockGuard(File);
+struct Flock(File);
 
-impl DirLock for FlockGuard {}
+impl Flock {
+    /// Errors: `WouldBlock` if another open file description holds it.
+    fn take(f: File) -> io::Result<Flock> {
+        #[allow(unsafe_code)]
+        // Safety: the fd belongs to `f`, which lives across the call; flock
+        // only takes an integer fd and flags and touches no memory of ours.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Flock(f))
+    }
+}
 
-impl Drop for FlockGuard {
+impl Drop for Flock {
     fn drop(&mut self) {
         // Closing the descriptor releases the flock; unlock explicitly too
         // so that the release does not depend on other duplicated fds.
@@ -55,6 +68,17 @@ impl Drop for FlockGuard {
         }
     }
 }
+
+/// The `LOCK` file's flock and the directory's own: deleting or replacing
+/// `LOCK` cannot let a second handle in, because the directory, which
+/// cannot be deleted while it holds the store, stays locked.
+#[derive(Debug)]
+struct FlockGuard {
+    _file: Flock,
+    _dir: Option<Flock>,
+}
+
+impl DirLock for FlockGuard {}
 
 impl FileSystem for RealFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
@@ -121,13 +145,15 @@ impl FileSystem for RealFs {
             .create(true)
             .truncate(false)
             .open(path)?;
-        #[allow(unsafe_code)]
-        // Safety: the fd belongs to `f`, which lives across the call; flock
-        // only takes an integer fd and flags and touches no memory of ours.
-        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Box::new(FlockGuard(f)))
+        // The directory first: it is the lock that survives a deleted LOCK.
+        let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(d) => Some(Flock::take(File::open(d)?)?),
+            None => None,
+        };
+        let file = Flock::take(f)?;
+        Ok(Box::new(FlockGuard {
+            _file: file,
+            _dir: dir,
+        }))
     }
 }
