@@ -106,6 +106,17 @@
 #define KV_RECOVERY_TOLERATE_ANY_CORRUPTION 2
 
 /*
+ Bytes a [`RecordType::SegmentLink`] record occupies (header + 8-byte
+ successor id). Every segment keeps this much room free for it.
+ */
+#define LINK_RECORD_LEN (uint64_t)(HEADER_SIZE + 8)
+
+/*
+ Oldest segment format version this build reads.
+ */
+#define MIN_SEGMENT_VERSION 1
+
+/*
  Status code returned by every fallible `kv_` function. `KV_OK` is 0;
  codes 1-6 and 10-11 are the engine's errors, 7-9 belong to the C ABI.
  Values never change between releases.

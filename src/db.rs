@@ -29,8 +29,12 @@ struct MemState {
 }
 
 struct CheckpointState {
-    /// LSNs of the snapshots on disk, ascending.
+    /// LSNs of the snapshots on disk, ascending (including any that failed
+    /// verification at open, so that retention deletes them in turn).
     snapshots: Vec<u64>,
+    /// LSN of the newest snapshot known to verify: a checkpoint at this
+    /// LSN has nothing to write.
+    good: Option<u64>,
 }
 
 pub(crate) struct Inner {
@@ -222,14 +226,17 @@ impl Db {
         opts.validate()?;
         let dir = path.as_ref().to_path_buf();
         let lock = open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
-        let rec = recovery::recover(&fs, &dir, &opts)?;
+        let rec = recovery::recover(fs.as_ref(), &dir, &opts, false)?;
+        let resume = rec
+            .resume
+            .ok_or_else(|| Error::InvalidArgument("recovery returned no resume point".into()))?;
         let wal = WalWriter::new(
             Arc::clone(&fs),
             &dir,
             KIND_KV,
             opts.segment_size,
             opts.durability,
-            rec.resume,
+            resume,
         )?;
         let inner = Arc::new(Inner {
             dir,
@@ -244,6 +251,7 @@ impl Db {
             closed: AtomicBool::new(false),
             checkpoint: Mutex::new(CheckpointState {
                 snapshots: rec.snapshots,
+                good: rec.loaded_snapshot,
             }),
             checkpoint_running: AtomicBool::new(false),
             wal_bytes_since_checkpoint: AtomicU64::new(rec.stats.bytes_replayed),
@@ -260,8 +268,10 @@ impl Db {
         });
         let db = Db { inner };
         if rec.salvaged {
-            // Make the salvaged state the new baseline.
+            // Make the salvaged state the new baseline: a snapshot of it,
+            // and nothing older that a later open could trip over again.
             db.inner.checkpoint_now()?;
+            db.inner.drop_history()?;
         }
         Ok(db)
     }
@@ -741,14 +751,18 @@ impl Inner {
             .iter()
             .map(|p| crate::wal::record::encoded_len(p.len()) as u64)
             .sum();
+        // The group's records end at the writer's last LSN (a rotation may
+        // have put a segment-link record between two of them).
+        let last = wal.next_lsn() - 1;
+        debug_assert!(last >= first + group.len() as u64 - 1);
         let mut m = self.mem.write();
-        for (i, p) in group.iter().enumerate() {
+        for p in &group {
             if let Err(e) = recovery::apply_batch(&mut m.table, p, Path::new("<memory>"), 0) {
                 self.poison.set(&e);
                 return Err(e);
             }
-            m.table.applied_lsn = first + i as u64;
         }
+        m.table.applied_lsn = last;
         drop(m);
         drop(wal);
         self.wal_bytes_since_checkpoint
@@ -796,18 +810,24 @@ impl Inner {
             (m.table.freeze(), m.table.applied_lsn)
         };
         let mut pause = t.elapsed();
-        let res = if ck.snapshots.last() == Some(&lsn) {
+        let res = if ck.good == Some(lsn) {
             Ok(None)
         } else {
-            snapshot::write(
-                self.fs.as_ref(),
-                &self.dir,
-                self.db_id,
-                lsn,
-                frozen.len() as u64,
-                frozen.iter().map(|e| (e.key(), e.value())),
-            )
-            .map(Some)
+            // Rule: a snapshot never covers LSNs the WAL has not made
+            // durable. Otherwise a crash (or, under `Buffered`, a plain
+            // exit) leaves a WAL that ends before the snapshot, and new
+            // records would follow a hole in the same segment.
+            self.wal.lock().sync().and_then(|()| {
+                snapshot::write(
+                    self.fs.as_ref(),
+                    &self.dir,
+                    self.db_id,
+                    lsn,
+                    frozen.len() as u64,
+                    frozen.iter().map(|e| (e.key(), e.value())),
+                )
+                .map(Some)
+            })
         };
         drop(frozen);
         loop {
@@ -830,7 +850,12 @@ impl Inner {
         if written.is_none() {
             return Ok(());
         }
-        ck.snapshots.push(lsn);
+        ck.good = Some(lsn);
+        if !ck.snapshots.contains(&lsn) {
+            // (A rejected snapshot with this LSN was just replaced.)
+            ck.snapshots.push(lsn);
+            ck.snapshots.sort_unstable();
+        }
         self.wal_bytes_since_checkpoint.store(0, Ordering::Relaxed);
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
         // Retention, only now that the new snapshot is durable.
@@ -862,6 +887,31 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// After a salvage: delete every snapshot but the newest verified one
+    /// and every WAL segment but the active one, then fsync the directory,
+    /// so the salvaged state is the whole history and a later open in any
+    /// mode starts from it. Errors: [`Error::Io`] (the store is poisoned).
+    fn drop_history(&self) -> Result<()> {
+        let mut ck = self.checkpoint.lock();
+        let keep = ck.good;
+        let r = (|| {
+            let listing = recovery::list(self.fs.as_ref(), &self.dir)?;
+            for lsn in listing.snapshots.iter().filter(|l| Some(**l) != keep) {
+                let p = self.dir.join(snapshot::file_name(*lsn));
+                self.fs.remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            }
+            self.wal.lock().remove_segments_upto(u64::MAX)?;
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io(&self.dir, e))
+        })();
+        if let Err(e) = &r {
+            self.poison.set(e);
+        }
+        ck.snapshots = keep.into_iter().collect();
+        r
     }
 
     fn close(&self) -> Result<()> {

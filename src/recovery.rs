@@ -17,7 +17,6 @@ use crate::wal::segment::{self, KIND_KV};
 use crate::wal::writer::ResumePoint;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// A tail of the last segment that recovery cut off.
@@ -75,8 +74,11 @@ pub struct RecoveryStats {
 /// What recovery hands to the database.
 pub(crate) struct Recovered {
     pub mem: MemTable,
-    pub resume: ResumePoint,
+    /// Where the WAL writer resumes (`None` for a read-only recovery).
+    pub resume: Option<ResumePoint>,
     pub snapshots: Vec<u64>,
+    /// LSN of the snapshot loaded (the newest that verified), if any.
+    pub loaded_snapshot: Option<u64>,
     pub stats: RecoveryStats,
     pub salvaged: bool,
     /// The database's random id (new if the directory held no files).
@@ -159,13 +161,34 @@ pub fn new_database_id() -> u64 {
     u64::from_le_bytes(b).max(1)
 }
 
-/// Recover the database in `dir`. The caller holds the directory lock.
-pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> Result<Recovered> {
+/// Recover the database in `dir`. The caller holds the directory lock,
+/// unless `read_only` is set: then nothing on disk is changed (no leftover
+/// is deleted, no torn tail zeroed, nothing synced or created) and the
+/// outcome is exactly what an open in `opts.recovery_mode` would decide.
+pub(crate) fn recover(
+    fsr: &dyn FileSystem,
+    dir: &Path,
+    opts: &Options,
+    read_only: bool,
+) -> Result<Recovered> {
     let started = Instant::now();
-    let fsr = fs.as_ref();
     let mut stats = RecoveryStats::default();
     let listing = list(fsr, dir)?;
-    if !listing.leftovers.is_empty() {
+    let mut wal_missing = false;
+    if listing.segments.is_empty() && !listing.snapshots.is_empty() {
+        // Checkpoints never delete the active segment: snapshots without a
+        // single segment mean WAL files were deleted.
+        if opts.recovery_mode != RecoveryMode::TolerateAnyCorruption {
+            return Err(Error::corruption(
+                dir,
+                None,
+                "the WAL is missing: the directory holds snapshots but no WAL segment (files were deleted)",
+            ));
+        }
+        stats.segments_missing += 1;
+        wal_missing = true;
+    }
+    if !listing.leftovers.is_empty() && !read_only {
         for name in &listing.leftovers {
             let p = dir.join(name);
             fsr.remove_file(&p).map_err(|e| Error::io(&p, e))?;
@@ -177,16 +200,35 @@ pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> R
     let mut mem = MemTable::default();
     let mut first_error: Option<Error> = None;
     let mut db_id: Option<u64> = None;
+    let mut loaded_snapshot = None;
     for &lsn in listing.snapshots.iter().rev() {
         let path = dir.join(snapshot::file_name(lsn));
         let mut entries = Vec::new();
         match snapshot::read(fsr, &path, |k, v| entries.push(Entry::new(k, v))) {
             Ok(info) => {
+                if info.lsn != lsn {
+                    let e = Error::corruption(
+                        &path,
+                        Some(16),
+                        format!(
+                            "snapshot header says LSN {}, file name says {lsn}",
+                            info.lsn
+                        ),
+                    );
+                    if opts.recovery_mode == RecoveryMode::AbsoluteConsistency {
+                        return Err(e);
+                    }
+                    stats.snapshots_rejected += 1;
+                    stats.snapshot_error.get_or_insert(e.to_string());
+                    first_error.get_or_insert(e);
+                    continue;
+                }
                 let set: BTreeSet<Entry> = entries.into_iter().collect();
                 stats.snapshot_entries = info.count;
                 stats.snapshot_lsn = info.lsn;
                 mem.install(set, info.lsn);
                 db_id = Some(info.db_id);
+                loaded_snapshot = Some(info.lsn);
                 break;
             }
             Err(e @ Error::Corruption { .. }) => {
@@ -217,6 +259,7 @@ pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> R
         must_reach: newest_rejected,
         gap_error: first_error,
         start_anywhere: false,
+        read_only,
     };
     let out = replay(
         fsr,
@@ -242,7 +285,8 @@ pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> R
         mem,
         resume: out.resume,
         snapshots: listing.snapshots,
+        loaded_snapshot,
         stats,
-        salvaged: out.salvaged,
+        salvaged: out.salvaged || wal_missing,
     })
 }

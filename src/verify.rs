@@ -1,9 +1,15 @@
 //! Read-only verification of a database directory: every WAL record's
 //! CRC32, every snapshot's SHA-256, sequence-number continuity. Used by
 //! `keyval DIR verify`; never modifies anything.
+//!
+//! The verdict is open's: the directory is also recovered read-only, with
+//! the same code and the default recovery mode, and [`Report::has_corruption`]
+//! is true exactly when that recovery fails. Every problem the file-by-file
+//! scan finds is listed, classified by what open does about it.
 
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, OpenMode};
+use crate::options::Options;
 use crate::recovery;
 use crate::snapshot;
 use crate::wal::reader;
@@ -11,18 +17,29 @@ use crate::wal::record::Owner;
 use crate::wal::segment::{self, KIND_KV};
 use std::path::{Path, PathBuf};
 
+/// What open (in the default recovery mode) does about a [`Problem`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// Open fails with `Corruption` here.
+    Corruption,
+    /// A torn tail of unacknowledged writes: open zeroes it and goes on.
+    TornTail,
+    /// Damage open does not need to read past: records a newer snapshot
+    /// covers, or an older snapshot. Worth knowing; loses nothing.
+    Harmless,
+}
+
 /// One problem found by [`verify_dir`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// The damaged file.
+    /// The damaged file (or the directory, for a missing file).
     pub file: PathBuf,
     /// Offset of the damage, when known.
     pub offset: Option<u64>,
     /// What is wrong.
     pub detail: String,
-    /// `true` for a torn tail that recovery (in the default mode) truncates
-    /// as an unacknowledged write; `false` for corruption.
-    pub torn_tail: bool,
+    /// What open does about it.
+    pub severity: Severity,
 }
 
 /// What [`verify_dir`] found.
@@ -40,14 +57,45 @@ pub struct Report {
     pub bytes: u64,
     /// Lowest and highest LSN seen in the WAL.
     pub lsn_range: Option<(u64, u64)>,
-    /// Every problem, in file order.
+    /// Every problem, in file order; the one open fails on (if any) last.
     pub problems: Vec<Problem>,
 }
 
 impl Report {
-    /// Whether any problem is corruption (not merely a torn tail).
+    /// Whether open, in the default recovery mode, fails with `Corruption`.
     pub fn has_corruption(&self) -> bool {
-        self.problems.iter().any(|p| !p.torn_tail)
+        self.problems
+            .iter()
+            .any(|p| p.severity == Severity::Corruption)
+    }
+
+    /// Whether open would zero a torn tail (and otherwise succeed).
+    pub fn has_torn_tail(&self) -> bool {
+        self.problems
+            .iter()
+            .any(|p| p.severity == Severity::TornTail)
+    }
+
+    /// Classify a problem found by open: the scan's entry at the same file
+    /// and offset if there is one, else a new entry.
+    fn mark(&mut self, file: PathBuf, offset: Option<u64>, detail: String, severity: Severity) {
+        if let Some(p) = self
+            .problems
+            .iter_mut()
+            .find(|p| p.file == file && p.offset == offset)
+        {
+            p.severity = severity;
+            if severity == Severity::Corruption {
+                p.detail = detail;
+            }
+            return;
+        }
+        self.problems.push(Problem {
+            file,
+            offset,
+            detail,
+            severity,
+        });
     }
 }
 
@@ -56,6 +104,34 @@ impl Report {
 /// Errors: [`Error::Io`] if the directory or a file cannot be read. Damage
 /// is not an error: it is listed in the report.
 pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
+    let mut rep = scan_files(fs, dir)?;
+    match recovery::recover(fs, dir, &Options::default(), true) {
+        Ok(rec) => {
+            if let Some(t) = rec.stats.truncation {
+                rep.mark(
+                    t.file,
+                    Some(t.offset),
+                    format!(
+                        "{} (torn tail of unacknowledged writes; open truncates it)",
+                        t.reason
+                    ),
+                    Severity::TornTail,
+                );
+            }
+        }
+        Err(Error::Corruption {
+            file,
+            offset,
+            detail,
+        }) => rep.mark(file, offset, detail, Severity::Corruption),
+        Err(e) => return Err(e),
+    }
+    Ok(rep)
+}
+
+/// Check every file on its own; each problem starts out `Harmless` and is
+/// reclassified by what the read-only recovery decides.
+fn scan_files(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
     let listing = recovery::list(fs, dir)?;
     let mut rep = Report::default();
     let mut snapshot_db: Option<u64> = None;
@@ -70,7 +146,7 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
                         file: path.clone(),
                         offset: Some(40),
                         detail: "snapshot belongs to another database".into(),
-                        torn_tail: false,
+                        severity: Severity::Harmless,
                     });
                 }
                 snapshot_db = Some(info.db_id);
@@ -83,7 +159,7 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
                             "snapshot header says LSN {}, file name says {lsn}",
                             info.lsn
                         ),
-                        torn_tail: false,
+                        severity: Severity::Harmless,
                     });
                 }
             }
@@ -95,16 +171,15 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
                 file,
                 offset,
                 detail,
-                torn_tail: false,
+                severity: Severity::Harmless,
             }),
             Err(e) => return Err(e),
         }
     }
     let mut prev_last: Option<u64> = None;
     let mut db_id = snapshot_db;
-    for (i, &id) in listing.segments.iter().enumerate() {
+    for &id in &listing.segments {
         let path = dir.join(segment::file_name(id));
-        let is_last = i + 1 == listing.segments.len();
         let buf = fs
             .open(&path, OpenMode::Read)
             .and_then(|f| f.read_all())
@@ -122,7 +197,7 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
                     file,
                     offset,
                     detail,
-                    torn_tail: false,
+                    severity: Severity::Harmless,
                 });
                 continue;
             }
@@ -134,7 +209,7 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
                     file: path.clone(),
                     offset: Some(40),
                     detail: format!("segment belongs to another database (id {seg_db:#x}, this one is {want:#x})"),
-                    torn_tail: false,
+                    severity: Severity::Harmless,
                 });
                 continue;
             }
@@ -156,7 +231,7 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
                         "sequence number {} follows {prev} of the previous segment",
                         first.header.lsn
                     ),
-                    torn_tail: false,
+                    severity: Severity::Harmless,
                 });
             }
         }
@@ -167,15 +242,7 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
             rep.lsn_range = Some((lo, last.header.lsn));
         }
         if let Some(d) = scan.damage {
-            let bad_lsn = prev_last.map_or(1, |l| l + 1);
-            let durable_after = d.later.iter().any(|r| r.header.synced_lsn >= bad_lsn);
-            let torn = is_last && !d.misplaced && !durable_after;
-            let detail = if torn {
-                format!(
-                    "{} (torn tail of unacknowledged writes; open truncates it)",
-                    d.reason
-                )
-            } else if d.later.is_empty() {
+            let detail = if d.later.is_empty() {
                 d.reason.clone()
             } else {
                 format!("{}, {} valid record(s) follow", d.reason, d.later.len())
@@ -184,7 +251,7 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
                 file: path,
                 offset: Some(d.offset),
                 detail,
-                torn_tail: torn,
+                severity: Severity::Harmless,
             });
         }
     }

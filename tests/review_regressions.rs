@@ -305,7 +305,10 @@ fn deleted_newest_segment_is_reported() {
         RecoveryMode::TolerateTailCorruption,
     ] {
         let r = Db::open(dir.path(), with_mode(small_opts(), mode));
-        assert!(matches!(r, Err(Error::Corruption { .. })), "{mode:?}: {r:?}");
+        assert!(
+            matches!(r, Err(Error::Corruption { .. })),
+            "{mode:?}: {r:?}"
+        );
     }
     let rep = keyval::verify::verify_dir(&RealFs, dir.path()).expect("verify");
     assert!(rep.has_corruption(), "{rep:?}");
@@ -362,7 +365,10 @@ fn deleted_oldest_raft_segments_are_reported() {
         RecoveryMode::TolerateTailCorruption,
     ] {
         let r = RaftLog::open(dir.path(), with_mode(raft_opts(), mode));
-        assert!(matches!(r, Err(Error::Corruption { .. })), "{mode:?}: {r:?}");
+        assert!(
+            matches!(r, Err(Error::Corruption { .. })),
+            "{mode:?}: {r:?}"
+        );
     }
 }
 

@@ -385,7 +385,11 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
         writeln!(
             out,
             "{}: {}{at}: {}",
-            if p.torn_tail { "TORN" } else { "CORRUPT" },
+            match p.severity {
+                keyval::verify::Severity::Corruption => "CORRUPT",
+                keyval::verify::Severity::TornTail => "TORN",
+                keyval::verify::Severity::Harmless => "HARMLESS",
+            },
             p.file.display(),
             p.detail
         )
@@ -394,7 +398,7 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
     if rep.has_corruption() {
         writeln!(out, "result: CORRUPTION").map_err(w)?;
         Ok(EXIT_CORRUPTION)
-    } else if !rep.problems.is_empty() {
+    } else if rep.has_torn_tail() {
         writeln!(out, "result: torn tail only (recoverable)").map_err(w)?;
         Ok(EXIT_TORN_TAIL)
     } else {

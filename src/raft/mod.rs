@@ -10,6 +10,7 @@
 //! RaftHardState (11):      u64 term, u64 commit, u32 vote length, vote bytes
 //! RaftTruncateSuffix (12): u64 from (entries >= from are removed)
 //! RaftTruncatePrefix (13): u64 upto, u64 term of that entry (0 if unknown)
+//! RaftReclaim (14):        u64 lsn (segments below it may be deleted)
 //! ```
 //!
 //! Entries are not held in memory: an index maps each log index to its
@@ -17,7 +18,10 @@
 //! against the per-entry CRC), and a bounded cache keeps recent entries.
 //! `truncate_prefix` reclaims whole segments whose entries all fall below
 //! the new first index; before it deletes the segment that holds the latest
-//! hard state, that hard state is written again to the active segment.
+//! hard state, that hard state is written again to the active segment, and
+//! a reclaim record saying which LSNs may vanish is made durable. On open,
+//! a log whose oldest records are gone without such a record (deleted
+//! files) is `Corruption`.
 //!
 //! The vote is an opaque byte string (empty = no vote), so that any Raft
 //! implementation can store its own vote type (openraft's `Vote`, a node id,
@@ -144,6 +148,15 @@ struct State {
     /// Whether the log has ever held an entry or been truncated.
     used: bool,
     closed: bool,
+    /// Set while the log is replayed on open.
+    replaying: bool,
+    /// Replay found the first entries above the expected next index: the
+    /// entries `.0 .. .1` were in reclaimed segments. Sound only if a
+    /// later truncate-prefix removed them (checked when replay ends).
+    hole: Option<(u64, u64)>,
+    /// Highest LSN named by a reclaim record: segments holding only records
+    /// below it may have been deleted.
+    reclaimed_below: u64,
 }
 
 impl State {
@@ -183,6 +196,18 @@ impl State {
             RecordType::RaftEntries => {
                 let first = u64_at(p, 0).ok_or_else(|| bad("short entries record"))?;
                 let count = u32_at(p, 8).ok_or_else(|| bad("short entries record"))? as usize;
+                if self.replaying
+                    && self.used
+                    && self.locs.is_empty()
+                    && self.hole.is_none()
+                    && first > self.next()
+                {
+                    // The log starts after reclaimed segments: the first
+                    // record kept may be a truncate-prefix below entries
+                    // that a later truncate-prefix removed (checked later).
+                    self.hole = Some((self.next(), first));
+                    self.first = first;
+                }
                 if self.used && first != self.next() {
                     return Err(bad(&format!(
                         "entries start at {first}, the log continues at {}",
@@ -257,6 +282,12 @@ impl State {
                 self.purged = Some((upto, term));
                 self.used = true;
             }
+            RecordType::RaftReclaim => {
+                let lsn = u64_at(p, 0).ok_or_else(|| bad("short reclaim record"))?;
+                self.reclaimed_below = self.reclaimed_below.max(lsn);
+            }
+            // Handled by replay; never applied.
+            RecordType::SegmentLink => {}
             RecordType::KvBatch => return Err(bad("key-value record in a Raft log")),
         }
         Ok(())
@@ -344,6 +375,7 @@ impl RaftLog {
         let mut stats = RecoveryStats::default();
         let mut st = State {
             first: 1,
+            replaying: true,
             ..State::default()
         };
 
@@ -355,6 +387,7 @@ impl RaftLog {
             must_reach: 0,
             gap_error: None,
             start_anywhere: true,
+            read_only: false,
         };
         let out = replay(
             fs.as_ref(),
@@ -365,7 +398,12 @@ impl RaftLog {
             &mut stats,
             |r| st.apply(r.rtype, r.payload, r.segment_id, r.offset, r.file),
         )?;
-        for m in &out.resume.segments {
+        st.replaying = false;
+        check_reclaimed(&dir, &st, &out, &opts, &mut stats)?;
+        let resume = out
+            .resume
+            .ok_or_else(|| Error::InvalidArgument("recovery returned no resume point".into()))?;
+        for m in &resume.segments {
             let p = dir.join(segment::file_name(m.id));
             let f = fs.open(&p, OpenMode::Read).map_err(|e| Error::io(&p, e))?;
             st.files.insert(m.id, f);
@@ -378,7 +416,7 @@ impl RaftLog {
             KIND_RAFT,
             opts.segment_size,
             opts.durability,
-            out.resume,
+            resume,
         )?;
         Ok(RaftLog {
             inner: Arc::new(Inner {
@@ -567,6 +605,14 @@ impl RaftLog {
                 .max()
                 .unwrap_or(0)
         };
+        // Say durably which records may vanish, so that a log whose oldest
+        // records are missing without this word is known to be damaged.
+        self.write(|_| {
+            Ok(Op {
+                rtype: RecordType::RaftReclaim,
+                payload: (upto_lsn + 1).to_le_bytes().to_vec(),
+            })
+        })?;
         // Rule: delete only once what replaces it is durable. Under `Os` the
         // truncate-prefix and re-written hard-state records may still be in
         // the page cache; sync them before the old segments go.
@@ -736,6 +782,51 @@ impl RaftLog {
 impl Drop for RaftLog {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+/// After replay: were the records missing from the start of the log
+/// removed by compaction, or were files deleted?
+///
+/// - the first entries replayed may lie above the index the log continued
+///   at only if a later truncate-prefix removed the entries in between;
+/// - the log may begin after LSN 1 only if a reclaim record says the
+///   records before it could go (segments written by format version 1,
+///   which had no reclaim record, are trusted).
+///
+/// Errors: `Corruption`, except under `TolerateAnyCorruption`, which counts
+/// the loss in `stats.segments_missing`.
+fn check_reclaimed(
+    dir: &Path,
+    st: &State,
+    out: &crate::wal::replay::ReplayOutcome,
+    opts: &Options,
+    stats: &mut RecoveryStats,
+) -> Result<()> {
+    let mut problem = None;
+    if let Some((expected, found)) = st.hole {
+        let removed = st.purged.is_some_and(|(upto, _)| upto + 1 >= found);
+        if !removed {
+            problem = Some(format!(
+                "entries {expected}..{found} are missing and no truncate-prefix removed them (a WAL segment was deleted)"
+            ));
+        }
+    }
+    if let Some(first) = out.first_lsn {
+        if first > 1 && out.oldest_version >= 2 && first > st.reclaimed_below.max(1) {
+            problem = Some(format!(
+                "the log starts at sequence number {first}, but compaction only reclaimed records below {} (a WAL segment was deleted)",
+                st.reclaimed_below.max(1)
+            ));
+        }
+    }
+    match problem {
+        None => Ok(()),
+        Some(_) if opts.recovery_mode == crate::options::RecoveryMode::TolerateAnyCorruption => {
+            stats.segments_missing += 1;
+            Ok(())
+        }
+        Some(why) => Err(Error::corruption(dir, None, why)),
     }
 }
 

@@ -25,6 +25,12 @@ pub const HEADER_SIZE: usize = 40;
 pub enum RecordType {
     /// A key-value write batch (see `crate::batch` for the payload).
     KvBatch = 1,
+    /// The last record of a segment: the log continues in the segment whose
+    /// id is the 8-byte payload. Written (and made durable) only after that
+    /// segment was installed and its directory entry fsynced, so a missing
+    /// successor is a deleted file, never a crash artefact. Handled by
+    /// replay itself; never handed to a store.
+    SegmentLink = 2,
     /// Raft log entries (see `crate::raft` for the payload).
     RaftEntries = 10,
     /// Raft hard state: term, vote, commit index.
@@ -33,6 +39,10 @@ pub enum RecordType {
     RaftTruncateSuffix = 12,
     /// Raft: remove entries up to an index (compaction).
     RaftTruncatePrefix = 13,
+    /// Raft: segments holding only records with LSN below the 8-byte
+    /// payload may be deleted (written and made durable before compaction
+    /// deletes them).
+    RaftReclaim = 14,
 }
 
 impl RecordType {
@@ -40,10 +50,12 @@ impl RecordType {
     pub fn from_u8(b: u8) -> Option<RecordType> {
         match b {
             1 => Some(RecordType::KvBatch),
+            2 => Some(RecordType::SegmentLink),
             10 => Some(RecordType::RaftEntries),
             11 => Some(RecordType::RaftHardState),
             12 => Some(RecordType::RaftTruncateSuffix),
             13 => Some(RecordType::RaftTruncatePrefix),
+            14 => Some(RecordType::RaftReclaim),
             _ => None,
         }
     }
@@ -60,6 +72,10 @@ pub struct Owner {
     /// Id of the segment the record must be in.
     pub segment_id: u64,
 }
+
+/// Bytes a [`RecordType::SegmentLink`] record occupies (header + 8-byte
+/// successor id). Every segment keeps this much room free for it.
+pub const LINK_RECORD_LEN: u64 = (HEADER_SIZE + 8) as u64;
 
 /// Total bytes a record with `payload_len` bytes of payload occupies on disk.
 pub fn encoded_len(payload_len: usize) -> usize {

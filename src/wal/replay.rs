@@ -19,9 +19,22 @@
 //! - otherwise the damage lies in writes that were never known durable: a
 //!   torn tail. It is zeroed (made durable with `fdatasync`) and reported.
 //!
-//! [`RecoveryMode`] decides what happens to each case.
+//! A damaged region whose records are all covered by the snapshot
+//! (valid records after it carry LSNs the snapshot already reflects) is
+//! harmless and is passed over in every mode.
+//!
+//! [`RecoveryMode`] decides what happens to each case; [`verdict`] is that
+//! decision as a pure function.
+//!
+//! # Missing segments
+//!
+//! A segment's last record is a link naming its successor (written only
+//! after the successor was installed durably), so a deleted newest segment
+//! is detected; a deleted older one leaves a gap in the LSNs. Both are
+//! `Corruption`, except under `TolerateAnyCorruption`, which counts them in
+//! [`RecoveryStats::segments_missing`] and goes on.
 
-use super::reader::{self, ScannedRecord, SegmentScan};
+use super::reader::{self, ScannedRecord};
 use super::record::{self, Owner, RecordType};
 use super::segment::{self, SEGMENT_HEADER_SIZE};
 use super::writer::{ResumePoint, SegmentMeta};
@@ -29,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::fs::{FileSystem, OpenMode};
 use crate::options::{Options, RecoveryMode};
 use crate::recovery::{new_database_id, RecoveryStats, Truncation};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One record handed to the caller during replay.
 #[derive(Debug)]
@@ -58,7 +71,8 @@ pub struct ReplayStart {
     pub applied_lsn: u64,
     /// Database id already known (from a snapshot), to check segments against.
     pub db_id: Option<u64>,
-    /// Skip reading segments whose records are all <= `applied_lsn`.
+    /// Skip reading segments whose records are all <= `applied_lsn`, as
+    /// proven by the verified first record of the following segment.
     pub skip_covered: bool,
     /// If replay cannot reach at least this LSN, fail with `gap_error`
     /// (the root cause, e.g. a rejected snapshot) before changing anything.
@@ -67,37 +81,260 @@ pub struct ReplayStart {
     pub gap_error: Option<Error>,
     /// The log may begin at any LSN: its oldest segments may have been
     /// reclaimed (the Raft log after `truncate_prefix`). Only the first
-    /// record may skip ahead; gaps after it are still errors.
+    /// record may skip ahead; gaps after it are still errors. The caller
+    /// checks that the reclaim was sanctioned ([`ReplayOutcome::first_lsn`]).
     pub start_anywhere: bool,
+    /// Change nothing on disk (`keyval verify`): no tail is zeroed, nothing
+    /// is synced, no segment is created, and no resume point is returned.
+    pub read_only: bool,
 }
 
 /// What replay produced.
 #[derive(Debug)]
 pub struct ReplayOutcome {
-    /// Where the writer resumes.
-    pub resume: ResumePoint,
+    /// Where the writer resumes (`None` when read-only).
+    pub resume: Option<ResumePoint>,
     /// LSN of the last record applied (or `applied_lsn` if none).
     pub applied_lsn: u64,
     /// Whether damage was skipped (salvage mode).
     pub salvaged: bool,
     /// The database id.
     pub db_id: u64,
+    /// LSN of the first valid record read, if any.
+    pub first_lsn: Option<u64>,
+    /// Format version of the oldest segment read (0 if none was read).
+    pub oldest_version: u32,
 }
 
-/// LSN in the first record header of a segment, read without loading the
-/// whole file. `None` if the segment has no readable first record.
-fn peek_first_lsn(fs: &dyn FileSystem, path: &Path, id: u64) -> Result<Option<u64>> {
+/// What is known about the end of a segment's valid prefix, for
+/// [`verdict`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DamageFacts {
+    /// The damage is in the newest segment of the log.
+    pub is_last: bool,
+    /// A checksum-valid record with an unexpected LSN (never a torn write).
+    pub misplaced: bool,
+    /// A valid record after the damage says the damaged record was durable.
+    pub durable_after: bool,
+    /// Valid records follow the damage and the first of them has an LSN the
+    /// snapshot covers, so every damaged record is covered too.
+    pub covered: bool,
+}
+
+/// What recovery does about damage at the end of a segment's valid prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every damaged record is already reflected by the snapshot: pass over
+    /// it and read on.
+    Covered,
+    /// Writes that were never known durable: zero them and report it.
+    TruncateTail,
+    /// `TolerateAnyCorruption`: skip the damage, apply every valid record.
+    Salvage,
+    /// A torn tail that `AbsoluteConsistency` refuses to truncate.
+    RefuseTornTail,
+    /// Damage to data that was durable: fail the open.
+    Corrupt,
+}
+
+/// The recovery decision for one damaged region (see the module docs).
+/// A pure function of what was read and the recovery mode.
+pub fn verdict(d: DamageFacts, mode: RecoveryMode) -> Verdict {
+    if d.covered && !d.misplaced {
+        return Verdict::Covered;
+    }
+    let torn = d.is_last && !d.misplaced && !d.durable_after;
+    match (torn, mode) {
+        (true, RecoveryMode::AbsoluteConsistency) => Verdict::RefuseTornTail,
+        (true, _) => Verdict::TruncateTail,
+        (false, RecoveryMode::TolerateAnyCorruption) => Verdict::Salvage,
+        (false, _) => Verdict::Corrupt,
+    }
+}
+
+/// LSN of the first record of segment `id`, read without loading the whole
+/// file, and only if the segment header and that record both verify (and
+/// the database id is `db_id`, when known). `None` otherwise: an unverified
+/// LSN is never trusted.
+fn verified_first_lsn(
+    fs: &dyn FileSystem,
+    path: &Path,
+    kind: u32,
+    id: u64,
+    db_id: Option<u64>,
+) -> Result<Option<u64>> {
     let f = fs
         .open(path, OpenMode::Read)
         .map_err(|e| Error::io(path, e))?;
-    let mut b = vec![0u8; SEGMENT_HEADER_SIZE as usize + record::HEADER_SIZE];
+    let hs = SEGMENT_HEADER_SIZE as usize;
+    let mut b = vec![0u8; hs + record::HEADER_SIZE];
     match f.read_exact_at(&mut b, 0) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     }
-    let h = record::Header::parse(&b[SEGMENT_HEADER_SIZE as usize..]);
-    Ok((h.segment_id == id && h.lsn != 0).then_some(h.lsn))
+    let Ok(h) = segment::parse_header(path, &b, kind, id) else {
+        return Ok(None);
+    };
+    if db_id.is_some_and(|want| want != h.db_id) {
+        return Ok(None);
+    }
+    let rh = record::Header::parse(&b[hs..]);
+    let len = f.len().map_err(|e| Error::io(path, e))?;
+    let total = (record::HEADER_SIZE as u64).saturating_add(u64::from(rh.len));
+    if SEGMENT_HEADER_SIZE + total > len {
+        return Ok(None);
+    }
+    b.resize(hs + total as usize, 0);
+    match f.read_exact_at(
+        &mut b[hs + record::HEADER_SIZE..],
+        (hs + record::HEADER_SIZE) as u64,
+    ) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    let owner = Owner {
+        db_id: h.db_id,
+        segment_id: id,
+    };
+    Ok(match record::check(&b, hs, owner) {
+        record::Check::Valid { header, .. } => Some(header.lsn),
+        _ => None,
+    })
+}
+
+/// Whether each segment in `ids` has a valid header and nothing but zeros
+/// after it: created by a rotation that crashed before writing to it.
+fn all_empty(fs: &dyn FileSystem, dir: &Path, ids: &[u64], kind: u32) -> Result<bool> {
+    for &id in ids {
+        let path = dir.join(segment::file_name(id));
+        let buf = fs
+            .open(&path, OpenMode::Read)
+            .and_then(|f| f.read_all())
+            .map_err(|e| Error::io(&path, e))?;
+        let empty = segment::parse_header(&path, &buf, kind, id).is_ok()
+            && buf
+                .get(SEGMENT_HEADER_SIZE as usize..)
+                .is_some_and(|b| b.iter().all(|&x| x == 0));
+        if !empty {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn u64_payload(p: &[u8]) -> Option<u64> {
+    let b: [u8; 8] = p.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+/// Running state of one replay.
+struct Cursor<'s> {
+    applied: u64,
+    first_lsn: Option<u64>,
+    start: &'s ReplayStart,
+    any: bool,
+}
+
+impl Cursor<'_> {
+    /// Take one valid record: check LSN continuity, hand it to `apply`
+    /// (unless it is a segment link, which replay handles), and return the
+    /// successor a link names.
+    fn take(
+        &mut self,
+        r: &ScannedRecord,
+        buf: &[u8],
+        path: &Path,
+        id: u64,
+        stats: &mut RecoveryStats,
+        apply: &mut impl FnMut(&Replayed<'_>) -> Result<()>,
+    ) -> Result<Option<u64>> {
+        let lsn = r.header.lsn;
+        if self.first_lsn.is_none() {
+            self.first_lsn = Some(lsn);
+            if self.start.start_anywhere && lsn > self.applied {
+                self.applied = lsn - 1;
+            }
+        }
+        if lsn <= self.applied {
+            return Ok(None);
+        }
+        if lsn != self.applied + 1 {
+            if !self.any {
+                if let Some(e) = &self.start.gap_error {
+                    return Err(e.clone());
+                }
+                return Err(Error::corruption(
+                    path,
+                    Some(r.offset),
+                    format!(
+                        "gap in the log: expected sequence number {}, found {lsn}",
+                        self.applied + 1
+                    ),
+                ));
+            }
+            stats.records_skipped += lsn - self.applied - 1;
+        }
+        let rtype = RecordType::from_u8(r.header.rtype)
+            .ok_or_else(|| Error::corruption(path, Some(r.offset), "unknown record type"))?;
+        let payload = &buf[r.payload.clone()];
+        let mut link = None;
+        if rtype == RecordType::SegmentLink {
+            link = Some(u64_payload(payload).ok_or_else(|| {
+                Error::corruption(path, Some(r.offset), "short segment link record")
+            })?);
+        } else {
+            apply(&Replayed {
+                lsn,
+                rtype,
+                payload,
+                file: path,
+                segment_id: id,
+                offset: r.offset,
+            })?;
+            stats.records_replayed += 1;
+        }
+        self.applied = lsn;
+        stats.bytes_replayed += r.total;
+        Ok(link)
+    }
+}
+
+/// A segment read, and whether writing may resume in it.
+#[derive(Debug, Clone, Copy)]
+struct LastSegment {
+    id: u64,
+    end: u64,
+    last_lsn: Option<u64>,
+    /// Salvaged damage, a short file or a link: resume in a new segment.
+    unusable: bool,
+    /// Its predecessor's link record names it.
+    linked: bool,
+}
+
+/// Report a segment that the log's own records say must exist. Under
+/// `TolerateAnyCorruption` it is counted and replay goes on; otherwise it
+/// is `Corruption`.
+fn missing_segment(
+    dir: &Path,
+    missing: u64,
+    named_by: &Path,
+    any: bool,
+    stats: &mut RecoveryStats,
+) -> Result<()> {
+    if any {
+        stats.segments_missing += 1;
+        return Ok(());
+    }
+    Err(Error::corruption(
+        dir.join(segment::file_name(missing)),
+        None,
+        format!(
+            "WAL segment {missing} is missing: {} says the log continues in it (the file was deleted)",
+            named_by.display()
+        ),
+    ))
 }
 
 /// Replay the segments `ids` (ascending) of `dir`, calling `apply` for every
@@ -114,188 +351,246 @@ pub fn replay(
     stats: &mut RecoveryStats,
     mut apply: impl FnMut(&Replayed<'_>) -> Result<()>,
 ) -> Result<ReplayOutcome> {
-    let mut applied = start.applied_lsn;
+    let any = opts.recovery_mode == RecoveryMode::TolerateAnyCorruption;
+    let mut cur = Cursor {
+        applied: start.applied_lsn,
+        first_lsn: None,
+        start: &start,
+        any,
+    };
     let mut db_id = start.db_id;
     let mut metas: Vec<SegmentMeta> = Vec::new();
-    let mut last_scan: Option<(u64, SegmentScan)> = None;
-    let mut max_lsn_seen = applied;
+    let mut last: Option<LastSegment> = None;
+    let mut before_last: Option<LastSegment> = None;
+    let mut max_lsn_seen = start.applied_lsn;
     let mut salvaged = false;
-    let any = opts.recovery_mode == RecoveryMode::TolerateAnyCorruption;
+    let mut oldest_version = 0;
+    // The successor named by the previous segment's link record.
+    let mut expect: Option<(u64, PathBuf)> = None;
     for (i, &id) in ids.iter().enumerate() {
         let path = dir.join(segment::file_name(id));
         let is_last = i + 1 == ids.len();
+        let mut linked = false;
+        if let Some((want, named_by)) = expect.take() {
+            if want != id {
+                missing_segment(dir, want, &named_by, any, stats)?;
+                salvaged = true;
+            } else {
+                linked = true;
+            }
+        }
         if start.skip_covered && !is_last {
             let next = dir.join(segment::file_name(ids[i + 1]));
-            if let Some(next_first) = peek_first_lsn(fs, &next, ids[i + 1])? {
-                if next_first <= applied + 1 {
-                    let size = fs
-                        .open(&path, OpenMode::Read)
-                        .and_then(|f| f.len())
-                        .map_err(|e| Error::io(&path, e))?;
-                    let first = peek_first_lsn(fs, &path, id)?;
-                    metas.push(SegmentMeta {
-                        id,
-                        first_lsn: first,
-                        last_lsn: Some(next_first - 1),
-                        size,
-                    });
-                    stats.segments_skipped += 1;
-                    max_lsn_seen = max_lsn_seen.max(next_first - 1);
-                    continue;
-                }
+            let next_first = verified_first_lsn(fs, &next, start.kind, ids[i + 1], db_id)?;
+            if let Some(nf) = next_first.filter(|&nf| nf >= 1 && nf <= cur.applied + 1) {
+                let size = fs
+                    .open(&path, OpenMode::Read)
+                    .and_then(|f| f.len())
+                    .map_err(|e| Error::io(&path, e))?;
+                metas.push(SegmentMeta {
+                    id,
+                    first_lsn: None,
+                    last_lsn: Some(nf - 1),
+                    size,
+                });
+                stats.segments_skipped += 1;
+                max_lsn_seen = max_lsn_seen.max(nf - 1);
+                continue;
             }
         }
         let file = fs
             .open(&path, OpenMode::Read)
             .map_err(|e| Error::io(&path, e))?;
         let buf = file.read_all().map_err(|e| Error::io(&path, e))?;
-        let header = segment::check_header(&path, &buf, start.kind, id).and_then(|found| match db_id {
-            Some(want) if want != found => Err(Error::corruption(
+        let header = segment::parse_header(&path, &buf, start.kind, id).and_then(|h| match db_id {
+            Some(want) if want != h.db_id => Err(Error::corruption(
                 &path,
                 Some(40),
-                format!("segment belongs to another database (id {found:#x}, this one is {want:#x})"),
+                format!(
+                    "segment belongs to another database (id {:#x}, this one is {want:#x})",
+                    h.db_id
+                ),
             )),
-            _ => Ok(found),
+            _ => Ok(h),
         });
-        let seg_db = match header {
-            Ok(d) => d,
-            Err(e) => {
-                if any && !is_last {
-                    stats.bytes_skipped += buf.len() as u64;
-                    salvaged = true;
-                    continue;
+        let h = match header {
+            Ok(h) => h,
+            Err(_) if any => {
+                // Salvage: nothing in this file can be trusted.
+                stats.bytes_skipped += buf.len() as u64;
+                salvaged = true;
+                if is_last {
+                    last = None;
                 }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut unusable = false;
+        if let Err(e) = segment::check_size(&path, buf.len() as u64, &h) {
+            if !any {
                 return Err(e);
             }
-        };
-        db_id = Some(seg_db);
+            // Salvage every record the shortened file still holds.
+            stats.bytes_skipped += h.size.saturating_sub(buf.len() as u64);
+            salvaged = true;
+            unusable = true;
+        }
+        if oldest_version == 0 {
+            oldest_version = h.version;
+        }
+        db_id = Some(h.db_id);
         stats.segments_scanned += 1;
         let mut scan = reader::scan(
             &buf,
             Owner {
-                db_id: seg_db,
+                db_id: h.db_id,
                 segment_id: id,
             },
         );
-        let mut one =
-            |r: &ScannedRecord, applied: &mut u64, stats: &mut RecoveryStats| -> Result<()> {
-                let lsn = r.header.lsn;
-                if start.start_anywhere && stats.records_replayed == 0 && lsn > *applied {
-                    *applied = lsn - 1;
-                }
-                if lsn <= *applied {
-                    return Ok(());
-                }
-                if lsn != *applied + 1 {
-                    if !any {
-                        if let Some(e) = &start.gap_error {
-                            return Err(e.clone());
-                        }
-                        return Err(Error::corruption(
-                            &path,
-                            Some(r.offset),
-                            format!(
-                                "gap in the log: expected sequence number {}, found {lsn}",
-                                *applied + 1
-                            ),
-                        ));
-                    }
-                    stats.records_skipped += lsn - *applied - 1;
-                }
-                let rtype = RecordType::from_u8(r.header.rtype).ok_or_else(|| {
-                    Error::corruption(&path, Some(r.offset), "unknown record type")
-                })?;
-                apply(&Replayed {
-                    lsn,
-                    rtype,
-                    payload: &buf[r.payload.clone()],
-                    file: &path,
-                    segment_id: id,
-                    offset: r.offset,
-                })?;
-                *applied = lsn;
-                stats.records_replayed += 1;
-                stats.bytes_replayed += r.total;
-                Ok(())
-            };
+        let mut link = None;
         for r in &scan.records {
-            one(r, &mut applied, stats)?;
+            link = cur.take(r, &buf, &path, id, stats, &mut apply)?.or(link);
         }
         let mut first = scan.records.first().map(|r| r.header.lsn);
-        let mut last = scan.records.last().map(|r| r.header.lsn);
+        let mut last_lsn = scan.records.last().map(|r| r.header.lsn);
         if let Some(d) = scan.damage.clone() {
-            let bad_lsn = last.map(|l| l + 1).unwrap_or(applied + 1);
-            let durable_after = d.later.iter().any(|r| r.header.synced_lsn >= bad_lsn);
-            let torn = is_last && !d.misplaced && !durable_after;
-            if torn && opts.recovery_mode != RecoveryMode::AbsoluteConsistency {
-                let bytes = scan.dirty_end - d.offset;
-                let rw = fs
-                    .open(&path, OpenMode::ReadWrite)
-                    .map_err(|e| Error::io(&path, e))?;
-                rw.write_all_at(&vec![0u8; bytes as usize], d.offset)
-                    .map_err(|e| Error::io(&path, e))?;
-                rw.sync_data().map_err(|e| Error::io(&path, e))?;
-                stats.truncation = Some(Truncation {
-                    file: path.clone(),
-                    offset: d.offset,
-                    bytes,
-                    records: d.later.len() as u64,
-                    reason: d.reason.clone(),
-                });
-                scan.dirty_end = scan.end;
-            } else if any {
-                salvaged = true;
-                stats.bytes_skipped +=
-                    d.later.first().map(|r| r.offset).unwrap_or(scan.dirty_end) - d.offset;
-                for r in &d.later {
-                    one(r, &mut applied, stats)?;
-                    first.get_or_insert(r.header.lsn);
-                    last = Some(last.map_or(r.header.lsn, |l| l.max(r.header.lsn)));
+            let bad_lsn = last_lsn.map(|l| l + 1).unwrap_or(cur.applied + 1);
+            // Segments after this one that a crashed rotation left empty
+            // do not make it an older, fully synced segment.
+            let effectively_last = is_last || all_empty(fs, dir, &ids[i + 1..], start.kind)?;
+            let facts = DamageFacts {
+                is_last: effectively_last,
+                misplaced: d.misplaced,
+                durable_after: d.later.iter().any(|r| r.header.synced_lsn >= bad_lsn),
+                covered: d
+                    .later
+                    .first()
+                    .is_some_and(|r| r.header.lsn <= cur.applied + 1 && r.header.lsn >= bad_lsn),
+            };
+            match verdict(facts, opts.recovery_mode) {
+                Verdict::Covered | Verdict::Salvage => {
+                    if verdict(facts, opts.recovery_mode) == Verdict::Salvage {
+                        salvaged = true;
+                        unusable = true;
+                        stats.bytes_skipped +=
+                            d.later.first().map(|r| r.offset).unwrap_or(scan.dirty_end) - d.offset;
+                    }
+                    for r in &d.later {
+                        link = cur.take(r, &buf, &path, id, stats, &mut apply)?.or(link);
+                        first.get_or_insert(r.header.lsn);
+                        last_lsn = Some(last_lsn.map_or(r.header.lsn, |l| l.max(r.header.lsn)));
+                    }
+                    if let Some(r) = d.later.last() {
+                        scan.end = r.offset + r.total;
+                    }
                 }
-                if let Some(r) = d.later.last() {
-                    scan.end = r.offset + r.total;
+                Verdict::TruncateTail => {
+                    let bytes = scan.dirty_end - d.offset;
+                    if !start.read_only {
+                        let rw = fs
+                            .open(&path, OpenMode::ReadWrite)
+                            .map_err(|e| Error::io(&path, e))?;
+                        rw.write_all_at(&vec![0u8; bytes as usize], d.offset)
+                            .map_err(|e| Error::io(&path, e))?;
+                        rw.sync_data().map_err(|e| Error::io(&path, e))?;
+                    }
+                    stats.truncation = Some(Truncation {
+                        file: path.clone(),
+                        offset: d.offset,
+                        bytes,
+                        records: d.later.len() as u64,
+                        reason: d.reason.clone(),
+                    });
                 }
-            } else {
-                let what = if torn {
-                    "torn write at the end of the log (recovery mode AbsoluteConsistency refuses to truncate it)".to_string()
-                } else if d.misplaced {
-                    d.reason.clone()
-                } else if !is_last {
-                    format!("{} in a segment that was already fully synced", d.reason)
-                } else {
-                    format!(
-                        "{}, followed by {} valid record(s) written after it was durable",
-                        d.reason,
-                        d.later.len()
-                    )
-                };
-                return Err(Error::corruption(&path, Some(d.offset), what));
+                Verdict::RefuseTornTail | Verdict::Corrupt => {
+                    let what = if facts.misplaced {
+                        d.reason.clone()
+                    } else if facts.is_last && !facts.durable_after {
+                        "torn write at the end of the log (recovery mode AbsoluteConsistency refuses to truncate it)".to_string()
+                    } else if !effectively_last {
+                        format!("{} in a segment that was already fully synced", d.reason)
+                    } else {
+                        format!(
+                            "{}, followed by {} valid record(s) written after it was durable",
+                            d.reason,
+                            d.later.len()
+                        )
+                    };
+                    return Err(Error::corruption(&path, Some(d.offset), what));
+                }
             }
         }
-        if let Some(l) = last {
+        if let Some(l) = last_lsn {
             max_lsn_seen = max_lsn_seen.max(l);
+        }
+        if let Some(next) = link {
+            expect = Some((next, path.clone()));
+            unusable = true;
         }
         metas.push(SegmentMeta {
             id,
             first_lsn: first,
-            last_lsn: last,
+            last_lsn,
             size: buf.len() as u64,
         });
-        last_scan = Some((id, scan));
+        before_last = last;
+        last = Some(LastSegment {
+            id,
+            end: scan.end,
+            last_lsn,
+            unusable,
+            linked,
+        });
     }
-    if applied < start.must_reach {
+    if let Some((want, named_by)) = expect.take() {
+        missing_segment(dir, want, &named_by, any, stats)?;
+        salvaged = true;
+    }
+    if cur.applied < start.must_reach {
         if let Some(e) = start.gap_error {
             return Err(e);
         }
     }
+    let applied = cur.applied;
     let db_id = db_id.unwrap_or_else(new_database_id);
-
-    // Where writing resumes. Sync the last segment so that everything
-    // recovered is durable before new records claim it as synced.
     let next_lsn = max_lsn_seen.max(applied) + 1;
-    let resume = match last_scan {
-        Some((id, scan)) if metas.last().map(|m| m.id) == Some(id) => {
-            let path = dir.join(segment::file_name(id));
+    let outcome = |resume| ReplayOutcome {
+        resume,
+        applied_lsn: applied,
+        salvaged,
+        db_id,
+        first_lsn: cur.first_lsn,
+        oldest_version,
+    };
+    if start.read_only {
+        return Ok(outcome(None));
+    }
+
+    // A newest segment that is empty and that no link names was installed
+    // by a rotation that crashed before linking it: not yet part of the
+    // log. Remove it and resume in its predecessor, if that one can take
+    // more records (the next append rotates again, properly).
+    let resumable = |l: &LastSegment| !l.unusable && l.last_lsn.is_none_or(|x| x + 1 == next_lsn);
+    if let (Some(l), Some(b)) = (last, before_last) {
+        if !l.linked && l.last_lsn.is_none() && l.end == SEGMENT_HEADER_SIZE && resumable(&b) {
+            let path = dir.join(segment::file_name(l.id));
+            fs.remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+            metas.retain(|m| m.id != l.id);
+            last = Some(b);
+        }
+    }
+
+    // Where writing resumes: after the last record of the newest segment,
+    // if that record is the log's last (a snapshot can cover LSNs beyond
+    // the WAL's end when an older build checkpointed ahead of the durable
+    // WAL) and the segment is sound; otherwise in a new segment. Sync the
+    // segment so that everything recovered is durable before new records
+    // claim it as synced.
+    let resume = match last {
+        Some(l) if resumable(&l) && metas.last().map(|m| m.id) == Some(l.id) => {
+            let path = dir.join(segment::file_name(l.id));
             let file = fs
                 .open(&path, OpenMode::ReadWrite)
                 .map_err(|e| Error::io(&path, e))?;
@@ -303,13 +598,17 @@ pub fn replay(
             ResumePoint {
                 segments: metas,
                 file,
-                pos: scan.end,
+                pos: l.end,
                 next_lsn,
                 db_id,
             }
         }
         _ => {
-            let id = ids.last().copied().unwrap_or(0) + 1;
+            let id = metas
+                .last()
+                .map_or(0, |m| m.id)
+                .max(ids.last().copied().unwrap_or(0))
+                + 1;
             let p = segment::prepare(fs, dir, start.kind, id, opts.segment_size, db_id)?;
             segment::install(fs, dir, &p)?;
             metas.push(SegmentMeta {
@@ -327,10 +626,63 @@ pub fn replay(
             }
         }
     };
-    Ok(ReplayOutcome {
-        resume,
-        applied_lsn: applied,
-        salvaged,
-        db_id,
-    })
+    Ok(outcome(Some(resume)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODES: [RecoveryMode; 3] = [
+        RecoveryMode::AbsoluteConsistency,
+        RecoveryMode::TolerateTailCorruption,
+        RecoveryMode::TolerateAnyCorruption,
+    ];
+
+    fn facts(is_last: bool, misplaced: bool, durable_after: bool, covered: bool) -> DamageFacts {
+        DamageFacts {
+            is_last,
+            misplaced,
+            durable_after,
+            covered,
+        }
+    }
+
+    /// The recovery contract as a table: every combination of facts, in
+    /// every mode.
+    #[test]
+    fn verdict_table() {
+        use Verdict::*;
+        // (is_last, misplaced, durable_after, covered) -> verdict per mode
+        // (Absolute, Tail, Any).
+        type Row = ((bool, bool, bool, bool), [Verdict; 3]);
+        let table: &[Row] = &[
+            (
+                (true, false, false, false),
+                [RefuseTornTail, TruncateTail, TruncateTail],
+            ),
+            ((true, false, true, false), [Corrupt, Corrupt, Salvage]),
+            ((true, true, false, false), [Corrupt, Corrupt, Salvage]),
+            ((true, true, true, false), [Corrupt, Corrupt, Salvage]),
+            ((false, false, false, false), [Corrupt, Corrupt, Salvage]),
+            ((false, false, true, false), [Corrupt, Corrupt, Salvage]),
+            ((false, true, false, false), [Corrupt, Corrupt, Salvage]),
+            ((false, true, true, false), [Corrupt, Corrupt, Salvage]),
+            ((true, false, false, true), [Covered, Covered, Covered]),
+            ((true, false, true, true), [Covered, Covered, Covered]),
+            ((false, false, false, true), [Covered, Covered, Covered]),
+            ((false, false, true, true), [Covered, Covered, Covered]),
+            ((true, true, false, true), [Corrupt, Corrupt, Salvage]),
+            ((false, true, true, true), [Corrupt, Corrupt, Salvage]),
+        ];
+        for &((l, m, d, c), want) in table {
+            for (mode, w) in MODES.iter().zip(want) {
+                assert_eq!(
+                    verdict(facts(l, m, d, c), *mode),
+                    w,
+                    "{l} {m} {d} {c} {mode:?}"
+                );
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@
 //! ```text
 //! offset size field
 //!  0     8    magic "KVWALSEG"
-//!  8     4    format version (1)
+//!  8     4    format version (2; version-1 segments are still read)
 //! 12     4    log kind (1 = key-value store, 2 = Raft log)
 //! 16     8    segment id (equals the number in the file name)
 //! 24     8    creation time, seconds since the Unix epoch
@@ -26,8 +26,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const SEGMENT_HEADER_SIZE: u64 = 4096;
 /// Magic bytes at offset 0 of a segment.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"KVWALSEG";
-/// Current segment format version.
-pub const SEGMENT_VERSION: u32 = 1;
+/// Format version written into new segments. Version 2 added the
+/// segment-link record (a segment names its successor) and the Raft reclaim
+/// record; version-1 segments, which hold neither, are still read.
+pub const SEGMENT_VERSION: u32 = 2;
+/// Oldest segment format version this build reads.
+pub const MIN_SEGMENT_VERSION: u32 = 1;
 /// Log kind of the key-value store's WAL.
 pub const KIND_KV: u32 = 1;
 /// Log kind of a Raft log.
@@ -69,16 +73,36 @@ pub fn encode_header(kind: u32, id: u64, size: u64, db_id: u64) -> Vec<u8> {
     h
 }
 
-/// Verify the header at the start of `buf` (the whole segment file), and
-/// that the file still has its preallocated size: segments are never
-/// shrunk, so a shorter file was truncated by something else, and records
-/// may be missing from its end without any trace in the records themselves.
-///
-/// Returns the database id stored in the header.
+/// The verified fields of a segment header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Format version (1 or 2).
+    pub version: u32,
+    /// Preallocated size of the file in bytes.
+    pub size: u64,
+    /// Database id.
+    pub db_id: u64,
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// Verify the header fields at the start of `buf` (at least the first 52
+/// bytes of a segment file): magic, checksum, version, log kind and id.
+/// Does not look at the file's length; see [`check_size`].
 ///
 /// Errors: [`Error::Corruption`] naming `path` and the offending offset.
-pub fn check_header(path: &Path, buf: &[u8], kind: u32, id: u64) -> Result<u64> {
-    if buf.len() < SEGMENT_HEADER_SIZE as usize {
+pub fn parse_header(path: &Path, buf: &[u8], kind: u32, id: u64) -> Result<SegmentHeader> {
+    if buf.len() < 52 {
         return Err(Error::corruption(
             path,
             Some(0),
@@ -92,23 +116,22 @@ pub fn check_header(path: &Path, buf: &[u8], kind: u32, id: u64) -> Result<u64> 
             "bad segment magic (not a KeyVal WAL segment)",
         ));
     }
-    let crc = u32::from_le_bytes([buf[48], buf[49], buf[50], buf[51]]);
-    if crc32fast::hash(&buf[0..48]) != crc {
+    if crc32fast::hash(&buf[0..48]) != le_u32(buf, 48) {
         return Err(Error::corruption(
             path,
             Some(48),
             "segment header checksum mismatch",
         ));
     }
-    let version = u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]);
-    if version != SEGMENT_VERSION {
+    let version = le_u32(buf, 8);
+    if !(MIN_SEGMENT_VERSION..=SEGMENT_VERSION).contains(&version) {
         return Err(Error::corruption(
             path,
             Some(8),
             format!("unsupported segment format version {version}"),
         ));
     }
-    let k = u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]]);
+    let k = le_u32(buf, 12);
     if k != kind {
         return Err(Error::corruption(
             path,
@@ -116,9 +139,7 @@ pub fn check_header(path: &Path, buf: &[u8], kind: u32, id: u64) -> Result<u64> 
             format!("segment holds log kind {k}, expected {kind}"),
         ));
     }
-    let mut idb = [0u8; 8];
-    idb.copy_from_slice(&buf[16..24]);
-    let stored = u64::from_le_bytes(idb);
+    let stored = le_u64(buf, 16);
     if stored != id {
         return Err(Error::corruption(
             path,
@@ -126,21 +147,41 @@ pub fn check_header(path: &Path, buf: &[u8], kind: u32, id: u64) -> Result<u64> 
             format!("segment header says id {stored}, file name says {id}"),
         ));
     }
-    let mut sb = [0u8; 8];
-    sb.copy_from_slice(&buf[32..40]);
-    let size = u64::from_le_bytes(sb);
-    if (buf.len() as u64) < size {
+    Ok(SegmentHeader {
+        version,
+        size: le_u64(buf, 32),
+        db_id: le_u64(buf, 40),
+    })
+}
+
+/// Check that a segment file of `len` bytes still has its preallocated
+/// size: segments are never shrunk, so a shorter file was truncated by
+/// something else, and records may be missing from its end without any
+/// trace in the records themselves.
+///
+/// Errors: [`Error::Corruption`] naming `path` and the file's end.
+pub fn check_size(path: &Path, len: u64, h: &SegmentHeader) -> Result<()> {
+    if len < h.size.max(SEGMENT_HEADER_SIZE) {
         return Err(Error::corruption(
             path,
-            Some(buf.len() as u64),
+            Some(len),
             format!(
-                "segment is {} bytes but was preallocated to {size}: the file was truncated",
-                buf.len()
+                "segment is {len} bytes but was preallocated to {}: the file was truncated",
+                h.size
             ),
         ));
     }
-    sb.copy_from_slice(&buf[40..48]);
-    Ok(u64::from_le_bytes(sb))
+    Ok(())
+}
+
+/// [`parse_header`] and [`check_size`] on a whole segment file's bytes.
+/// Returns the database id stored in the header.
+///
+/// Errors: [`Error::Corruption`] naming `path` and the offending offset.
+pub fn check_header(path: &Path, buf: &[u8], kind: u32, id: u64) -> Result<u64> {
+    let h = parse_header(path, buf, kind, id)?;
+    check_size(path, buf.len() as u64, &h)?;
+    Ok(h.db_id)
 }
 
 /// A fully written, synced segment file still under its `.prep` name.
@@ -172,19 +213,27 @@ pub fn prepare(
     let prep_path = dir.join(format!("{id:020}{PREP_SUFFIX}"));
     let io = |e| Error::io(&prep_path, e);
     let file = fs.open(&prep_path, OpenMode::CreateTruncate).map_err(io)?;
-    file.write_all_at(
-        &encode_header(kind, id, size.max(SEGMENT_HEADER_SIZE), db_id),
-        0,
-    )
-    .map_err(io)?;
-    let zeros = vec![0u8; 1 << 20];
-    let mut off = SEGMENT_HEADER_SIZE;
-    while off < size {
-        let n = (size - off).min(zeros.len() as u64) as usize;
-        file.write_all_at(&zeros[..n], off).map_err(io)?;
-        off += n as u64;
+    let filled = (|| {
+        file.write_all_at(
+            &encode_header(kind, id, size.max(SEGMENT_HEADER_SIZE), db_id),
+            0,
+        )?;
+        let zeros = vec![0u8; 1 << 20];
+        let mut off = SEGMENT_HEADER_SIZE;
+        while off < size {
+            let n = (size - off).min(zeros.len() as u64) as usize;
+            file.write_all_at(&zeros[..n], off)?;
+            off += n as u64;
+        }
+        file.sync_all()
+    })();
+    if let Err(e) = filled {
+        // Not part of the log yet: a half-filled file must not stay behind
+        // to fill the disk (a full disk is the usual reason for failing).
+        drop(file);
+        let _ = fs.remove_file(&prep_path);
+        return Err(io(e));
     }
-    file.sync_all().map_err(io)?;
     Ok(Prepared {
         id,
         size,
@@ -200,8 +249,10 @@ pub fn prepare(
 /// Errors: [`Error::Io`].
 pub fn install(fs: &dyn FileSystem, dir: &Path, p: &Prepared) -> Result<PathBuf> {
     let path = dir.join(file_name(p.id));
-    fs.rename(&p.prep_path, &path)
-        .map_err(|e| Error::io(&path, e))?;
+    if let Err(e) = fs.rename(&p.prep_path, &path) {
+        let _ = fs.remove_file(&p.prep_path);
+        return Err(Error::io(&path, e));
+    }
     fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
     Ok(path)
 }

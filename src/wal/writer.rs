@@ -153,7 +153,8 @@ impl WalWriter {
                 )));
             }
             let need = record::encoded_len(payload.len()) as u64;
-            if self.active.pos + need > self.active.size {
+            // Room for this record and, after it, the link to the successor.
+            if self.active.pos + need + record::LINK_RECORD_LEN > self.active.size {
                 self.rotate(need)?;
             }
             let lsn = self.next_lsn;
@@ -230,16 +231,31 @@ impl WalWriter {
         }));
     }
 
-    /// Close the active segment (flush + fdatasync, so an older segment is
-    /// always fully durable) and switch to a new one that can hold at least
-    /// `need` bytes of records.
+    /// Move the log to a new segment that can hold at least `need` bytes of
+    /// records. The order makes a deleted segment detectable and keeps
+    /// every crash point recoverable:
+    ///
+    /// 1. the active segment is flushed and `fdatasync`ed, so everything in
+    ///    it is durable before any other file is touched;
+    /// 2. the new segment is installed (renamed, directory fsynced);
+    /// 3. a [`RecordType::SegmentLink`] record naming it is appended to the
+    ///    old segment, which is `fdatasync`ed again;
+    /// 4. only then does anything get written to the new segment.
+    ///
+    /// A link never names a segment that a crash could have lost. A crash
+    /// before step 4 leaves an empty, unlinked newest segment, which
+    /// recovery removes (writing resumes in the old one, behind any torn
+    /// link record it zeroes).
     fn rotate(&mut self, need: u64) -> Result<()> {
         self.sync()?;
         let id = self.active.id + 1;
-        let want = (need + SEGMENT_HEADER_SIZE).max(self.segment_size);
+        let want = (need + SEGMENT_HEADER_SIZE + record::LINK_RECORD_LEN).max(self.segment_size);
         let spare = match self.spare.take() {
             Some(h) => Some(h.join().map_err(|_| {
-                Error::InvalidArgument("segment preparation thread panicked".into())
+                Error::io(
+                    &self.dir,
+                    std::io::Error::other("the segment preparation thread panicked"),
+                )
             })??),
             None => None,
         };
@@ -254,6 +270,26 @@ impl WalWriter {
             }
         };
         let path = segment::install(self.fs.as_ref(), &self.dir, &prepared)?;
+        let lsn = self.next_lsn;
+        let owner = Owner {
+            db_id: self.db_id,
+            segment_id: self.active.id,
+        };
+        record::encode(
+            &mut self.buf,
+            owner,
+            RecordType::SegmentLink,
+            lsn,
+            self.synced_lsn,
+            &id.to_le_bytes(),
+        );
+        self.active.pos += record::LINK_RECORD_LEN;
+        self.next_lsn += 1;
+        if let Some(meta) = self.segments.last_mut() {
+            meta.first_lsn.get_or_insert(lsn);
+            meta.last_lsn = Some(lsn);
+        }
+        self.sync()?;
         self.active = Active {
             id,
             path,
