@@ -538,6 +538,11 @@ typedef struct {
  */
 typedef int64_t (*kv_read_fn)(void *ctx, uint8_t *buf, size_t cap);
 
+/*
+ Every status, in code order.
+ */
+#define kv_status_ALL { KV_OK, KV_IO, KV_CORRUPTION, KV_INVALID_ARGUMENT, KV_LOCKED, KV_POISONED, KV_CLOSED, KV_NOT_FOUND, KV_BUFFER_TOO_SMALL, KV_PANIC, KV_COMPACTED, KV_OUT_OF_RANGE, }
+
 
 
 #ifdef __cplusplus
@@ -546,9 +551,10 @@ extern "C" {
 
 /*
  A static, human-readable description of `status` (never NULL). The
- string is owned by the library and must not be freed.
+ string is owned by the library and must not be freed. Takes any
+ integer: a value that is not a kv_status gives "unknown status".
  */
-const char *kv_strerror(kv_status status);
+const char *kv_strerror(int32_t status);
 
 /*
  The message of the most recent failed `kv_` call on the calling thread,

@@ -110,6 +110,24 @@ func TestInvalidArguments(t *testing.T) {
 	}
 }
 
+// Every error carries its own message: a not-found after a failed call must
+// not repeat the earlier failure's text (the C layer once left the thread's
+// last message untouched on KV_NOT_FOUND).
+func TestNotFoundCarriesItsOwnMessage(t *testing.T) {
+	db := openT(t, t.TempDir())
+	defer db.Close()
+	if err := db.Set(nil, []byte("v")); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("Set(nil): %v", err)
+	}
+	_, err := db.Get([]byte("missing"))
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get(missing): %v", err)
+	}
+	if strings.Contains(err.Error(), "empty key") || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("not-found error says %q", err.Error())
+	}
+}
+
 func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")

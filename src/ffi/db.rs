@@ -1,6 +1,9 @@
 //! `kv_db`: open, close, reads, writes, maintenance.
 
-use super::{bytes, close_handle, fail, invalid, kv_status, malloc_copy, open_handle, with_handle};
+use super::{
+    bytes, close_handle, fail, invalid, kv_status, malloc_copy, open_handle, status_msg,
+    with_handle,
+};
 use crate::{Db, Durability, Options, RecoveryMode};
 use std::ffi::c_char;
 use std::sync::Arc;
@@ -226,7 +229,7 @@ pub unsafe extern "C" fn kv_get(
                 kv_status::KV_OK
             }
             Ok(Some(Err(s))) => s,
-            Ok(None) => kv_status::KV_NOT_FOUND,
+            Ok(None) => status_msg(kv_status::KV_NOT_FOUND, c"key not found"),
             Err(e) => fail(&e),
         }
     })
@@ -259,12 +262,15 @@ pub unsafe extern "C" fn kv_get_into(
             Err(s) => return s,
         };
         let r = h.db.get_with(k, |v| match v {
-            None => kv_status::KV_NOT_FOUND,
+            None => status_msg(kv_status::KV_NOT_FOUND, c"key not found"),
             Some(v) => {
                 // Safety: val_len is non-NULL and writable.
                 unsafe { *val_len = v.len() };
                 if v.len() > cap {
-                    return kv_status::KV_BUFFER_TOO_SMALL;
+                    return status_msg(
+                        kv_status::KV_BUFFER_TOO_SMALL,
+                        c"buffer too small: the value's length is in *val_len",
+                    );
                 }
                 if !v.is_empty() {
                     // Safety: buf holds `cap` >= v.len() writable bytes

@@ -21,6 +21,7 @@ pub use raft::*;
 
 use crate::error::Error;
 use crate::Options;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -64,6 +65,49 @@ pub enum kv_status {
     KV_OUT_OF_RANGE = 11,
 }
 
+impl kv_status {
+    /// Every status, in code order.
+    pub const ALL: [kv_status; 12] = [
+        kv_status::KV_OK,
+        kv_status::KV_IO,
+        kv_status::KV_CORRUPTION,
+        kv_status::KV_INVALID_ARGUMENT,
+        kv_status::KV_LOCKED,
+        kv_status::KV_POISONED,
+        kv_status::KV_CLOSED,
+        kv_status::KV_NOT_FOUND,
+        kv_status::KV_BUFFER_TOO_SMALL,
+        kv_status::KV_PANIC,
+        kv_status::KV_COMPACTED,
+        kv_status::KV_OUT_OF_RANGE,
+    ];
+
+    /// The status with numeric code `code`, if there is one.
+    pub fn from_code(code: i32) -> Option<kv_status> {
+        kv_status::ALL.into_iter().find(|s| *s as i32 == code)
+    }
+
+    /// What [`kv_strerror`] says about this status.
+    pub fn describe(self) -> &'static CStr {
+        match self {
+            kv_status::KV_OK => c"ok",
+            kv_status::KV_IO => c"I/O error",
+            kv_status::KV_CORRUPTION => c"data corruption detected",
+            kv_status::KV_INVALID_ARGUMENT => c"invalid argument",
+            kv_status::KV_LOCKED => c"database directory is locked by another handle or process",
+            kv_status::KV_POISONED => {
+                c"store poisoned by an earlier write failure; close and reopen"
+            }
+            kv_status::KV_CLOSED => c"database handle is closed",
+            kv_status::KV_NOT_FOUND => c"key not found",
+            kv_status::KV_BUFFER_TOO_SMALL => c"buffer too small",
+            kv_status::KV_PANIC => c"internal error (panic)",
+            kv_status::KV_COMPACTED => c"log index compacted",
+            kv_status::KV_OUT_OF_RANGE => c"log index out of range",
+        }
+    }
+}
+
 impl From<&Error> for kv_status {
     fn from(e: &Error) -> kv_status {
         match e {
@@ -80,12 +124,19 @@ impl From<&Error> for kv_status {
 }
 
 thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static LAST_ERROR: RefCell<Cow<'static, CStr>> = const { RefCell::new(Cow::Borrowed(c"")) };
 }
 
 pub(crate) fn set_last_error(msg: &str) {
     let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|l| *l.borrow_mut() = c);
+    LAST_ERROR.with(|l| *l.borrow_mut() = Cow::Owned(c));
+}
+
+/// Return `status` after recording `msg` as the thread's last error
+/// message (no allocation: for statuses on hot paths, such as a miss).
+pub(crate) fn status_msg(status: kv_status, msg: &'static CStr) -> kv_status {
+    LAST_ERROR.with(|l| *l.borrow_mut() = Cow::Borrowed(msg));
+    status
 }
 
 /// Record `e` as this thread's last error and return its status.
@@ -244,24 +295,13 @@ pub(crate) fn malloc_copy(data: &[u8]) -> Result<*mut u8, kv_status> {
 }
 
 /// A static, human-readable description of `status` (never NULL). The
-/// string is owned by the library and must not be freed.
+/// string is owned by the library and must not be freed. Takes any
+/// integer: a value that is not a kv_status gives "unknown status".
 #[no_mangle]
-pub extern "C" fn kv_strerror(status: kv_status) -> *const c_char {
-    let s: &'static [u8] = match status {
-        kv_status::KV_OK => b"ok\0",
-        kv_status::KV_IO => b"I/O error\0",
-        kv_status::KV_CORRUPTION => b"data corruption detected\0",
-        kv_status::KV_INVALID_ARGUMENT => b"invalid argument\0",
-        kv_status::KV_LOCKED => b"database directory is locked by another handle or process\0",
-        kv_status::KV_POISONED => b"store poisoned by an earlier write failure; close and reopen\0",
-        kv_status::KV_CLOSED => b"database handle is closed\0",
-        kv_status::KV_NOT_FOUND => b"key not found\0",
-        kv_status::KV_BUFFER_TOO_SMALL => b"buffer too small\0",
-        kv_status::KV_PANIC => b"internal error (panic)\0",
-        kv_status::KV_COMPACTED => b"log index compacted\0",
-        kv_status::KV_OUT_OF_RANGE => b"log index out of range\0",
-    };
-    s.as_ptr() as *const c_char
+pub extern "C" fn kv_strerror(status: i32) -> *const c_char {
+    kv_status::from_code(status)
+        .map_or(c"unknown status", kv_status::describe)
+        .as_ptr()
 }
 
 /// The message of the most recent failed `kv_` call on the calling thread,

@@ -6,7 +6,7 @@
 
 use super::{
     bytes, close_handle, fail, invalid, kv_options, kv_status, malloc_copy, open_handle,
-    set_last_error, with_handle,
+    set_last_error, status_msg, with_handle,
 };
 use crate::raft::{Entry, HardState, RaftLog, SnapshotMeta};
 use std::ffi::{c_char, c_void};
@@ -381,7 +381,7 @@ pub unsafe extern "C" fn kv_raft_last_purged(
             }
             kv_status::KV_OK
         }
-        Ok(None) => kv_status::KV_NOT_FOUND,
+        Ok(None) => status_msg(kv_status::KV_NOT_FOUND, c"nothing was ever purged"),
         Err(e) => fail(&e),
     })
 }
@@ -455,7 +455,9 @@ pub unsafe extern "C" fn kv_raft_hard_state(
         }
         let hs = match h.log.hard_state() {
             Ok(Some(hs)) => hs,
-            Ok(None) => return kv_status::KV_NOT_FOUND,
+            Ok(None) => {
+                return status_msg(kv_status::KV_NOT_FOUND, c"no hard state was ever saved")
+            }
             Err(e) => return fail(&e),
         };
         let p = match malloc_copy(&hs.vote) {
@@ -599,7 +601,7 @@ pub unsafe extern "C" fn kv_raft_snapshot(
         }
         let (meta, bytes) = match h.log.snapshot() {
             Ok(Some(s)) => s,
-            Ok(None) => return kv_status::KV_NOT_FOUND,
+            Ok(None) => return status_msg(kv_status::KV_NOT_FOUND, c"no snapshot was saved"),
             Err(e) => return fail(&e),
         };
         let c = match malloc_copy(&meta.config) {

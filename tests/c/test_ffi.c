@@ -51,6 +51,10 @@ static void test_versions_and_strings(void) {
         CHECK(m != NULL && strlen(m) > 0);
     }
     CHECK(strcmp(kv_strerror(KV_NOT_FOUND), "key not found") == 0);
+    /* Any integer is accepted: values outside the enum never crash. */
+    CHECK(strcmp(kv_strerror(12), "unknown status") == 0);
+    CHECK(strcmp(kv_strerror(100), "unknown status") == 0);
+    CHECK(strcmp(kv_strerror(-1), "unknown status") == 0);
     CHECK(kv_last_error_message() != NULL);
 }
 
@@ -184,15 +188,21 @@ static void test_crud_and_errors(void) {
     kv_free(v);
     v = (uint8_t *)0x1;
     n = 777;
+    /* Every non-OK status sets its own message: a miss after a failed
+     * call must not report the earlier failure's text. */
+    CHECK(kv_set(db, NULL, 0, K("v")) == KV_INVALID_ARGUMENT);
     CHECK(kv_get(db, K("missing"), &v, &n) == KV_NOT_FOUND);
     CHECK(v == (uint8_t *)0x1 && n == 777);
+    CHECK(strcmp(kv_last_error_message(), "key not found") == 0);
     CHECK(kv_get(db, K("alpha"), NULL, &n) == KV_INVALID_ARGUMENT);
     CHECK(kv_get(db, K("alpha"), &v, NULL) == KV_INVALID_ARGUMENT);
     CHECK(kv_get(db, NULL, 0, &v, &n) == KV_INVALID_ARGUMENT);
 
     uint8_t buf[8];
+    CHECK(kv_set(db, NULL, 0, K("v")) == KV_INVALID_ARGUMENT);
     CHECK(kv_get_into(db, (const uint8_t *)"a\0b", 3, buf, sizeof buf, &n) == KV_BUFFER_TOO_SMALL);
     CHECK(n == 10);
+    CHECK(strstr(kv_last_error_message(), "buffer too small") != NULL);
     uint8_t buf2[16];
     CHECK(kv_get_into(db, (const uint8_t *)"a\0b", 3, buf2, sizeof buf2, &n) == KV_OK);
     CHECK(n == 10 && memcmp(buf2, "nul inside", 10) == 0);

@@ -181,10 +181,15 @@ def _options(durability: str, recovery_mode: str, *, create_if_missing: bool = T
     o: _native.KvOptions = lib.kv_options_default()
     o.durability = _DURABILITY[durability]
     o.recovery_mode = _RECOVERY[recovery_mode]
+    widths = {f[0]: ctypes.sizeof(f[1]) for f in _native.KvOptions._fields_}
     for name, val in sizes.items():
         if val is not None:
-            if val < 0:
-                raise InvalidArgumentError(f"{name} must not be negative", 3)
+            if isinstance(val, bool) or not isinstance(val, int):
+                raise InvalidArgumentError(f"{name} must be an int, not {type(val).__name__}", 3)
+            limit = (1 << (8 * widths[name])) - 1
+            if not 0 <= val <= limit:
+                # ctypes would silently keep only the low bits.
+                raise InvalidArgumentError(f"{name} must be between 0 and {limit}, not {val}", 3)
             setattr(o, name, val)
     o.create_if_missing = 1 if create_if_missing else 0
     return o

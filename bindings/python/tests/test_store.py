@@ -90,6 +90,17 @@ def test_open_errors(tmp_path: Path) -> None:
         keyval.open(tmp_path / "x", recovery_mode="yolo")
     with pytest.raises(keyval.InvalidArgumentError):
         keyval.open("bad\0path")
+    # Options beyond their C field's range are refused, never wrapped (a
+    # 2**32 + 16 key limit once opened with a 16-byte limit).
+    for name, value in [("max_key_size", 2**32 + 16), ("max_value_size", 2**32),
+                        ("keep_snapshots", 2**32 + 1), ("segment_size", 2**64),
+                        ("max_wal_size", 2**64 + 5), ("max_key_size", -1)]:
+        with pytest.raises(keyval.InvalidArgumentError) as e:
+            keyval.open(tmp_path / "range", **{name: value})
+        assert name in e.value.message
+    assert not (tmp_path / "range").exists()
+    with pytest.raises(keyval.InvalidArgumentError):
+        keyval.RaftLog(tmp_path / "raft-range", segment_size=2**64)
     # Invalid UTF-8 in a path is just bytes to the library.
     odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/\xff\xfe")
     with keyval.open(odd, segment_size=64 << 10) as db:
