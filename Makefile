@@ -15,7 +15,7 @@ STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
 
-.PHONY: all build header header-check lint rust-test c-test c-example go-test py-install py-test raft-example test demo bench bench-quick bench-tools raftbench soak fuzz clean
+.PHONY: all build header header-check lint rust-test crashtest coverage c-test c-example go-test py-install py-test raft-example test demo bench bench-quick bench-tools raftbench soak fuzz clean
 
 all: build
 
@@ -40,10 +40,21 @@ lint:
 	$(CARGO) clippy --locked --workspace --exclude keyval-bench --all-targets -- -D warnings
 
 # The engine's tests, then openraft's storage suite and the reopen/SIGKILL
-# tests of the openraft adapter (integrations/openraft).
+# tests of the openraft adapter (integrations/openraft). The long-lived
+# crash test runs on its own, bounded (KEYVAL_CRASHTEST_SECS per store
+# kind, both at once), with its summary printed.
+CRASHTEST_TEST_SECS ?= 25
 rust-test:
-	$(CARGO) test --locked
+	$(CARGO) test --locked -- --skip long_lived_
+	KEYVAL_CRASHTEST_SECS=$(CRASHTEST_TEST_SECS) $(CARGO) test --locked --test crashtest -- --nocapture
 	$(CARGO) test --locked -p keyval-openraft
+
+# The long-lived crash test for CRASHTEST_SECS (default 600 s: 10 minutes,
+# the key-value store and the Raft log side by side), release build.
+# KEYVAL_CRASHTEST_SEED=N replays a seed.
+CRASHTEST_SECS ?= 600
+crashtest:
+	KEYVAL_CRASHTEST_SECS=$(CRASHTEST_SECS) $(CARGO) test --release --locked --test crashtest -- --nocapture
 
 $(BUILD):
 	mkdir -p $(BUILD)
