@@ -780,6 +780,14 @@ impl Inner {
         if self.checkpoint_running.swap(true, Ordering::AcqRel) {
             return;
         }
+        if !self.fs.background_threads() {
+            // Deterministic simulation: checkpoint in the writer's thread.
+            if self.check_writable().is_ok() {
+                let _ = self.checkpoint_now();
+            }
+            self.checkpoint_running.store(false, Ordering::Release);
+            return;
+        }
         let me = Arc::clone(self);
         std::thread::spawn(move || {
             if me.check_writable().is_ok() {

@@ -117,6 +117,15 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// Take an exclusive advisory lock on the file at `path` (creating it).
     /// Fails with `WouldBlock` if another handle holds it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>>;
+
+    /// Whether the engine may do work in background threads on this file
+    /// system (preparing the next WAL segment, automatic checkpoints). A
+    /// deterministic simulation answers `false`, and the engine then waits
+    /// for that work in the calling thread, so the order of file-system
+    /// calls depends only on the caller's. Default: `true`.
+    fn background_threads(&self) -> bool {
+        true
+    }
 }
 
 /// The default file system.

@@ -70,6 +70,9 @@ struct State {
     step: u64,
     crash_at: Option<u64>,
     crashed: bool,
+    /// Ask the engine to run no background threads (see
+    /// [`SimFs::deterministic`]).
+    deterministic: bool,
 }
 
 /// The simulated file system. Cheap to clone (shared state).
@@ -129,6 +132,19 @@ impl SimFs {
         SimFs::default()
     }
 
+    /// A new, empty file system on which the engine runs no work in
+    /// background threads ([`FileSystem::background_threads`] is false):
+    /// spare segments are prepared and automatic checkpoints run in the
+    /// calling thread. A single-threaded workload then makes the same calls
+    /// in the same order every time, so its step numbers (and any crash at
+    /// one of them) replay exactly from the workload's seed. Crash images
+    /// of it are deterministic too.
+    pub fn deterministic() -> SimFs {
+        let fs = SimFs::default();
+        fs.st.lock().deterministic = true;
+        fs
+    }
+
     /// Fail the `step`-th mutating call from now on (1-based, counted since
     /// the file system was created), and every call after it.
     pub fn crash_at(&self, step: u64) {
@@ -169,6 +185,7 @@ impl SimFs {
         }
         let mut out = State {
             dirs: st.dirs.clone(),
+            deterministic: st.deterministic,
             ..State::default()
         };
         let mut remap = BTreeMap::new();
@@ -435,6 +452,10 @@ impl FileSystem for SimFs {
             .filter(|p| parent(p) == dir)
             .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
             .collect())
+    }
+
+    fn background_threads(&self) -> bool {
+        !self.st.lock().deterministic
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {

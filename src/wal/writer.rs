@@ -226,9 +226,16 @@ impl WalWriter {
         let fs = Arc::clone(&self.fs);
         let dir = self.dir.clone();
         let (kind, id, size, db) = (self.kind, self.active.id + 1, self.segment_size, self.db_id);
-        self.spare = Some(std::thread::spawn(move || {
-            segment::prepare(fs.as_ref(), &dir, kind, id, size, db)
-        }));
+        let background = fs.background_threads();
+        let h = std::thread::spawn(move || segment::prepare(fs.as_ref(), &dir, kind, id, size, db));
+        if !background {
+            // Deterministic simulation: the preparation's file-system
+            // calls happen now, before the caller's next one.
+            while !h.is_finished() {
+                std::thread::yield_now();
+            }
+        }
+        self.spare = Some(h);
     }
 
     /// Move the log to a new segment that can hold at least `need` bytes of
