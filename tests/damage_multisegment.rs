@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+/// Every write in order: (key, value).
+type Writes = Vec<(Vec<u8>, Vec<u8>)>;
 const DIR: &str = "/lived";
 
 fn opts(mode: RecoveryMode) -> Options {
@@ -52,7 +54,7 @@ fn contents(db: &Db) -> Model {
 
 /// Three generations: writes, checkpoints, crashes. Returns the image and
 /// every write in order as (key, value).
-fn lived_store() -> (SimFs, Vec<(Vec<u8>, Vec<u8>)>) {
+fn lived_store() -> (SimFs, Writes) {
     let mut fs = SimFs::deterministic();
     fs.create_dir_all(Path::new(DIR)).expect("mkdir");
     let mut writes = Vec::new();
@@ -152,7 +154,7 @@ fn layout(fs: &SimFs, writes: &[(Vec<u8>, Vec<u8>)]) -> Layout {
                     .expect("one op")
                     .expect("valid op");
                 match op {
-                    keyval::batch::Op::Put(_, v) => by_value[&v[..]],
+                    keyval::batch::Op::Put(_, v) => by_value[v],
                     keyval::batch::Op::Delete(_) => unreachable!("no deletes written"),
                 }
             });
