@@ -444,7 +444,16 @@ fn dump_wal(dir: &Path, hex: bool, out: &mut impl Write) -> Result<(), Error> {
                 h.lsn, r.offset, h.len, h.synced_lsn
             )
             .map_err(w)?;
-            for op in batch::decode(&buf[r.payload.clone()]) {
+            let payload = &buf[r.payload.clone()];
+            if h.rtype == record::RecordType::SegmentLink as u8 {
+                let next = payload
+                    .get(..8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_le_bytes);
+                writeln!(out, "\n  the log continues in segment {next:?}").map_err(w)?;
+                continue;
+            }
+            for op in batch::decode(payload) {
                 match op {
                     Ok(Op::Put(k, v)) => {
                         write!(out, "\n  put {} ({} byte value)", show(hex, k), v.len())
