@@ -178,32 +178,78 @@ fn entry(index: u64, term: u64, len: usize) -> Entry {
 }
 
 /// D3: after an ordinary compaction whose truncate-prefix record starts a
-/// segment, the Raft log could not be reopened in any recovery mode.
+/// segment, the Raft log could not be reopened in any recovery mode. The
+/// entry size decides where segments break; the review's case used
+/// 61,372-byte entries (each filled a 64 KiB segment exactly in format
+/// version 1). Sizes around that boundary, for either layout, make the
+/// truncate-prefix record start a segment.
 #[test]
 fn d3_raft_log_reopens_after_compaction_that_starts_a_segment() {
-    for mode in [
-        RecoveryMode::AbsoluteConsistency,
-        RecoveryMode::TolerateTailCorruption,
-        RecoveryMode::TolerateAnyCorruption,
-    ] {
+    for size in (61_300..=61_380).step_by(8) {
+        for mode in [
+            RecoveryMode::AbsoluteConsistency,
+            RecoveryMode::TolerateTailCorruption,
+            RecoveryMode::TolerateAnyCorruption,
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = RaftLog::open(dir.path(), raft_opts()).expect("open");
+            for i in 1..=3 {
+                log.append(&[entry(i, 1, size)]).expect("append");
+            }
+            log.truncate_prefix(1).expect("truncate 1");
+            let more: Vec<Entry> = (4..=10).map(|i| entry(i, 2, 100)).collect();
+            log.append(&more).expect("append 4..=10");
+            log.truncate_prefix(3).expect("truncate 3");
+            log.close().expect("close");
+            let log = RaftLog::open(dir.path(), with_mode(raft_opts(), mode))
+                .unwrap_or_else(|e| panic!("entry size {size}, {mode:?}: {e}"));
+            assert_eq!(log.first_index().expect("first"), 4, "{mode:?}");
+            assert_eq!(log.last_index().expect("last"), Some(10));
+            assert_eq!(log.last_purged().expect("purged").map(|p| p.0), Some(3));
+            for i in 4..=10 {
+                assert_eq!(log.entry(i).expect("entry"), entry(i, 2, 100));
+            }
+            log.close().expect("close");
+        }
+    }
+}
+
+/// The same layout, but the segments holding entries 2 and 3 are deleted
+/// by hand instead of by a second compaction: the gap is reported.
+#[test]
+fn raft_segments_deleted_after_a_compaction_are_reported() {
+    for size in (61_300..=61_380).step_by(8) {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = RaftLog::open(dir.path(), raft_opts()).expect("open");
         for i in 1..=3 {
-            log.append(&[entry(i, 1, 61_372)]).expect("append");
+            log.append(&[entry(i, 1, size)]).expect("append");
         }
         log.truncate_prefix(1).expect("truncate 1");
         let more: Vec<Entry> = (4..=10).map(|i| entry(i, 2, 100)).collect();
         log.append(&more).expect("append 4..=10");
-        log.truncate_prefix(3).expect("truncate 3");
         log.close().expect("close");
-        let log = RaftLog::open(dir.path(), with_mode(raft_opts(), mode)).expect("reopen");
-        assert_eq!(log.first_index().expect("first"), 4, "{mode:?}");
-        assert_eq!(log.last_index().expect("last"), Some(10));
-        assert_eq!(log.last_purged().expect("purged").map(|p| p.0), Some(3));
-        for i in 4..=10 {
-            assert_eq!(log.entry(i).expect("entry"), entry(i, 2, 100));
+        // Delete every segment but the newest that holds no entry >= 4.
+        let segs = segments(dir.path());
+        let keep = segs.len() - 1;
+        for s in &segs[..keep] {
+            std::fs::remove_file(s).expect("remove");
         }
-        log.close().expect("close");
+        for mode in [
+            RecoveryMode::AbsoluteConsistency,
+            RecoveryMode::TolerateTailCorruption,
+        ] {
+            let r = RaftLog::open(dir.path(), with_mode(raft_opts(), mode));
+            assert!(
+                matches!(r, Err(Error::Corruption { .. })),
+                "entry size {size}, {mode:?}: {r:?}"
+            );
+        }
+        let log = RaftLog::open(
+            dir.path(),
+            with_mode(raft_opts(), RecoveryMode::TolerateAnyCorruption),
+        )
+        .expect("salvage opens");
+        assert!(log.recovery_stats().segments_missing > 0);
     }
 }
 
