@@ -172,3 +172,70 @@ fn a_segment_of_another_log_kind_is_corruption() {
     std::fs::write(&seg, b).expect("write");
     corruption_mentions(Db::open(dir.path(), small_opts()), "log kind");
 }
+
+/// Damage to records that the newest snapshot covers, in a segment replay
+/// still has to read (it straddles the snapshot), is harmless in every
+/// mode: open succeeds with every acknowledged write.
+#[test]
+fn damage_covered_by_the_snapshot_is_passed_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), small_opts()).expect("open");
+    for i in 0..150u32 {
+        db.set(
+            format!("k{:03}", i % 90),
+            format!("{i}-{}", "v".repeat(700)),
+        )
+        .expect("set");
+    }
+    db.checkpoint().expect("checkpoint");
+    for i in 150..170u32 {
+        db.set(
+            format!("k{:03}", i % 90),
+            format!("{i}-{}", "v".repeat(700)),
+        )
+        .expect("set");
+    }
+    let want: Vec<(Vec<u8>, Vec<u8>)> = db.iter().map(|r| r.expect("iter")).collect();
+    db.crash_for_testing();
+    // Find the segment that straddles the snapshot (its first record is
+    // covered, its last is not) and damage that first record.
+    let snap_lsn: u64 = snapshots(dir.path())
+        .pop()
+        .and_then(|p| p.file_stem()?.to_str()?.strip_prefix("snap-")?.parse().ok())
+        .expect("snapshot lsn");
+    let mut damaged = false;
+    for seg in segments(dir.path()) {
+        let mut b = std::fs::read(&seg).expect("read");
+        let owner = Owner {
+            db_id: u64::from_le_bytes(b[40..48].try_into().expect("8")),
+            segment_id: u64::from_le_bytes(b[16..24].try_into().expect("8")),
+        };
+        let scan = keyval::wal::reader::scan(&b, owner);
+        let (Some(first), Some(last)) = (scan.records.first(), scan.records.last()) else {
+            continue;
+        };
+        if first.header.lsn <= snap_lsn && last.header.lsn > snap_lsn + 1 {
+            b[first.offset as usize + 9] ^= 0x10;
+            std::fs::write(&seg, b).expect("write");
+            damaged = true;
+            break;
+        }
+    }
+    assert!(damaged, "no segment straddles snapshot {snap_lsn}");
+    for m in [
+        RecoveryMode::AbsoluteConsistency,
+        RecoveryMode::TolerateTailCorruption,
+        RecoveryMode::TolerateAnyCorruption,
+    ] {
+        let db = Db::open(dir.path(), mode(m)).unwrap_or_else(|e| panic!("{m:?}: {e}"));
+        let got: Vec<(Vec<u8>, Vec<u8>)> = db.iter().map(|r| r.expect("iter")).collect();
+        assert!(got == want, "{m:?}: contents differ");
+        db.crash_for_testing();
+    }
+    let rep = keyval::verify::verify_dir(&RealFs, dir.path()).expect("verify");
+    assert!(!rep.has_corruption() && !rep.has_torn_tail(), "{rep:?}");
+    assert!(rep
+        .problems
+        .iter()
+        .all(|p| p.severity == keyval::verify::Severity::Harmless));
+}

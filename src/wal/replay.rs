@@ -233,6 +233,9 @@ fn u64_payload(p: &[u8]) -> Option<u64> {
 struct Cursor<'s> {
     applied: u64,
     first_lsn: Option<u64>,
+    /// LSN of the last valid record read, applied or not (records the
+    /// snapshot covers are read and passed over).
+    last_lsn: Option<u64>,
     start: &'s ReplayStart,
     any: bool,
 }
@@ -251,6 +254,7 @@ impl Cursor<'_> {
         apply: &mut impl FnMut(&Replayed<'_>) -> Result<()>,
     ) -> Result<Option<u64>> {
         let lsn = r.header.lsn;
+        self.last_lsn = Some(lsn);
         if self.first_lsn.is_none() {
             self.first_lsn = Some(lsn);
             if self.start.start_anywhere && lsn > self.applied {
@@ -355,6 +359,7 @@ pub fn replay(
     let mut cur = Cursor {
         applied: start.applied_lsn,
         first_lsn: None,
+        last_lsn: None,
         start: &start,
         any,
     };
@@ -395,6 +400,7 @@ pub fn replay(
                 });
                 stats.segments_skipped += 1;
                 max_lsn_seen = max_lsn_seen.max(nf - 1);
+                cur.last_lsn = Some(nf - 1);
                 continue;
             }
         }
@@ -455,7 +461,9 @@ pub fn replay(
         let mut first = scan.records.first().map(|r| r.header.lsn);
         let mut last_lsn = scan.records.last().map(|r| r.header.lsn);
         if let Some(d) = scan.damage.clone() {
-            let bad_lsn = last_lsn.map(|l| l + 1).unwrap_or(cur.applied + 1);
+            // The LSN the damaged record should have had: one past the last
+            // valid record read, in this segment or an earlier one.
+            let bad_lsn = cur.last_lsn.map_or(cur.applied + 1, |l| l + 1);
             // Segments after this one that a crashed rotation left empty
             // do not make it an older, fully synced segment.
             let effectively_last = is_last || all_empty(fs, dir, &ids[i + 1..], start.kind)?;
@@ -463,10 +471,12 @@ pub fn replay(
                 is_last: effectively_last,
                 misplaced: d.misplaced,
                 durable_after: d.later.iter().any(|r| r.header.synced_lsn >= bad_lsn),
-                covered: d
-                    .later
-                    .first()
-                    .is_some_and(|r| r.header.lsn <= cur.applied + 1 && r.header.lsn >= bad_lsn),
+                // Every damaged LSN lies below the first valid record after
+                // the damage (when a record precedes the damage, that
+                // record must also come after it in sequence).
+                covered: d.later.first().is_some_and(|r| {
+                    r.header.lsn <= cur.applied + 1 && cur.last_lsn.is_none_or(|l| r.header.lsn > l)
+                }),
             };
             match verdict(facts, opts.recovery_mode) {
                 Verdict::Covered | Verdict::Salvage => {
