@@ -2,26 +2,23 @@
 
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
-use crate::fs::{self, DirLock, FileSystem, OpenMode};
+use crate::fs::{self, FileSystem, OpenMode};
 use crate::memtable::{MemTable, ENTRY_OVERHEAD_ESTIMATE};
 use crate::metrics::{Metrics, OpKind, Recorder};
 use crate::options::Options;
-use crate::poison::Poison;
 use crate::recovery::{self, RecoveryStats};
 use crate::snapshot;
-use crate::wal::commit::GroupCommit;
+use crate::store::{self, Core};
 use crate::wal::record::RecordType;
 use crate::wal::segment::KIND_KV;
-use crate::wal::writer::WalWriter;
 use parking_lot::{Mutex, RwLock};
 use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Name of the lock file inside a database directory.
-pub const LOCK_FILE: &str = "LOCK";
+pub use crate::store::LOCK_FILE;
 
 struct MemState {
     table: MemTable,
@@ -38,14 +35,10 @@ struct CheckpointState {
 }
 
 pub(crate) struct Inner {
-    dir: PathBuf,
+    /// Directory, lock, WAL, group commit, poison, closed flag, recovery.
+    core: Core<Vec<u8>>,
     opts: Options,
-    fs: Arc<dyn FileSystem>,
     mem: RwLock<MemState>,
-    commit: GroupCommit<Vec<u8>>,
-    wal: Mutex<WalWriter>,
-    poison: Poison,
-    closed: AtomicBool,
     checkpoint: Mutex<CheckpointState>,
     checkpoint_running: AtomicBool,
     wal_bytes_since_checkpoint: AtomicU64,
@@ -55,8 +48,6 @@ pub(crate) struct Inner {
     checkpoint_pause_micros: AtomicU64,
     groups: AtomicU64,
     writes: AtomicU64,
-    lock: Mutex<Option<Box<dyn DirLock>>>,
-    recovery: RecoveryStats,
     /// Random id of this database (see docs/format.md).
     db_id: u64,
     metrics: Recorder,
@@ -85,7 +76,7 @@ pub struct Db {
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
-            .field("dir", &self.inner.dir)
+            .field("dir", &self.inner.core.dir)
             .finish_non_exhaustive()
     }
 }
@@ -139,14 +130,6 @@ pub struct Stats {
     pub recovery: RecoveryStats,
 }
 
-fn bound_to_owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
-    match b {
-        Bound::Included(k) => Bound::Included(k.to_vec()),
-        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
 /// The smallest key greater than every key starting with `prefix`, or
 /// `None` if there is none (the prefix is all 0xFF bytes or empty).
 pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -158,47 +141,6 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
-}
-
-/// Make sure `dir` is a directory (creating it, and syncing its parent, if
-/// allowed) and take its `LOCK`. Shared by every store kind.
-///
-/// Errors: `InvalidArgument` (empty path, not a directory, missing and not
-/// allowed to create), `Locked`, `Io`.
-pub(crate) fn open_directory(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    create: bool,
-) -> Result<Box<dyn DirLock>> {
-    if dir.as_os_str().is_empty() {
-        return Err(Error::InvalidArgument("empty path".into()));
-    }
-    if !fs.is_dir(dir).map_err(|e| Error::io(dir, e))? {
-        if fs.exists(dir).map_err(|e| Error::io(dir, e))? {
-            return Err(Error::InvalidArgument(format!(
-                "{} exists and is not a directory",
-                dir.display()
-            )));
-        }
-        if !create {
-            return Err(Error::InvalidArgument(format!(
-                "{} does not exist",
-                dir.display()
-            )));
-        }
-        fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs.sync_dir(parent).map_err(|e| Error::io(parent, e))?;
-        }
-    }
-    let lock_path = dir.join(LOCK_FILE);
-    match fs.lock(&lock_path) {
-        Ok(l) => Ok(l),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            Err(Error::Locked(dir.to_path_buf()))
-        }
-        Err(e) => Err(Error::io(&lock_path, e)),
-    }
 }
 
 impl Db {
@@ -225,42 +167,26 @@ impl Db {
     ) -> Result<Db> {
         opts.validate()?;
         let dir = path.as_ref().to_path_buf();
-        let lock = open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
+        let lock = store::open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
         let rec = recovery::recover(fs.as_ref(), &dir, &opts, false)?;
-        let resume = rec
-            .resume
-            .ok_or_else(|| Error::InvalidArgument("recovery returned no resume point".into()))?;
-        let wal = WalWriter::new(
-            Arc::clone(&fs),
-            &dir,
-            KIND_KV,
-            opts.segment_size,
-            opts.durability,
-            resume,
-        )?;
+        let wal_bytes = rec.stats.bytes_replayed;
+        let core = Core::new(dir, fs, lock, KIND_KV, &opts, rec.resume, rec.stats)?;
         let inner = Arc::new(Inner {
-            dir,
-            fs,
+            core,
             mem: RwLock::new(MemState {
                 table: rec.mem,
                 closed: false,
             }),
-            commit: GroupCommit::default(),
-            wal: Mutex::new(wal),
-            poison: Poison::default(),
-            closed: AtomicBool::new(false),
             checkpoint: Mutex::new(CheckpointState {
                 snapshots: rec.snapshots,
                 good: rec.loaded_snapshot,
             }),
             checkpoint_running: AtomicBool::new(false),
-            wal_bytes_since_checkpoint: AtomicU64::new(rec.stats.bytes_replayed),
+            wal_bytes_since_checkpoint: AtomicU64::new(wal_bytes),
             checkpoints: AtomicU64::new(0),
             checkpoint_pause_micros: AtomicU64::new(0),
             groups: AtomicU64::new(0),
             writes: AtomicU64::new(0),
-            lock: Mutex::new(Some(lock)),
-            recovery: rec.stats,
             db_id: rec.db_id,
             opts,
             metrics: Recorder::default(),
@@ -278,7 +204,7 @@ impl Db {
 
     /// The directory this store lives in.
     pub fn path(&self) -> &Path {
-        &self.inner.dir
+        &self.inner.core.dir
     }
 
     /// The options it was opened with.
@@ -327,44 +253,52 @@ impl Db {
     pub fn write(&self, batch: WriteBatch) -> Result<()> {
         let m = &self.inner.metrics;
         let t0 = m.start();
-        let (mut puts, mut deletes) = (0, 0);
-        for op in batch.ops() {
-            match op {
-                crate::batch::Op::Put(..) => puts += 1,
-                crate::batch::Op::Delete(..) => deletes += 1,
-            }
-        }
         let bytes = batch.encoded_len() as u64;
-        let r = self.write_inner(batch);
-        if r.is_ok() {
+        let r = self.validate(&batch).and_then(|(puts, deletes)| {
+            self.write_validated(batch)?;
             m.wrote(puts, deletes, bytes);
-        }
+            Ok(())
+        });
         m.finish(OpKind::Write, t0, &r);
         r
     }
 
-    fn write_inner(&self, batch: WriteBatch) -> Result<()> {
+    /// One pass over `batch`: every key and value within the limits.
+    /// Returns the numbers of puts and deletes.
+    ///
+    /// Errors: `InvalidArgument`.
+    fn validate(&self, batch: &WriteBatch) -> Result<(u64, u64)> {
+        let (mut puts, mut deletes) = (0, 0);
         for op in batch.ops() {
             self.check_key(op.key())?;
-            if let crate::batch::Op::Put(_, v) = op {
-                if v.len() > self.inner.opts.max_value_size as usize {
-                    return Err(Error::InvalidArgument(format!(
-                        "value of {} bytes exceeds max_value_size {}",
-                        v.len(),
-                        self.inner.opts.max_value_size
-                    )));
+            match op {
+                crate::batch::Op::Put(_, v) => {
+                    if v.len() > self.inner.opts.max_value_size as usize {
+                        return Err(Error::InvalidArgument(format!(
+                            "value of {} bytes exceeds max_value_size {}",
+                            v.len(),
+                            self.inner.opts.max_value_size
+                        )));
+                    }
+                    puts += 1;
                 }
+                crate::batch::Op::Delete(_) => deletes += 1,
             }
         }
         if batch.encoded_len() > (u32::MAX as usize) - 64 {
             return Err(Error::InvalidArgument("batch larger than 4 GiB".into()));
         }
-        if batch.is_empty() {
-            return self.inner.check_writable();
-        }
-        self.inner.check_writable()?;
+        Ok((puts, deletes))
+    }
+
+    fn write_validated(&self, batch: WriteBatch) -> Result<()> {
         let inner = &self.inner;
+        inner.core.check_writable()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
         inner
+            .core
             .commit
             .submit(batch.into_payload(), |group| inner.lead(group))?;
         inner.maybe_auto_checkpoint();
@@ -436,11 +370,7 @@ impl Db {
     /// (each pair returned was the live value at some moment; keys come in
     /// strictly increasing order, each at most once).
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        let conv = |b: Bound<&K>| match b {
-            Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
-            Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
-            Bound::Unbounded => Bound::Unbounded,
-        };
+        let conv = |b: Bound<&K>| b.map(|k| k.as_ref().to_vec());
         Iter {
             inner: Arc::clone(&self.inner),
             next: conv(range.start_bound()),
@@ -490,14 +420,11 @@ impl Db {
         range: R,
         f: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<u64> {
-        fn conv<K: AsRef<[u8]> + ?Sized>(b: Bound<&K>) -> Bound<&[u8]> {
-            match b {
-                Bound::Included(k) => Bound::Included(k.as_ref()),
-                Bound::Excluded(k) => Bound::Excluded(k.as_ref()),
-                Bound::Unbounded => Bound::Unbounded,
-            }
-        }
-        self.scan_bounds(conv(range.start_bound()), conv(range.end_bound()), f)
+        self.scan_bounds(
+            range.start_bound().map(|k| k.as_ref()),
+            range.end_bound().map(|k| k.as_ref()),
+            f,
+        )
     }
 
     /// [`Db::scan`] over the keys that start with `prefix`. Errors:
@@ -567,13 +494,10 @@ impl Db {
     /// store is then poisoned).
     pub fn sync(&self) -> Result<()> {
         let t0 = self.inner.metrics.start();
-        let r = self.inner.check_writable().and_then(|()| {
-            let r = self.inner.wal.lock().sync();
-            if let Err(e) = &r {
-                self.inner.poison.set(e);
-            }
-            r
-        });
+        let core = &self.inner.core;
+        let r = core
+            .check_writable()
+            .and_then(|()| core.poison_on_err(core.wal.lock().sync()));
         self.inner.metrics.finish(OpKind::Sync, t0, &r);
         r
     }
@@ -588,7 +512,7 @@ impl Db {
     /// Errors: [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`] (the
     /// store is then poisoned).
     pub fn checkpoint(&self) -> Result<()> {
-        let r = self.inner.check_writable();
+        let r = self.inner.core.check_writable();
         if let Err(e) = &r {
             self.inner.metrics.error(e);
         }
@@ -637,7 +561,7 @@ impl Db {
         let inner = &self.inner;
         let (keys, (kb, vb), last_lsn) = self.read(|t| (t.len(), t.bytes(), t.applied_lsn))?;
         let (wal_segments, wal_bytes, synced_lsn, fsyncs) = {
-            let w = inner.wal.lock();
+            let w = inner.core.wal.lock();
             (
                 w.segments().len() as u64,
                 w.segments().iter().map(|s| s.size).sum(),
@@ -650,8 +574,12 @@ impl Db {
             .iter()
             .filter_map(|lsn| {
                 inner
+                    .core
                     .fs
-                    .open(&inner.dir.join(snapshot::file_name(*lsn)), OpenMode::Read)
+                    .open(
+                        &inner.core.dir.join(snapshot::file_name(*lsn)),
+                        OpenMode::Read,
+                    )
                     .ok()
             })
             .filter_map(|f| f.len().ok())
@@ -675,8 +603,8 @@ impl Db {
             fsyncs,
             checkpoints: inner.checkpoints.load(Ordering::Relaxed),
             checkpoint_pause_micros: inner.checkpoint_pause_micros.load(Ordering::Relaxed),
-            poisoned: inner.poison.reason(),
-            recovery: inner.recovery.clone(),
+            poisoned: inner.core.poison.reason(),
+            recovery: inner.core.recovery.clone(),
         })
     }
 
@@ -703,16 +631,9 @@ impl Db {
     #[doc(hidden)]
     pub fn crash_for_testing(self) {
         let inner = &self.inner;
-        inner.closed.store(true, Ordering::Release);
-        inner.commit.close();
-        {
-            let _ck = inner.checkpoint.lock();
-            let mut m = inner.mem.write();
-            m.closed = true;
-            m.table.clear();
-        }
-        inner.wal.lock().discard_spare();
-        inner.lock.lock().take();
+        inner.core.begin_close();
+        inner.close_index();
+        inner.core.release();
     }
 }
 
@@ -723,30 +644,16 @@ impl Drop for Db {
 }
 
 impl Inner {
-    fn check_writable(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        self.poison.check()?;
-        Ok(())
-    }
-
     /// Leader of a commit group: write, sync, apply in LSN order.
     fn lead(&self, group: Vec<Vec<u8>>) -> Result<()> {
-        self.poison.check()?;
+        self.core.poison.check()?;
         self.metrics.group(group.len());
-        let mut wal = self.wal.lock();
+        let mut wal = self.core.wal.lock();
         let records: Vec<(RecordType, &[u8])> = group
             .iter()
             .map(|p| (RecordType::KvBatch, &p[..]))
             .collect();
-        let first = match wal.append(&records, None) {
-            Ok(f) => f,
-            Err(e) => {
-                self.poison.set(&e);
-                return Err(e);
-            }
-        };
+        let first = self.core.poison_on_err(wal.append(&records, None))?;
         let bytes: u64 = group
             .iter()
             .map(|p| crate::wal::record::encoded_len(p.len()) as u64)
@@ -757,10 +664,15 @@ impl Inner {
         debug_assert!(last >= first + group.len() as u64 - 1);
         let mut m = self.mem.write();
         for p in &group {
-            if let Err(e) = recovery::apply_batch(&mut m.table, p, Path::new("<memory>"), 0) {
-                self.poison.set(&e);
-                return Err(e);
-            }
+            // Built by WriteBatch and validated by Db::write: always decodes.
+            let r = m.table.apply_batch(p).map_err(|why| {
+                Error::corruption(
+                    &self.core.dir,
+                    None,
+                    format!("a queued batch is malformed in memory: {why}"),
+                )
+            });
+            self.core.poison_on_err(r)?;
         }
         m.table.applied_lsn = last;
         drop(m);
@@ -780,9 +692,9 @@ impl Inner {
         if self.checkpoint_running.swap(true, Ordering::AcqRel) {
             return;
         }
-        if !self.fs.background_threads() {
+        if !self.core.fs.background_threads() {
             // Deterministic simulation: checkpoint in the writer's thread.
-            if self.check_writable().is_ok() {
+            if self.core.check_writable().is_ok() {
                 let _ = self.checkpoint_now();
             }
             self.checkpoint_running.store(false, Ordering::Release);
@@ -790,7 +702,7 @@ impl Inner {
         }
         let me = Arc::clone(self);
         std::thread::spawn(move || {
-            if me.check_writable().is_ok() {
+            if me.core.check_writable().is_ok() {
                 // Errors poison the store inside; the next write reports them.
                 let _ = me.checkpoint_now();
             }
@@ -825,10 +737,13 @@ impl Inner {
             // durable. Otherwise a crash (or, under `Buffered`, a plain
             // exit) leaves a WAL that ends before the snapshot, and new
             // records would follow a hole in the same segment.
-            self.wal.lock().sync().and_then(|()| {
+            // The WAL lock is held for the sync only, not while the
+            // snapshot is written: writers keep running meanwhile.
+            let synced = self.core.wal.lock().sync();
+            synced.and_then(|()| {
                 snapshot::write(
-                    self.fs.as_ref(),
-                    &self.dir,
+                    self.core.fs.as_ref(),
+                    &self.core.dir,
                     self.db_id,
                     lsn,
                     frozen.len() as u64,
@@ -848,13 +763,7 @@ impl Inner {
         }
         self.checkpoint_pause_micros
             .store(pause.as_micros() as u64, Ordering::Relaxed);
-        let written = match res {
-            Ok(w) => w,
-            Err(e) => {
-                self.poison.set(&e);
-                return Err(e);
-            }
-        };
+        let written = self.core.poison_on_err(res)?;
         if written.is_none() {
             return Ok(());
         }
@@ -871,28 +780,18 @@ impl Inner {
         let mut removed_any = false;
         while ck.snapshots.len() > keep {
             let old = ck.snapshots.remove(0);
-            let p = self.dir.join(snapshot::file_name(old));
-            if let Err(e) = self.fs.remove_file(&p) {
-                let e = Error::io(&p, e);
-                self.poison.set(&e);
-                return Err(e);
-            }
+            let p = self.core.dir.join(snapshot::file_name(old));
+            self.core
+                .poison_on_err(self.core.fs.remove_file(&p).map_err(|e| Error::io(&p, e)))?;
             removed_any = true;
         }
         let oldest = ck.snapshots[0];
-        let removed_segments = match self.wal.lock().remove_segments_upto(oldest) {
-            Ok(n) => n,
-            Err(e) => {
-                self.poison.set(&e);
-                return Err(e);
-            }
-        };
+        let removed = self.core.wal.lock().remove_segments_upto(oldest);
+        let removed_segments = self.core.poison_on_err(removed)?;
         if removed_any && removed_segments == 0 {
-            if let Err(e) = self.fs.sync_dir(&self.dir) {
-                let e = Error::io(&self.dir, e);
-                self.poison.set(&e);
-                return Err(e);
-            }
+            let dir = &self.core.dir;
+            let synced = self.core.fs.sync_dir(dir).map_err(|e| Error::io(dir, e));
+            self.core.poison_on_err(synced)?;
         }
         Ok(())
     }
@@ -905,50 +804,49 @@ impl Inner {
         let mut ck = self.checkpoint.lock();
         let keep = ck.good;
         let r = (|| {
-            let listing = recovery::list(self.fs.as_ref(), &self.dir)?;
+            let listing = store::list(self.core.fs.as_ref(), &self.core.dir)?;
             for lsn in listing.snapshots.iter().filter(|l| Some(**l) != keep) {
-                let p = self.dir.join(snapshot::file_name(*lsn));
-                self.fs.remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                let p = self.core.dir.join(snapshot::file_name(*lsn));
+                self.core.fs.remove_file(&p).map_err(|e| Error::io(&p, e))?;
             }
-            self.wal.lock().remove_segments_upto(u64::MAX)?;
-            self.fs
-                .sync_dir(&self.dir)
-                .map_err(|e| Error::io(&self.dir, e))
+            self.core.wal.lock().remove_segments_upto(u64::MAX)?;
+            self.core
+                .fs
+                .sync_dir(&self.core.dir)
+                .map_err(|e| Error::io(&self.core.dir, e))
         })();
-        if let Err(e) = &r {
-            self.poison.set(e);
-        }
         ck.snapshots = keep.into_iter().collect();
-        r
+        self.core.poison_on_err(r)
     }
 
     fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.core.begin_close() {
             return Ok(());
         }
-        self.commit.close();
-        // Waits for a running automatic checkpoint.
         // `reason()` returns a copy: no lock is held while the final
         // checkpoint below may poison the store.
-        let poisoned = self.poison.reason();
-        let result = if let Some(why) = poisoned {
-            Err(Error::Poisoned(why))
-        } else {
-            let synced = self.wal.lock().sync();
-            if let Err(e) = &synced {
-                self.poison.set(e);
+        let result = match self.core.poison.reason() {
+            Some(why) => Err(Error::Poisoned(why)),
+            None => {
+                // The WAL lock is released before the checkpoint takes it.
+                let synced = self.core.wal.lock().sync();
+                self.core
+                    .poison_on_err(synced)
+                    .and_then(|()| self.checkpoint_now())
             }
-            synced.and_then(|()| self.checkpoint_now())
         };
-        {
-            let _ck = self.checkpoint.lock();
-            let mut m = self.mem.write();
-            m.closed = true;
-            m.table.clear();
-        }
-        self.wal.lock().discard_spare();
-        self.lock.lock().take();
+        self.close_index();
+        self.core.release();
         result
+    }
+
+    /// Mark the index closed and free it; waits for a running checkpoint
+    /// (which holds the checkpoint lock) to finish first.
+    fn close_index(&self) {
+        let _ck = self.checkpoint.lock();
+        let mut m = self.mem.write();
+        m.closed = true;
+        m.table.clear();
     }
 }
 
@@ -988,7 +886,7 @@ impl Iterator for Iter {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.inner.closed.load(Ordering::Acquire) {
+        if self.inner.core.is_closed() {
             // Report the close once, then end.
             if self.closed_reported {
                 return None;
@@ -1012,16 +910,8 @@ impl Iterator for Iter {
                 self.closed_reported = true;
                 return Some(Err(Error::Closed));
             }
-            let start = match &self.next {
-                Bound::Included(k) => Bound::Included(&k[..]),
-                Bound::Excluded(k) => Bound::Excluded(&k[..]),
-                Bound::Unbounded => Bound::Unbounded,
-            };
-            let end = match &self.end {
-                Bound::Included(k) => Bound::Included(&k[..]),
-                Bound::Excluded(k) => Bound::Excluded(&k[..]),
-                Bound::Unbounded => Bound::Unbounded,
-            };
+            let start = self.next.as_ref().map(|k| &k[..]);
+            let end = self.end.as_ref().map(|k| &k[..]);
             m.table.range(start, end, self.chunk)
         };
         let bytes = chunk.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
@@ -1032,7 +922,7 @@ impl Iterator for Iter {
         }
         self.chunk = (self.chunk * 2).min(ITER_CHUNK);
         if let Some((k, _)) = chunk.last() {
-            self.next = bound_to_owned(Bound::Excluded(&k[..]));
+            self.next = Bound::Excluded(k.clone());
         }
         self.buf.extend(chunk);
         self.buf.pop_front().map(Ok)

@@ -45,6 +45,7 @@ mod poison;
 pub mod raft;
 pub mod recovery;
 pub mod snapshot;
+pub mod store;
 pub mod verify;
 pub mod wal;
 
@@ -53,4 +54,4 @@ pub use db::{Db, Iter, Stats};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use options::{Durability, Options, RecoveryMode};
-pub use recovery::{RecoveryStats, Truncation};
+pub use wal::replay::{RecoveryStats, Truncation};

@@ -357,6 +357,21 @@ impl MemTable {
         done
     }
 
+    /// Apply a `KvBatch` payload (see [`crate::batch`]) in one pass over it.
+    /// Used by the write path, for batches it built and validated, and by
+    /// replay. A malformed payload stops at the bad operation with its
+    /// reason; the operations before it stay applied, which only replay can
+    /// meet, and replay then fails the whole open.
+    pub fn apply_batch(&mut self, payload: &[u8]) -> Result<(), &'static str> {
+        for op in crate::batch::decode(payload) {
+            match op? {
+                crate::batch::Op::Put(k, v) => self.put(k, v),
+                crate::batch::Op::Delete(k) => self.delete(k),
+            }
+        }
+        Ok(())
+    }
+
     /// Replace the whole contents (used by recovery to install a snapshot).
     pub fn install(&mut self, set: BTreeSet<Entry>, lsn: u64) {
         self.len = set.len() as u64;

@@ -5,71 +5,20 @@
 //! truncation, where writing resumes) is shared with every log kind and
 //! lives in [`crate::wal::replay`].
 
-use crate::batch::{self, Op};
 use crate::error::{Error, Result};
 use crate::fs::FileSystem;
 use crate::memtable::{Entry, MemTable};
 use crate::options::{Options, RecoveryMode};
 use crate::snapshot;
+use crate::store;
 use crate::wal::record::RecordType;
 use crate::wal::replay::{replay, ReplayStart};
-use crate::wal::segment::{self, KIND_KV};
+pub use crate::wal::replay::{RecoveryStats, Truncation};
+use crate::wal::segment::KIND_KV;
 use crate::wal::writer::ResumePoint;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
-
-/// A tail of the last segment that recovery cut off.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Truncation {
-    /// Segment file.
-    pub file: PathBuf,
-    /// Offset where the valid records end; bytes from here were zeroed.
-    pub offset: u64,
-    /// Bytes zeroed.
-    pub bytes: u64,
-    /// Checksum-valid records found after the damage and dropped with it
-    /// (they were never known durable).
-    pub records: u64,
-    /// What was found at `offset`.
-    pub reason: String,
-}
-
-/// Facts about the last recovery, reported by [`crate::Db::stats`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecoveryStats {
-    /// LSN of the snapshot loaded (0: none).
-    pub snapshot_lsn: u64,
-    /// Entries loaded from it.
-    pub snapshot_entries: u64,
-    /// Newer snapshots that failed verification and were passed over.
-    pub snapshots_rejected: u64,
-    /// Why the newest rejected snapshot failed, if any did.
-    pub snapshot_error: Option<String>,
-    /// WAL segments read.
-    pub segments_scanned: u64,
-    /// WAL segments skipped because the snapshot covers them.
-    pub segments_skipped: u64,
-    /// Records applied from the WAL.
-    pub records_replayed: u64,
-    /// Bytes of WAL read while replaying.
-    pub bytes_replayed: u64,
-    /// The torn tail cut off, if there was one.
-    pub truncation: Option<Truncation>,
-    /// Under [`RecoveryMode::TolerateAnyCorruption`]: records lost to
-    /// damage (LSNs missing from the recovered sequence).
-    pub records_skipped: u64,
-    /// Under [`RecoveryMode::TolerateAnyCorruption`]: damaged bytes skipped.
-    pub bytes_skipped: u64,
-    /// Under [`RecoveryMode::TolerateAnyCorruption`]: WAL segments that the
-    /// log's own records say must exist but are missing (deleted files).
-    /// In the other modes a missing segment fails the open.
-    pub segments_missing: u64,
-    /// Last LSN recovered.
-    pub last_lsn: u64,
-    /// Wall time the recovery took, in microseconds.
-    pub duration_micros: u64,
-}
 
 /// What recovery hands to the database.
 pub(crate) struct Recovered {
@@ -85,82 +34,6 @@ pub(crate) struct Recovered {
     pub db_id: u64,
 }
 
-/// The files of a database directory, by kind.
-#[derive(Debug, Default)]
-pub struct DirListing {
-    /// Segment ids, ascending.
-    pub segments: Vec<u64>,
-    /// Snapshot LSNs, ascending.
-    pub snapshots: Vec<u64>,
-    /// Leftover temporary files (unfinished snapshots or segments).
-    pub leftovers: Vec<String>,
-}
-
-/// Classify the entries of `dir`. Unknown names are ignored.
-pub fn list(fs: &dyn FileSystem, dir: &Path) -> Result<DirListing> {
-    let mut l = DirListing::default();
-    for name in fs.list_dir(dir).map_err(|e| Error::io(dir, e))? {
-        if let Some(id) = segment::parse_file_name(&name) {
-            l.segments.push(id);
-        } else if let Some(lsn) = snapshot::parse_file_name(&name) {
-            l.snapshots.push(lsn);
-        } else if name.ends_with(segment::PREP_SUFFIX)
-            || (name.starts_with("snap-") && name.ends_with(snapshot::TMP_SUFFIX))
-        {
-            l.leftovers.push(name);
-        }
-    }
-    l.segments.sort_unstable();
-    l.snapshots.sort_unstable();
-    Ok(l)
-}
-
-/// Apply one `KvBatch` payload. Errors name the record.
-pub(crate) fn apply_batch(
-    mem: &mut MemTable,
-    payload: &[u8],
-    path: &Path,
-    offset: u64,
-) -> Result<()> {
-    // Validate fully first, so a malformed record is all-or-nothing.
-    let mut ops = Vec::new();
-    for op in batch::decode(payload) {
-        ops.push(op.map_err(|why| Error::corruption(path, Some(offset), why))?);
-    }
-    for op in ops {
-        match op {
-            Op::Put(k, v) => mem.put(k, v),
-            Op::Delete(k) => mem.delete(k),
-        }
-    }
-    Ok(())
-}
-
-/// A fresh random database id: SHA-256 of the time, the process id and an
-/// address, so two databases created at the same moment still differ. Not
-/// secret, only unique; never 0.
-pub fn new_database_id() -> u64 {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    h.update(now.as_nanos().to_le_bytes());
-    h.update(std::process::id().to_le_bytes());
-    let local = 0u8;
-    h.update((&local as *const u8 as usize).to_le_bytes());
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    h.update(
-        COUNTER
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            .to_le_bytes(),
-    );
-    let d = h.finalize();
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&d[..8]);
-    u64::from_le_bytes(b).max(1)
-}
-
 /// Recover the database in `dir`. The caller holds the directory lock,
 /// unless `read_only` is set: then nothing on disk is changed (no leftover
 /// is deleted, no torn tail zeroed, nothing synced or created) and the
@@ -173,7 +46,7 @@ pub(crate) fn recover(
 ) -> Result<Recovered> {
     let started = Instant::now();
     let mut stats = RecoveryStats::default();
-    let listing = list(fsr, dir)?;
+    let listing = store::list(fsr, dir)?;
     let mut wal_missing = false;
     if listing.segments.is_empty() && !listing.snapshots.is_empty() {
         // Checkpoints never delete the active segment: snapshots without a
@@ -188,12 +61,8 @@ pub(crate) fn recover(
         stats.segments_missing += 1;
         wal_missing = true;
     }
-    if !listing.leftovers.is_empty() && !read_only {
-        for name in &listing.leftovers {
-            let p = dir.join(name);
-            fsr.remove_file(&p).map_err(|e| Error::io(&p, e))?;
-        }
-        fsr.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+    if !read_only {
+        store::remove_leftovers(fsr, dir, &listing)?;
     }
 
     // 1. The newest snapshot that verifies.
@@ -269,7 +138,9 @@ pub(crate) fn recover(
         start,
         &mut stats,
         |r| match r.rtype {
-            RecordType::KvBatch => apply_batch(&mut mem, r.payload, r.file, r.offset),
+            RecordType::KvBatch => mem
+                .apply_batch(r.payload)
+                .map_err(|why| Error::corruption(r.file, Some(r.offset), why)),
             other => Err(Error::corruption(
                 r.file,
                 Some(r.offset),

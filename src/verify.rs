@@ -12,6 +12,7 @@ use crate::fs::{FileSystem, OpenMode};
 use crate::options::Options;
 use crate::recovery;
 use crate::snapshot;
+use crate::store;
 use crate::wal::reader;
 use crate::wal::record::Owner;
 use crate::wal::segment::{self, KIND_KV};
@@ -132,7 +133,7 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
 /// Check every file on its own; each problem starts out `Harmless` and is
 /// reclassified by what the read-only recovery decides.
 fn scan_files(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
-    let listing = recovery::list(fs, dir)?;
+    let listing = store::list(fs, dir)?;
     let mut rep = Report::default();
     let mut snapshot_db: Option<u64> = None;
     for &lsn in &listing.snapshots {

@@ -359,7 +359,7 @@ fn print_stats(out: &mut impl Write, s: &keyval::Stats, json: bool) -> std::io::
 
 fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
     // Verification must not race a writer: take the lock like open does.
-    let _lock = match keyval::fs::FileSystem::lock(&RealFs, &dir.join(keyval::db::LOCK_FILE)) {
+    let _lock = match keyval::fs::FileSystem::lock(&RealFs, &dir.join(keyval::store::LOCK_FILE)) {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
             return Err(Error::Locked(dir.to_path_buf()))
@@ -409,7 +409,7 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
 
 fn dump_wal(dir: &Path, hex: bool, out: &mut impl Write) -> Result<(), Error> {
     let w = |e: std::io::Error| Error::from(e);
-    let listing = keyval::recovery::list(&RealFs, dir)?;
+    let listing = keyval::store::list(&RealFs, dir)?;
     for id in listing.segments {
         let path = dir.join(segment::file_name(id));
         let buf = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;

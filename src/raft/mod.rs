@@ -36,19 +36,15 @@ mod snapshot;
 pub use snapshot::SnapshotMeta;
 
 use crate::error::{Error, Result};
-use crate::fs::{self, DirLock, FileHandle, FileSystem, OpenMode};
+use crate::fs::{self, FileHandle, FileSystem, OpenMode};
 use crate::options::{Durability, Options};
-use crate::poison::Poison;
-use crate::recovery::{self, RecoveryStats};
-use crate::wal::commit::GroupCommit;
+use crate::store::{self, Core};
 use crate::wal::record::{RecordType, HEADER_SIZE};
-use crate::wal::replay::{replay, ReplayStart};
+use crate::wal::replay::{replay, RecoveryStats, ReplayStart};
 use crate::wal::segment::{self, KIND_RAFT};
-use crate::wal::writer::WalWriter;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::sync::Arc;
 
 /// One Raft log entry.
@@ -306,25 +302,30 @@ fn u32_at(p: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b))
 }
 
-/// A queued write: its record and the next index it leaves behind.
+/// A queued write: one record.
 struct Op {
     rtype: RecordType,
     payload: Vec<u8>,
 }
 
+/// Where the log will continue once every queued write is applied: checked
+/// and advanced when a write is queued (under the queue's lock), so that
+/// concurrent appenders are refused before anything reaches the WAL.
+#[derive(Debug, Clone, Copy)]
+struct Reserved {
+    /// The index the next append must start at (if `used`).
+    next: u64,
+    /// Whether the log has ever held an entry or been truncated; before
+    /// that, the first append may start at any index.
+    used: bool,
+}
+
 struct Inner {
-    dir: PathBuf,
-    fs: Arc<dyn FileSystem>,
-    commit: GroupCommit<Op>,
-    wal: Mutex<WalWriter>,
+    /// Directory, lock, WAL, group commit, poison, closed flag, recovery.
+    core: Core<Op>,
     state: RwLock<State>,
-    /// Next index as of every queued write (checked under the queue lock).
-    reserved: Mutex<(u64, bool)>,
+    reserved: Mutex<Reserved>,
     cache: Mutex<Cache>,
-    poison: Poison,
-    closed: AtomicBool,
-    lock: Mutex<Option<Box<dyn DirLock>>>,
-    recovery: RecoveryStats,
 }
 
 /// A durable Raft log. See the module docs.
@@ -335,7 +336,7 @@ pub struct RaftLog {
 impl std::fmt::Debug for RaftLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RaftLog")
-            .field("dir", &self.inner.dir)
+            .field("dir", &self.inner.core.dir)
             .finish_non_exhaustive()
     }
 }
@@ -365,12 +366,9 @@ impl RaftLog {
             ));
         }
         let dir = path.as_ref().to_path_buf();
-        let lock = crate::db::open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
-        let listing = recovery::list(fs.as_ref(), &dir)?;
-        for name in &listing.leftovers {
-            let p = dir.join(name);
-            fs.remove_file(&p).map_err(|e| Error::io(&p, e))?;
-        }
+        let lock = store::open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
+        let listing = store::list(fs.as_ref(), &dir)?;
+        store::remove_leftovers(fs.as_ref(), &dir, &listing)?;
         snapshot::remove_leftovers(fs.as_ref(), &dir)?;
         let mut stats = RecoveryStats::default();
         let mut st = State {
@@ -400,63 +398,40 @@ impl RaftLog {
         )?;
         st.replaying = false;
         check_reclaimed(&dir, &st, &out, &opts, &mut stats)?;
-        let resume = out
-            .resume
-            .ok_or_else(|| Error::InvalidArgument("recovery returned no resume point".into()))?;
-        for m in &resume.segments {
+        for m in out.resume.iter().flat_map(|r| &r.segments) {
             let p = dir.join(segment::file_name(m.id));
             let f = fs.open(&p, OpenMode::Read).map_err(|e| Error::io(&p, e))?;
             st.files.insert(m.id, f);
         }
-        let next = st.next();
-        let used = st.used;
-        let wal = WalWriter::new(
-            Arc::clone(&fs),
-            &dir,
-            KIND_RAFT,
-            opts.segment_size,
-            opts.durability,
-            resume,
-        )?;
+        let reserved = Reserved {
+            next: st.next(),
+            used: st.used,
+        };
+        let core = Core::new(dir, fs, lock, KIND_RAFT, &opts, out.resume, stats)?;
         Ok(RaftLog {
             inner: Arc::new(Inner {
-                dir,
-                fs,
-                commit: GroupCommit::default(),
-                wal: Mutex::new(wal),
+                core,
                 state: RwLock::new(st),
-                reserved: Mutex::new((next, used)),
+                reserved: Mutex::new(reserved),
                 cache: Mutex::new(Cache::default()),
-                poison: Poison::default(),
-                closed: AtomicBool::new(false),
-                lock: Mutex::new(Some(lock)),
-                recovery: stats,
             }),
         })
     }
 
     /// Facts about the recovery done by `open`.
     pub fn recovery_stats(&self) -> &RecoveryStats {
-        &self.inner.recovery
+        &self.inner.core.recovery
     }
 
     /// The directory of this log.
     pub fn path(&self) -> &Path {
-        &self.inner.dir
+        &self.inner.core.dir
     }
 
-    fn check_writable(&self) -> Result<()> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        self.inner.poison.check()?;
-        Ok(())
-    }
-
-    fn write(&self, prepare: impl FnOnce(&mut (u64, bool)) -> Result<Op>) -> Result<()> {
-        self.check_writable()?;
+    fn write(&self, prepare: impl FnOnce(&mut Reserved) -> Result<Op>) -> Result<()> {
         let inner = &self.inner;
-        inner.commit.submit_with(
+        inner.core.check_writable()?;
+        inner.core.commit.submit_with(
             || prepare(&mut inner.reserved.lock()),
             |group| inner.lead(group),
         )
@@ -493,13 +468,16 @@ impl RaftLog {
         }
         let n = entries.len() as u64;
         self.write(|r| {
-            if r.1 && first.index != r.0 {
+            if r.used && first.index != r.next {
                 return Err(Error::InvalidArgument(format!(
                     "append at {} but the log continues at {}",
-                    first.index, r.0
+                    first.index, r.next
                 )));
             }
-            *r = (first.index + n, true);
+            *r = Reserved {
+                next: first.index + n,
+                used: true,
+            };
             Ok(Op {
                 rtype: RecordType::RaftEntries,
                 payload: p,
@@ -533,8 +511,8 @@ impl RaftLog {
     /// Errors: `Closed`, `Poisoned`, `Io`.
     pub fn truncate_suffix(&self, from: u64) -> Result<()> {
         self.write(|r| {
-            if r.1 {
-                r.0 = r.0.min(from);
+            if r.used {
+                r.next = r.next.min(from);
             }
             Ok(Op {
                 rtype: RecordType::RaftTruncateSuffix,
@@ -553,10 +531,10 @@ impl RaftLog {
     pub fn truncate_prefix(&self, upto: u64) -> Result<()> {
         let term = self.term(upto).unwrap_or(0);
         self.write(|r| {
-            if !r.1 || r.0 <= upto {
-                r.0 = upto + 1;
+            if !r.used || r.next <= upto {
+                r.next = upto + 1;
             }
-            r.1 = true;
+            r.used = true;
             let mut p = upto.to_le_bytes().to_vec();
             p.extend_from_slice(&term.to_le_bytes());
             Ok(Op {
@@ -574,6 +552,7 @@ impl RaftLog {
             self.read(|s| Ok((s.first, s.hard_seg, s.seg_max.clone())))?;
         let active = self
             .inner
+            .core
             .wal
             .lock()
             .segments()
@@ -581,7 +560,7 @@ impl RaftLog {
             .map(|m| m.id)
             .unwrap_or(0);
         let mut doomed = Vec::new();
-        for m in self.inner.wal.lock().segments() {
+        for m in self.inner.core.wal.lock().segments() {
             if m.id == active || seg_max.get(&m.id).is_some_and(|&mx| mx >= first) {
                 break;
             }
@@ -597,7 +576,7 @@ impl RaftLog {
             }
         }
         let upto_lsn = {
-            let w = self.inner.wal.lock();
+            let w = self.inner.core.wal.lock();
             w.segments()
                 .iter()
                 .filter(|m| doomed.contains(&m.id))
@@ -616,16 +595,14 @@ impl RaftLog {
         // Rule: delete only once what replaces it is durable. Under `Os` the
         // truncate-prefix and re-written hard-state records may still be in
         // the page cache; sync them before the old segments go.
-        let r = {
-            let mut w = self.inner.wal.lock();
+        let core = &self.inner.core;
+        core.poison_on_err({
+            let mut w = core.wal.lock();
             w.sync().and_then(|()| w.remove_segments_upto(upto_lsn))
-        };
-        if let Err(e) = &r {
-            self.inner.poison.set(e);
-        }
-        r?;
+        })?;
         let live: Vec<u64> = self
             .inner
+            .core
             .wal
             .lock()
             .segments()
@@ -685,7 +662,7 @@ impl RaftLog {
             let l = s.loc(index)?;
             let f = s.files.get(&l.seg).cloned().ok_or_else(|| {
                 Error::corruption(
-                    &self.inner.dir,
+                    &self.inner.core.dir,
                     None,
                     format!("segment {} of entry {index} is missing", l.seg),
                 )
@@ -693,7 +670,7 @@ impl RaftLog {
             Ok((l, f))
         })?;
         let mut data = vec![0u8; loc.len as usize];
-        let path = self.inner.dir.join(segment::file_name(loc.seg));
+        let path = self.inner.core.dir.join(segment::file_name(loc.seg));
         file.read_exact_at(&mut data, loc.off)
             .map_err(|e| Error::io(&path, e))?;
         if crc32fast::hash(&data) != loc.crc {
@@ -734,8 +711,9 @@ impl RaftLog {
     ///
     /// Errors: `Io` (the previous snapshot stays in place), `Closed`.
     pub fn save_snapshot(&self, meta: &SnapshotMeta, data: &mut dyn std::io::Read) -> Result<()> {
-        self.check_writable()?;
-        snapshot::write(self.inner.fs.as_ref(), &self.inner.dir, meta, data)
+        let core = &self.inner.core;
+        core.check_writable()?;
+        snapshot::write(core.fs.as_ref(), &core.dir, meta, data)
     }
 
     /// The latest snapshot, verified, if any.
@@ -743,7 +721,7 @@ impl RaftLog {
     /// Errors: `Corruption` (the snapshot fails its SHA-256), `Io`, `Closed`.
     pub fn snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
         self.read(|_| Ok(()))?;
-        snapshot::read(self.inner.fs.as_ref(), &self.inner.dir)
+        snapshot::read(self.inner.core.fs.as_ref(), &self.inner.core.dir)
     }
 
     /// Close: wait for writes in flight, sync, release the directory.
@@ -751,19 +729,16 @@ impl RaftLog {
     ///
     /// Errors: `Poisoned`, `Io`.
     pub fn close(&self) -> Result<()> {
-        let inner = &self.inner;
-        if inner.closed.swap(true, Ordering::AcqRel) {
+        let core = &self.inner.core;
+        if !core.begin_close() {
             return Ok(());
         }
-        inner.commit.close();
-        let poisoned = inner.poison.reason();
-        let r = match poisoned {
+        let r = match core.poison.reason() {
             Some(why) => Err(Error::Poisoned(why)),
-            None => inner.wal.lock().sync(),
+            None => core.poison_on_err(core.wal.lock().sync()),
         };
-        inner.state.write().closed = true;
-        inner.wal.lock().discard_spare();
-        inner.lock.lock().take();
+        self.inner.state.write().closed = true;
+        core.release();
         r
     }
 
@@ -771,11 +746,9 @@ impl RaftLog {
     /// directory lock.
     #[doc(hidden)]
     pub fn crash_for_testing(self) {
-        self.inner.closed.store(true, Ordering::Release);
-        self.inner.commit.close();
+        self.inner.core.begin_close();
         self.inner.state.write().closed = true;
-        self.inner.wal.lock().discard_spare();
-        self.inner.lock.lock().take();
+        self.inner.core.release();
     }
 }
 
@@ -841,39 +814,30 @@ fn encode_hard_state(hs: &HardState) -> Vec<u8> {
 
 impl Inner {
     fn lead(&self, group: Vec<Op>) -> Result<()> {
-        self.poison.check()?;
-        let mut wal = self.wal.lock();
+        let core = &self.core;
+        core.poison.check()?;
+        let mut wal = core.wal.lock();
         let records: Vec<(RecordType, &[u8])> =
             group.iter().map(|o| (o.rtype, &o.payload[..])).collect();
         let mut pos = Vec::with_capacity(group.len());
-        if let Err(e) = wal.append(&records, Some(&mut pos)) {
-            self.poison.set(&e);
-            return Err(e);
-        }
+        core.poison_on_err(wal.append(&records, Some(&mut pos)))?;
         let segs: Vec<(u64, u64)> = wal.segments().iter().map(|m| (m.id, m.size)).collect();
         drop(wal);
         let mut s = self.state.write();
         for (id, _) in &segs {
             if !s.files.contains_key(id) {
-                let p = self.dir.join(segment::file_name(*id));
-                match self.fs.open(&p, OpenMode::Read) {
-                    Ok(f) => {
-                        s.files.insert(*id, f);
-                    }
-                    Err(e) => {
-                        let e = Error::io(&p, e);
-                        self.poison.set(&e);
-                        return Err(e);
-                    }
-                }
+                let p = core.dir.join(segment::file_name(*id));
+                let f = core.poison_on_err(
+                    core.fs
+                        .open(&p, OpenMode::Read)
+                        .map_err(|e| Error::io(&p, e)),
+                )?;
+                s.files.insert(*id, f);
             }
         }
         for (op, (seg, off)) in group.iter().zip(pos) {
-            let file = self.dir.join(segment::file_name(seg));
-            if let Err(e) = s.apply(op.rtype, &op.payload, seg, off, &file) {
-                self.poison.set(&e);
-                return Err(e);
-            }
+            let file = core.dir.join(segment::file_name(seg));
+            core.poison_on_err(s.apply(op.rtype, &op.payload, seg, off, &file))?;
         }
         Ok(())
     }

@@ -41,8 +41,59 @@ use super::writer::{ResumePoint, SegmentMeta};
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, OpenMode};
 use crate::options::{Options, RecoveryMode};
-use crate::recovery::{new_database_id, RecoveryStats, Truncation};
 use std::path::{Path, PathBuf};
+
+/// A tail of the last segment that recovery cut off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    /// Segment file.
+    pub file: PathBuf,
+    /// Offset where the valid records end; bytes from here were zeroed.
+    pub offset: u64,
+    /// Bytes zeroed.
+    pub bytes: u64,
+    /// Checksum-valid records found after the damage and dropped with it
+    /// (they were never known durable).
+    pub records: u64,
+    /// What was found at `offset`.
+    pub reason: String,
+}
+
+/// Facts about the last recovery, reported by [`crate::Db::stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryStats {
+    /// LSN of the snapshot loaded (0: none).
+    pub snapshot_lsn: u64,
+    /// Entries loaded from it.
+    pub snapshot_entries: u64,
+    /// Newer snapshots that failed verification and were passed over.
+    pub snapshots_rejected: u64,
+    /// Why the newest rejected snapshot failed, if any did.
+    pub snapshot_error: Option<String>,
+    /// WAL segments read.
+    pub segments_scanned: u64,
+    /// WAL segments skipped because the snapshot covers them.
+    pub segments_skipped: u64,
+    /// Records applied from the WAL.
+    pub records_replayed: u64,
+    /// Bytes of WAL read while replaying.
+    pub bytes_replayed: u64,
+    /// The torn tail cut off, if there was one.
+    pub truncation: Option<Truncation>,
+    /// Under [`RecoveryMode::TolerateAnyCorruption`]: records lost to
+    /// damage (LSNs missing from the recovered sequence).
+    pub records_skipped: u64,
+    /// Under [`RecoveryMode::TolerateAnyCorruption`]: damaged bytes skipped.
+    pub bytes_skipped: u64,
+    /// Under [`RecoveryMode::TolerateAnyCorruption`]: WAL segments that the
+    /// log's own records say must exist but are missing (deleted files).
+    /// In the other modes a missing segment fails the open.
+    pub segments_missing: u64,
+    /// Last LSN recovered.
+    pub last_lsn: u64,
+    /// Wall time the recovery took, in microseconds.
+    pub duration_micros: u64,
+}
 
 /// One record handed to the caller during replay.
 #[derive(Debug)]
@@ -563,7 +614,7 @@ pub fn replay(
         }
     }
     let applied = cur.applied;
-    let db_id = db_id.unwrap_or_else(new_database_id);
+    let db_id = db_id.unwrap_or_else(segment::new_database_id);
     let next_lsn = max_lsn_seen.max(applied) + 1;
     let outcome = |resume| ReplayOutcome {
         resume,

@@ -54,6 +54,31 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
 /// Suffix of a segment being prepared (not yet part of the log).
 pub const PREP_SUFFIX: &str = ".wal.prep";
 
+/// A fresh random database id: SHA-256 of the time, the process id and an
+/// address, so two databases created at the same moment still differ. Not
+/// secret, only unique; never 0.
+pub fn new_database_id() -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.update(now.as_nanos().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    let local = 0u8;
+    h.update((&local as *const u8 as usize).to_le_bytes());
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    h.update(
+        COUNTER
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_le_bytes(),
+    );
+    let d = h.finalize();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(b).max(1)
+}
+
 /// Encode a segment header for a file preallocated to `size` bytes.
 pub fn encode_header(kind: u32, id: u64, size: u64, db_id: u64) -> Vec<u8> {
     let mut h = vec![0u8; SEGMENT_HEADER_SIZE as usize];

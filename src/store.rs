@@ -1,0 +1,215 @@
+//! What every store kind shares ([`crate::Db`] and [`crate::raft::RaftLog`]):
+//! the directory and its lock, the WAL writer behind a group-commit queue,
+//! poisoning, the closed flag, and the facts of the last recovery. Each kind
+//! wraps one [`Core`] with its own state (the memtable and checkpoints; the
+//! Raft index) and its own recovery.
+//!
+//! The lifecycle every kind follows:
+//!
+//! 1. [`open_directory`]: check or create the directory, take its lock;
+//! 2. the kind recovers from [`list`]ed files and gets a resume point;
+//! 3. [`Core::new`] starts the WAL writer there;
+//! 4. writes go through `commit` to the kind's group leader, which appends
+//!    under `wal` and turns any failure into poison ([`Core::poison_on_err`]);
+//! 5. close: [`Core::begin_close`] (no new writes, the group in flight
+//!    finishes), the kind's own final steps, then [`Core::release`].
+
+use crate::error::{Error, Result};
+use crate::fs::{DirLock, FileSystem};
+use crate::options::Options;
+use crate::poison::Poison;
+use crate::snapshot;
+use crate::wal::commit::GroupCommit;
+use crate::wal::replay::RecoveryStats;
+use crate::wal::segment;
+use crate::wal::writer::{ResumePoint, WalWriter};
+use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Name of the lock file inside a store directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Make sure `dir` is a directory (creating it, and syncing its parent, if
+/// allowed) and take its lock (`LOCK` and the directory itself, see
+/// `docs/format.md`).
+///
+/// Errors: `InvalidArgument` (empty path, not a directory, missing and not
+/// allowed to create), `Locked`, `Io`.
+pub(crate) fn open_directory(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    create: bool,
+) -> Result<Box<dyn DirLock>> {
+    if dir.as_os_str().is_empty() {
+        return Err(Error::InvalidArgument("empty path".into()));
+    }
+    if !fs.is_dir(dir).map_err(|e| Error::io(dir, e))? {
+        if fs.exists(dir).map_err(|e| Error::io(dir, e))? {
+            return Err(Error::InvalidArgument(format!(
+                "{} exists and is not a directory",
+                dir.display()
+            )));
+        }
+        if !create {
+            return Err(Error::InvalidArgument(format!(
+                "{} does not exist",
+                dir.display()
+            )));
+        }
+        fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs.sync_dir(parent).map_err(|e| Error::io(parent, e))?;
+        }
+    }
+    let lock_path = dir.join(LOCK_FILE);
+    match fs.lock(&lock_path) {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(Error::Locked(dir.to_path_buf()))
+        }
+        Err(e) => Err(Error::io(&lock_path, e)),
+    }
+}
+
+/// The files of a store directory, by kind.
+#[derive(Debug, Default)]
+pub struct DirListing {
+    /// Segment ids, ascending.
+    pub segments: Vec<u64>,
+    /// Snapshot LSNs (key-value store), ascending.
+    pub snapshots: Vec<u64>,
+    /// Leftover temporary files (unfinished snapshots or segments).
+    pub leftovers: Vec<String>,
+}
+
+/// Classify the entries of `dir`. Unknown names are ignored.
+///
+/// Errors: `Io` if the directory cannot be listed.
+pub fn list(fs: &dyn FileSystem, dir: &Path) -> Result<DirListing> {
+    let mut l = DirListing::default();
+    for name in fs.list_dir(dir).map_err(|e| Error::io(dir, e))? {
+        if let Some(id) = segment::parse_file_name(&name) {
+            l.segments.push(id);
+        } else if let Some(lsn) = snapshot::parse_file_name(&name) {
+            l.snapshots.push(lsn);
+        } else if name.ends_with(segment::PREP_SUFFIX)
+            || (name.starts_with("snap-") && name.ends_with(snapshot::TMP_SUFFIX))
+        {
+            l.leftovers.push(name);
+        }
+    }
+    l.segments.sort_unstable();
+    l.snapshots.sort_unstable();
+    Ok(l)
+}
+
+/// Delete leftover temporary files found by [`list`] and fsync the
+/// directory. Errors: `Io`.
+pub(crate) fn remove_leftovers(fs: &dyn FileSystem, dir: &Path, l: &DirListing) -> Result<()> {
+    if l.leftovers.is_empty() {
+        return Ok(());
+    }
+    for name in &l.leftovers {
+        let p = dir.join(name);
+        fs.remove_file(&p).map_err(|e| Error::io(&p, e))?;
+    }
+    fs.sync_dir(dir).map_err(|e| Error::io(dir, e))
+}
+
+/// The shared part of an open store. `Op` is what the kind's writers queue
+/// for group commit.
+///
+/// Thread safety: `Send + Sync`; `wal` is taken only by a group leader and
+/// by maintenance (checkpoint, reclaim, stats), never while the kind's own
+/// state lock is held for writing, except in that order (see
+/// `docs/design.md`, lock order).
+pub(crate) struct Core<Op> {
+    pub(crate) dir: PathBuf,
+    pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) commit: GroupCommit<Op>,
+    pub(crate) wal: Mutex<WalWriter>,
+    pub(crate) poison: Poison,
+    closed: AtomicBool,
+    lock: Mutex<Option<Box<dyn DirLock>>>,
+    /// What the recovery at open found and did.
+    pub(crate) recovery: RecoveryStats,
+}
+
+impl<Op> Core<Op> {
+    /// Start the WAL writer of log `kind` at `resume` and assemble the core.
+    ///
+    /// Errors: `InvalidArgument` if the resume point has no segment.
+    pub(crate) fn new(
+        dir: PathBuf,
+        fs: Arc<dyn FileSystem>,
+        lock: Box<dyn DirLock>,
+        kind: u32,
+        opts: &Options,
+        resume: Option<ResumePoint>,
+        recovery: RecoveryStats,
+    ) -> Result<Core<Op>> {
+        let resume = resume
+            .ok_or_else(|| Error::InvalidArgument("recovery returned no resume point".into()))?;
+        let wal = WalWriter::new(
+            Arc::clone(&fs),
+            &dir,
+            kind,
+            opts.segment_size,
+            opts.durability,
+            resume,
+        )?;
+        Ok(Core {
+            dir,
+            fs,
+            commit: GroupCommit::default(),
+            wal: Mutex::new(wal),
+            poison: Poison::default(),
+            closed: AtomicBool::new(false),
+            lock: Mutex::new(Some(lock)),
+            recovery,
+        })
+    }
+
+    /// Whether `close` (or a simulated crash) has begun.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Errors: `Closed`, `Poisoned`.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        self.poison.check()
+    }
+
+    /// Return `r`, poisoning the store first if it is an error (rule: after
+    /// a failed write, fsync, rename or remove the state of unsynced data is
+    /// unknown, so every later write must fail until the store is reopened).
+    pub(crate) fn poison_on_err<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            self.poison.set(e);
+        }
+        r
+    }
+
+    /// Stop accepting writes; waits for a commit group in flight. Returns
+    /// `false` if the store was already closing (close twice is a no-op).
+    pub(crate) fn begin_close(&self) -> bool {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.commit.close();
+        true
+    }
+
+    /// The last step of close or of a simulated crash: delete a spare
+    /// segment being prepared (it is not part of the log) and release the
+    /// directory lock.
+    pub(crate) fn release(&self) {
+        self.wal.lock().discard_spare();
+        self.lock.lock().take();
+    }
+}
