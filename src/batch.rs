@@ -138,11 +138,7 @@ impl WriteBatch {
 /// before anything is sliced, so damage can never cause a huge allocation.
 pub fn decode(payload: &[u8]) -> impl Iterator<Item = Result<Op<'_>, &'static str>> {
     let mut at = 4usize;
-    let count = if payload.len() >= 4 {
-        u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]])
-    } else {
-        u32::MAX
-    };
+    let count = crate::codec::u32_at(payload, 0).unwrap_or(u32::MAX);
     let mut remaining = if payload.len() >= 4 { count } else { 1 };
     let mut failed = false;
     std::iter::from_fn(move || {
@@ -176,7 +172,7 @@ fn take<'a>(p: &'a [u8], at: &mut usize, n: usize) -> Result<&'a [u8], &'static 
 
 fn take_u32(p: &[u8], at: &mut usize) -> Result<usize, &'static str> {
     let b = take(p, at, 4)?;
-    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    Ok(crate::codec::u32_at(b, 0).unwrap_or(0) as usize)
 }
 
 fn next_op<'a>(p: &'a [u8], at: &mut usize, count: u32) -> Result<Op<'a>, &'static str> {

@@ -32,7 +32,9 @@
 
 #![warn(missing_docs)]
 
+mod atomic_file;
 pub mod batch;
+mod codec;
 pub mod db;
 pub mod error;
 pub mod ffi;

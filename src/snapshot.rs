@@ -19,6 +19,7 @@
 //! snapshot is never visible under its final name until all its bytes are
 //! durable, and the rename itself is durable before anything relies on it.
 
+use crate::atomic_file::AtomicFile;
 use crate::error::{Error, Result};
 use crate::fs::{FileHandle, FileSystem, OpenMode};
 use crate::options::{MAX_KEY_SIZE_LIMIT, MAX_VALUE_SIZE_LIMIT};
@@ -36,7 +37,7 @@ pub const HEADER_SIZE: usize = 48;
 /// Kind of a key-value store snapshot.
 pub const KIND_KV: u32 = 1;
 /// Suffix of a snapshot still being written.
-pub const TMP_SUFFIX: &str = ".tmp";
+pub use crate::atomic_file::TMP_SUFFIX;
 
 /// File name of the snapshot covering `lsn`.
 pub fn file_name(lsn: u64) -> String {
@@ -69,38 +70,15 @@ pub struct SnapshotInfo {
     pub db_id: u64,
 }
 
-struct HashingWriter {
-    file: Arc<dyn FileHandle>,
-    path: PathBuf,
-    off: u64,
-    buf: Vec<u8>,
-    hasher: Sha256,
-}
-
-impl HashingWriter {
-    fn put(&mut self, b: &[u8]) -> Result<()> {
-        self.hasher.update(b);
-        self.buf.extend_from_slice(b);
-        if self.buf.len() >= 1 << 20 {
-            self.flush()?;
-        }
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<()> {
-        self.file
-            .write_all_at(&self.buf, self.off)
-            .map_err(|e| Error::io(&self.path, e))?;
-        self.off += self.buf.len() as u64;
-        self.buf.clear();
-        Ok(())
-    }
-}
-
 /// Write a snapshot of `entries` (which must be in strictly increasing key
 /// order, `count` of them) covering `lsn` into `dir`, durably.
 ///
-/// Errors: [`Error::Io`] on any write, fsync or rename failure; the
-/// temporary file is then left for the next open to delete.
+/// Written with [`AtomicFile`]: temporary file, fsync, rename, directory
+/// fsync.
+///
+/// Errors: [`Error::Io`] on any write, fsync or rename failure (the
+/// temporary file is removed); [`Error::InvalidArgument`] if `entries`
+/// does not yield `count` pairs.
 pub fn write<'a>(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -109,22 +87,11 @@ pub fn write<'a>(
     count: u64,
     entries: impl Iterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Result<SnapshotInfo> {
-    let final_path = dir.join(file_name(lsn));
-    let tmp_path = dir.join(format!("{}{TMP_SUFFIX}", file_name(lsn)));
-    let file = fs
-        .open(&tmp_path, OpenMode::CreateTruncate)
-        .map_err(|e| Error::io(&tmp_path, e))?;
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut w = HashingWriter {
-        file,
-        path: tmp_path.clone(),
-        off: 0,
-        buf: Vec::with_capacity(1 << 20),
-        hasher: Sha256::new(),
-    };
+    let mut w = AtomicFile::create(fs, dir, &file_name(lsn))?;
     let mut header = [0u8; HEADER_SIZE];
     header[0..8].copy_from_slice(MAGIC);
     header[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -133,13 +100,13 @@ pub fn write<'a>(
     header[24..32].copy_from_slice(&count.to_le_bytes());
     header[32..40].copy_from_slice(&created.to_le_bytes());
     header[40..48].copy_from_slice(&db_id.to_le_bytes());
-    w.put(&header)?;
+    w.write(&header)?;
     let mut written = 0u64;
     for (k, v) in entries {
-        w.put(&(k.len() as u32).to_le_bytes())?;
-        w.put(&(v.len() as u32).to_le_bytes())?;
-        w.put(k)?;
-        w.put(v)?;
+        w.write(&(k.len() as u32).to_le_bytes())?;
+        w.write(&(v.len() as u32).to_le_bytes())?;
+        w.write(k)?;
+        w.write(v)?;
         written += 1;
     }
     if written != count {
@@ -147,17 +114,9 @@ pub fn write<'a>(
             "snapshot expected {count} entries, got {written}"
         )));
     }
-    let digest = w.hasher.clone().finalize();
-    w.buf.extend_from_slice(&digest);
-    w.flush()?;
-    let bytes = w.off;
-    w.file.sync_all().map_err(|e| Error::io(&tmp_path, e))?;
-    drop(w);
-    fs.rename(&tmp_path, &final_path)
-        .map_err(|e| Error::io(&final_path, e))?;
-    fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let (path, bytes) = w.commit()?;
     Ok(SnapshotInfo {
-        path: final_path,
+        path,
         lsn,
         count,
         created,
@@ -226,13 +185,12 @@ impl HashingReader {
     }
 }
 
+// The callers slice exactly 4 or 8 bytes out of buffers they sized.
 fn le32(b: &[u8]) -> u32 {
-    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    crate::codec::u32_at(b, 0).unwrap_or(0)
 }
 fn le64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_le_bytes(a)
+    crate::codec::u64_at(b, 0).unwrap_or(0)
 }
 
 /// Read and fully verify the snapshot at `path`, calling `each` for every

@@ -35,6 +35,7 @@ mod snapshot;
 
 pub use snapshot::SnapshotMeta;
 
+use crate::codec::{u32_at, u64_at};
 use crate::error::{Error, Result};
 use crate::fs::{self, FileHandle, FileSystem, OpenMode};
 use crate::options::{Durability, Options};
@@ -288,18 +289,6 @@ impl State {
         }
         Ok(())
     }
-}
-
-fn u64_at(p: &[u8], at: usize) -> Option<u64> {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(p.get(at..at + 8)?);
-    Some(u64::from_le_bytes(b))
-}
-
-fn u32_at(p: &[u8], at: usize) -> Option<u32> {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(p.get(at..at + 4)?);
-    Some(u32::from_le_bytes(b))
 }
 
 /// A queued write: one record.

@@ -18,6 +18,8 @@
 //! directory fsynced; the previous snapshot stays valid until the rename is
 //! durable.
 
+use crate::atomic_file::AtomicFile;
+use crate::codec::{u32_at, u64_at};
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, OpenMode};
 use sha2::{Digest, Sha256};
@@ -25,6 +27,7 @@ use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"KVRAFTSN";
 const NAME: &str = "raft.snap";
+/// The snapshot being written (see [`AtomicFile`]).
 const TMP: &str = "raft.snap.tmp";
 
 /// What a snapshot covers.
@@ -54,10 +57,7 @@ pub(crate) fn write(
     meta: &SnapshotMeta,
     data: &mut dyn std::io::Read,
 ) -> Result<()> {
-    let tmp = dir.join(TMP);
-    let io = |e| Error::io(&tmp, e);
-    let f = fs.open(&tmp, OpenMode::CreateTruncate).map_err(io)?;
-    let mut h = Sha256::new();
+    let mut f = AtomicFile::create(fs, dir, NAME)?;
     let mut head = Vec::with_capacity(36 + meta.config.len());
     head.extend_from_slice(MAGIC);
     head.extend_from_slice(&1u32.to_le_bytes());
@@ -66,9 +66,7 @@ pub(crate) fn write(
     head.extend_from_slice(&meta.last_term.to_le_bytes());
     head.extend_from_slice(&(meta.config.len() as u32).to_le_bytes());
     head.extend_from_slice(&meta.config);
-    h.update(&head);
-    f.write_all_at(&head, 0).map_err(io)?;
-    let mut off = head.len() as u64;
+    f.write(&head)?;
     let mut n = 0u64;
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -76,21 +74,13 @@ pub(crate) fn write(
             Ok(0) => break,
             Ok(g) => g,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(&tmp, e)),
+            Err(e) => return Err(Error::io(dir.join(NAME), e)),
         };
-        h.update(&buf[..got]);
-        f.write_all_at(&buf[..got], off).map_err(io)?;
-        off += got as u64;
+        f.write(&buf[..got])?;
         n += got as u64;
     }
-    h.update(n.to_le_bytes());
-    let mut tail = n.to_le_bytes().to_vec();
-    tail.extend_from_slice(&h.finalize());
-    f.write_all_at(&tail, off).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    let fin = dir.join(NAME);
-    fs.rename(&tmp, &fin).map_err(|e| Error::io(&fin, e))?;
-    fs.sync_dir(dir).map_err(|e| Error::io(dir, e))
+    f.write(&n.to_le_bytes())?;
+    f.commit().map(|_| ())
 }
 
 pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
@@ -110,12 +100,8 @@ pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<(SnapshotMe
     if Sha256::digest(&b[..body]).as_slice() != &b[body..] {
         return Err(bad(body, "Raft snapshot SHA-256 mismatch"));
     }
-    let le64 = |at: usize| {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&b[at..at + 8]);
-        u64::from_le_bytes(a)
-    };
-    let cl = u32::from_le_bytes([b[32], b[33], b[34], b[35]]) as usize;
+    let le64 = |at: usize| u64_at(&b, at).unwrap_or(0);
+    let cl = u32_at(&b, 32).unwrap_or(0) as usize;
     let data_len = le64(body - 8) as usize;
     if 36 + cl + data_len + 8 != body {
         return Err(bad(32, "Raft snapshot lengths do not add up"));

@@ -130,16 +130,13 @@ pub struct Header {
     pub rtype: u8,
 }
 
+// Reads past a short slice give 0, which `check` then rejects.
 fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(a)
+    crate::codec::u32_at(b, at).unwrap_or(0)
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
+    crate::codec::u64_at(b, at).unwrap_or(0)
 }
 
 impl Header {

@@ -109,16 +109,13 @@ pub struct SegmentHeader {
     pub db_id: u64,
 }
 
+// `parse_header` checks the length first: these reads are in bounds.
 fn le_u32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(a)
+    crate::codec::u32_at(b, at).unwrap_or(0)
 }
 
 fn le_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
+    crate::codec::u64_at(b, at).unwrap_or(0)
 }
 
 /// Verify the header fields at the start of `buf` (at least the first 52
