@@ -2,8 +2,8 @@
 //!
 //! Every live pair is one heap allocation, `[u32 key length][key][value]`,
 //! kept in a `BTreeSet` ordered by key. Beyond the key and value bytes an
-//! entry costs its 16-byte pointer in a B-tree node, the 4-byte length, and
-//! the allocator's own overhead.
+//! entry costs its slot in a B-tree node (see [`ENTRY_OVERHEAD_ESTIMATE`]),
+//! the 4-byte length, and the allocator's own overhead.
 //!
 //! Checkpoints must not stop writers while the snapshot is written, so the
 //! base set sits behind an `Arc`: [`MemTable::freeze`] hands out a clone of

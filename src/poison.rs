@@ -1,7 +1,11 @@
-//! The poisoned state shared by every store kind (ENGINEERING.md rule 4):
-//! after any failed write or fsync the state of unsynced pages is unknown,
-//! so every later write must fail until the store is reopened. fsync is
-//! never retried as proof of durability.
+//! The poisoned state shared by every store kind: after any failed write or
+//! fsync the state of unsynced pages is unknown, so every later write must
+//! fail until the store is reopened (recovery from disk). fsync is never
+//! retried as proof of durability: on ext4, XFS and btrfs, pages whose
+//! write-back failed are marked clean, so a later fsync can succeed without
+//! them (Rebello et al., "Can Applications Recover from fsync Failures?",
+//! USENIX ATC 2020; PostgreSQL's 2018 "fsyncgate" fix, which panics on
+//! fsync failure).
 
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
