@@ -1,6 +1,6 @@
 //! `kv_batch`: an atomic group of sets and deletes.
 
-use super::{bytes, fail, guard, invalid, kv_db, kv_status, with_db};
+use super::{bytes, finish, guard, invalid, kv_db, kv_status, with_db, Fail};
 use crate::WriteBatch;
 
 /// A write batch. Opaque; create with `kv_batch_new`, free with
@@ -33,14 +33,14 @@ pub unsafe extern "C" fn kv_batch_free(b: *mut kv_batch) {
     }
 }
 
-fn with_batch(b: *mut kv_batch, f: impl FnOnce(&mut WriteBatch) -> kv_status) -> kv_status {
+fn with_batch(b: *mut kv_batch, f: impl FnOnce(&mut WriteBatch) -> Result<(), Fail>) -> kv_status {
     guard(|| {
         if b.is_null() {
-            return invalid("batch is NULL");
+            return finish(Err(invalid("batch is NULL")));
         }
         // Safety: non-NULL batch from kv_batch_new, used by one thread at a
         // time (documented), so this is the only reference.
-        f(unsafe { &mut (*b).batch })
+        finish(f(unsafe { &mut (*b).batch }))
     })
 }
 
@@ -59,16 +59,12 @@ pub unsafe extern "C" fn kv_batch_put(
 ) -> kv_status {
     with_batch(b, |batch| {
         if key.is_null() {
-            return invalid("key is NULL");
+            return Err(invalid("key is NULL"));
         }
         // Safety: pointer/length pairs as documented.
-        match unsafe { (bytes(key, key_len, "key"), bytes(val, val_len, "value")) } {
-            (Ok(k), Ok(v)) => {
-                batch.put(k, v);
-                kv_status::KV_OK
-            }
-            (Err(s), _) | (_, Err(s)) => s,
-        }
+        let (k, v) = unsafe { (bytes(key, key_len, "key")?, bytes(val, val_len, "value")?) };
+        batch.put(k, v);
+        Ok(())
     })
 }
 
@@ -83,16 +79,11 @@ pub unsafe extern "C" fn kv_batch_delete(
 ) -> kv_status {
     with_batch(b, |batch| {
         if key.is_null() {
-            return invalid("key is NULL");
+            return Err(invalid("key is NULL"));
         }
         // Safety: pointer/length pair as documented.
-        match unsafe { bytes(key, key_len, "key") } {
-            Ok(k) => {
-                batch.delete(k);
-                kv_status::KV_OK
-            }
-            Err(s) => s,
-        }
+        batch.delete(unsafe { bytes(key, key_len, "key")? });
+        Ok(())
     })
 }
 
@@ -103,7 +94,7 @@ pub unsafe extern "C" fn kv_batch_delete(
 pub unsafe extern "C" fn kv_batch_clear(b: *mut kv_batch) -> kv_status {
     with_batch(b, |batch| {
         batch.clear();
-        kv_status::KV_OK
+        Ok(())
     })
 }
 
@@ -131,13 +122,10 @@ pub unsafe extern "C" fn kv_batch_count(b: *const kv_batch) -> usize {
 pub unsafe extern "C" fn kv_batch_commit(db: *const kv_db, b: *const kv_batch) -> kv_status {
     with_db(db, |h| {
         if b.is_null() {
-            return invalid("batch is NULL");
+            return Err(invalid("batch is NULL"));
         }
         // Safety: non-NULL live batch, not used concurrently (documented).
         let batch = unsafe { (*b).batch.clone() };
-        match h.db.write(batch) {
-            Ok(()) => kv_status::KV_OK,
-            Err(e) => fail(&e),
-        }
+        Ok(h.db.write(batch)?)
     })
 }

@@ -1,9 +1,6 @@
 //! `kv_db`: open, close, reads, writes, maintenance.
 
-use super::{
-    bytes, close_handle, fail, invalid, kv_status, malloc_copy, open_handle, status_msg,
-    with_handle,
-};
+use super::{bytes, close_handle, invalid, kv_status, malloc_copy, open_handle, with_handle, Fail};
 use crate::{Db, Durability, Options, RecoveryMode};
 use std::ffi::c_char;
 use std::sync::Arc;
@@ -66,7 +63,7 @@ pub extern "C" fn kv_options_default() -> kv_options {
     }
 }
 
-pub(crate) fn to_options(c: &kv_options) -> Result<Options, kv_status> {
+pub(crate) fn to_options(c: &kv_options) -> Result<Options, Fail> {
     let durability = match c.durability {
         KV_DURABILITY_BUFFERED => Durability::Buffered,
         KV_DURABILITY_OS => Durability::Os,
@@ -98,7 +95,10 @@ pub struct kv_db {
 }
 
 /// Run `f` on the database behind `db` (see `with_handle`).
-pub(crate) fn with_db(db: *const kv_db, f: impl FnOnce(&Arc<kv_db>) -> kv_status) -> kv_status {
+pub(crate) fn with_db(
+    db: *const kv_db,
+    f: impl FnOnce(&Arc<kv_db>) -> Result<(), Fail>,
+) -> kv_status {
     with_handle(db, "db", f)
 }
 
@@ -158,18 +158,12 @@ pub unsafe extern "C" fn kv_set(
     val_len: usize,
 ) -> kv_status {
     with_db(db, |h| {
-        // Safety: pointer/length pairs as documented above.
-        let (k, v) = match unsafe { (bytes(key, key_len, "key"), bytes(val, val_len, "value")) } {
-            (Ok(k), Ok(v)) => (k, v),
-            (Err(s), _) | (_, Err(s)) => return s,
-        };
         if key.is_null() {
-            return invalid("key is NULL");
+            return Err(invalid("key is NULL"));
         }
-        match h.db.set(k, v) {
-            Ok(()) => kv_status::KV_OK,
-            Err(e) => fail(&e),
-        }
+        // Safety: pointer/length pairs as documented above.
+        let (k, v) = unsafe { (bytes(key, key_len, "key")?, bytes(val, val_len, "value")?) };
+        Ok(h.db.set(k, v)?)
     })
 }
 
@@ -178,17 +172,11 @@ pub unsafe extern "C" fn kv_set(
 pub unsafe extern "C" fn kv_delete(db: *const kv_db, key: *const u8, key_len: usize) -> kv_status {
     with_db(db, |h| {
         if key.is_null() {
-            return invalid("key is NULL");
+            return Err(invalid("key is NULL"));
         }
         // Safety: pointer/length pair as documented.
-        let k = match unsafe { bytes(key, key_len, "key") } {
-            Ok(k) => k,
-            Err(s) => return s,
-        };
-        match h.db.delete(k) {
-            Ok(()) => kv_status::KV_OK,
-            Err(e) => fail(&e),
-        }
+        let k = unsafe { bytes(key, key_len, "key") }?;
+        Ok(h.db.delete(k)?)
     })
 }
 
@@ -208,30 +196,20 @@ pub unsafe extern "C" fn kv_get(
 ) -> kv_status {
     with_db(db, |h| {
         if key.is_null() || val.is_null() || val_len.is_null() {
-            return invalid("key, val and val_len must not be NULL");
+            return Err(invalid("key, val and val_len must not be NULL"));
         }
         // Safety: pointer/length pair as documented.
-        let k = match unsafe { bytes(key, key_len, "key") } {
-            Ok(k) => k,
-            Err(s) => return s,
-        };
-        let r = h.db.get_with(k, |v| {
-            v.map(malloc_copy)
-                .map(|p| p.map(|p| (p, v.map_or(0, |v| v.len()))))
-        });
-        match r {
-            Ok(Some(Ok((p, n)))) => {
-                // Safety: both output pointers are non-NULL and writable.
-                unsafe {
-                    *val = p;
-                    *val_len = n;
-                }
-                kv_status::KV_OK
-            }
-            Ok(Some(Err(s))) => s,
-            Ok(None) => status_msg(kv_status::KV_NOT_FOUND, c"key not found"),
-            Err(e) => fail(&e),
+        let k = unsafe { bytes(key, key_len, "key") }?;
+        let copy =
+            h.db.get_with(k, |v| v.map(|v| Ok((malloc_copy(v)?, v.len()))))?;
+        let (p, n) =
+            copy.unwrap_or(Err(Fail::Status(kv_status::KV_NOT_FOUND, c"key not found")))?;
+        // Safety: both output pointers are non-NULL and writable.
+        unsafe {
+            *val = p;
+            *val_len = n;
         }
+        Ok(())
     })
 }
 
@@ -254,36 +232,31 @@ pub unsafe extern "C" fn kv_get_into(
 ) -> kv_status {
     with_db(db, |h| {
         if key.is_null() || val_len.is_null() || (buf.is_null() && cap > 0) {
-            return invalid("key and val_len must not be NULL, nor buf when cap > 0");
+            return Err(invalid(
+                "key and val_len must not be NULL, nor buf when cap > 0",
+            ));
         }
         // Safety: pointer/length pair as documented.
-        let k = match unsafe { bytes(key, key_len, "key") } {
-            Ok(k) => k,
-            Err(s) => return s,
-        };
-        let r = h.db.get_with(k, |v| match v {
-            None => status_msg(kv_status::KV_NOT_FOUND, c"key not found"),
+        let k = unsafe { bytes(key, key_len, "key") }?;
+        h.db.get_with(k, |v| match v {
+            None => Err(Fail::Status(kv_status::KV_NOT_FOUND, c"key not found")),
             Some(v) => {
                 // Safety: val_len is non-NULL and writable.
                 unsafe { *val_len = v.len() };
                 if v.len() > cap {
-                    return status_msg(
+                    return Err(Fail::Status(
                         kv_status::KV_BUFFER_TOO_SMALL,
                         c"buffer too small: the value's length is in *val_len",
-                    );
+                    ));
                 }
                 if !v.is_empty() {
                     // Safety: buf holds `cap` >= v.len() writable bytes
                     // (non-NULL since cap > 0) and cannot overlap our value.
                     unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), buf, v.len()) };
                 }
-                kv_status::KV_OK
+                Ok(())
             }
-        });
-        match r {
-            Ok(s) => s,
-            Err(e) => fail(&e),
-        }
+        })?
     })
 }
 
@@ -299,21 +272,14 @@ pub unsafe extern "C" fn kv_contains(
 ) -> kv_status {
     with_db(db, |h| {
         if key.is_null() || out.is_null() {
-            return invalid("key and out must not be NULL");
+            return Err(invalid("key and out must not be NULL"));
         }
         // Safety: pointer/length pair as documented.
-        let k = match unsafe { bytes(key, key_len, "key") } {
-            Ok(k) => k,
-            Err(s) => return s,
-        };
-        match h.db.contains(k) {
-            Ok(b) => {
-                // Safety: `out` is non-NULL and writable.
-                unsafe { *out = b as i32 };
-                kv_status::KV_OK
-            }
-            Err(e) => fail(&e),
-        }
+        let k = unsafe { bytes(key, key_len, "key") }?;
+        let b = h.db.contains(k)?;
+        // Safety: `out` is non-NULL and writable.
+        unsafe { *out = b as i32 };
+        Ok(())
     })
 }
 
@@ -324,16 +290,12 @@ pub unsafe extern "C" fn kv_contains(
 pub unsafe extern "C" fn kv_len(db: *const kv_db, out: *mut u64) -> kv_status {
     with_db(db, |h| {
         if out.is_null() {
-            return invalid("out is NULL");
+            return Err(invalid("out is NULL"));
         }
-        match h.db.len() {
-            Ok(n) => {
-                // Safety: `out` is non-NULL and writable.
-                unsafe { *out = n };
-                kv_status::KV_OK
-            }
-            Err(e) => fail(&e),
-        }
+        let n = h.db.len()?;
+        // Safety: `out` is non-NULL and writable.
+        unsafe { *out = n };
+        Ok(())
     })
 }
 
@@ -344,20 +306,14 @@ pub unsafe extern "C" fn kv_len(db: *const kv_db, out: *mut u64) -> kv_status {
 /// `KV_IO` (the store is then poisoned).
 #[no_mangle]
 pub unsafe extern "C" fn kv_sync(db: *const kv_db) -> kv_status {
-    with_db(db, |h| match h.db.sync() {
-        Ok(()) => kv_status::KV_OK,
-        Err(e) => fail(&e),
-    })
+    with_db(db, |h| Ok(h.db.sync()?))
 }
 
 /// Write a snapshot and drop the WAL it covers. Readers and writers keep
 /// running meanwhile. Errors as `kv_sync`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_checkpoint(db: *const kv_db) -> kv_status {
-    with_db(db, |h| match h.db.checkpoint() {
-        Ok(()) => kv_status::KV_OK,
-        Err(e) => fail(&e),
-    })
+    with_db(db, |h| Ok(h.db.checkpoint()?))
 }
 
 /// Statistics filled in by `kv_stats`. Byte counts are in bytes.
@@ -427,46 +383,42 @@ pub struct kv_stats {
 pub unsafe extern "C" fn kv_stats_get(db: *const kv_db, out: *mut kv_stats) -> kv_status {
     with_db(db, |h| {
         if out.is_null() {
-            return invalid("out is NULL");
+            return Err(invalid("out is NULL"));
         }
-        match h.db.stats() {
-            Ok(s) => {
-                let r = &s.recovery;
-                let st = kv_stats {
-                    keys: s.keys,
-                    key_bytes: s.key_bytes,
-                    value_bytes: s.value_bytes,
-                    memory_bytes: s.memory_bytes,
-                    wal_segments: s.wal_segments,
-                    wal_bytes: s.wal_bytes,
-                    wal_bytes_since_checkpoint: s.wal_bytes_since_checkpoint,
-                    snapshots: s.snapshots,
-                    snapshot_bytes: s.snapshot_bytes,
-                    disk_bytes: s.disk_bytes,
-                    last_lsn: s.last_lsn,
-                    synced_lsn: s.synced_lsn,
-                    snapshot_lsn: s.snapshot_lsn,
-                    writes: s.writes,
-                    commit_groups: s.commit_groups,
-                    fsyncs: s.fsyncs,
-                    checkpoints: s.checkpoints,
-                    poisoned: s.poisoned.is_some() as u32,
-                    recovery_truncated: r.truncation.is_some() as u32,
-                    recovery_snapshot_lsn: r.snapshot_lsn,
-                    recovery_snapshots_rejected: r.snapshots_rejected,
-                    recovery_records_replayed: r.records_replayed,
-                    recovery_bytes_replayed: r.bytes_replayed,
-                    recovery_truncated_bytes: r.truncation.as_ref().map_or(0, |t| t.bytes),
-                    recovery_truncated_offset: r.truncation.as_ref().map_or(0, |t| t.offset),
-                    recovery_records_skipped: r.records_skipped,
-                    recovery_micros: r.duration_micros,
-                };
-                // Safety: `out` is non-NULL and writable.
-                unsafe { *out = st };
-                kv_status::KV_OK
-            }
-            Err(e) => fail(&e),
-        }
+        let s = h.db.stats()?;
+        let r = &s.recovery;
+        let st = kv_stats {
+            keys: s.keys,
+            key_bytes: s.key_bytes,
+            value_bytes: s.value_bytes,
+            memory_bytes: s.memory_bytes,
+            wal_segments: s.wal_segments,
+            wal_bytes: s.wal_bytes,
+            wal_bytes_since_checkpoint: s.wal_bytes_since_checkpoint,
+            snapshots: s.snapshots,
+            snapshot_bytes: s.snapshot_bytes,
+            disk_bytes: s.disk_bytes,
+            last_lsn: s.last_lsn,
+            synced_lsn: s.synced_lsn,
+            snapshot_lsn: s.snapshot_lsn,
+            writes: s.writes,
+            commit_groups: s.commit_groups,
+            fsyncs: s.fsyncs,
+            checkpoints: s.checkpoints,
+            poisoned: s.poisoned.is_some() as u32,
+            recovery_truncated: r.truncation.is_some() as u32,
+            recovery_snapshot_lsn: r.snapshot_lsn,
+            recovery_snapshots_rejected: r.snapshots_rejected,
+            recovery_records_replayed: r.records_replayed,
+            recovery_bytes_replayed: r.bytes_replayed,
+            recovery_truncated_bytes: r.truncation.as_ref().map_or(0, |t| t.bytes),
+            recovery_truncated_offset: r.truncation.as_ref().map_or(0, |t| t.offset),
+            recovery_records_skipped: r.records_skipped,
+            recovery_micros: r.duration_micros,
+        };
+        // Safety: `out` is non-NULL and writable.
+        unsafe { *out = st };
+        Ok(())
     })
 }
 
@@ -566,43 +518,39 @@ fn summary(s: &crate::metrics::Summary) -> kv_summary {
 pub unsafe extern "C" fn kv_metrics_get(db: *const kv_db, out: *mut kv_metrics) -> kv_status {
     with_db(db, |h| {
         if out.is_null() {
-            return invalid("out is NULL");
+            return Err(invalid("out is NULL"));
         }
-        match h.db.metrics() {
-            Ok(m) => {
-                let c = kv_metrics {
-                    seconds: m.seconds,
-                    puts: m.puts,
-                    deletes: m.deletes,
-                    writes: m.writes,
-                    gets: m.gets,
-                    get_hits: m.get_hits,
-                    scanned_pairs: m.scanned_pairs,
-                    bytes_written: m.bytes_written,
-                    bytes_read: m.bytes_read,
-                    fsyncs: m.fsyncs,
-                    commit_groups: m.commit_groups,
-                    checkpoints: m.checkpoints,
-                    group_size: summary(&m.group_size),
-                    write_latency: summary(&m.write_latency),
-                    get_latency: summary(&m.get_latency),
-                    scan_latency: summary(&m.scan_latency),
-                    sync_latency: summary(&m.sync_latency),
-                    checkpoint_latency: summary(&m.checkpoint_latency),
-                    errors: m.errors,
-                    keys: m.keys,
-                    memory_bytes: m.memory_bytes,
-                    wal_disk_bytes: m.wal_disk_bytes,
-                    snapshot_disk_bytes: m.snapshot_disk_bytes,
-                    recovery_records_replayed: m.recovery_records_replayed,
-                    recovery_truncated_bytes: m.recovery_truncated_bytes,
-                };
-                // Safety: `out` is non-NULL and writable.
-                unsafe { *out = c };
-                kv_status::KV_OK
-            }
-            Err(e) => fail(&e),
-        }
+        let m = h.db.metrics()?;
+        let c = kv_metrics {
+            seconds: m.seconds,
+            puts: m.puts,
+            deletes: m.deletes,
+            writes: m.writes,
+            gets: m.gets,
+            get_hits: m.get_hits,
+            scanned_pairs: m.scanned_pairs,
+            bytes_written: m.bytes_written,
+            bytes_read: m.bytes_read,
+            fsyncs: m.fsyncs,
+            commit_groups: m.commit_groups,
+            checkpoints: m.checkpoints,
+            group_size: summary(&m.group_size),
+            write_latency: summary(&m.write_latency),
+            get_latency: summary(&m.get_latency),
+            scan_latency: summary(&m.scan_latency),
+            sync_latency: summary(&m.sync_latency),
+            checkpoint_latency: summary(&m.checkpoint_latency),
+            errors: m.errors,
+            keys: m.keys,
+            memory_bytes: m.memory_bytes,
+            wal_disk_bytes: m.wal_disk_bytes,
+            snapshot_disk_bytes: m.snapshot_disk_bytes,
+            recovery_records_replayed: m.recovery_records_replayed,
+            recovery_truncated_bytes: m.recovery_truncated_bytes,
+        };
+        // Safety: `out` is non-NULL and writable.
+        unsafe { *out = c };
+        Ok(())
     })
 }
 
@@ -612,10 +560,7 @@ pub unsafe extern "C" fn kv_metrics_get(db: *const kv_db, out: *mut kv_metrics) 
 /// Errors: `KV_INVALID_ARGUMENT` (NULL db), `KV_CLOSED`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_metrics_reset(db: *const kv_db) -> kv_status {
-    with_db(db, |h| match h.db.reset_metrics() {
-        Ok(()) => kv_status::KV_OK,
-        Err(e) => fail(&e),
-    })
+    with_db(db, |h| Ok(h.db.reset_metrics()?))
 }
 
 /// The metrics in Prometheus text exposition format, every sample labelled
@@ -631,26 +576,18 @@ pub unsafe extern "C" fn kv_metrics_prometheus(
 ) -> kv_status {
     with_db(db, |h| {
         if text.is_null() || len.is_null() {
-            return invalid("text and len must not be NULL");
+            return Err(invalid("text and len must not be NULL"));
         }
-        match h.db.metrics() {
-            Ok(m) => {
-                let mut s = m.to_prometheus(&h.db.path().to_string_lossy()).into_bytes();
-                let n = s.len();
-                s.push(0);
-                match malloc_copy(&s) {
-                    Ok(p) => {
-                        // Safety: both outputs checked non-NULL.
-                        unsafe {
-                            *text = p as *mut c_char;
-                            *len = n;
-                        }
-                        kv_status::KV_OK
-                    }
-                    Err(st) => st,
-                }
-            }
-            Err(e) => fail(&e),
+        let m = h.db.metrics()?;
+        let mut s = m.to_prometheus(&h.db.path().to_string_lossy()).into_bytes();
+        let n = s.len();
+        s.push(0);
+        let p = malloc_copy(&s)?;
+        // Safety: both outputs checked non-NULL.
+        unsafe {
+            *text = p as *mut c_char;
+            *len = n;
         }
+        Ok(())
     })
 }

@@ -1,6 +1,6 @@
 //! `kv_iter`: ordered iteration over a key range or a prefix.
 
-use super::{bytes, fail, guard, invalid, kv_db, kv_status, with_db};
+use super::{bytes, finish, guard, invalid, kv_db, kv_status, with_db, Fail};
 use crate::Iter;
 use std::ops::Bound;
 
@@ -16,47 +16,33 @@ pub struct kv_iter {
     current: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-fn advance(it: &mut kv_iter) -> kv_status {
-    match it.iter.next() {
-        Some(Ok(kv)) => {
-            it.current = Some(kv);
-            kv_status::KV_OK
-        }
-        Some(Err(e)) => {
-            it.current = None;
-            fail(&e)
-        }
-        None => {
-            it.current = None;
-            kv_status::KV_OK
-        }
+/// Move to the next pair (or past the end). Errors: `Closed`.
+fn advance(it: &mut kv_iter) -> Result<(), Fail> {
+    it.current = None;
+    if let Some(kv) = it.iter.next() {
+        it.current = Some(kv?);
     }
+    Ok(())
 }
 
 fn make(
     db: *const kv_db,
     out: *mut *mut kv_iter,
-    build: impl FnOnce(&crate::Db) -> Result<Iter, kv_status>,
+    build: impl FnOnce(&crate::Db) -> Result<Iter, Fail>,
 ) -> kv_status {
     with_db(db, |h| {
         if out.is_null() {
-            return invalid("out is NULL");
+            return Err(invalid("out is NULL"));
         }
-        let iter = match build(&h.db) {
-            Ok(i) => i,
-            Err(s) => return s,
-        };
+        let iter = build(&h.db)?;
         let mut it = kv_iter {
             iter,
             current: None,
         };
-        let s = advance(&mut it);
-        if s != kv_status::KV_OK {
-            return s;
-        }
+        advance(&mut it)?;
         // Safety: `out` is non-NULL and writable.
         unsafe { *out = Box::into_raw(Box::new(it)) };
-        kv_status::KV_OK
+        Ok(())
     })
 }
 
@@ -134,32 +120,33 @@ pub unsafe extern "C" fn kv_iter_valid(it: *const kv_iter) -> i32 {
 pub unsafe extern "C" fn kv_iter_next(it: *mut kv_iter) -> kv_status {
     guard(|| {
         if it.is_null() {
-            return invalid("iterator is NULL");
+            return finish(Err(invalid("iterator is NULL")));
         }
         // Safety: live iterator used by one thread at a time.
-        advance(unsafe { &mut *it })
+        finish(advance(unsafe { &mut *it }))
     })
 }
 
 fn part(it: *const kv_iter, data: *mut *const u8, len: *mut usize, value: bool) -> kv_status {
     guard(|| {
-        if it.is_null() || data.is_null() || len.is_null() {
-            return invalid("iterator and outputs must not be NULL");
-        }
-        // Safety: live iterator, not mutated concurrently (documented).
-        let it = unsafe { &*it };
-        match &it.current {
-            None => invalid("iterator is not positioned at an entry"),
-            Some((k, v)) => {
-                let b = if value { v } else { k };
-                // Safety: outputs are non-NULL and writable.
-                unsafe {
-                    *data = b.as_ptr();
-                    *len = b.len();
-                }
-                kv_status::KV_OK
+        finish((|| {
+            if it.is_null() || data.is_null() || len.is_null() {
+                return Err(invalid("iterator and outputs must not be NULL"));
             }
-        }
+            // Safety: live iterator, not mutated concurrently (documented).
+            let it = unsafe { &*it };
+            let (k, v) = it
+                .current
+                .as_ref()
+                .ok_or_else(|| invalid("iterator is not positioned at an entry"))?;
+            let b = if value { v } else { k };
+            // Safety: outputs are non-NULL and writable.
+            unsafe {
+                *data = b.as_ptr();
+                *len = b.len();
+            }
+            Ok(())
+        })())
     })
 }
 

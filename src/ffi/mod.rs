@@ -145,9 +145,37 @@ pub(crate) fn fail(e: &Error) -> kv_status {
     kv_status::from(e)
 }
 
-pub(crate) fn invalid(msg: &str) -> kv_status {
-    set_last_error(&format!("invalid argument: {msg}"));
-    kv_status::KV_INVALID_ARGUMENT
+/// Why a C ABI call failed. Function bodies return `Result<_, Fail>` and
+/// use `?`; [`finish`] turns the outcome into the status and records the
+/// thread's last error message, in one place.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    /// An engine error (or a bad argument): its status and its text.
+    Error(Error),
+    /// A status that is not an engine error (`KV_NOT_FOUND`,
+    /// `KV_BUFFER_TOO_SMALL`), with its fixed message.
+    Status(kv_status, &'static CStr),
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        Fail::Error(e)
+    }
+}
+
+/// A bad argument: `KV_INVALID_ARGUMENT` with `msg`.
+pub(crate) fn invalid(msg: &str) -> Fail {
+    Fail::Error(Error::InvalidArgument(msg.to_string()))
+}
+
+/// The status of a call's outcome; records the message of a failure as
+/// the thread's last error.
+pub(crate) fn finish(r: Result<(), Fail>) -> kv_status {
+    match r {
+        Ok(()) => kv_status::KV_OK,
+        Err(Fail::Error(e)) => fail(&e),
+        Err(Fail::Status(s, msg)) => status_msg(s, msg),
+    }
 }
 
 /// Run `f`, turning a panic into `KV_PANIC`.
@@ -174,11 +202,11 @@ pub(crate) fn guard(f: impl FnOnce() -> kv_status) -> kv_status {
 pub(crate) fn with_handle<T>(
     p: *const T,
     what: &str,
-    f: impl FnOnce(&Arc<T>) -> kv_status,
+    f: impl FnOnce(&Arc<T>) -> Result<(), Fail>,
 ) -> kv_status {
     guard(|| {
         if p.is_null() {
-            return invalid(&format!("{what} is NULL"));
+            return finish(Err(invalid(&format!("{what} is NULL"))));
         }
         // Safety: a non-NULL handle came from `open_handle` (Arc::into_raw)
         // and, per the header's rules, its close has not returned yet; so
@@ -188,7 +216,7 @@ pub(crate) fn with_handle<T>(
             Arc::increment_strong_count(p);
             Arc::from_raw(p)
         };
-        f(&arc)
+        finish(f(&arc))
     })
 }
 
@@ -205,31 +233,26 @@ pub(crate) unsafe fn open_handle<T>(
     open: impl FnOnce(&OsStr, Options) -> crate::Result<T>,
 ) -> kv_status {
     guard(|| {
-        if path.is_null() {
-            return invalid("path is NULL");
-        }
-        if out.is_null() {
-            return invalid("out is NULL");
-        }
-        // Safety: non-NULL and, per the header, NUL-terminated.
-        let p = unsafe { CStr::from_ptr(path) };
-        let options = if opts.is_null() {
-            Options::default()
-        } else {
-            // Safety: non-NULL, points to a kv_options per the header.
-            match to_options(unsafe { &*opts }) {
-                Ok(o) => o,
-                Err(s) => return s,
+        finish((|| {
+            if path.is_null() {
+                return Err(invalid("path is NULL"));
             }
-        };
-        match open(OsStr::from_bytes(p.to_bytes()), options) {
-            Ok(h) => {
-                // Safety: `out` is non-NULL and writable.
-                unsafe { *out = Arc::into_raw(Arc::new(h)) as *mut T };
-                kv_status::KV_OK
+            if out.is_null() {
+                return Err(invalid("out is NULL"));
             }
-            Err(e) => fail(&e),
-        }
+            // Safety: non-NULL and, per the header, NUL-terminated.
+            let p = unsafe { CStr::from_ptr(path) };
+            let options = if opts.is_null() {
+                Options::default()
+            } else {
+                // Safety: non-NULL, points to a kv_options per the header.
+                to_options(unsafe { &*opts })?
+            };
+            let h = open(OsStr::from_bytes(p.to_bytes()), options)?;
+            // Safety: `out` is non-NULL and writable.
+            unsafe { *out = Arc::into_raw(Arc::new(h)) as *mut T };
+            Ok(())
+        })())
     })
 }
 
@@ -249,10 +272,7 @@ pub(crate) unsafe fn close_handle<T>(
         // Safety: per this function's contract, `p` holds the reference
         // that open_handle created; it is released when `arc` drops.
         let arc = unsafe { Arc::from_raw(p as *const T) };
-        match close(&arc) {
-            Ok(()) => kv_status::KV_OK,
-            Err(e) => fail(&e),
-        }
+        finish(close(&arc).map_err(Fail::from))
     })
 }
 
@@ -260,11 +280,7 @@ pub(crate) unsafe fn close_handle<T>(
 ///
 /// Safety: if non-NULL, `p` must point to `len` readable bytes that stay
 /// valid and unmodified for the returned lifetime.
-pub(crate) unsafe fn bytes<'a>(
-    p: *const u8,
-    len: usize,
-    what: &str,
-) -> Result<&'a [u8], kv_status> {
+pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a [u8], Fail> {
     if len == 0 {
         return Ok(&[]);
     }
@@ -281,12 +297,11 @@ pub(crate) unsafe fn bytes<'a>(
 
 /// Copy `data` into a fresh `malloc` block (at least 1 byte, so that an
 /// empty value still gets a non-NULL pointer) for the caller to `kv_free`.
-pub(crate) fn malloc_copy(data: &[u8]) -> Result<*mut u8, kv_status> {
+pub(crate) fn malloc_copy(data: &[u8]) -> Result<*mut u8, Fail> {
     // Safety: malloc has no preconditions; the result is checked for NULL.
     let p = unsafe { libc::malloc(data.len().max(1)) } as *mut u8;
     if p.is_null() {
-        set_last_error("out of memory");
-        return Err(kv_status::KV_IO);
+        return Err(Fail::Status(kv_status::KV_IO, c"out of memory"));
     }
     // Safety: `p` is a fresh allocation of at least data.len() bytes and
     // cannot overlap `data`.

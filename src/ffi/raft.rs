@@ -5,8 +5,8 @@
 //! to the caller is one `malloc` block, released with `kv_free`.
 
 use super::{
-    bytes, close_handle, fail, invalid, kv_options, kv_status, malloc_copy, open_handle,
-    set_last_error, status_msg, with_handle,
+    bytes, close_handle, invalid, kv_options, kv_status, malloc_copy, open_handle, with_handle,
+    Fail,
 };
 use crate::raft::{Entry, HardState, RaftLog, SnapshotMeta};
 use std::ffi::{c_char, c_void};
@@ -40,15 +40,8 @@ pub struct kv_raft_entry {
 pub type kv_read_fn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, buf: *mut u8, cap: usize) -> i64>;
 
-fn with_raft(log: *const kv_raft, f: impl FnOnce(&Arc<kv_raft>) -> kv_status) -> kv_status {
+fn with_raft(log: *const kv_raft, f: impl FnOnce(&Arc<kv_raft>) -> Result<(), Fail>) -> kv_status {
     with_handle(log, "log", f)
-}
-
-fn done(r: crate::Result<()>) -> kv_status {
-    match r {
-        Ok(()) => kv_status::KV_OK,
-        Err(e) => fail(&e),
-    }
 }
 
 /// Open (creating if allowed, then recovering) the Raft log in directory
@@ -102,30 +95,27 @@ pub unsafe extern "C" fn kv_raft_append(
 ) -> kv_status {
     with_raft(log, |h| {
         if n == 0 {
-            return kv_status::KV_OK;
+            return Ok(());
         }
         if entries.is_null() {
-            return invalid("entries is NULL");
+            return Err(invalid("entries is NULL"));
         }
         if n > isize::MAX as usize / std::mem::size_of::<kv_raft_entry>() {
-            return invalid("entry count is impossible");
+            return Err(invalid("entry count is impossible"));
         }
         // Safety: non-NULL, and the caller passes `n` entries.
         let raw = unsafe { std::slice::from_raw_parts(entries, n) };
         let mut v = Vec::with_capacity(n);
         for e in raw {
             // Safety: pointer/length pair as documented for kv_raft_entry.
-            let data = match unsafe { bytes(e.data, e.data_len, "entry data") } {
-                Ok(d) => d.to_vec(),
-                Err(s) => return s,
-            };
+            let data = unsafe { bytes(e.data, e.data_len, "entry data")? }.to_vec();
             v.push(Entry {
                 index: e.index,
                 term: e.term,
                 data,
             });
         }
-        done(h.log.append(&v))
+        Ok(h.log.append(&v)?)
     })
 }
 
@@ -149,13 +139,13 @@ pub unsafe extern "C" fn kv_raft_append_packed(
 ) -> kv_status {
     with_raft(log, |h| {
         if n == 0 {
-            return kv_status::KV_OK;
+            return Ok(());
         }
         if terms.is_null() || lens.is_null() {
-            return invalid("terms and lens must not be NULL");
+            return Err(invalid("terms and lens must not be NULL"));
         }
         if n > isize::MAX as usize / 8 || first_index.checked_add(n as u64).is_none() {
-            return invalid("entry count is impossible");
+            return Err(invalid("entry count is impossible"));
         }
         // Safety: non-NULL; the caller passes `n` terms and `n` lengths.
         let (ts, ls) = unsafe {
@@ -165,13 +155,10 @@ pub unsafe extern "C" fn kv_raft_append_packed(
             )
         };
         // Safety: pointer/length pair as documented.
-        let d = match unsafe { bytes(data, data_len, "data") } {
-            Ok(d) => d,
-            Err(s) => return s,
-        };
+        let d = unsafe { bytes(data, data_len, "data") }?;
         let total = ls.iter().try_fold(0usize, |a, &l| a.checked_add(l));
         if total != Some(data_len) {
-            return invalid("entry lengths do not add up to data_len");
+            return Err(invalid("entry lengths do not add up to data_len"));
         }
         let mut off = 0;
         let mut v = Vec::with_capacity(n);
@@ -183,7 +170,7 @@ pub unsafe extern "C" fn kv_raft_append_packed(
             });
             off += l;
         }
-        done(h.log.append(&v))
+        Ok(h.log.append(&v)?)
     })
 }
 
@@ -205,16 +192,10 @@ pub unsafe extern "C" fn kv_raft_entry_get(
 ) -> kv_status {
     with_raft(log, |h| {
         if data.is_null() || data_len.is_null() {
-            return invalid("data and data_len must not be NULL");
+            return Err(invalid("data and data_len must not be NULL"));
         }
-        let e = match h.log.entry(index) {
-            Ok(e) => e,
-            Err(e) => return fail(&e),
-        };
-        let p = match malloc_copy(&e.data) {
-            Ok(p) => p,
-            Err(s) => return s,
-        };
+        let e = h.log.entry(index)?;
+        let p = malloc_copy(&e.data)?;
         // Safety: output pointers checked non-NULL (term may be NULL).
         unsafe {
             if !term.is_null() {
@@ -223,7 +204,7 @@ pub unsafe extern "C" fn kv_raft_entry_get(
             *data = p;
             *data_len = e.data.len();
         }
-        kv_status::KV_OK
+        Ok(())
     })
 }
 
@@ -246,27 +227,23 @@ pub unsafe extern "C" fn kv_raft_entries(
 ) -> kv_status {
     with_raft(log, |h| {
         if out.is_null() || n.is_null() {
-            return invalid("out and n must not be NULL");
+            return Err(invalid("out and n must not be NULL"));
         }
-        let es = match h.log.entries(lo, hi, max_bytes) {
-            Ok(es) => es,
-            Err(e) => return fail(&e),
-        };
+        let es = h.log.entries(lo, hi, max_bytes)?;
         if es.is_empty() {
             // Safety: both outputs non-NULL.
             unsafe {
                 *out = std::ptr::null_mut();
                 *n = 0;
             }
-            return kv_status::KV_OK;
+            return Ok(());
         }
         let head = es.len() * std::mem::size_of::<kv_raft_entry>();
         let total = head + es.iter().map(|e| e.data.len()).sum::<usize>();
         // Safety: malloc has no preconditions; checked for NULL below.
         let block = unsafe { libc::malloc(total) } as *mut u8;
         if block.is_null() {
-            set_last_error("out of memory");
-            return kv_status::KV_IO;
+            return Err(Fail::Status(kv_status::KV_IO, c"out of memory"));
         }
         let arr = block as *mut kv_raft_entry;
         let mut off = head;
@@ -291,7 +268,7 @@ pub unsafe extern "C" fn kv_raft_entries(
             *out = arr;
             *n = es.len();
         }
-        kv_status::KV_OK
+        Ok(())
     })
 }
 
@@ -307,16 +284,12 @@ pub unsafe extern "C" fn kv_raft_term(
 ) -> kv_status {
     with_raft(log, |h| {
         if term.is_null() {
-            return invalid("term is NULL");
+            return Err(invalid("term is NULL"));
         }
-        match h.log.term(index) {
-            // Safety: non-NULL output.
-            Ok(t) => unsafe {
-                *term = t;
-                kv_status::KV_OK
-            },
-            Err(e) => fail(&e),
-        }
+        let t = h.log.term(index)?;
+        // Safety: non-NULL output.
+        unsafe { *term = t };
+        Ok(())
     })
 }
 
@@ -338,21 +311,17 @@ pub unsafe extern "C" fn kv_raft_bounds(
             .log
             .first_index()
             .and_then(|f| h.log.last_index().map(|l| (f, l)));
-        match r {
-            Ok((f, l)) => {
-                // Safety: each output is written only when non-NULL.
-                unsafe {
-                    if !first.is_null() {
-                        *first = f;
-                    }
-                    if !last.is_null() {
-                        *last = l.unwrap_or(f.saturating_sub(1));
-                    }
-                }
-                kv_status::KV_OK
+        let (f, l) = r?;
+        // Safety: each output is written only when non-NULL.
+        unsafe {
+            if !first.is_null() {
+                *first = f;
             }
-            Err(e) => fail(&e),
+            if !last.is_null() {
+                *last = l.unwrap_or(f.saturating_sub(1));
+            }
         }
+        Ok(())
     })
 }
 
@@ -368,21 +337,21 @@ pub unsafe extern "C" fn kv_raft_last_purged(
     index: *mut u64,
     term: *mut u64,
 ) -> kv_status {
-    with_raft(log, |h| match h.log.last_purged() {
-        Ok(Some((i, t))) => {
-            // Safety: each output is written only when non-NULL.
-            unsafe {
-                if !index.is_null() {
-                    *index = i;
-                }
-                if !term.is_null() {
-                    *term = t;
-                }
+    with_raft(log, |h| {
+        let (i, t) = h.log.last_purged()?.ok_or(Fail::Status(
+            kv_status::KV_NOT_FOUND,
+            c"nothing was ever purged",
+        ))?;
+        // Safety: each output is written only when non-NULL.
+        unsafe {
+            if !index.is_null() {
+                *index = i;
             }
-            kv_status::KV_OK
+            if !term.is_null() {
+                *term = t;
+            }
         }
-        Ok(None) => status_msg(kv_status::KV_NOT_FOUND, c"nothing was ever purged"),
-        Err(e) => fail(&e),
+        Ok(())
     })
 }
 
@@ -394,7 +363,7 @@ pub unsafe extern "C" fn kv_raft_last_purged(
 /// `KV_IO`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_raft_truncate_suffix(log: *const kv_raft, from: u64) -> kv_status {
-    with_raft(log, |h| done(h.log.truncate_suffix(from)))
+    with_raft(log, |h| Ok(h.log.truncate_suffix(from)?))
 }
 
 /// Remove every entry with index <= `upto` (compaction after a snapshot),
@@ -404,7 +373,7 @@ pub unsafe extern "C" fn kv_raft_truncate_suffix(log: *const kv_raft, from: u64)
 /// Errors: as `kv_raft_truncate_suffix`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_raft_truncate_prefix(log: *const kv_raft, upto: u64) -> kv_status {
-    with_raft(log, |h| done(h.log.truncate_prefix(upto)))
+    with_raft(log, |h| Ok(h.log.truncate_prefix(upto)?))
 }
 
 /// Save Raft's hard state durably: the current `term`, the vote as opaque
@@ -423,15 +392,12 @@ pub unsafe extern "C" fn kv_raft_save_hard_state(
 ) -> kv_status {
     with_raft(log, |h| {
         // Safety: pointer/length pair as documented.
-        let v = match unsafe { bytes(vote, vote_len, "vote") } {
-            Ok(v) => v.to_vec(),
-            Err(s) => return s,
-        };
-        done(h.log.save_hard_state(&HardState {
+        let v = unsafe { bytes(vote, vote_len, "vote")? }.to_vec();
+        Ok(h.log.save_hard_state(&HardState {
             term,
             vote: v,
             commit,
-        }))
+        })?)
     })
 }
 
@@ -451,19 +417,13 @@ pub unsafe extern "C" fn kv_raft_hard_state(
 ) -> kv_status {
     with_raft(log, |h| {
         if vote.is_null() || vote_len.is_null() {
-            return invalid("vote and vote_len must not be NULL");
+            return Err(invalid("vote and vote_len must not be NULL"));
         }
-        let hs = match h.log.hard_state() {
-            Ok(Some(hs)) => hs,
-            Ok(None) => {
-                return status_msg(kv_status::KV_NOT_FOUND, c"no hard state was ever saved")
-            }
-            Err(e) => return fail(&e),
-        };
-        let p = match malloc_copy(&hs.vote) {
-            Ok(p) => p,
-            Err(s) => return s,
-        };
+        let hs = h.log.hard_state()?.ok_or(Fail::Status(
+            kv_status::KV_NOT_FOUND,
+            c"no hard state was ever saved",
+        ))?;
+        let p = malloc_copy(&hs.vote)?;
         // Safety: required outputs checked; optional ones written only when
         // non-NULL.
         unsafe {
@@ -476,7 +436,7 @@ pub unsafe extern "C" fn kv_raft_hard_state(
             *vote = p;
             *vote_len = hs.vote.len();
         }
-        kv_status::KV_OK
+        Ok(())
     })
 }
 
@@ -501,21 +461,18 @@ pub unsafe extern "C" fn kv_raft_save_snapshot(
 ) -> kv_status {
     with_raft(log, |h| {
         // Safety: pointer/length pairs as documented.
-        let (c, mut d) = match unsafe {
+        let (c, mut d) = unsafe {
             (
-                bytes(config, config_len, "config"),
-                bytes(data, data_len, "data"),
+                bytes(config, config_len, "config")?,
+                bytes(data, data_len, "data")?,
             )
-        } {
-            (Ok(c), Ok(d)) => (c, d),
-            (Err(s), _) | (_, Err(s)) => return s,
         };
         let meta = SnapshotMeta {
             last_index,
             last_term,
             config: c.to_vec(),
         };
-        done(h.log.save_snapshot(&meta, &mut d))
+        Ok(h.log.save_snapshot(&meta, &mut d)?)
     })
 }
 
@@ -557,22 +514,17 @@ pub unsafe extern "C" fn kv_raft_save_snapshot_stream(
 ) -> kv_status {
     with_raft(log, |h| {
         let Some(read) = read else {
-            return invalid("read is NULL");
+            return Err(invalid("read is NULL"));
         };
         // Safety: pointer/length pair as documented.
-        let c = match unsafe { bytes(config, config_len, "config") } {
-            Ok(c) => c,
-            Err(s) => return s,
-        };
+        let c = unsafe { bytes(config, config_len, "config") }?;
         let meta = SnapshotMeta {
             last_index,
             last_term,
             config: c.to_vec(),
         };
-        done(
-            h.log
-                .save_snapshot(&meta, &mut CallbackReader { read, ctx }),
-        )
+        Ok(h.log
+            .save_snapshot(&meta, &mut CallbackReader { read, ctx })?)
     })
 }
 
@@ -597,23 +549,21 @@ pub unsafe extern "C" fn kv_raft_snapshot(
 ) -> kv_status {
     with_raft(log, |h| {
         if config.is_null() || config_len.is_null() || data.is_null() || data_len.is_null() {
-            return invalid("config, config_len, data and data_len must not be NULL");
+            return Err(invalid(
+                "config, config_len, data and data_len must not be NULL",
+            ));
         }
-        let (meta, bytes) = match h.log.snapshot() {
-            Ok(Some(s)) => s,
-            Ok(None) => return status_msg(kv_status::KV_NOT_FOUND, c"no snapshot was saved"),
-            Err(e) => return fail(&e),
-        };
-        let c = match malloc_copy(&meta.config) {
-            Ok(p) => p,
-            Err(s) => return s,
-        };
+        let (meta, bytes) = h.log.snapshot()?.ok_or(Fail::Status(
+            kv_status::KV_NOT_FOUND,
+            c"no snapshot was saved",
+        ))?;
+        let c = malloc_copy(&meta.config)?;
         let d = match malloc_copy(&bytes) {
             Ok(p) => p,
             Err(s) => {
                 // Safety: `c` came from malloc_copy and is not yet shared.
                 unsafe { libc::free(c as *mut c_void) };
-                return s;
+                return Err(s);
             }
         };
         // Safety: required outputs checked; optional ones written only when
@@ -630,6 +580,6 @@ pub unsafe extern "C" fn kv_raft_snapshot(
             *data = d;
             *data_len = bytes.len();
         }
-        kv_status::KV_OK
+        Ok(())
     })
 }
