@@ -538,11 +538,6 @@ typedef struct {
  */
 typedef int64_t (*kv_read_fn)(void *ctx, uint8_t *buf, size_t cap);
 
-/*
- Every status, in code order.
- */
-#define kv_status_ALL { KV_OK, KV_IO, KV_CORRUPTION, KV_INVALID_ARGUMENT, KV_LOCKED, KV_POISONED, KV_CLOSED, KV_NOT_FOUND, KV_BUFFER_TOO_SMALL, KV_PANIC, KV_COMPACTED, KV_OUT_OF_RANGE, }
-
 
 
 #ifdef __cplusplus

@@ -1,39 +1,34 @@
 package keyval
 
-import "fmt"
+/*
+#include "keyval.h"
+*/
+import "C"
 
 // Status is a kv_status code from the C library. Values never change.
 type Status int
 
-// The status codes (see include/keyval.h).
+// The status codes, taken from include/keyval.h (one table for C, Go and
+// Python: the Rust enum that cbindgen exports).
 const (
-	StatusOK              Status = 0
-	StatusIO              Status = 1
-	StatusCorruption      Status = 2
-	StatusInvalidArgument Status = 3
-	StatusLocked          Status = 4
-	StatusPoisoned        Status = 5
-	StatusClosed          Status = 6
-	StatusNotFound        Status = 7
-	StatusBufferTooSmall  Status = 8
-	StatusPanic           Status = 9
-	StatusCompacted       Status = 10
-	StatusOutOfRange      Status = 11
+	StatusOK              Status = C.KV_OK
+	StatusIO              Status = C.KV_IO
+	StatusCorruption      Status = C.KV_CORRUPTION
+	StatusInvalidArgument Status = C.KV_INVALID_ARGUMENT
+	StatusLocked          Status = C.KV_LOCKED
+	StatusPoisoned        Status = C.KV_POISONED
+	StatusClosed          Status = C.KV_CLOSED
+	StatusNotFound        Status = C.KV_NOT_FOUND
+	StatusBufferTooSmall  Status = C.KV_BUFFER_TOO_SMALL
+	StatusPanic           Status = C.KV_PANIC
+	StatusCompacted       Status = C.KV_COMPACTED
+	StatusOutOfRange      Status = C.KV_OUT_OF_RANGE
 )
 
-var statusNames = map[Status]string{
-	StatusOK: "ok", StatusIO: "I/O error", StatusCorruption: "corruption",
-	StatusInvalidArgument: "invalid argument", StatusLocked: "locked",
-	StatusPoisoned: "poisoned", StatusClosed: "closed", StatusNotFound: "not found",
-	StatusBufferTooSmall: "buffer too small", StatusPanic: "internal error (panic)",
-	StatusCompacted: "compacted", StatusOutOfRange: "out of range",
-}
-
+// String is the library's own description of the code (kv_strerror);
+// "unknown status" for a value that is not a code.
 func (s Status) String() string {
-	if n, ok := statusNames[s]; ok {
-		return n
-	}
-	return fmt.Sprintf("status %d", int(s))
+	return C.GoString(C.kv_strerror(C.int32_t(s)))
 }
 
 // Error is every error this package returns: the library's status code and

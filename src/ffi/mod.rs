@@ -67,7 +67,7 @@ pub enum kv_status {
 
 impl kv_status {
     /// Every status, in code order.
-    pub const ALL: [kv_status; 12] = [
+    pub(crate) const ALL: [kv_status; 12] = [
         kv_status::KV_OK,
         kv_status::KV_IO,
         kv_status::KV_CORRUPTION,

@@ -18,7 +18,9 @@ from ctypes import byref, c_size_t, c_uint64, c_void_p
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
-from . import BytesLike, _b, _check, _Handle, _native, _Native, _options, _path
+from . import _native
+from ._handle import BytesLike, _b, _Handle, _Native, _options, _path
+from .errors import _check
 from ._native import lib
 
 

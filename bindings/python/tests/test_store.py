@@ -367,3 +367,26 @@ def test_metrics(db: keyval.Store) -> None:
     db.reset_metrics()
     m = db.metrics()
     assert m["puts"] == 0 and m["write_latency"]["count"] == 0 and m["keys"] == 25
+
+
+def test_status_codes_match_the_header() -> None:
+    """One status table: every kv_status in include/keyval.h has the exception
+    class with the same code, and the module's constants agree with it."""
+    import re
+    from keyval import _native
+    from keyval.errors import _ERRORS
+    header = (Path(__file__).resolve().parents[3] / "include" / "keyval.h").read_text()
+    enum = header[:header.index("} kv_status;")]
+    enum = enum[enum.rindex("typedef enum"):]
+    codes = {name: int(v) for name, v in re.findall(r"(KV_[A-Z_]+) = (\d+)", enum)}
+    assert codes["KV_OK"] == _native.KV_OK == 0
+    assert codes["KV_NOT_FOUND"] == _native.KV_NOT_FOUND
+    assert codes["KV_BUFFER_TOO_SMALL"] == _native.KV_BUFFER_TOO_SMALL
+    nonzero = {v for k, v in codes.items() if k != "KV_OK"}
+    assert nonzero == set(_ERRORS), (nonzero, sorted(_ERRORS))
+    for code, cls in _ERRORS.items():
+        assert cls.code == code
+        # The C library's description of the code is the class's subject.
+        desc = _native.lib.kv_strerror(code).decode()
+        assert desc and desc != "unknown status", (code, desc)
+    assert _native.lib.kv_strerror(max(nonzero) + 1) == b"unknown status"

@@ -1,0 +1,305 @@
+"""The key-value store: :func:`open`, :class:`Store` (a MutableMapping of
+bytes) and :class:`Batch`."""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Iterator, MutableMapping
+from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
+from types import TracebackType
+from typing import Any, Optional, Type, Union
+
+from . import _native
+from ._handle import BytesLike, _b, _Handle, _Native, _options, _path
+from ._native import lib
+from .errors import _ERRORS, ClosedError, InvalidArgumentError, NotFoundError, _check
+
+_get_into = _native.kv_get_into_addr
+
+
+def version() -> str:
+    """The native library's version, e.g. ``"0.1.0"``."""
+    v: bytes = lib.kv_version()
+    return v.decode()
+
+
+def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", recovery_mode: str = "tolerate_tail",
+         segment_size: Optional[int] = None, max_wal_size: Optional[int] = None,
+         keep_snapshots: Optional[int] = None, max_key_size: Optional[int] = None,
+         max_value_size: Optional[int] = None, create_if_missing: bool = True) -> "Store":
+    """Open (creating if allowed, then recovering) the store in directory ``path``.
+
+    ``durability``: ``"sync"`` (fdatasync before a write returns; survives power
+    loss; the default), ``"os"`` (handed to the OS; survives a process crash) or
+    ``"buffered"`` (in-process buffer). ``recovery_mode``: ``"tolerate_tail"``
+    (default: truncate a torn tail, fail on other damage), ``"absolute"`` or
+    ``"tolerate_any"``. Sizes are in bytes; ``None`` keeps the library default.
+
+    Raises LockedError, CorruptionError, InvalidArgumentError, IoError.
+    """
+    o = _options(durability, recovery_mode, segment_size=segment_size, max_wal_size=max_wal_size,
+                 keep_snapshots=keep_snapshots, max_key_size=max_key_size, max_value_size=max_value_size,
+                 create_if_missing=create_if_missing)
+    p = _path(path)
+    h = c_void_p()
+    _check(lib.kv_open(p, byref(o), byref(h)))
+    return Store(h, os.fsdecode(p))
+
+
+class _GetBuffer(threading.local):
+    """This thread's buffer for ``kv_get_into``: a value that fits is copied
+    once by the library into it and once from it into the returned bytes,
+    with no malloc/free round trip. Larger values take the kv_get path."""
+
+    def __init__(self) -> None:
+        self.cap = 4096
+        self.buf = ctypes.create_string_buffer(self.cap)
+        self.n = c_size_t()
+        self.addr = ctypes.addressof(self.buf)
+        self.n_addr = ctypes.addressof(self.n)
+
+
+_getbuf = _GetBuffer()
+
+
+class Store(_Native, MutableMapping[bytes, bytes]):
+    """An open KeyVal store; create it with :func:`keyval.open`."""
+
+    def __init__(self, h: c_void_p, path: str) -> None:
+        self._handle = _Handle(h)
+        self.path = path
+
+    def _close_native(self, h: int) -> int:
+        status: int = lib.kv_close(h)
+        return status
+
+    # -- mapping ---------------------------------------------------------
+    def __setitem__(self, key: BytesLike, value: BytesLike) -> None:
+        k, v = _b(key), _b(value, "value")
+        _check(self._call(lib.kv_set, k, len(k), v, len(v)))
+
+    def __getitem__(self, key: BytesLike) -> bytes:
+        # The hot path: one library call into this thread's buffer.
+        k = key if type(key) is bytes else _b(key)
+        g = _getbuf
+        handle = self._handle
+        h = handle.acquire()
+        try:
+            st = _get_into(h, k, len(k), g.addr, g.cap, g.n_addr)
+        finally:
+            handle.release()
+        if st == _native.KV_OK:
+            # Slicing a c_char array gives bytes (typeshed says list[bytes]).
+            value: bytes = g.buf[: g.n.value]  # type: ignore[assignment]
+            return value
+        if st == _native.KV_NOT_FOUND:
+            raise NotFoundError(repr(k))
+        if st != _native.KV_BUFFER_TOO_SMALL:
+            _check(st)
+        return self._get_copy(k)
+
+    def _get_copy(self, k: bytes) -> bytes:
+        """kv_get: the library mallocs a copy of any size; freed here."""
+        out = _native._u8p()
+        n = c_size_t()
+        st = self._call(lib.kv_get, k, len(k), byref(out), byref(n))
+        if st == _native.KV_NOT_FOUND:
+            raise NotFoundError(repr(k))
+        _check(st)
+        try:
+            return ctypes.string_at(out, n.value)
+        finally:
+            lib.kv_free(out)
+
+    def get(self, key: BytesLike, default: Optional[bytes] = None) -> Optional[bytes]:  # type: ignore[override]
+        """The value of ``key``, or ``default`` if absent."""
+        try:
+            return self[key]
+        except NotFoundError:
+            return default
+
+    def __delitem__(self, key: BytesLike) -> None:
+        """Delete ``key``; raises KeyError if it is absent (mapping semantics).
+        Use :meth:`discard` to delete without checking."""
+        if key not in self:
+            raise NotFoundError(repr(_b(key)))
+        self.discard(key)
+
+    def discard(self, key: BytesLike) -> None:
+        """Delete ``key`` whether or not it exists (one durable write)."""
+        k = _b(key)
+        _check(self._call(lib.kv_delete, k, len(k)))
+
+    def __contains__(self, key: object) -> bool:
+        k = _b(key)
+        out = c_int32()
+        _check(self._call(lib.kv_contains, k, len(k), byref(out)))
+        return bool(out.value)
+
+    def __len__(self) -> int:
+        n = c_uint64()
+        _check(self._call(lib.kv_len, byref(n)))
+        return n.value
+
+    def __iter__(self) -> Iterator[bytes]:
+        for k, _ in self.items():
+            yield k
+
+    def items(self, prefix: Optional[BytesLike] = None, start: Optional[BytesLike] = None,  # type: ignore[override]
+              end: Optional[BytesLike] = None) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs in key order: those whose key starts with ``prefix``, or with
+        ``start <= key < end`` (either bound may be None). The iteration holds no
+        lock and is not a snapshot: concurrent writes may or may not be seen,
+        each key comes once. Raises ClosedError if the store closes meanwhile."""
+        it = c_void_p()
+        if prefix is not None:
+            if start is not None or end is not None:
+                raise InvalidArgumentError("give either prefix or start/end")
+            p = _b(prefix, "prefix")
+            _check(self._call(lib.kv_iter_prefix, p, len(p), byref(it)))
+        else:
+            s = None if start is None else _b(start, "start")
+            e = None if end is None else _b(end, "end")
+            _check(self._call(lib.kv_iter_range, s, len(s or b""), e, len(e or b""), byref(it)))
+        return self._walk(it)
+
+    def _walk(self, it: c_void_p) -> Iterator[tuple[bytes, bytes]]:
+        kp, vp = _native._u8p(), _native._u8p()
+        kn, vn = c_size_t(), c_size_t()
+        try:
+            while lib.kv_iter_valid(it):
+                _check(lib.kv_iter_key(it, byref(kp), byref(kn)))
+                _check(lib.kv_iter_value(it, byref(vp), byref(vn)))
+                pair = (ctypes.string_at(kp, kn.value), ctypes.string_at(vp, vn.value))
+                yield pair
+                _check(lib.kv_iter_next(it))
+        finally:
+            lib.kv_iter_free(it)
+
+    def keys(self, prefix: Optional[BytesLike] = None) -> Iterator[bytes]:  # type: ignore[override]
+        """Keys in order (optionally only those starting with ``prefix``)."""
+        for k, _ in self.items(prefix=prefix):
+            yield k
+
+    def values(self) -> Iterator[bytes]:  # type: ignore[override]
+        """Values in key order."""
+        for _, v in self.items():
+            yield v
+
+    # -- batches and maintenance ------------------------------------------
+    def batch(self) -> "Batch":
+        """A write batch, applied atomically when its ``with`` block ends without
+        an exception (nothing is applied if the block raises)."""
+        return Batch(self)
+
+    def sync(self) -> None:
+        """Make every acknowledged write durable (needed under "os"/"buffered")."""
+        _check(self._call(lib.kv_sync))
+
+    def checkpoint(self) -> None:
+        """Write a snapshot and drop the WAL it covers."""
+        _check(self._call(lib.kv_checkpoint))
+
+    def stats(self) -> dict[str, Any]:
+        """Counts, sizes (bytes) and the last recovery's facts, as a dict."""
+        s = _native.KvStats()
+        _check(self._call(lib.kv_stats_get, byref(s)))
+        d: dict[str, Any] = {n: getattr(s, n) for n in _native.STATS_FIELDS}
+        d["poisoned"] = bool(s.poisoned)
+        d["recovery"] = {n[len("recovery_"):]: getattr(s, n) for n in _native.RECOVERY_FIELDS}
+        d["recovery"]["truncated"] = bool(s.recovery_truncated)
+        return d
+
+    def metrics(self) -> dict[str, Any]:
+        """Operation counters and latency summaries since open or the last
+        :meth:`reset_metrics`, plus gauges, as a dict. Latencies are in
+        microseconds: ``m["get_latency"]["p99"]``; ``m["errors"]`` maps error
+        kind names to counts."""
+        m = _native.KvMetrics()
+        _check(self._call(lib.kv_metrics_get, byref(m)))
+        d: dict[str, Any] = {"seconds": m.seconds}
+        d.update({n: getattr(m, n) for n in _native.METRIC_COUNTERS + _native.METRIC_GAUGES})
+        for n in _native.METRIC_SUMMARIES:
+            s = getattr(m, n)
+            d[n] = {f: getattr(s, f) for f in ("count", "p50", "p95", "p99", "max", "mean")}
+        d["errors"] = {c.__name__: m.errors[code] for code, c in _ERRORS.items()}
+        return d
+
+    def reset_metrics(self) -> None:
+        """Zero the counters and latency summaries (gauges are kept)."""
+        _check(self._call(lib.kv_metrics_reset))
+
+    def prometheus_metrics(self) -> str:
+        """The metrics in Prometheus text exposition format."""
+        p = _native._u8p()
+        n = c_size_t()
+        _check(self._call(lib.kv_metrics_prometheus, byref(p), byref(n)))
+        try:
+            return ctypes.string_at(p, n.value).decode()
+        finally:
+            lib.kv_free(p)
+
+    def __repr__(self) -> str:
+        return f"<keyval.Store {self.path!r}{' closed' if self.closed else ''}>"
+
+
+class Batch:
+    """Sets and deletes applied atomically by :meth:`commit` (or at the end of a
+    ``with`` block). Not thread-safe."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._b: Optional[int] = lib.kv_batch_new()
+        if not self._b:
+            raise MemoryError("kv_batch_new failed")
+
+    def _h(self) -> int:
+        if self._b is None:
+            raise ClosedError("the batch was already committed or discarded")
+        return self._b
+
+    def put(self, key: BytesLike, value: BytesLike) -> None:
+        """Add "set key to value"."""
+        k, v = _b(key), _b(value, "value")
+        _check(lib.kv_batch_put(self._h(), k, len(k), v, len(v)))
+
+    __setitem__ = put
+
+    def delete(self, key: BytesLike) -> None:
+        """Add "remove key"."""
+        k = _b(key)
+        _check(lib.kv_batch_delete(self._h(), k, len(k)))
+
+    __delitem__ = delete
+
+    def __len__(self) -> int:
+        return int(lib.kv_batch_count(self._b)) if self._b else 0
+
+    def commit(self) -> None:
+        """Apply every operation atomically, then release the batch. If any key
+        or value is invalid, nothing is applied (InvalidArgumentError)."""
+        b = self._h()
+        try:
+            _check(self._store._call(lib.kv_batch_commit, b))
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Release the batch without applying it. Safe to call twice."""
+        if self._b is not None:
+            lib.kv_batch_free(self._b)
+            self._b = None
+
+    def __enter__(self) -> "Batch":
+        return self
+
+    def __exit__(self, et: Optional[Type[BaseException]], ev: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        if et is None:
+            self.commit()
+        else:
+            self.discard()
+
+    def __del__(self) -> None:
+        self.discard()
