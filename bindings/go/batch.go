@@ -5,8 +5,6 @@ package keyval
 */
 import "C"
 
-import "unsafe"
-
 type op struct {
 	del        bool
 	key, value []byte
@@ -50,10 +48,7 @@ func (b *Batch) Commit() error {
 		}
 		defer C.kv_batch_free(cb)
 		for _, o := range b.ops {
-			kp, kl := bytesPtr(o.key)
-			if kp == nil {
-				kp = (*C.uint8_t)(unsafe.Pointer(&zero))
-			}
+			kp, kl := keyPtr(o.key)
 			var st C.kv_status
 			if o.del {
 				st = C.kv_batch_delete(cb, kp, kl)

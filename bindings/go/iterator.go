@@ -6,6 +6,7 @@ package keyval
 import "C"
 
 import (
+	"iter"
 	"runtime"
 	"unsafe"
 )
@@ -47,13 +48,14 @@ func (db *DB) NewIterator(opts *IterOptions) (*Iterator, error) {
 			pp, pl := bytesPtr(opts.Prefix)
 			return C.kv_iter_prefix(h, pp, pl, &it.h)
 		}
+		// A nil bound is NULL (unbounded); an empty, non-nil one is not.
 		sp, sl := bytesPtr(opts.Start)
-		if opts.Start != nil && sp == nil {
-			sp = (*C.uint8_t)(unsafe.Pointer(&zero))
+		if opts.Start != nil {
+			sp, sl = keyPtr(opts.Start)
 		}
 		ep, el := bytesPtr(opts.End)
-		if opts.End != nil && ep == nil {
-			ep = (*C.uint8_t)(unsafe.Pointer(&zero))
+		if opts.End != nil {
+			ep, el = keyPtr(opts.End)
 		}
 		return C.kv_iter_range(h, sp, sl, ep, el, &it.h)
 	})
@@ -101,11 +103,34 @@ func (it *Iterator) Value() []byte { return it.value }
 // DB was closed meanwhile).
 func (it *Iterator) Err() error { return it.err }
 
-// Close releases the iterator; safe to call twice.
-func (it *Iterator) Close() {
+// Close releases the iterator; safe to call twice. It returns the error
+// that stopped iteration, if any (as Err), so that `defer it.Close()` and
+// `return it.Close()` both work.
+func (it *Iterator) Close() error {
 	if it.h != nil {
 		it.cleanup.Stop()
 		C.kv_iter_free(it.h)
 		it.h = nil
+	}
+	return it.err
+}
+
+// All returns the remaining pairs as a Go 1.23 range-over-func sequence:
+//
+//	it, err := db.NewIterator(nil)
+//	if err != nil { return err }
+//	defer it.Close()
+//	for k, v := range it.All() { use(k, v) }
+//	return it.Err()
+//
+// Keys and values are copies the caller owns. Iteration stops at the end
+// or at an error, which Err then reports.
+func (it *Iterator) All() iter.Seq2[[]byte, []byte] {
+	return func(yield func([]byte, []byte) bool) {
+		for it.Next() {
+			if !yield(it.Key(), it.Value()) {
+				return
+			}
+		}
 	}
 }

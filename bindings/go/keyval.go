@@ -54,50 +54,100 @@ const (
 	RecoveryTolerateAnyCorruption RecoveryMode = 2
 )
 
-// Option changes one setting for Open.
-type Option func(*C.kv_options)
+// Options are the settings of Open (and OpenRaftLog). The zero value is
+// not meaningful: start from DefaultOptions.
+type Options struct {
+	// Durability: when a write is acknowledged (default DurabilitySync).
+	Durability Durability
+	// RecoveryMode: what open does about damage (default
+	// RecoveryTolerateTailCorruption).
+	RecoveryMode RecoveryMode
+	// SegmentSize: WAL segment size in bytes (default 64 MiB, at least 64 KiB).
+	SegmentSize uint64
+	// MaxWALSize: WAL bytes after which a checkpoint runs in the background
+	// (default 256 MiB; 0 disables).
+	MaxWALSize uint64
+	// KeepSnapshots: snapshots kept (default 2, at least 1).
+	KeepSnapshots uint32
+	// MaxKeySize: largest key in bytes (default 64 KiB).
+	MaxKeySize uint32
+	// MaxValueSize: largest value in bytes (default 64 MiB).
+	MaxValueSize uint32
+	// CreateIfMissing: create a missing directory (default true).
+	CreateIfMissing bool
+}
+
+// DefaultOptions returns the library's defaults (kv_options_default).
+func DefaultOptions() Options {
+	o := C.kv_options_default()
+	return Options{
+		Durability:      Durability(o.durability),
+		RecoveryMode:    RecoveryMode(o.recovery_mode),
+		SegmentSize:     uint64(o.segment_size),
+		MaxWALSize:      uint64(o.max_wal_size),
+		KeepSnapshots:   uint32(o.keep_snapshots),
+		MaxKeySize:      uint32(o.max_key_size),
+		MaxValueSize:    uint32(o.max_value_size),
+		CreateIfMissing: o.create_if_missing != 0,
+	}
+}
+
+// c converts o to the C struct.
+func (o Options) c() C.kv_options {
+	c := C.kv_options_default()
+	c.durability = C.uint32_t(o.Durability)
+	c.recovery_mode = C.uint32_t(o.RecoveryMode)
+	c.segment_size = C.uint64_t(o.SegmentSize)
+	c.max_wal_size = C.uint64_t(o.MaxWALSize)
+	c.keep_snapshots = C.uint32_t(o.KeepSnapshots)
+	c.max_key_size = C.uint32_t(o.MaxKeySize)
+	c.max_value_size = C.uint32_t(o.MaxValueSize)
+	c.create_if_missing = 0
+	if o.CreateIfMissing {
+		c.create_if_missing = 1
+	}
+	return c
+}
+
+// Option changes one setting of the Options that Open starts from.
+type Option func(*Options)
+
+// WithOptions replaces every setting with o.
+func WithOptions(o Options) Option { return func(t *Options) { *t = o } }
 
 // WithDurability sets the durability level (default DurabilitySync).
-func WithDurability(d Durability) Option {
-	return func(o *C.kv_options) { o.durability = C.uint32_t(d) }
-}
+func WithDurability(d Durability) Option { return func(o *Options) { o.Durability = d } }
 
 // WithRecoveryMode sets the recovery mode.
-func WithRecoveryMode(m RecoveryMode) Option {
-	return func(o *C.kv_options) { o.recovery_mode = C.uint32_t(m) }
-}
+func WithRecoveryMode(m RecoveryMode) Option { return func(o *Options) { o.RecoveryMode = m } }
 
 // WithSegmentSize sets the WAL segment size in bytes (default 64 MiB).
-func WithSegmentSize(n uint64) Option {
-	return func(o *C.kv_options) { o.segment_size = C.uint64_t(n) }
-}
+func WithSegmentSize(n uint64) Option { return func(o *Options) { o.SegmentSize = n } }
 
 // WithMaxWALSize sets the WAL bytes after which a checkpoint runs in the
 // background (default 256 MiB; 0 disables).
-func WithMaxWALSize(n uint64) Option { return func(o *C.kv_options) { o.max_wal_size = C.uint64_t(n) } }
+func WithMaxWALSize(n uint64) Option { return func(o *Options) { o.MaxWALSize = n } }
 
 // WithKeepSnapshots sets how many snapshots are kept (default 2).
-func WithKeepSnapshots(n uint32) Option {
-	return func(o *C.kv_options) { o.keep_snapshots = C.uint32_t(n) }
-}
+func WithKeepSnapshots(n uint32) Option { return func(o *Options) { o.KeepSnapshots = n } }
 
 // WithMaxKeySize sets the largest key in bytes (default 64 KiB).
-func WithMaxKeySize(n uint32) Option { return func(o *C.kv_options) { o.max_key_size = C.uint32_t(n) } }
+func WithMaxKeySize(n uint32) Option { return func(o *Options) { o.MaxKeySize = n } }
 
 // WithMaxValueSize sets the largest value in bytes (default 64 MiB).
-func WithMaxValueSize(n uint32) Option {
-	return func(o *C.kv_options) { o.max_value_size = C.uint32_t(n) }
-}
+func WithMaxValueSize(n uint32) Option { return func(o *Options) { o.MaxValueSize = n } }
 
 // WithCreateIfMissing sets whether Open creates a missing directory
 // (default true).
-func WithCreateIfMissing(b bool) Option {
-	return func(o *C.kv_options) {
-		o.create_if_missing = 0
-		if b {
-			o.create_if_missing = 1
-		}
+func WithCreateIfMissing(b bool) Option { return func(o *Options) { o.CreateIfMissing = b } }
+
+// buildOptions applies opts to the defaults.
+func buildOptions(opts []Option) C.kv_options {
+	o := DefaultOptions()
+	for _, f := range opts {
+		f(&o)
 	}
+	return o.c()
 }
 
 // DB is an open KeyVal store. Safe for concurrent use. Methods called after
@@ -112,10 +162,7 @@ type DB struct {
 // Errors: ErrLocked (open elsewhere), ErrCorruption, ErrInvalidArgument,
 // ErrIO.
 func Open(dir string, opts ...Option) (*DB, error) {
-	o := C.kv_options_default()
-	for _, f := range opts {
-		f(&o)
-	}
+	o := buildOptions(opts)
 	cdir := C.CString(dir)
 	defer C.free(unsafe.Pointer(cdir))
 	var h *C.kv_db
@@ -161,28 +208,18 @@ func (db *DB) with(f func(h *C.kv_db) C.kv_status) error {
 // ErrPoisoned, ErrIO.
 func (db *DB) Set(key, value []byte) error {
 	return db.with(func(h *C.kv_db) C.kv_status {
-		kp, kl := bytesPtr(key)
+		kp, kl := keyPtr(key)
 		vp, vl := bytesPtr(value)
-		if kp == nil {
-			kp = (*C.uint8_t)(unsafe.Pointer(&zero))
-		}
 		return C.kv_set(h, kp, kl, vp, vl)
 	})
 }
-
-// zero gives an empty key a non-NULL pointer, so the library reports the
-// empty key itself rather than a NULL pointer.
-var zero byte
 
 // Get returns a copy of the value of key that the caller owns. Errors:
 // ErrNotFound, ErrInvalidArgument, ErrClosed.
 func (db *DB) Get(key []byte) ([]byte, error) {
 	var out []byte
 	err := db.with(func(h *C.kv_db) C.kv_status {
-		kp, kl := bytesPtr(key)
-		if kp == nil {
-			kp = (*C.uint8_t)(unsafe.Pointer(&zero))
-		}
+		kp, kl := keyPtr(key)
 		var v *C.uint8_t
 		var n C.size_t
 		st := C.kv_get(h, kp, kl, &v, &n)
@@ -198,10 +235,7 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 // Delete removes key (nil whether or not it existed). Errors as Set.
 func (db *DB) Delete(key []byte) error {
 	return db.with(func(h *C.kv_db) C.kv_status {
-		kp, kl := bytesPtr(key)
-		if kp == nil {
-			kp = (*C.uint8_t)(unsafe.Pointer(&zero))
-		}
+		kp, kl := keyPtr(key)
 		return C.kv_delete(h, kp, kl)
 	})
 }
@@ -211,10 +245,7 @@ func (db *DB) Delete(key []byte) error {
 func (db *DB) Has(key []byte) (bool, error) {
 	var has C.int32_t
 	err := db.with(func(h *C.kv_db) C.kv_status {
-		kp, kl := bytesPtr(key)
-		if kp == nil {
-			kp = (*C.uint8_t)(unsafe.Pointer(&zero))
-		}
+		kp, kl := keyPtr(key)
 		return C.kv_contains(h, kp, kl, &has)
 	})
 	return has != 0, err

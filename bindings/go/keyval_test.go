@@ -337,3 +337,46 @@ func TestStatusNamesComeFromTheLibrary(t *testing.T) {
 		t.Errorf("Status(99) = %q", n)
 	}
 }
+
+// Options are a Go struct: the defaults come from the library, functional
+// options change a copy, and WithOptions takes a whole struct.
+func TestOptionsStructAndRangeOverFunc(t *testing.T) {
+	d := DefaultOptions()
+	if d.Durability != DurabilitySync || d.KeepSnapshots != 2 || !d.CreateIfMissing || d.SegmentSize != 64<<20 {
+		t.Fatalf("defaults: %+v", d)
+	}
+	o := d
+	o.SegmentSize = 64 << 10
+	o.MaxKeySize = 8
+	db := openT(t, t.TempDir(), WithOptions(o))
+	defer db.Close()
+	if err := db.Set([]byte("123456789"), []byte("v")); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("MaxKeySize from the struct not applied: %v", err)
+	}
+	for i := 0; i < 50; i++ {
+		if err := db.Set([]byte(fmt.Sprintf("k%02d", i)), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it, err := db.NewIterator(&IterOptions{Start: []byte("k10"), End: []byte("k20")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for k, v := range it.All() {
+		if want := fmt.Sprintf("k%02d", 10+n); string(k) != want || v[0] != byte(10+n) {
+			t.Errorf("pair %d: %q %v", n, k, v)
+		}
+		n++
+	}
+	if n != 10 || it.Err() != nil {
+		t.Errorf("range-over-func gave %d pairs, err %v", n, it.Err())
+	}
+	if err := it.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	db.Close()
+	if _, err := db.NewIterator(nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("after Close: %v", err)
+	}
+}

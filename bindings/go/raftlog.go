@@ -50,10 +50,7 @@ type RaftLog struct {
 // DurabilityOS. Errors: ErrLocked, ErrCorruption, ErrInvalidArgument
 // (including DurabilityBuffered), ErrIO.
 func OpenRaftLog(dir string, opts ...Option) (*RaftLog, error) {
-	o := C.kv_options_default()
-	for _, f := range opts {
-		f(&o)
-	}
+	o := buildOptions(opts)
 	cdir := C.CString(dir)
 	defer C.free(unsafe.Pointer(cdir))
 	var h *C.kv_raft
