@@ -636,6 +636,30 @@ size_t kv_batch_count(const kv_batch *b);
 kv_status kv_batch_commit(const kv_db *db, const kv_batch *b);
 
 /*
+ Apply a packed batch atomically in one call, without a `kv_batch`:
+ `data` holds `len` bytes laid out as the WAL's key-value batch payload
+ (docs/format.md), all integers little-endian:
+
+ ```text
+ u32 operation count
+ then per operation:
+   u8  kind: 1 = put, 2 = delete
+   u32 key length
+   u32 value length (put only)
+   key bytes, then value bytes (put only)
+ ```
+
+ Returns once the write has reached the durability level. The library
+ copies `data`.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL db, NULL data with len > 0, a
+ payload that does not decode exactly, an empty or oversized key, an
+ oversized value: nothing is applied), `KV_CLOSED`, `KV_POISONED`,
+ `KV_IO` (the store is now poisoned).
+ */
+kv_status kv_write_packed(const kv_db *db, const uint8_t *data, size_t len);
+
+/*
  The default options (see each field of `kv_options`).
  */
 kv_options kv_options_default(void);

@@ -122,6 +122,22 @@ impl WriteBatch {
     }
 
     /// Take the encoded payload.
+    /// A batch from its encoded form, the `KvBatch` payload laid out as in
+    /// the module docs (what C and Go callers pack with `kv_write_packed`).
+    ///
+    /// Errors: [`crate::Error::InvalidArgument`] if `payload` does not decode
+    /// exactly (short, an unknown operation kind, lengths running past the
+    /// end, trailing bytes). Key and value limits are checked when the batch
+    /// is written.
+    pub fn from_payload(payload: Vec<u8>) -> crate::Result<WriteBatch> {
+        let mut count = 0u32;
+        for op in decode(&payload) {
+            op.map_err(|why| crate::Error::InvalidArgument(format!("packed batch: {why}")))?;
+            count += 1;
+        }
+        Ok(WriteBatch { payload, count })
+    }
+
     pub(crate) fn into_payload(self) -> Vec<u8> {
         self.payload
     }

@@ -5,61 +5,63 @@ package keyval
 */
 import "C"
 
-type op struct {
-	del        bool
-	key, value []byte
-}
+import "encoding/binary"
 
 // Batch collects sets and deletes that Commit applies atomically: after a
 // crash either all are present or none. Not safe for concurrent use.
+//
+// The operations are encoded as they are added, in the layout of the WAL's
+// key-value batch payload (docs/format.md), so Commit is one cgo call
+// (kv_write_packed) that copies one buffer.
 type Batch struct {
-	db  *DB
-	ops []op
+	db    *DB
+	buf   []byte // u32 count, then the operations
+	count uint32
 }
 
+// Operation kinds of the packed layout.
+const (
+	opPut    = 1
+	opDelete = 2
+)
+
 // NewBatch returns an empty batch for db.
-func (db *DB) NewBatch() *Batch { return &Batch{db: db} }
+func (db *DB) NewBatch() *Batch { return &Batch{db: db, buf: make([]byte, 4, 256)} }
 
 // Set adds "set key to value" (both copied).
 func (b *Batch) Set(key, value []byte) {
-	b.ops = append(b.ops, op{key: append([]byte(nil), key...), value: append([]byte(nil), value...)})
+	b.buf = append(b.buf, opPut)
+	b.buf = binary.LittleEndian.AppendUint32(b.buf, uint32(len(key)))
+	b.buf = binary.LittleEndian.AppendUint32(b.buf, uint32(len(value)))
+	b.buf = append(append(b.buf, key...), value...)
+	b.count++
 }
 
 // Delete adds "remove key".
 func (b *Batch) Delete(key []byte) {
-	b.ops = append(b.ops, op{del: true, key: append([]byte(nil), key...)})
+	b.buf = append(b.buf, opDelete)
+	b.buf = binary.LittleEndian.AppendUint32(b.buf, uint32(len(key)))
+	b.buf = append(b.buf, key...)
+	b.count++
 }
 
 // Len returns the number of operations.
-func (b *Batch) Len() int { return len(b.ops) }
+func (b *Batch) Len() int { return int(b.count) }
 
 // Reset removes every operation.
-func (b *Batch) Reset() { b.ops = b.ops[:0] }
+func (b *Batch) Reset() {
+	b.buf = b.buf[:4]
+	b.count = 0
+}
 
 // Commit applies the batch atomically; durable on return under
 // DurabilitySync. If any key or value is invalid, nothing is applied and
 // ErrInvalidArgument is returned. The batch is left unchanged. Errors also:
 // ErrClosed, ErrPoisoned, ErrIO.
 func (b *Batch) Commit() error {
+	binary.LittleEndian.PutUint32(b.buf[:4], b.count)
 	return b.db.with(func(h *C.kv_db) C.kv_status {
-		cb := C.kv_batch_new()
-		if cb == nil {
-			return C.KV_IO
-		}
-		defer C.kv_batch_free(cb)
-		for _, o := range b.ops {
-			kp, kl := keyPtr(o.key)
-			var st C.kv_status
-			if o.del {
-				st = C.kv_batch_delete(cb, kp, kl)
-			} else {
-				vp, vl := bytesPtr(o.value)
-				st = C.kv_batch_put(cb, kp, kl, vp, vl)
-			}
-			if st != C.KV_OK {
-				return st
-			}
-		}
-		return C.kv_batch_commit(h, cb)
+		p, n := bytesPtr(b.buf)
+		return C.kv_write_packed(h, p, n)
 	})
 }

@@ -129,3 +129,36 @@ pub unsafe extern "C" fn kv_batch_commit(db: *const kv_db, b: *const kv_batch) -
         Ok(h.db.write(batch)?)
     })
 }
+
+/// Apply a packed batch atomically in one call, without a `kv_batch`:
+/// `data` holds `len` bytes laid out as the WAL's key-value batch payload
+/// (docs/format.md), all integers little-endian:
+///
+/// ```text
+/// u32 operation count
+/// then per operation:
+///   u8  kind: 1 = put, 2 = delete
+///   u32 key length
+///   u32 value length (put only)
+///   key bytes, then value bytes (put only)
+/// ```
+///
+/// Returns once the write has reached the durability level. The library
+/// copies `data`.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db, NULL data with len > 0, a
+/// payload that does not decode exactly, an empty or oversized key, an
+/// oversized value: nothing is applied), `KV_CLOSED`, `KV_POISONED`,
+/// `KV_IO` (the store is now poisoned).
+#[no_mangle]
+pub unsafe extern "C" fn kv_write_packed(
+    db: *const kv_db,
+    data: *const u8,
+    len: usize,
+) -> kv_status {
+    with_db(db, |h| {
+        // Safety: pointer/length pair as documented above.
+        let payload = unsafe { bytes(data, len, "data")? }.to_vec();
+        Ok(h.db.write(WriteBatch::from_payload(payload)?)?)
+    })
+}

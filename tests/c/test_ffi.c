@@ -241,6 +241,65 @@ static void test_crud_and_errors(void) {
     CHECK(kv_close(db) == KV_OK);
 }
 
+/* Append one operation to a packed batch (the layout kv_write_packed takes). */
+static size_t pack_op(uint8_t *buf, size_t at, uint8_t kind, const char *k, const char *v) {
+    uint32_t kl = (uint32_t)strlen(k), vl = v ? (uint32_t)strlen(v) : 0;
+    buf[at++] = kind;
+    memcpy(buf + at, &kl, 4); /* little-endian on every supported target */
+    at += 4;
+    if (kind == 1) {
+        memcpy(buf + at, &vl, 4);
+        at += 4;
+    }
+    memcpy(buf + at, k, kl);
+    at += kl;
+    if (kind == 1) {
+        memcpy(buf + at, v, vl);
+        at += vl;
+    }
+    return at;
+}
+
+static void test_write_packed(void) {
+    kv_options o = small_opts();
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("packed"), &o, &db) == KV_OK);
+    if (!db) return;
+    uint8_t buf[256];
+    uint32_t count = 3;
+    memcpy(buf, &count, 4);
+    size_t n = 4;
+    n = pack_op(buf, n, 1, "a", "1");
+    n = pack_op(buf, n, 1, "b", "22");
+    n = pack_op(buf, n, 2, "a", NULL);
+    CHECK(kv_write_packed(db, buf, n) == KV_OK);
+    uint64_t len = 0;
+    CHECK(kv_len(db, &len) == KV_OK && len == 1);
+    uint8_t out[8];
+    size_t vl = 0;
+    CHECK(kv_get_into(db, K("b"), out, sizeof out, &vl) == KV_OK && vl == 2 && memcmp(out, "22", 2) == 0);
+    /* Malformed payloads apply nothing: a short one, a wrong count, an
+     * unknown kind, trailing bytes, an empty key. */
+    CHECK(kv_write_packed(db, buf, 3) == KV_INVALID_ARGUMENT);
+    CHECK(strstr(kv_last_error_message(), "packed batch") != NULL);
+    count = 4;
+    memcpy(buf, &count, 4);
+    CHECK(kv_write_packed(db, buf, n) == KV_INVALID_ARGUMENT);
+    count = 3;
+    memcpy(buf, &count, 4);
+    CHECK(kv_write_packed(db, buf, n + 1) == KV_INVALID_ARGUMENT);
+    buf[4] = 9;
+    CHECK(kv_write_packed(db, buf, n) == KV_INVALID_ARGUMENT);
+    count = 1;
+    memcpy(buf, &count, 4);
+    size_t e = pack_op(buf, 4, 1, "", "v");
+    CHECK(kv_write_packed(db, buf, e) == KV_INVALID_ARGUMENT);
+    CHECK(kv_write_packed(db, NULL, 5) == KV_INVALID_ARGUMENT);
+    CHECK(kv_write_packed(NULL, buf, e) == KV_INVALID_ARGUMENT);
+    CHECK(kv_len(db, &len) == KV_OK && len == 1);
+    CHECK(kv_close(db) == KV_OK);
+}
+
 static void test_batches_and_iterators(void) {
     kv_options o = small_opts();
     kv_db *db = NULL;
@@ -775,6 +834,7 @@ int main(int argc, char **argv) {
     test_null_handles();
     test_crud_and_errors();
     test_batches_and_iterators();
+    test_write_packed();
     test_threads();
     test_lock_across_processes();
     test_corruption_reported();
