@@ -21,12 +21,12 @@ from ._handle import BytesLike
 from .errors import (BufferTooSmallError, ClosedError, CompactedError, CorruptionError, Error,
                      InvalidArgumentError, IoError, LockedError, NotFoundError, OutOfRangeError,
                      PanicError, PoisonedError)
-from .raft import Entry, HardState, RaftLog, SnapshotMeta
+from .raft import Entry, HardState, RaftLog, SnapshotMeta, open_raft_log
 from .store import Batch, Store, open, version
 
 __all__ = [
     "open", "Store", "Batch", "Error", "IoError", "CorruptionError", "InvalidArgumentError",
     "LockedError", "PoisonedError", "ClosedError", "NotFoundError", "BufferTooSmallError",
     "PanicError", "CompactedError", "OutOfRangeError", "version", "RaftLog", "Entry", "HardState",
-    "SnapshotMeta", "BytesLike",
+    "SnapshotMeta", "BytesLike", "open_raft_log",
 ]

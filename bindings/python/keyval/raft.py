@@ -79,6 +79,12 @@ class RaftLog(_Native):
         self._handle = _Handle(h)
         self.path = os.fsdecode(p)
 
+    @classmethod
+    def open(cls, path: Union[str, "os.PathLike[str]"], **options: Any) -> "RaftLog":
+        """The same as ``RaftLog(path, **options)``, spelled like
+        :func:`keyval.open` and :func:`keyval.open_raft_log`."""
+        return cls(path, **options)
+
     def _close_native(self, h: int) -> int:
         status: int = lib.kv_raft_close(h)
         return status
@@ -203,3 +209,14 @@ class RaftLog(_Native):
 
 
 __all__ = ["RaftLog", "Entry", "HardState", "SnapshotMeta"]
+
+
+def open_raft_log(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync",
+                  recovery_mode: str = "tolerate_tail", segment_size: Optional[int] = None,
+                  max_value_size: Optional[int] = None, create_if_missing: bool = True) -> RaftLog:
+    """Open (creating if allowed, then recovering) the Raft log in directory
+    ``path``: the counterpart of :func:`keyval.open` for a key-value store.
+    Options and errors as :class:`RaftLog`."""
+    return RaftLog(path, durability=durability, recovery_mode=recovery_mode,
+                   segment_size=segment_size, max_value_size=max_value_size,
+                   create_if_missing=create_if_missing)

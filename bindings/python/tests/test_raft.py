@@ -135,3 +135,15 @@ def test_sigkill_child_appender(tmp_path: Path) -> None:
             assert last is not None and last >= acked
             for i in range(1, acked + 1):
                 assert log.entry(i).data == payload(i)
+
+
+def test_symmetric_open(tmp_path: Path) -> None:
+    """A Raft log opens the way a store does: keyval.open_raft_log(path) and
+    RaftLog.open(path), each a context manager."""
+    import keyval
+    with keyval.open_raft_log(tmp_path / "a", segment_size=64 << 10) as log:
+        log.append([Entry(1, 1, b"x")])
+    with RaftLog.open(tmp_path / "a", segment_size=64 << 10) as log:
+        assert log.entry(1).data == b"x"
+    with keyval.open(tmp_path / "s") as db:
+        db[b"k"] = b"v"
