@@ -116,8 +116,10 @@ impl WriteBatch {
     }
 
     /// The encoded payload.
-    #[cfg(test)]
-    pub(crate) fn payload(&self) -> &[u8] {
+    /// The encoded batch: the WAL's `KvBatch` payload, laid out as in the
+    /// module docs (the inverse of [`WriteBatch::from_payload`], and what
+    /// C callers pass to `kv_write_packed`).
+    pub fn payload(&self) -> &[u8] {
         &self.payload
     }
 

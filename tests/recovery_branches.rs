@@ -107,6 +107,11 @@ fn damaged_snapshot_under_absolute_consistency_fails_without_fallback() {
 /// Append one record with a valid checksum to the newest segment, after
 /// its last record, continuing the LSN sequence.
 fn append_crafted(dir: &Path, db_id: u64, rtype: RecordType, payload: &[u8]) {
+    append_crafted_at(dir, db_id, rtype, payload, 1);
+}
+
+/// The same, with an LSN `step` past the last one (1: in sequence).
+fn append_crafted_at(dir: &Path, db_id: u64, rtype: RecordType, payload: &[u8], step: u64) {
     let seg = segments(dir).pop().expect("segment");
     let id: u64 = seg
         .file_stem()
@@ -130,7 +135,7 @@ fn append_crafted(dir: &Path, db_id: u64, rtype: RecordType, payload: &[u8]) {
             segment_id: id,
         },
         rtype,
-        last.header.lsn + 1,
+        last.header.lsn + step,
         last.header.lsn,
         payload,
     );
@@ -238,4 +243,45 @@ fn damage_covered_by_the_snapshot_is_passed_over() {
         .problems
         .iter()
         .all(|p| p.severity == keyval::verify::Severity::Harmless));
+}
+
+/// A record whose checksum is valid but whose LSN does not follow its
+/// predecessor (misdirected, stale or spliced) is never a torn write.
+#[test]
+fn a_valid_record_out_of_sequence_is_corruption_in_every_strict_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_id = store(dir.path());
+    let mut b = keyval::WriteBatch::new();
+    b.put("zz", "late");
+    append_crafted_at(dir.path(), db_id, RecordType::KvBatch, b.payload(), 5);
+    for m in [
+        RecoveryMode::AbsoluteConsistency,
+        RecoveryMode::TolerateTailCorruption,
+    ] {
+        corruption_mentions(Db::open(dir.path(), mode(m)), "follows");
+    }
+}
+
+/// verify reports a torn tail as open would (TORN, not corruption) and,
+/// being read-only, leaves it in place for open to truncate.
+#[test]
+fn verify_reports_a_torn_tail_without_touching_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    store(dir.path());
+    let seg = segments(dir.path()).pop().expect("segment");
+    let mut b = std::fs::read(&seg).expect("read");
+    let end = b.iter().rposition(|&x| x != 0).expect("data") + 1;
+    // Garbage just after the last record: an unacknowledged torn write.
+    let at = (end + 7) & !7;
+    b[at..at + 16].copy_from_slice(&[0xEE; 16]);
+    std::fs::write(&seg, &b).expect("write");
+    let rep = keyval::verify::verify_dir(&RealFs, dir.path()).expect("verify");
+    assert!(rep.has_torn_tail() && !rep.has_corruption(), "{rep:?}");
+    assert_eq!(
+        std::fs::read(&seg).expect("read"),
+        b,
+        "verify modified the file"
+    );
+    let db = Db::open(dir.path(), small_opts()).expect("open truncates");
+    assert!(db.stats().expect("stats").recovery.truncation.is_some());
 }
