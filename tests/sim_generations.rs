@@ -139,6 +139,30 @@ fn contents(db: &Db) -> Model {
     db.iter().map(|r| r.expect("iter")).collect()
 }
 
+/// The keys of `got` that start with `prefix` (one writer's key group).
+fn writer_keys(got: &Model, prefix: &str) -> Model {
+    got.iter()
+        .filter(|(k, _)| k.starts_with(prefix.as_bytes()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// End a generation: as a crash if the simulated power cut happened, else
+/// with a clean close (no cut was planned, or it lay beyond the workload),
+/// which makes everything durable. Returns whether it crashed.
+fn end_generation(fs: &SimFs, db: Db, ctx: &str, t: &mut Totals) -> bool {
+    if fs.crashed() {
+        db.crash_for_testing();
+        t.crashes += 1;
+        return true;
+    }
+    fs.crash_at(u64::MAX);
+    db.close()
+        .unwrap_or_else(|e| panic!("{ctx}: close failed: {e}"));
+    t.closes += 1;
+    false
+}
+
 /// Totals across seeds, for the report.
 #[derive(Debug, Default)]
 struct Totals {
@@ -202,17 +226,8 @@ fn single_writer_seed(seed: u64, gens: u64, t: &mut Totals) {
                 Err(_) => break,
             }
         }
-        if fs.crashed() {
-            db.crash_for_testing();
-            t.crashes += 1;
-        } else {
-            // Either no crash was planned, or it lay beyond the workload:
-            // close cleanly (everything becomes durable).
-            fs.crash_at(u64::MAX);
-            db.close()
-                .unwrap_or_else(|e| panic!("{ctx}: close failed: {e}"));
+        if !end_generation(&fs, db, &ctx, t) {
             durable = attempted;
-            t.closes += 1;
         }
         fs = fs.crash_image(gen.mode, seed ^ (g << 8));
         let db = open(&fs, &gen.opts).unwrap_or_else(|e| panic!("{ctx}: recovery failed: {e}"));
@@ -274,11 +289,7 @@ fn concurrent_seed(seed: u64, gens: u64, t: &mut Totals) {
         let got = contents(&db);
         for (w, m) in models.iter().enumerate() {
             let prefix = format!("w{w}-");
-            let mine: Model = got
-                .iter()
-                .filter(|(k, _)| k.starts_with(prefix.as_bytes()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let mine = writer_keys(&got, &prefix);
             assert!(&mine == m, "{ctx}: writer {w}'s keys differ from the model");
         }
         if let Some(after) = gen.crash_after {
@@ -320,29 +331,17 @@ fn concurrent_seed(seed: u64, gens: u64, t: &mut Totals) {
                 });
             }
         });
-        let crashed = fs.crashed();
-        if crashed {
-            db.crash_for_testing();
-            t.crashes += 1;
-        } else {
-            fs.crash_at(u64::MAX);
-            db.close()
-                .unwrap_or_else(|e| panic!("{ctx}: close failed: {e}"));
+        if !end_generation(&fs, db, &ctx, t) {
             for w in 0..W {
                 durable[w].store(attempted[w].load(Ordering::SeqCst), Ordering::SeqCst);
             }
-            t.closes += 1;
         }
         fs = fs.crash_image(gen.mode, seed ^ (g << 8));
         let db = open(&fs, &gen.opts).unwrap_or_else(|e| panic!("{ctx}: recovery failed: {e}"));
         let got = contents(&db);
         for w in 0..W {
             let prefix = format!("w{w}-");
-            let mine: Model = got
-                .iter()
-                .filter(|(k, _)| k.starts_with(prefix.as_bytes()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let mine = writer_keys(&got, &prefix);
             let (lo, hi) = (
                 durable[w].load(Ordering::SeqCst) as usize,
                 attempted[w].load(Ordering::SeqCst) as usize,
