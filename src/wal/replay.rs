@@ -255,6 +255,86 @@ fn verified_first_lsn(
     })
 }
 
+/// Zero a torn tail, from the damage to the last nonzero byte
+/// (`dirty_end`), and `fdatasync` it; with `read_only`, only report what
+/// would be cut. Errors: `Io`.
+fn truncate_tail(
+    fs: &dyn FileSystem,
+    path: &Path,
+    d: &reader::Damage,
+    dirty_end: u64,
+    read_only: bool,
+) -> Result<Truncation> {
+    let bytes = dirty_end - d.offset;
+    if !read_only {
+        let rw = fs
+            .open(path, OpenMode::ReadWrite)
+            .map_err(|e| Error::io(path, e))?;
+        rw.write_all_at(&vec![0u8; bytes as usize], d.offset)
+            .map_err(|e| Error::io(path, e))?;
+        rw.sync_data().map_err(|e| Error::io(path, e))?;
+    }
+    Ok(Truncation {
+        file: path.to_path_buf(),
+        offset: d.offset,
+        bytes,
+        records: d.later.len() as u64,
+        reason: d.reason.clone(),
+    })
+}
+
+/// What a `Corruption` error says about damage `d`, judged by `facts`.
+fn corruption_message(facts: DamageFacts, d: &reader::Damage) -> String {
+    if facts.misplaced {
+        d.reason.clone()
+    } else if facts.is_last && !facts.durable_after {
+        "torn write at the end of the log (recovery mode AbsoluteConsistency refuses to truncate it)"
+            .to_string()
+    } else if !facts.is_last {
+        format!("{} in a segment that was already fully synced", d.reason)
+    } else {
+        format!(
+            "{}, followed by {} valid record(s) written after it was durable",
+            d.reason,
+            d.later.len()
+        )
+    }
+}
+
+/// If segment `ids[0]` need not be read because every record in it is
+/// covered (`<= applied`), its metadata: proven by the verified first record
+/// of the next segment, `ids[1]`, whose LSN is at most `applied + 1`.
+/// `None` when that cannot be proven (the record is damaged, of another
+/// database, or newer). Errors: `Io`.
+fn covered_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    ids: &[u64],
+    kind: u32,
+    db_id: Option<u64>,
+    applied: u64,
+) -> Result<Option<SegmentMeta>> {
+    let (Some(&id), Some(&next_id)) = (ids.first(), ids.get(1)) else {
+        return Ok(None);
+    };
+    let next = dir.join(segment::file_name(next_id));
+    let next_first = verified_first_lsn(fs, &next, kind, next_id, db_id)?;
+    let Some(nf) = next_first.filter(|&nf| nf >= 1 && nf <= applied + 1) else {
+        return Ok(None);
+    };
+    let path = dir.join(segment::file_name(id));
+    let size = fs
+        .open(&path, OpenMode::Read)
+        .and_then(|f| f.len())
+        .map_err(|e| Error::io(&path, e))?;
+    Ok(Some(SegmentMeta {
+        id,
+        first_lsn: None,
+        last_lsn: Some(nf - 1),
+        size,
+    }))
+}
+
 /// Whether each segment in `ids` has a valid header and nothing but zeros
 /// after it: created by a rotation that crashed before writing to it.
 fn all_empty(fs: &dyn FileSystem, dir: &Path, ids: &[u64], kind: u32) -> Result<bool> {
@@ -392,6 +472,94 @@ fn missing_segment(
     ))
 }
 
+/// The segments read, and the newest two (for choosing where writing
+/// resumes).
+struct Tail {
+    metas: Vec<SegmentMeta>,
+    last: Option<LastSegment>,
+    before_last: Option<LastSegment>,
+}
+
+/// Where writing resumes once replay has read everything (see the comments
+/// inside); creates or removes a segment when it must. Errors: `Io`.
+#[allow(clippy::too_many_arguments)]
+fn resume_point(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    ids: &[u64],
+    opts: &Options,
+    kind: u32,
+    tail: Tail,
+    next_lsn: u64,
+    db_id: u64,
+) -> Result<ResumePoint> {
+    let Tail {
+        mut metas,
+        mut last,
+        before_last,
+    } = tail;
+    // A newest segment that is empty and that no link names was installed
+    // by a rotation that crashed before linking it: not yet part of the
+    // log. Remove it and resume in its predecessor, if that one can take
+    // more records (the next append rotates again, properly).
+    let resumable = |l: &LastSegment| !l.unusable && l.last_lsn.is_none_or(|x| x + 1 == next_lsn);
+    if let (Some(l), Some(b)) = (last, before_last) {
+        if !l.linked && l.last_lsn.is_none() && l.end == SEGMENT_HEADER_SIZE && resumable(&b) {
+            let path = dir.join(segment::file_name(l.id));
+            fs.remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+            metas.retain(|m| m.id != l.id);
+            last = Some(b);
+        }
+    }
+
+    // Where writing resumes: after the last record of the newest segment,
+    // if that record is the log's last (a snapshot can cover LSNs beyond
+    // the WAL's end when an older build checkpointed ahead of the durable
+    // WAL) and the segment is sound; otherwise in a new segment. Sync the
+    // segment so that everything recovered is durable before new records
+    // claim it as synced.
+    let resume = match last {
+        Some(l) if resumable(&l) && metas.last().map(|m| m.id) == Some(l.id) => {
+            let path = dir.join(segment::file_name(l.id));
+            let file = fs
+                .open(&path, OpenMode::ReadWrite)
+                .map_err(|e| Error::io(&path, e))?;
+            file.sync_data().map_err(|e| Error::io(&path, e))?;
+            ResumePoint {
+                segments: metas,
+                file,
+                pos: l.end,
+                next_lsn,
+                db_id,
+            }
+        }
+        _ => {
+            let id = metas
+                .last()
+                .map_or(0, |m| m.id)
+                .max(ids.last().copied().unwrap_or(0))
+                + 1;
+            let p = segment::prepare(fs, dir, kind, id, opts.segment_size, db_id)?;
+            segment::install(fs, dir, &p)?;
+            metas.push(SegmentMeta {
+                id,
+                first_lsn: None,
+                last_lsn: None,
+                size: p.size,
+            });
+            ResumePoint {
+                segments: metas,
+                file: p.file,
+                pos: SEGMENT_HEADER_SIZE,
+                next_lsn,
+                db_id,
+            }
+        }
+    };
+    Ok(resume)
+}
+
 /// Replay the segments `ids` (ascending) of `dir`, calling `apply` for every
 /// record after `start.applied_lsn`, in LSN order.
 ///
@@ -436,22 +604,12 @@ pub fn replay(
             }
         }
         if start.skip_covered && !is_last {
-            let next = dir.join(segment::file_name(ids[i + 1]));
-            let next_first = verified_first_lsn(fs, &next, start.kind, ids[i + 1], db_id)?;
-            if let Some(nf) = next_first.filter(|&nf| nf >= 1 && nf <= cur.applied + 1) {
-                let size = fs
-                    .open(&path, OpenMode::Read)
-                    .and_then(|f| f.len())
-                    .map_err(|e| Error::io(&path, e))?;
-                metas.push(SegmentMeta {
-                    id,
-                    first_lsn: None,
-                    last_lsn: Some(nf - 1),
-                    size,
-                });
+            if let Some(meta) = covered_segment(fs, dir, &ids[i..], start.kind, db_id, cur.applied)?
+            {
                 stats.segments_skipped += 1;
-                max_lsn_seen = max_lsn_seen.max(nf - 1);
-                cur.last_lsn = Some(nf - 1);
+                max_lsn_seen = max_lsn_seen.max(meta.last_lsn.unwrap_or(0));
+                cur.last_lsn = meta.last_lsn;
+                metas.push(meta);
                 continue;
             }
         }
@@ -547,37 +705,16 @@ pub fn replay(
                     }
                 }
                 Verdict::TruncateTail => {
-                    let bytes = scan.dirty_end - d.offset;
-                    if !start.read_only {
-                        let rw = fs
-                            .open(&path, OpenMode::ReadWrite)
-                            .map_err(|e| Error::io(&path, e))?;
-                        rw.write_all_at(&vec![0u8; bytes as usize], d.offset)
-                            .map_err(|e| Error::io(&path, e))?;
-                        rw.sync_data().map_err(|e| Error::io(&path, e))?;
-                    }
-                    stats.truncation = Some(Truncation {
-                        file: path.clone(),
-                        offset: d.offset,
-                        bytes,
-                        records: d.later.len() as u64,
-                        reason: d.reason.clone(),
-                    });
+                    stats.truncation = Some(truncate_tail(
+                        fs,
+                        &path,
+                        &d,
+                        scan.dirty_end,
+                        start.read_only,
+                    )?);
                 }
                 Verdict::RefuseTornTail | Verdict::Corrupt => {
-                    let what = if facts.misplaced {
-                        d.reason.clone()
-                    } else if facts.is_last && !facts.durable_after {
-                        "torn write at the end of the log (recovery mode AbsoluteConsistency refuses to truncate it)".to_string()
-                    } else if !effectively_last {
-                        format!("{} in a segment that was already fully synced", d.reason)
-                    } else {
-                        format!(
-                            "{}, followed by {} valid record(s) written after it was durable",
-                            d.reason,
-                            d.later.len()
-                        )
-                    };
+                    let what = corruption_message(facts, &d);
                     return Err(Error::corruption(&path, Some(d.offset), what));
                 }
             }
@@ -628,65 +765,20 @@ pub fn replay(
         return Ok(outcome(None));
     }
 
-    // A newest segment that is empty and that no link names was installed
-    // by a rotation that crashed before linking it: not yet part of the
-    // log. Remove it and resume in its predecessor, if that one can take
-    // more records (the next append rotates again, properly).
-    let resumable = |l: &LastSegment| !l.unusable && l.last_lsn.is_none_or(|x| x + 1 == next_lsn);
-    if let (Some(l), Some(b)) = (last, before_last) {
-        if !l.linked && l.last_lsn.is_none() && l.end == SEGMENT_HEADER_SIZE && resumable(&b) {
-            let path = dir.join(segment::file_name(l.id));
-            fs.remove_file(&path).map_err(|e| Error::io(&path, e))?;
-            fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
-            metas.retain(|m| m.id != l.id);
-            last = Some(b);
-        }
-    }
-
-    // Where writing resumes: after the last record of the newest segment,
-    // if that record is the log's last (a snapshot can cover LSNs beyond
-    // the WAL's end when an older build checkpointed ahead of the durable
-    // WAL) and the segment is sound; otherwise in a new segment. Sync the
-    // segment so that everything recovered is durable before new records
-    // claim it as synced.
-    let resume = match last {
-        Some(l) if resumable(&l) && metas.last().map(|m| m.id) == Some(l.id) => {
-            let path = dir.join(segment::file_name(l.id));
-            let file = fs
-                .open(&path, OpenMode::ReadWrite)
-                .map_err(|e| Error::io(&path, e))?;
-            file.sync_data().map_err(|e| Error::io(&path, e))?;
-            ResumePoint {
-                segments: metas,
-                file,
-                pos: l.end,
-                next_lsn,
-                db_id,
-            }
-        }
-        _ => {
-            let id = metas
-                .last()
-                .map_or(0, |m| m.id)
-                .max(ids.last().copied().unwrap_or(0))
-                + 1;
-            let p = segment::prepare(fs, dir, start.kind, id, opts.segment_size, db_id)?;
-            segment::install(fs, dir, &p)?;
-            metas.push(SegmentMeta {
-                id,
-                first_lsn: None,
-                last_lsn: None,
-                size: p.size,
-            });
-            ResumePoint {
-                segments: metas,
-                file: p.file,
-                pos: SEGMENT_HEADER_SIZE,
-                next_lsn,
-                db_id,
-            }
-        }
-    };
+    let resume = resume_point(
+        fs,
+        dir,
+        ids,
+        opts,
+        start.kind,
+        Tail {
+            metas,
+            last,
+            before_last,
+        },
+        next_lsn,
+        db_id,
+    )?;
     Ok(outcome(Some(resume)))
 }
 
