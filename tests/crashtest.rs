@@ -191,14 +191,20 @@ fn print_line(line: &str) {
     l.flush().expect("flush");
 }
 
+/// The directory and configuration a parent passed to a child, or `None`
+/// when the entry point runs as an ordinary (ignored) test.
+fn child_env() -> Option<(String, String)> {
+    Some((
+        std::env::var("KEYVAL_CT_DIR").ok()?,
+        std::env::var("KEYVAL_CT_CFG").ok()?,
+    ))
+}
+
 /// Child-process entry point for the key-value store.
 #[test]
 #[ignore = "child process entry point"]
 fn kv_child() {
-    let (Ok(dir), Ok(cfg)) = (
-        std::env::var("KEYVAL_CT_DIR"),
-        std::env::var("KEYVAL_CT_CFG"),
-    ) else {
+    let Some((dir, cfg)) = child_env() else {
         return;
     };
     let cfg = GenConfig::from_env(&cfg);
@@ -689,10 +695,7 @@ fn observe_raft(log: &RaftLog) -> RaftModel {
 #[test]
 #[ignore = "child process entry point"]
 fn raft_child() {
-    let (Ok(dir), Ok(cfg)) = (
-        std::env::var("KEYVAL_CT_DIR"),
-        std::env::var("KEYVAL_CT_CFG"),
-    ) else {
+    let Some((dir, cfg)) = child_env() else {
         return;
     };
     let f: Vec<u64> = cfg

@@ -328,6 +328,15 @@ fn damaged(fs: &SimFs, path: &Path, f: impl FnOnce(&mut Vec<u8>)) -> SimFs {
     img
 }
 
+/// A copy of the store with `path` deleted (durably: the directory is
+/// synced, so the deletion survives into later crash images).
+fn deleted(fs: &SimFs, path: &Path) -> SimFs {
+    let img = fs.crash_image(CrashMode::DropAll, 1);
+    img.remove_file(path).expect("remove");
+    img.sync_dir(Path::new(DIR)).expect("sync dir");
+    img
+}
+
 #[test]
 fn damage_across_segments_snapshots_and_generations() {
     let (fs, writes) = lived_store();
@@ -348,6 +357,9 @@ fn damage_across_segments_snapshots_and_generations() {
         move |r: &Rec| r.segment == seg && r.offset < hi && lo < r.offset + r.len
     };
 
+    let check = |img: &SimFs, what: &str, exp: &Model, t: &mut Tally| {
+        judge(img, what, &final_state, &before_last, exp, t)
+    };
     for seg in &l.segments {
         let recs: Vec<&Rec> = l.records.iter().filter(|r| &r.segment == seg).collect();
         let first = recs.first().expect("record");
@@ -358,7 +370,7 @@ fn damage_across_segments_snapshots_and_generations() {
             let lost = hit(seg, at, at + 1);
             let exp = salvage_expectation(&writes, &l, &[], &lost);
             let what = format!("{} first record header byte {b}", seg.display());
-            judge(&img, &what, &final_state, &before_last, &exp, &mut t);
+            check(&img, &what, &exp, &mut t);
         }
         // Every byte of the segment header: the whole segment is lost to
         // salvage unless the byte is unchecked (52..64 are reserved zeros).
@@ -371,21 +383,14 @@ fn damage_across_segments_snapshots_and_generations() {
                 final_state.clone()
             };
             let what = format!("{} segment header byte {b}", seg.display());
-            judge(&img, &what, &final_state, &before_last, &exp, &mut t);
+            check(&img, &what, &exp, &mut t);
         }
         // Padding after a record (unchecked: harmless).
         if let Some(r) = recs.iter().find(|r| r.len % 8 != 0) {
             let at = r.offset + r.len;
             let img = damaged(&fs, seg, |buf| buf[at as usize] ^= 0x20);
             let what = format!("{} padding at {at}", seg.display());
-            judge(
-                &img,
-                &what,
-                &final_state,
-                &before_last,
-                &final_state,
-                &mut t,
-            );
+            check(&img, &what, &final_state, &mut t);
         }
         // The last record (for an older segment, its link to the next).
         let last = recs.last().expect("record");
@@ -393,46 +398,30 @@ fn damage_across_segments_snapshots_and_generations() {
         let img = damaged(&fs, seg, |buf| buf[at as usize] ^= 0x02);
         let exp = salvage_expectation(&writes, &l, &[], &hit(seg, at, at + 1));
         let what = format!("{} last record", seg.display());
-        judge(&img, &what, &final_state, &before_last, &exp, &mut t);
+        check(&img, &what, &exp, &mut t);
         // Garbage in the zero tail after the last record.
         let size = fs.read_file(seg).expect("seg").len() as u64;
         let at = (last.offset + last.len + 4096).min(size - 1);
         let img = damaged(&fs, seg, |buf| buf[at as usize] = 0x5A);
         let what = format!("{} zero tail at {at}", seg.display());
-        judge(
-            &img,
-            &what,
-            &final_state,
-            &before_last,
-            &final_state,
-            &mut t,
-        );
+        check(&img, &what, &final_state, &mut t);
         // Deleted.
-        let img = fs.crash_image(CrashMode::DropAll, 1);
-        img.remove_file(seg).expect("remove");
-        img.sync_dir(Path::new(DIR)).expect("sync dir");
+        let img = deleted(&fs, seg);
         let s = seg.clone();
         let exp = salvage_expectation(&writes, &l, &[], &move |r: &Rec| r.segment == s);
         let what = format!("{} deleted", seg.display());
-        judge(&img, &what, &final_state, &before_last, &exp, &mut t);
+        check(&img, &what, &exp, &mut t);
         // Shortened: padding cut (records intact), and cut inside the last
         // record.
         let end = last.offset + last.len;
         let img = damaged(&fs, seg, |buf| buf.truncate((end + 8) as usize));
         let what = format!("{} cut to {}", seg.display(), end + 8);
-        judge(
-            &img,
-            &what,
-            &final_state,
-            &before_last,
-            &final_state,
-            &mut t,
-        );
+        check(&img, &what, &final_state, &mut t);
         let cut = last.offset + last.len / 2;
         let img = damaged(&fs, seg, |buf| buf.truncate(cut as usize));
         let exp = salvage_expectation(&writes, &l, &[], &hit(seg, cut, u64::MAX));
         let what = format!("{} cut to {cut}", seg.display());
-        judge(&img, &what, &final_state, &before_last, &exp, &mut t);
+        check(&img, &what, &exp, &mut t);
     }
 
     for (snap, _) in &l.snapshots {
@@ -441,14 +430,12 @@ fn damage_across_segments_snapshots_and_generations() {
             let img = damaged(&fs, snap, |buf| buf[at] ^= 0x08);
             let exp = salvage_expectation(&writes, &l, std::slice::from_ref(snap), &|_| false);
             let what = format!("{} byte {at}", snap.display());
-            judge(&img, &what, &final_state, &before_last, &exp, &mut t);
+            check(&img, &what, &exp, &mut t);
         }
-        let img = fs.crash_image(CrashMode::DropAll, 1);
-        img.remove_file(snap).expect("remove");
-        img.sync_dir(Path::new(DIR)).expect("sync dir");
+        let img = deleted(&fs, snap);
         let exp = salvage_expectation(&writes, &l, std::slice::from_ref(snap), &|_| false);
         let what = format!("{} deleted", snap.display());
-        judge(&img, &what, &final_state, &before_last, &exp, &mut t);
+        check(&img, &what, &exp, &mut t);
     }
     println!(
         "damage across {} segments and {} snapshots of a 3-generation store: {t:?}",

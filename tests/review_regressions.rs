@@ -177,6 +177,34 @@ fn entry(index: u64, term: u64, len: usize) -> Entry {
     }
 }
 
+/// The review's D3 layout: entries 1..=3 of `size` bytes (one per segment
+/// near the boundary), `truncate_prefix(1)`, entries 4..=10 of a new term.
+fn compacted_once(dir: &Path, size: usize) -> RaftLog {
+    let log = RaftLog::open(dir, raft_opts()).expect("open");
+    for i in 1..=3 {
+        log.append(&[entry(i, 1, size)]).expect("append");
+    }
+    log.truncate_prefix(1).expect("truncate 1");
+    let more: Vec<Entry> = (4..=10).map(|i| entry(i, 2, 100)).collect();
+    log.append(&more).expect("append 4..=10");
+    log
+}
+
+/// Opening the Raft log in `dir` fails with `Corruption` in both strict
+/// recovery modes.
+fn raft_open_is_corruption(dir: &Path, ctx: &str) {
+    for mode in [
+        RecoveryMode::AbsoluteConsistency,
+        RecoveryMode::TolerateTailCorruption,
+    ] {
+        let r = RaftLog::open(dir, with_mode(raft_opts(), mode));
+        assert!(
+            matches!(r, Err(Error::Corruption { .. })),
+            "{ctx}, {mode:?}: {r:?}"
+        );
+    }
+}
+
 /// D3: after an ordinary compaction whose truncate-prefix record starts a
 /// segment, the Raft log could not be reopened in any recovery mode. The
 /// entry size decides where segments break; the review's case used
@@ -192,13 +220,7 @@ fn d3_raft_log_reopens_after_compaction_that_starts_a_segment() {
             RecoveryMode::TolerateAnyCorruption,
         ] {
             let dir = tempfile::tempdir().expect("tempdir");
-            let log = RaftLog::open(dir.path(), raft_opts()).expect("open");
-            for i in 1..=3 {
-                log.append(&[entry(i, 1, size)]).expect("append");
-            }
-            log.truncate_prefix(1).expect("truncate 1");
-            let more: Vec<Entry> = (4..=10).map(|i| entry(i, 2, 100)).collect();
-            log.append(&more).expect("append 4..=10");
+            let log = compacted_once(dir.path(), size);
             log.truncate_prefix(3).expect("truncate 3");
             log.close().expect("close");
             let log = RaftLog::open(dir.path(), with_mode(raft_opts(), mode))
@@ -220,13 +242,7 @@ fn d3_raft_log_reopens_after_compaction_that_starts_a_segment() {
 fn raft_segments_deleted_after_a_compaction_are_reported() {
     for size in (61_300..=61_380).step_by(8) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = RaftLog::open(dir.path(), raft_opts()).expect("open");
-        for i in 1..=3 {
-            log.append(&[entry(i, 1, size)]).expect("append");
-        }
-        log.truncate_prefix(1).expect("truncate 1");
-        let more: Vec<Entry> = (4..=10).map(|i| entry(i, 2, 100)).collect();
-        log.append(&more).expect("append 4..=10");
+        let log = compacted_once(dir.path(), size);
         log.close().expect("close");
         // Delete every segment but the newest that holds no entry >= 4.
         let segs = segments(dir.path());
@@ -234,16 +250,7 @@ fn raft_segments_deleted_after_a_compaction_are_reported() {
         for s in &segs[..keep] {
             std::fs::remove_file(s).expect("remove");
         }
-        for mode in [
-            RecoveryMode::AbsoluteConsistency,
-            RecoveryMode::TolerateTailCorruption,
-        ] {
-            let r = RaftLog::open(dir.path(), with_mode(raft_opts(), mode));
-            assert!(
-                matches!(r, Err(Error::Corruption { .. })),
-                "entry size {size}, {mode:?}: {r:?}"
-            );
-        }
+        raft_open_is_corruption(dir.path(), &format!("entry size {size}"));
         let log = RaftLog::open(
             dir.path(),
             with_mode(raft_opts(), RecoveryMode::TolerateAnyCorruption),
@@ -406,16 +413,7 @@ fn deleted_oldest_raft_segments_are_reported() {
     let segs = segments(dir.path());
     assert!(segs.len() >= 3);
     std::fs::remove_file(&segs[0]).expect("remove");
-    for mode in [
-        RecoveryMode::AbsoluteConsistency,
-        RecoveryMode::TolerateTailCorruption,
-    ] {
-        let r = RaftLog::open(dir.path(), with_mode(raft_opts(), mode));
-        assert!(
-            matches!(r, Err(Error::Corruption { .. })),
-            "{mode:?}: {r:?}"
-        );
-    }
+    raft_open_is_corruption(dir.path(), "oldest segment deleted");
 }
 
 /// After compaction reclaimed segments, the log still reopens (the
