@@ -106,6 +106,16 @@
 #define KV_RECOVERY_TOLERATE_ANY_CORRUPTION 2
 
 /*
+ Longest keyspace name, in bytes (UTF-8).
+ */
+#define MAX_KEYSPACE_NAME 255
+
+/*
+ Version written when only the default keyspace has entries.
+ */
+#define VERSION_DEFAULT_ONLY 1
+
+/*
  Bytes a [`RecordType::SegmentLink`] record occupies (header + 8-byte
  successor id). Every segment keeps this much room free for it.
  */
@@ -118,7 +128,7 @@
 
 /*
  Status code returned by every fallible `kv_` function. `KV_OK` is 0;
- codes 1-6 and 10-11 are the engine's errors, 7-9 belong to the C ABI.
+ codes 1-7 and 10-12 are the engine's errors, 8-9 belong to the C ABI.
  Values never change between releases.
  */
 typedef enum {
@@ -154,7 +164,8 @@ typedef enum {
    */
   KV_CLOSED = 6,
   /*
-   The key is absent.
+   The key is absent (a get), or the keyspace, collection, index or
+   document addressed does not exist.
    */
   KV_NOT_FOUND = 7,
   /*
@@ -175,6 +186,11 @@ typedef enum {
    Raft log: the index is beyond the end of the log.
    */
   KV_OUT_OF_RANGE = 11,
+  /*
+   A unique constraint was violated: a document `_id` that exists, or
+   a value already in a unique index. Nothing was written.
+   */
+  KV_DUPLICATE_KEY = 12,
 } kv_status;
 
 /*

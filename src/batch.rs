@@ -5,16 +5,25 @@
 //!
 //! ```text
 //! u32  operation count
-//! then per operation:
-//!   u8   kind: 1 = put, 2 = delete
-//!   u32  key length
-//!   u32  value length (put only)
-//!   key bytes, then value bytes (put only)
+//! then per operation, by kind (u8):
+//!   1 put        u32 key length, u32 value length, key, value
+//!   2 delete     u32 key length, key
+//!   3 put in     u32 keyspace id, u32 key length, u32 value length, key, value
+//!   4 delete in  u32 keyspace id, u32 key length, key
+//!   5 create keyspace  u32 keyspace id, u32 name length, name (UTF-8)
+//!   6 drop keyspace    u32 keyspace id, u32 name length, name (UTF-8)
 //! ```
-//! All integers are little-endian.
+//! All integers are little-endian. Kinds 1 and 2 address the default
+//! keyspace and are the only kinds stores written before keyspaces
+//! existed contain. Kinds 5 and 6 are written only by
+//! [`crate::Db::create_keyspace`] and [`crate::Db::drop_keyspace`].
 
 const OP_PUT: u8 = 1;
 const OP_DELETE: u8 = 2;
+const OP_PUT_IN: u8 = 3;
+const OP_DELETE_IN: u8 = 4;
+const OP_CREATE_KEYSPACE: u8 = 5;
+const OP_DROP_KEYSPACE: u8 = 6;
 
 /// A group of sets and deletes that [`crate::Db::write`] applies
 /// atomically: after a crash either all of them are present or none.
@@ -37,17 +46,26 @@ impl Default for WriteBatch {
 /// One decoded operation, borrowing from the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op<'a> {
-    /// Set `key` to `value`.
+    /// Set `key` to `value` in the default keyspace.
     Put(&'a [u8], &'a [u8]),
-    /// Remove `key`.
+    /// Remove `key` from the default keyspace.
     Delete(&'a [u8]),
+    /// Set `key` to `value` in the keyspace with this id.
+    PutIn(u32, &'a [u8], &'a [u8]),
+    /// Remove `key` from the keyspace with this id.
+    DeleteIn(u32, &'a [u8]),
+    /// Create the keyspace `name` with this id.
+    CreateKeyspace(u32, &'a [u8]),
+    /// Drop the keyspace `name` with this id and every key in it.
+    DropKeyspace(u32, &'a [u8]),
 }
 
 impl<'a> Op<'a> {
-    /// The key the operation is about.
+    /// The key the operation is about (the name, for keyspace operations).
     pub fn key(&self) -> &'a [u8] {
         match self {
-            Op::Put(k, _) | Op::Delete(k) => k,
+            Op::Put(k, _) | Op::Delete(k) | Op::PutIn(_, k, _) | Op::DeleteIn(_, k) => k,
+            Op::CreateKeyspace(_, n) | Op::DropKeyspace(_, n) => n,
         }
     }
 }
@@ -86,6 +104,71 @@ impl WriteBatch {
         self.payload.extend_from_slice(k);
         self.bump();
         self
+    }
+
+    /// Add "set `key` to `value` in keyspace `ks`". A batch may write to
+    /// several keyspaces; it is still applied atomically. Writing to a
+    /// keyspace that has been dropped fails the whole batch with
+    /// [`crate::Error::NotFound`].
+    pub fn put_in(
+        &mut self,
+        ks: &crate::Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> &mut Self {
+        self.put_in_id(ks.id(), key.as_ref(), value.as_ref())
+    }
+
+    /// Add "remove `key` from keyspace `ks`" (a no-op if absent).
+    pub fn delete_in(&mut self, ks: &crate::Keyspace, key: impl AsRef<[u8]>) -> &mut Self {
+        self.delete_in_id(ks.id(), key.as_ref())
+    }
+
+    /// [`WriteBatch::put_in`] by keyspace id; id 0 is the default keyspace.
+    pub(crate) fn put_in_id(&mut self, id: u32, k: &[u8], v: &[u8]) -> &mut Self {
+        if id == 0 {
+            return self.put(k, v);
+        }
+        self.payload.reserve(13 + k.len() + v.len());
+        self.payload.push(OP_PUT_IN);
+        self.payload.extend_from_slice(&id.to_le_bytes());
+        self.payload
+            .extend_from_slice(&(k.len() as u32).to_le_bytes());
+        self.payload
+            .extend_from_slice(&(v.len() as u32).to_le_bytes());
+        self.payload.extend_from_slice(k);
+        self.payload.extend_from_slice(v);
+        self.bump();
+        self
+    }
+
+    /// [`WriteBatch::delete_in`] by keyspace id; id 0 is the default one.
+    pub(crate) fn delete_in_id(&mut self, id: u32, k: &[u8]) -> &mut Self {
+        if id == 0 {
+            return self.delete(k);
+        }
+        self.push_id_and_bytes(OP_DELETE_IN, id, k);
+        self
+    }
+
+    /// A keyspace operation (create or drop): kind, id, name.
+    pub(crate) fn keyspace_op(&mut self, create: bool, id: u32, name: &str) -> &mut Self {
+        let kind = if create {
+            OP_CREATE_KEYSPACE
+        } else {
+            OP_DROP_KEYSPACE
+        };
+        self.push_id_and_bytes(kind, id, name.as_bytes());
+        self
+    }
+
+    fn push_id_and_bytes(&mut self, kind: u8, id: u32, bytes: &[u8]) {
+        self.payload.push(kind);
+        self.payload.extend_from_slice(&id.to_le_bytes());
+        self.payload
+            .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        self.payload.extend_from_slice(bytes);
+        self.bump();
     }
 
     fn bump(&mut self) {
@@ -210,6 +293,24 @@ fn next_op<'a>(p: &'a [u8], at: &mut usize, count: u32) -> Result<Op<'a>, &'stat
             let kl = take_u32(p, at)?;
             Ok(Op::Delete(take(p, at, kl)?))
         }
+        OP_PUT_IN => {
+            let id = take_u32(p, at)? as u32;
+            let kl = take_u32(p, at)?;
+            let vl = take_u32(p, at)?;
+            let k = take(p, at, kl)?;
+            let v = take(p, at, vl)?;
+            Ok(Op::PutIn(id, k, v))
+        }
+        OP_DELETE_IN | OP_CREATE_KEYSPACE | OP_DROP_KEYSPACE => {
+            let id = take_u32(p, at)? as u32;
+            let kl = take_u32(p, at)?;
+            let k = take(p, at, kl)?;
+            Ok(match kind {
+                OP_DELETE_IN => Op::DeleteIn(id, k),
+                OP_CREATE_KEYSPACE => Op::CreateKeyspace(id, k),
+                _ => Op::DropKeyspace(id, k),
+            })
+        }
         _ => Err("unknown batch operation kind"),
     }
 }
@@ -229,6 +330,28 @@ mod tests {
             ops,
             vec![Op::Put(b"a", b"1"), Op::Delete(b"b"), Op::Put(b"", b"")]
         );
+        let mut k = WriteBatch::new();
+        k.put_in_id(7, b"k", b"v")
+            .delete_in_id(7, b"k")
+            .keyspace_op(true, 7, "seven")
+            .keyspace_op(false, 7, "seven")
+            .put_in_id(0, b"d", b"0");
+        let ops: Vec<_> = decode(k.payload())
+            .collect::<Result<_, _>>()
+            .expect("decode");
+        assert_eq!(
+            ops,
+            vec![
+                Op::PutIn(7, b"k", b"v"),
+                Op::DeleteIn(7, b"k"),
+                Op::CreateKeyspace(7, b"seven"),
+                Op::DropKeyspace(7, b"seven"),
+                Op::Put(b"d", b"0")
+            ]
+        );
+        for cut in 0..k.payload().len() {
+            assert!(decode(&k.payload()[..cut]).any(|r| r.is_err()), "cut {cut}");
+        }
         b.clear();
         assert!(b.is_empty());
         assert_eq!(decode(b.payload()).count(), 0);

@@ -3,7 +3,8 @@
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::fs::{self, FileSystem, OpenMode};
-use crate::memtable::{MemTable, ENTRY_OVERHEAD_ESTIMATE};
+use crate::keyspace::{self, Keyspace, KeyspaceStats, Tables};
+use crate::memtable::ENTRY_OVERHEAD_ESTIMATE;
 use crate::metrics::{Metrics, OpKind, Recorder};
 use crate::options::Options;
 use crate::recovery::{self, RecoveryStats};
@@ -21,7 +22,7 @@ use std::sync::Arc;
 pub use crate::store::LOCK_FILE;
 
 struct MemState {
-    table: MemTable,
+    table: Tables,
     closed: bool,
 }
 
@@ -39,6 +40,8 @@ pub(crate) struct Inner {
     core: Core<Vec<u8>>,
     opts: Options,
     mem: RwLock<MemState>,
+    /// Serializes keyspace creation and drop (catalog changes).
+    ddl: Mutex<()>,
     checkpoint: Mutex<CheckpointState>,
     checkpoint_running: AtomicBool,
     wal_bytes_since_checkpoint: AtomicU64,
@@ -85,15 +88,18 @@ impl std::fmt::Debug for Db {
 /// A point-in-time summary of the store, from [`Db::stats`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Live keys.
+    /// Live keys in the default keyspace.
     pub keys: u64,
-    /// Bytes of live keys.
+    /// Bytes of live keys in the default keyspace.
     pub key_bytes: u64,
-    /// Bytes of live values.
+    /// Bytes of live values in the default keyspace.
     pub value_bytes: u64,
-    /// Estimated memory of the index: key and value bytes plus per-entry
-    /// bookkeeping, in bytes.
+    /// Estimated memory of the index, every keyspace included: key and
+    /// value bytes plus per-entry bookkeeping, in bytes.
     pub memory_bytes: u64,
+    /// Named keyspaces (see [`Db::keyspace`]; each has its own
+    /// [`Keyspace::stats`]).
+    pub keyspaces: u64,
     /// Live WAL segment files.
     pub wal_segments: u64,
     /// Bytes of WAL segment files on disk (preallocated size).
@@ -129,6 +135,15 @@ pub struct Stats {
     pub poisoned: Option<String>,
     /// What the last recovery found and did.
     pub recovery: RecoveryStats,
+}
+
+/// The bounds of the keys that start with `prefix`.
+pub(crate) fn prefix_bounds(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let end = match prefix_successor(prefix) {
+        Some(s) => Bound::Excluded(s),
+        None => Bound::Unbounded,
+    };
+    (Bound::Included(prefix.to_vec()), end)
 }
 
 /// The smallest key greater than every key starting with `prefix`, or
@@ -178,6 +193,7 @@ impl Db {
                 table: rec.mem,
                 closed: false,
             }),
+            ddl: Mutex::new(()),
             checkpoint: Mutex::new(CheckpointState {
                 snapshots: rec.snapshots,
                 good: rec.loaded_snapshot,
@@ -213,20 +229,6 @@ impl Db {
         &self.inner.opts
     }
 
-    fn check_key(&self, key: &[u8]) -> Result<()> {
-        if key.is_empty() {
-            return Err(Error::InvalidArgument("empty key".into()));
-        }
-        if key.len() > self.inner.opts.max_key_size as usize {
-            return Err(Error::InvalidArgument(format!(
-                "key of {} bytes exceeds max_key_size {}",
-                key.len(),
-                self.inner.opts.max_key_size
-            )));
-        }
-        Ok(())
-    }
-
     /// Set `key` to `value`, returning once the write has reached the
     /// durability level. Equivalent to a one-operation batch.
     ///
@@ -249,69 +251,16 @@ impl Db {
     }
 
     /// Apply `batch` atomically: after a crash either every operation is
-    /// present or none. An empty batch is a no-op. Errors as [`Db::set`];
-    /// if any operation is invalid, nothing is applied.
+    /// present or none. An empty batch is a no-op. A batch may write to
+    /// several keyspaces ([`WriteBatch::put_in`]). Errors as [`Db::set`],
+    /// plus [`Error::NotFound`] if it writes to a dropped keyspace; if any
+    /// operation is invalid, nothing is applied.
     pub fn write(&self, batch: WriteBatch) -> Result<()> {
-        let m = &self.inner.metrics;
-        let t0 = m.start();
-        let bytes = batch.encoded_len() as u64;
-        let r = self.validate(&batch).and_then(|(puts, deletes)| {
-            self.write_validated(batch)?;
-            m.wrote(puts, deletes, bytes);
-            Ok(())
-        });
-        m.finish(OpKind::Write, t0, &r);
-        r
+        self.inner.write(batch)
     }
 
-    /// One pass over `batch`: every key and value within the limits.
-    /// Returns the numbers of puts and deletes.
-    ///
-    /// Errors: `InvalidArgument`.
-    fn validate(&self, batch: &WriteBatch) -> Result<(u64, u64)> {
-        let (mut puts, mut deletes) = (0, 0);
-        for op in batch.ops() {
-            self.check_key(op.key())?;
-            match op {
-                crate::batch::Op::Put(_, v) => {
-                    if v.len() > self.inner.opts.max_value_size as usize {
-                        return Err(Error::InvalidArgument(format!(
-                            "value of {} bytes exceeds max_value_size {}",
-                            v.len(),
-                            self.inner.opts.max_value_size
-                        )));
-                    }
-                    puts += 1;
-                }
-                crate::batch::Op::Delete(_) => deletes += 1,
-            }
-        }
-        if batch.encoded_len() > (u32::MAX as usize) - 64 {
-            return Err(Error::InvalidArgument("batch larger than 4 GiB".into()));
-        }
-        Ok((puts, deletes))
-    }
-
-    fn write_validated(&self, batch: WriteBatch) -> Result<()> {
-        let inner = &self.inner;
-        inner.core.check_writable()?;
-        if batch.is_empty() {
-            return Ok(());
-        }
-        inner
-            .core
-            .commit
-            .submit(batch.into_payload(), |group| inner.lead(group))?;
-        inner.maybe_auto_checkpoint();
-        Ok(())
-    }
-
-    fn read<R>(&self, f: impl FnOnce(&MemTable) -> R) -> Result<R> {
-        let m = self.inner.mem.read();
-        if m.closed {
-            return Err(Error::Closed);
-        }
-        Ok(f(&m.table))
+    fn read<R>(&self, f: impl FnOnce(&Tables) -> R) -> Result<R> {
+        self.inner.read(f)
     }
 
     /// The value of `key`, or `None`. Never touches the disk.
@@ -329,18 +278,7 @@ impl Db {
         key: impl AsRef<[u8]>,
         f: impl FnOnce(Option<&[u8]>) -> R,
     ) -> Result<R> {
-        let m = &self.inner.metrics;
-        let t0 = m.start();
-        let key = key.as_ref();
-        let r = self.check_key(key).and_then(|()| {
-            self.read(|t| {
-                let v = t.get(key);
-                m.got(v.map(|v| v.len()));
-                f(v)
-            })
-        });
-        m.finish(OpKind::Get, t0, &r);
-        r
+        self.inner.get_in(0, key.as_ref(), f)
     }
 
     /// Whether `key` is present. Errors as [`Db::get`].
@@ -350,12 +288,12 @@ impl Db {
 
     /// Number of live keys. Errors: [`Error::Closed`].
     pub fn len(&self) -> Result<u64> {
-        self.read(|t| t.len())
+        self.read(|t| t.default.len())
     }
 
     /// Whether the store holds no key. Errors: [`Error::Closed`].
     pub fn is_empty(&self) -> Result<bool> {
-        self.read(|t| t.is_empty())
+        self.read(|t| t.default.is_empty())
     }
 
     /// Iterate over every pair, in key order.
@@ -372,34 +310,19 @@ impl Db {
     /// strictly increasing order, each at most once).
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
         let conv = |b: Bound<&K>| b.map(|k| k.as_ref().to_vec());
-        Iter {
-            inner: Arc::clone(&self.inner),
-            next: conv(range.start_bound()),
-            end: conv(range.end_bound()),
-            buf: VecDeque::new(),
-            done: false,
-            closed_reported: false,
-            chunk: ITER_FIRST_CHUNK,
-        }
+        Iter::new(
+            Arc::clone(&self.inner),
+            0,
+            conv(range.start_bound()),
+            conv(range.end_bound()),
+        )
     }
 
     /// Iterate over the pairs whose keys start with `prefix`, in key order.
     /// Same consistency as [`Db::range`].
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        let p = prefix.as_ref();
-        let end = match prefix_successor(p) {
-            Some(s) => Bound::Excluded(s),
-            None => Bound::Unbounded,
-        };
-        Iter {
-            inner: Arc::clone(&self.inner),
-            next: Bound::Included(p.to_vec()),
-            end,
-            buf: VecDeque::new(),
-            done: false,
-            closed_reported: false,
-            chunk: ITER_FIRST_CHUNK,
-        }
+        let (start, end) = prefix_bounds(prefix.as_ref());
+        Iter::new(Arc::clone(&self.inner), 0, start, end)
     }
 
     /// Visit the pairs whose keys fall in `range`, in key order, without
@@ -421,7 +344,8 @@ impl Db {
         range: R,
         f: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<u64> {
-        self.scan_bounds(
+        self.inner.scan_bounds(
+            0,
             range.start_bound().map(|k| k.as_ref()),
             range.end_bound().map(|k| k.as_ref()),
             f,
@@ -441,50 +365,7 @@ impl Db {
             Some(s) => Bound::Excluded(&s[..]),
             None => Bound::Unbounded,
         };
-        self.scan_bounds(Bound::Included(p), end, f)
-    }
-
-    fn scan_bounds(
-        &self,
-        start: Bound<&[u8]>,
-        end: Bound<&[u8]>,
-        mut f: impl FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<u64> {
-        let m = &self.inner.metrics;
-        let t0 = m.start();
-        let (mut count, mut bytes) = (0u64, 0u64);
-        let mut resume: Option<Vec<u8>> = None;
-        let r = loop {
-            let from = match &resume {
-                Some(k) => Bound::Excluded(&k[..]),
-                None => start,
-            };
-            let (mut in_chunk, mut stopped) = (0usize, false);
-            let mut last: Option<Vec<u8>> = None;
-            let r = self.read(|t| {
-                t.visit(from, end, |k, v| {
-                    count += 1;
-                    bytes += (k.len() + v.len()) as u64;
-                    in_chunk += 1;
-                    if !f(k, v) {
-                        stopped = true;
-                        return false;
-                    }
-                    if in_chunk == ITER_CHUNK {
-                        last = Some(k.to_vec());
-                        return false;
-                    }
-                    true
-                })
-            });
-            if r.is_err() || stopped || last.is_none() {
-                break r;
-            }
-            resume = last;
-        };
-        m.scanned(count, bytes);
-        m.finish(OpKind::Scan, t0, &r);
-        r.map(|()| count)
+        self.inner.scan_bounds(0, Bound::Included(p), end, f)
     }
 
     /// Make every acknowledged write durable (flush the `Buffered` buffer,
@@ -560,7 +441,16 @@ impl Db {
     /// Errors: [`Error::Closed`].
     pub fn stats(&self) -> Result<Stats> {
         let inner = &self.inner;
-        let (keys, (kb, vb), last_lsn) = self.read(|t| (t.len(), t.bytes(), t.applied_lsn))?;
+        let (keys, (kb, vb), last_lsn, named) = self.read(|t| {
+            let named = t.named.len();
+            let nb = t.named.bytes();
+            (
+                t.default.len(),
+                t.default.bytes(),
+                t.applied_lsn(),
+                (t.keyspace_count() as u64, named, nb.0 + nb.1),
+            )
+        })?;
         let (wal_segments, wal_bytes, synced_lsn, fsyncs) = {
             let w = inner.core.wal.lock();
             (
@@ -589,7 +479,12 @@ impl Db {
             keys,
             key_bytes: kb,
             value_bytes: vb,
-            memory_bytes: kb + vb + keys * ENTRY_OVERHEAD_ESTIMATE,
+            memory_bytes: kb
+                + vb
+                + keys * ENTRY_OVERHEAD_ESTIMATE
+                + named.2
+                + named.1 * ENTRY_OVERHEAD_ESTIMATE,
+            keyspaces: named.0,
             wal_segments,
             wal_bytes,
             wal_bytes_since_checkpoint: inner.wal_bytes_since_checkpoint.load(Ordering::Relaxed),
@@ -607,6 +502,46 @@ impl Db {
             poisoned: inner.core.poison.reason(),
             recovery: inner.core.recovery.clone(),
         })
+    }
+
+    /// The keyspace `name`, created (durably) if it does not exist.
+    ///
+    /// Errors: [`Error::InvalidArgument`] (a name of 0 or more than 255
+    /// bytes), [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`] (as
+    /// [`Db::set`], when it had to be created).
+    pub fn keyspace(&self, name: &str) -> Result<Keyspace> {
+        self.inner.keyspace(name, true)
+    }
+
+    /// Create the keyspace `name` if it does not exist (idempotent) and
+    /// return it. The same as [`Db::keyspace`].
+    pub fn create_keyspace(&self, name: &str) -> Result<Keyspace> {
+        self.inner.keyspace(name, true)
+    }
+
+    /// The existing keyspace `name`.
+    ///
+    /// Errors: [`Error::NotFound`] if it does not exist,
+    /// [`Error::InvalidArgument`] (bad name), [`Error::Closed`].
+    pub fn open_keyspace(&self, name: &str) -> Result<Keyspace> {
+        self.inner.keyspace(name, false)
+    }
+
+    /// The names of every named keyspace, sorted (bytewise). The default
+    /// keyspace is not listed. Errors: [`Error::Closed`].
+    pub fn list_keyspaces(&self) -> Result<Vec<String>> {
+        self.read(|t| t.names().into_iter().map(|(n, _)| n).collect())
+    }
+
+    /// Drop the keyspace `name` and every key in it, atomically and
+    /// durably (one WAL record). Returns whether it existed. Handles to it
+    /// fail with [`Error::NotFound`] afterwards. The keys are removed from
+    /// memory while the index's write lock is held: O(keys in it).
+    ///
+    /// Errors: [`Error::InvalidArgument`] (bad name), [`Error::Closed`],
+    /// [`Error::Poisoned`], [`Error::Io`] (as [`Db::set`]).
+    pub fn drop_keyspace(&self, name: &str) -> Result<bool> {
+        self.inner.drop_keyspace(name)
     }
 
     /// Close the store: wait for in-flight writes, make everything durable,
@@ -645,6 +580,226 @@ impl Drop for Db {
 }
 
 impl Inner {
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::InvalidArgument("empty key".into()));
+        }
+        if key.len() > self.opts.max_key_size as usize {
+            return Err(Error::InvalidArgument(format!(
+                "key of {} bytes exceeds max_key_size {}",
+                key.len(),
+                self.opts.max_key_size
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn write(self: &Arc<Self>, batch: WriteBatch) -> Result<()> {
+        let m = &self.metrics;
+        let t0 = m.start();
+        let bytes = batch.encoded_len() as u64;
+        let r = self.validate(&batch).and_then(|(puts, deletes)| {
+            self.write_validated(batch)?;
+            m.wrote(puts, deletes, bytes);
+            Ok(())
+        });
+        m.finish(OpKind::Write, t0, &r);
+        r
+    }
+
+    /// One pass over `batch`: every key and value within the limits.
+    /// Returns the numbers of puts and deletes.
+    ///
+    /// Errors: `InvalidArgument`.
+    fn validate(&self, batch: &WriteBatch) -> Result<(u64, u64)> {
+        let (mut puts, mut deletes) = (0, 0);
+        let mut spaces: Vec<u32> = Vec::new();
+        for op in batch.ops() {
+            self.check_key(op.key())?;
+            match op {
+                crate::batch::Op::Put(_, v) | crate::batch::Op::PutIn(_, _, v) => {
+                    if let crate::batch::Op::PutIn(id, _, _) = op {
+                        if spaces.last() != Some(&id) {
+                            spaces.push(id);
+                        }
+                    }
+                    if v.len() > self.opts.max_value_size as usize {
+                        return Err(Error::InvalidArgument(format!(
+                            "value of {} bytes exceeds max_value_size {}",
+                            v.len(),
+                            self.opts.max_value_size
+                        )));
+                    }
+                    puts += 1;
+                }
+                crate::batch::Op::Delete(_) => deletes += 1,
+                crate::batch::Op::DeleteIn(id, _) => {
+                    if spaces.last() != Some(&id) {
+                        spaces.push(id);
+                    }
+                    deletes += 1;
+                }
+                crate::batch::Op::CreateKeyspace(..) | crate::batch::Op::DropKeyspace(..) => {
+                    return Err(Error::InvalidArgument(
+                        "keyspaces are created and dropped with Db::create_keyspace and Db::drop_keyspace, not in a batch".into(),
+                    ));
+                }
+            }
+        }
+        if !spaces.is_empty() {
+            let m = self.mem.read();
+            if let Some(id) = spaces.iter().find(|id| !m.table.is_live(**id)) {
+                return Err(Error::NotFound(format!(
+                    "keyspace id {id} does not exist (it was dropped)"
+                )));
+            }
+        }
+        if batch.encoded_len() > (u32::MAX as usize) - 64 {
+            return Err(Error::InvalidArgument("batch larger than 4 GiB".into()));
+        }
+        Ok((puts, deletes))
+    }
+
+    fn write_validated(self: &Arc<Self>, batch: WriteBatch) -> Result<()> {
+        let inner = self;
+        inner.core.check_writable()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        inner
+            .core
+            .commit
+            .submit(batch.into_payload(), |group| inner.lead(group))?;
+        inner.maybe_auto_checkpoint();
+        Ok(())
+    }
+
+    pub(crate) fn scan_bounds(
+        &self,
+        id: u32,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<u64> {
+        let m = &self.metrics;
+        let t0 = m.start();
+        let (mut count, mut bytes) = (0u64, 0u64);
+        let mut resume: Option<Vec<u8>> = None;
+        let r = loop {
+            let from = match &resume {
+                Some(k) => Bound::Excluded(&k[..]),
+                None => start,
+            };
+            let (mut in_chunk, mut stopped) = (0usize, false);
+            let mut last: Option<Vec<u8>> = None;
+            let r = self.read_in(id, |t| {
+                t.visit(id, from, end, |k, v| {
+                    count += 1;
+                    bytes += (k.len() + v.len()) as u64;
+                    in_chunk += 1;
+                    if !f(k, v) {
+                        stopped = true;
+                        return false;
+                    }
+                    if in_chunk == ITER_CHUNK {
+                        last = Some(k.to_vec());
+                        return false;
+                    }
+                    true
+                })
+            });
+            if r.is_err() || stopped || last.is_none() {
+                break r;
+            }
+            resume = last;
+        };
+        m.scanned(count, bytes);
+        m.finish(OpKind::Scan, t0, &r);
+        r.map(|()| count)
+    }
+
+    /// Run `f` on the index under its read lock. Errors: [`Error::Closed`].
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Tables) -> R) -> Result<R> {
+        let m = self.mem.read();
+        if m.closed {
+            return Err(Error::Closed);
+        }
+        Ok(f(&m.table))
+    }
+
+    /// [`Inner::read`] that first checks that keyspace `id` is live.
+    /// Errors: [`Error::Closed`], [`Error::NotFound`] (dropped).
+    pub(crate) fn read_in<R>(&self, id: u32, f: impl FnOnce(&Tables) -> R) -> Result<R> {
+        self.read(|t| t.is_live(id).then(|| f(t)))?
+            .ok_or_else(|| Error::NotFound(format!("keyspace id {id} was dropped")))
+    }
+
+    /// Get in keyspace `id`, with metrics. See [`Db::get_with`].
+    pub(crate) fn get_in<R>(
+        &self,
+        id: u32,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R> {
+        let m = &self.metrics;
+        let t0 = m.start();
+        let r = self.check_key(key).and_then(|()| {
+            self.read_in(id, |t| {
+                let v = t.get(id, key);
+                m.got(v.map(|v| v.len()));
+                f(v)
+            })
+        });
+        m.finish(OpKind::Get, t0, &r);
+        r
+    }
+
+    /// Live keys and bytes of keyspace `id`.
+    pub(crate) fn keyspace_stats(&self, id: u32) -> Result<KeyspaceStats> {
+        self.read_in(id, |t| t.stats(id).unwrap_or_default())
+    }
+
+    /// Open keyspace `name`, creating it if `create` is set.
+    fn keyspace(self: &Arc<Self>, name: &str, create: bool) -> Result<Keyspace> {
+        keyspace::check_name(name)?;
+        let handle = |id| Keyspace {
+            inner: Arc::clone(self),
+            id,
+            name: name.into(),
+        };
+        if let Some(id) = self.read(|t| t.lookup(name))? {
+            return Ok(handle(id));
+        }
+        if !create {
+            return Err(Error::NotFound(format!("no keyspace named {name:?}")));
+        }
+        let _ddl = self.ddl.lock();
+        // Another thread may have created it before we took the lock.
+        let (existing, id) = self.read(|t| (t.lookup(name), t.next_id()))?;
+        if let Some(id) = existing {
+            return Ok(handle(id));
+        }
+        if id == u32::MAX {
+            return Err(Error::InvalidArgument("keyspace ids exhausted".into()));
+        }
+        let mut b = WriteBatch::new();
+        b.keyspace_op(true, id, name);
+        self.write_validated(b)?;
+        Ok(handle(id))
+    }
+
+    fn drop_keyspace(self: &Arc<Self>, name: &str) -> Result<bool> {
+        keyspace::check_name(name)?;
+        let _ddl = self.ddl.lock();
+        let Some(id) = self.read(|t| t.lookup(name))? else {
+            return Ok(false);
+        };
+        let mut b = WriteBatch::new();
+        b.keyspace_op(false, id, name);
+        self.write_validated(b)?;
+        Ok(true)
+    }
+
     /// Leader of a commit group: write, sync, apply in LSN order.
     fn lead(&self, group: Vec<Vec<u8>>) -> Result<()> {
         self.core.poison.check()?;
@@ -675,7 +830,7 @@ impl Inner {
             });
             self.core.poison_on_err(r)?;
         }
-        m.table.applied_lsn = last;
+        m.table.set_applied_lsn(last);
         drop(m);
         drop(wal);
         self.wal_bytes_since_checkpoint
@@ -728,7 +883,7 @@ impl Inner {
             if m.closed {
                 return Err(Error::Closed);
             }
-            (m.table.freeze(), m.table.applied_lsn)
+            (m.table.freeze(), m.table.applied_lsn())
         };
         let mut pause = t.elapsed();
         let res = if ck.good == Some(lsn) {
@@ -747,8 +902,10 @@ impl Inner {
                     &self.core.dir,
                     self.db_id,
                     lsn,
-                    frozen.len() as u64,
-                    frozen.iter().map(|e| (e.key(), e.value())),
+                    [
+                        snapshot::Section::new(&frozen.default),
+                        snapshot::Section::new(&frozen.named),
+                    ],
                 )
                 .map(Some)
             })
@@ -859,6 +1016,8 @@ impl Inner {
 /// outlive the `Db` handle (it then reports `Closed`).
 pub struct Iter {
     inner: Arc<Inner>,
+    /// Keyspace id (0: the default keyspace).
+    space: u32,
     next: Bound<Vec<u8>>,
     end: Bound<Vec<u8>>,
     buf: VecDeque<(Vec<u8>, Vec<u8>)>,
@@ -882,6 +1041,26 @@ impl std::fmt::Debug for Iter {
 /// the previous, up to `ITER_CHUNK`.
 const ITER_CHUNK: usize = 256;
 const ITER_FIRST_CHUNK: usize = 16;
+
+impl Iter {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        space: u32,
+        next: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+    ) -> Iter {
+        Iter {
+            inner,
+            space,
+            next,
+            end,
+            buf: VecDeque::new(),
+            done: false,
+            closed_reported: false,
+            chunk: ITER_FIRST_CHUNK,
+        }
+    }
+}
 
 impl Iterator for Iter {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
@@ -913,7 +1092,12 @@ impl Iterator for Iter {
             }
             let start = self.next.as_ref().map(|k| &k[..]);
             let end = self.end.as_ref().map(|k| &k[..]);
-            m.table.range(start, end, self.chunk)
+            if !m.table.is_live(self.space) {
+                // The keyspace was dropped: it has no more keys.
+                self.done = true;
+                return None;
+            }
+            m.table.range(self.space, start, end, self.chunk)
         };
         let bytes = chunk.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
         self.inner.metrics.scanned(chunk.len() as u64, bytes);

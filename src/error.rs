@@ -2,8 +2,9 @@
 //!
 //! Every variant maps 1:1 onto a C status code (`kv_status` in
 //! `include/keyval.h`); see [`Error::code`]. The C ABI adds only the codes
-//! that are not errors of the engine itself (`KV_OK`, `KV_NOT_FOUND`,
-//! `KV_BUFFER_TOO_SMALL`, `KV_PANIC`).
+//! that are not errors of the engine itself (`KV_OK`,
+//! `KV_BUFFER_TOO_SMALL`, `KV_PANIC`). `KV_NOT_FOUND` is also what a C get
+//! returns for an absent key, where Rust returns `Ok(None)`.
 
 use std::io;
 use std::path::PathBuf;
@@ -70,6 +71,18 @@ pub enum Error {
     /// The handle was closed.
     #[error("the database handle is closed")]
     Closed,
+
+    /// The thing addressed does not exist: a dropped or never created
+    /// keyspace, a missing collection or index, a document id that
+    /// `update` or `replace` (without upsert) needs. (An absent key in a
+    /// get is not an error: `Ok(None)`.)
+    #[error("not found: {0}")]
+    NotFound(String),
+
+    /// A unique constraint was violated: a document `_id` that already
+    /// exists, or a value already present in a unique index.
+    #[error("duplicate key: {0}")]
+    DuplicateKey(String),
 
     /// A Raft log read asked for an index below the first retained index:
     /// that part of the log was compacted by `truncate_prefix`.
@@ -139,8 +152,10 @@ impl Error {
     /// | 4 | `Locked` |
     /// | 5 | `Poisoned` |
     /// | 6 | `Closed` |
+    /// | 7 | `NotFound` |
     /// | 10 | `Compacted` |
     /// | 11 | `OutOfRange` |
+    /// | 12 | `DuplicateKey` |
     pub fn code(&self) -> i32 {
         match self {
             Error::Io { .. } => 1,
@@ -149,8 +164,10 @@ impl Error {
             Error::Locked(_) => 4,
             Error::Poisoned(_) => 5,
             Error::Closed => 6,
+            Error::NotFound(_) => 7,
             Error::Compacted { .. } => 10,
             Error::OutOfRange { .. } => 11,
+            Error::DuplicateKey(_) => 12,
         }
     }
 }

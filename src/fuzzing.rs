@@ -42,7 +42,7 @@ pub fn snapshot_file(data: &[u8]) {
     let p = dir.join("snap-00000000000000000001.kvs");
     fs.write_file(&p, data.to_vec());
     let mut n = 0u64;
-    if let Ok(info) = crate::snapshot::read(&fs, &p, |_, _| n += 1) {
+    if let Ok(info) = crate::snapshot::read(&fs, &p, |_, _, _| n += 1) {
         assert_eq!(info.count, n);
     }
 }

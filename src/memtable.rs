@@ -170,7 +170,8 @@ impl MemTable {
     }
 
     /// Set `key` to `value`. One B-tree search when no checkpoint runs.
-    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+    /// Returns the length of the value it replaced, if any.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Option<usize> {
         let e = Entry::new(key, value);
         let old = match &mut self.delta {
             Some(d) => match d.insert(key.into(), Some(e)) {
@@ -182,10 +183,11 @@ impl MemTable {
                 .map(|p| p.value().len()),
         };
         self.account(key.len(), old, Some(value.len()));
+        old
     }
 
-    /// Remove `key` if present.
-    pub fn delete(&mut self, key: &[u8]) {
+    /// Remove `key` if present. Returns the length of the value removed.
+    pub fn delete(&mut self, key: &[u8]) -> Option<usize> {
         let old = match &mut self.delta {
             Some(d) => {
                 let old = match d.get(key) {
@@ -204,6 +206,7 @@ impl MemTable {
             }
         };
         self.account(key.len(), old, None);
+        old
     }
 
     /// Number of live keys.
@@ -355,21 +358,6 @@ impl MemTable {
             self.delta = None;
         }
         done
-    }
-
-    /// Apply a `KvBatch` payload (see [`crate::batch`]) in one pass over it.
-    /// Used by the write path, for batches it built and validated, and by
-    /// replay. A malformed payload stops at the bad operation with its
-    /// reason; the operations before it stay applied, which only replay can
-    /// meet, and replay then fails the whole open.
-    pub fn apply_batch(&mut self, payload: &[u8]) -> Result<(), &'static str> {
-        for op in crate::batch::decode(payload) {
-            match op? {
-                crate::batch::Op::Put(k, v) => self.put(k, v),
-                crate::batch::Op::Delete(k) => self.delete(k),
-            }
-        }
-        Ok(())
     }
 
     /// Replace the whole contents (used by recovery to install a snapshot).

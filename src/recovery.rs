@@ -7,7 +7,8 @@
 
 use crate::error::{Error, Result};
 use crate::fs::FileSystem;
-use crate::memtable::{Entry, MemTable};
+use crate::keyspace::Tables;
+use crate::memtable::Entry;
 use crate::options::{Options, RecoveryMode};
 use crate::snapshot;
 use crate::store;
@@ -22,7 +23,7 @@ use std::time::Instant;
 
 /// What recovery hands to the database.
 pub(crate) struct Recovered {
-    pub mem: MemTable,
+    pub mem: Tables,
     /// Where the WAL writer resumes (`None` for a read-only recovery).
     pub resume: Option<ResumePoint>,
     pub snapshots: Vec<u64>,
@@ -66,14 +67,14 @@ pub(crate) fn recover(
     }
 
     // 1. The newest snapshot that verifies.
-    let mut mem = MemTable::default();
+    let mut mem = Tables::default();
     let mut first_error: Option<Error> = None;
     let mut db_id: Option<u64> = None;
     let mut loaded_snapshot = None;
     for &lsn in listing.snapshots.iter().rev() {
         let path = dir.join(snapshot::file_name(lsn));
-        let mut entries = Vec::new();
-        match snapshot::read(fsr, &path, |k, v| entries.push(Entry::new(k, v))) {
+        let mut entries = [Vec::new(), Vec::new()];
+        match snapshot::read(fsr, &path, |s, k, v| entries[s].push(Entry::new(k, v))) {
             Ok(info) => {
                 if info.lsn != lsn {
                     let e = Error::corruption(
@@ -92,10 +93,14 @@ pub(crate) fn recover(
                     first_error.get_or_insert(e);
                     continue;
                 }
-                let set: BTreeSet<Entry> = entries.into_iter().collect();
+                let [default, named] = entries;
                 stats.snapshot_entries = info.count;
                 stats.snapshot_lsn = info.lsn;
-                mem.install(set, info.lsn);
+                mem.default
+                    .install(default.into_iter().collect::<BTreeSet<_>>(), info.lsn);
+                mem.named
+                    .install(named.into_iter().collect::<BTreeSet<_>>(), info.lsn);
+                mem.rebuild_live();
                 db_id = Some(info.db_id);
                 loaded_snapshot = Some(info.lsn);
                 break;
@@ -122,7 +127,7 @@ pub(crate) fn recover(
     };
     let start = ReplayStart {
         kind: KIND_KV,
-        applied_lsn: mem.applied_lsn,
+        applied_lsn: mem.applied_lsn(),
         db_id,
         skip_covered: true,
         must_reach: newest_rejected,
@@ -148,8 +153,8 @@ pub(crate) fn recover(
             )),
         },
     )?;
-    mem.applied_lsn = out.applied_lsn;
-    stats.last_lsn = mem.applied_lsn;
+    mem.set_applied_lsn(out.applied_lsn);
+    stats.last_lsn = out.applied_lsn;
     stats.duration_micros = started.elapsed().as_micros() as u64;
     Ok(Recovered {
         db_id: out.db_id,

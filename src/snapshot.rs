@@ -4,16 +4,24 @@
 //! ```text
 //! offset size field
 //!  0     8    magic "KVSNAPSH"
-//!  8     4    format version (1)
+//!  8     4    format version (1 or 2)
 //! 12     4    kind (1 = key-value store)
 //! 16     8    LSN covered: every WAL record with LSN <= this is included
-//! 24     8    entry count
+//! 24     8    entry count of the default keyspace
 //! 32     8    creation time, seconds since the Unix epoch
 //! 40     8    database id (as in the WAL segment headers)
-//! 48     ...  entries in strictly increasing key order, each:
-//!             u32 key length, u32 value length, key, value
+//! 48     ...  the default keyspace's entries in strictly increasing key
+//!             order, each: u32 key length, u32 value length, key, value
+//! version 2 only:
+//!        8    entry count of the named keyspaces' table
+//!        ...  its entries, same layout and order rule (keys are a 4-byte
+//!             big-endian keyspace id then the user's key; id 0 is the
+//!             keyspace catalog, see `keyspace.rs`)
 //! end-32 32   SHA-256 of every byte before it
 //! ```
+//!
+//! A store that never created a keyspace writes version 1, byte for byte
+//! what releases before keyspaces wrote; both versions are read.
 //!
 //! Writing follows the rule "temp file, fsync, rename, fsync directory": a
 //! snapshot is never visible under its final name until all its bytes are
@@ -30,8 +38,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Magic bytes at offset 0.
 pub const MAGIC: &[u8; 8] = b"KVSNAPSH";
-/// Current format version.
-pub const VERSION: u32 = 1;
+/// Newest format version (written when a named keyspace holds data).
+pub const VERSION: u32 = 2;
+/// Version written when only the default keyspace has entries.
+pub const VERSION_DEFAULT_ONLY: u32 = 1;
 /// Header size in bytes.
 pub const HEADER_SIZE: usize = 48;
 /// Kind of a key-value store snapshot.
@@ -60,7 +70,7 @@ pub struct SnapshotInfo {
     pub path: PathBuf,
     /// LSN covered.
     pub lsn: u64,
-    /// Number of entries.
+    /// Number of entries, every section included.
     pub count: u64,
     /// Creation time, seconds since the Unix epoch.
     pub created: u64,
@@ -70,23 +80,63 @@ pub struct SnapshotInfo {
     pub db_id: u64,
 }
 
-/// Write a snapshot of `entries` (which must be in strictly increasing key
-/// order, `count` of them) covering `lsn` into `dir`, durably.
+/// One table of a snapshot: `count` pairs in strictly increasing key order.
+pub struct Section<'a> {
+    count: u64,
+    entries: Box<dyn Iterator<Item = (&'a [u8], &'a [u8])> + 'a>,
+}
+
+impl<'a> Section<'a> {
+    /// A section holding every entry of `set`.
+    pub fn new(set: &'a std::collections::BTreeSet<crate::memtable::Entry>) -> Section<'a> {
+        Section::from_iter(set.len() as u64, set.iter().map(|e| (e.key(), e.value())))
+    }
+
+    /// A section of `count` pairs from `entries` (strictly increasing keys).
+    pub fn from_iter(
+        count: u64,
+        entries: impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a,
+    ) -> Section<'a> {
+        Section {
+            count,
+            entries: Box::new(entries),
+        }
+    }
+}
+
+/// Write a snapshot covering `lsn` into `dir`, durably: the default
+/// keyspace's section first, then the named keyspaces' table (see the
+/// module docs; at most two sections). Version 1 is written when every
+/// section after the first is empty, version 2 otherwise.
 ///
 /// Written with [`AtomicFile`]: temporary file, fsync, rename, directory
 /// fsync.
 ///
 /// Errors: [`Error::Io`] on any write, fsync or rename failure (the
-/// temporary file is removed); [`Error::InvalidArgument`] if `entries`
-/// does not yield `count` pairs.
+/// temporary file is removed); [`Error::InvalidArgument`] if a section
+/// does not yield its count of pairs, or there are not 1 or 2 sections.
 pub fn write<'a>(
     fs: &dyn FileSystem,
     dir: &Path,
     db_id: u64,
     lsn: u64,
-    count: u64,
-    entries: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    sections: impl IntoIterator<Item = Section<'a>>,
 ) -> Result<SnapshotInfo> {
+    let mut sections: Vec<Section<'a>> = sections.into_iter().collect();
+    if sections.is_empty() || sections.len() > 2 {
+        return Err(Error::InvalidArgument(format!(
+            "a snapshot has 1 or 2 sections, not {}",
+            sections.len()
+        )));
+    }
+    if sections.len() == 2 && sections[1].count == 0 {
+        sections.pop();
+    }
+    let version = if sections.len() == 1 {
+        VERSION_DEFAULT_ONLY
+    } else {
+        VERSION
+    };
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -94,25 +144,33 @@ pub fn write<'a>(
     let mut w = AtomicFile::create(fs, dir, &file_name(lsn))?;
     let mut header = [0u8; HEADER_SIZE];
     header[0..8].copy_from_slice(MAGIC);
-    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    header[8..12].copy_from_slice(&version.to_le_bytes());
     header[12..16].copy_from_slice(&KIND_KV.to_le_bytes());
     header[16..24].copy_from_slice(&lsn.to_le_bytes());
-    header[24..32].copy_from_slice(&count.to_le_bytes());
+    header[24..32].copy_from_slice(&sections[0].count.to_le_bytes());
     header[32..40].copy_from_slice(&created.to_le_bytes());
     header[40..48].copy_from_slice(&db_id.to_le_bytes());
     w.write(&header)?;
-    let mut written = 0u64;
-    for (k, v) in entries {
-        w.write(&(k.len() as u32).to_le_bytes())?;
-        w.write(&(v.len() as u32).to_le_bytes())?;
-        w.write(k)?;
-        w.write(v)?;
-        written += 1;
-    }
-    if written != count {
-        return Err(Error::InvalidArgument(format!(
-            "snapshot expected {count} entries, got {written}"
-        )));
+    let mut count = 0;
+    for (i, section) in sections.into_iter().enumerate() {
+        if i > 0 {
+            w.write(&section.count.to_le_bytes())?;
+        }
+        let mut written = 0u64;
+        for (k, v) in section.entries {
+            w.write(&(k.len() as u32).to_le_bytes())?;
+            w.write(&(v.len() as u32).to_le_bytes())?;
+            w.write(k)?;
+            w.write(v)?;
+            written += 1;
+        }
+        if written != section.count {
+            return Err(Error::InvalidArgument(format!(
+                "snapshot section {i} expected {} entries, got {written}",
+                section.count
+            )));
+        }
+        count += written;
     }
     let (path, bytes) = w.commit()?;
     Ok(SnapshotInfo {
@@ -193,8 +251,9 @@ fn le64(b: &[u8]) -> u64 {
     crate::codec::u64_at(b, 0).unwrap_or(0)
 }
 
-/// Read and fully verify the snapshot at `path`, calling `each` for every
-/// entry in order. The caller must discard what it collected if this
+/// Read and fully verify the snapshot at `path`, calling `each` with the
+/// section number (0: the default keyspace, 1: the named keyspaces'
+/// table) and every entry, in order. The caller must discard what it collected if this
 /// returns an error: entries are handed out before the final SHA-256 check.
 ///
 /// Errors: [`Error::Corruption`] (bad magic, version, lengths, order,
@@ -203,7 +262,7 @@ fn le64(b: &[u8]) -> u64 {
 pub fn read(
     fs: &dyn FileSystem,
     path: &Path,
-    mut each: impl FnMut(&[u8], &[u8]),
+    mut each: impl FnMut(usize, &[u8], &[u8]),
 ) -> Result<SnapshotInfo> {
     let file = fs
         .open(path, OpenMode::Read)
@@ -226,7 +285,7 @@ pub fn read(
         ));
     }
     let version = le32(&h[8..12]);
-    if version != VERSION {
+    if version != VERSION && version != VERSION_DEFAULT_ONLY {
         return Err(Error::corruption(
             path,
             Some(8),
@@ -241,7 +300,7 @@ pub fn read(
         ));
     }
     let lsn = le64(&h[16..24]);
-    let count = le64(&h[24..32]);
+    let mut count = le64(&h[24..32]);
     let created = le64(&h[32..40]);
     let db_id = le64(&h[40..48]);
     if count > size_hint / 8 {
@@ -251,12 +310,65 @@ pub fn read(
             format!("entry count {count} impossible for a {size_hint}-byte file"),
         ));
     }
+    let sections = if version == VERSION { 2 } else { 1 };
+    let mut total = 0u64;
+    for section in 0..sections {
+        if section > 0 {
+            let at = r.position();
+            count = le64(r.take(8, true)?);
+            if count > size_hint / 8 {
+                return Err(Error::corruption(
+                    path,
+                    Some(at),
+                    format!("entry count {count} impossible for a {size_hint}-byte file"),
+                ));
+            }
+        }
+        read_section(&mut r, path, size_hint, count, |k, v| each(section, k, v))?;
+        total += count;
+    }
+    let digest_at = r.position();
+    let want = r.hasher.clone().finalize();
+    let stored = r.take(32, false)?;
+    if stored != want.as_slice() {
+        return Err(Error::corruption(
+            path,
+            Some(digest_at),
+            "snapshot SHA-256 mismatch",
+        ));
+    }
+    if !r.at_eof()? {
+        return Err(Error::corruption(
+            path,
+            Some(digest_at + 32),
+            "bytes after the snapshot checksum",
+        ));
+    }
+    Ok(SnapshotInfo {
+        path: path.to_path_buf(),
+        lsn,
+        count: total,
+        created,
+        bytes: digest_at + 32,
+        db_id,
+    })
+}
+
+/// Read `count` entries of one section, checking lengths and key order.
+fn read_section(
+    r: &mut HashingReader,
+    path: &Path,
+    size_hint: u64,
+    count: u64,
+    mut each: impl FnMut(&[u8], &[u8]),
+) -> Result<()> {
     let mut prev: Option<Vec<u8>> = None;
     for _ in 0..count {
         let at = r.position();
         let lens = r.take(8, true)?;
         let (kl, vl) = (le32(&lens[0..4]), le32(&lens[4..8]));
-        if kl > MAX_KEY_SIZE_LIMIT
+        // (+4: a named keyspace's keys carry its id.)
+        if kl > MAX_KEY_SIZE_LIMIT + 4
             || vl > MAX_VALUE_SIZE_LIMIT
             || u64::from(kl) + u64::from(vl) > size_hint
         {
@@ -280,31 +392,7 @@ pub fn read(
         each(k, v);
         prev = Some(k.to_vec());
     }
-    let digest_at = r.position();
-    let want = r.hasher.clone().finalize();
-    let stored = r.take(32, false)?;
-    if stored != want.as_slice() {
-        return Err(Error::corruption(
-            path,
-            Some(digest_at),
-            "snapshot SHA-256 mismatch",
-        ));
-    }
-    if !r.at_eof()? {
-        return Err(Error::corruption(
-            path,
-            Some(digest_at + 32),
-            "bytes after the snapshot checksum",
-        ));
-    }
-    Ok(SnapshotInfo {
-        path: path.to_path_buf(),
-        lsn,
-        count,
-        created,
-        bytes: digest_at + 32,
-        db_id,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -318,28 +406,47 @@ mod tests {
         let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..50u32)
             .map(|i| (format!("k{i:03}").into_bytes(), vec![i as u8; i as usize]))
             .collect();
-        let info = write(
-            &RealFs,
-            dir.path(),
-            3,
-            9,
-            50,
-            pairs.iter().map(|(k, v)| (&k[..], &v[..])),
-        )
-        .expect("write");
+        let named: Vec<(Vec<u8>, Vec<u8>)> = (0..5u32)
+            .map(|i| ([&[0, 0, 0, 1][..], &[i as u8]].concat(), vec![i as u8]))
+            .collect();
+        let sections = |n: &'static [(Vec<u8>, Vec<u8>)]| {
+            [
+                Section::from_iter(50, pairs.iter().map(|(k, v)| (&k[..], &v[..]))),
+                Section::from_iter(n.len() as u64, n.iter().map(|(k, v)| (&k[..], &v[..]))),
+            ]
+        };
+        // Without named keyspaces: version 1, as earlier releases wrote.
+        let info = write(&RealFs, dir.path(), 3, 9, sections(&[])).expect("write");
+        let bytes = std::fs::read(&info.path).expect("bytes");
+        assert_eq!(le32(&bytes[8..12]), VERSION_DEFAULT_ONLY);
         let mut got = Vec::new();
-        let back = read(&RealFs, &info.path, |k, v| {
-            got.push((k.to_vec(), v.to_vec()))
+        read(&RealFs, &info.path, |s, k, v| {
+            got.push((s, k.to_vec(), v.to_vec()))
         })
         .expect("read");
-        assert_eq!(got, pairs);
+        assert!(got.iter().all(|(s, _, _)| *s == 0));
+        assert_eq!(got.len(), 50);
+        let named: &'static [(Vec<u8>, Vec<u8>)] = Vec::leak(named);
+        let info = write(&RealFs, dir.path(), 3, 9, sections(named)).expect("write");
+        let mut got = Vec::new();
+        let back = read(&RealFs, &info.path, |s, k, v| {
+            got.push((s, k.to_vec(), v.to_vec()))
+        })
+        .expect("read");
+        let want: Vec<_> = pairs
+            .iter()
+            .map(|(k, v)| (0, k.clone(), v.clone()))
+            .chain(named.iter().map(|(k, v)| (1, k.clone(), v.clone())))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(back.count, 55);
         assert_eq!(back.lsn, 9);
         let bytes = std::fs::read(&info.path).expect("bytes");
         for cut in [0, 10, 48, 100, bytes.len() - 1] {
             std::fs::write(&info.path, &bytes[..cut]).expect("cut");
             assert!(
                 matches!(
-                    read(&RealFs, &info.path, |_, _| {}),
+                    read(&RealFs, &info.path, |_, _, _| {}),
                     Err(Error::Corruption { .. })
                 ),
                 "cut {cut}"
@@ -349,7 +456,7 @@ mod tests {
         flipped[200] ^= 4;
         std::fs::write(&info.path, &flipped).expect("flip");
         assert!(matches!(
-            read(&RealFs, &info.path, |_, _| {}),
+            read(&RealFs, &info.path, |_, _, _| {}),
             Err(Error::Corruption { .. })
         ));
     }

@@ -139,7 +139,7 @@ fn scan_files(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
     for &lsn in &listing.snapshots {
         let path = dir.join(snapshot::file_name(lsn));
         rep.snapshots += 1;
-        match snapshot::read(fs, &path, |_, _| {}) {
+        match snapshot::read(fs, &path, |_, _, _| {}) {
             Ok(info) => {
                 rep.snapshot_entries += info.count;
                 if snapshot_db.is_some_and(|d| d != info.db_id) {

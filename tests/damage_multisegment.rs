@@ -155,7 +155,7 @@ fn layout(fs: &SimFs, writes: &[(Vec<u8>, Vec<u8>)]) -> Layout {
                     .expect("valid op");
                 match op {
                     keyval::batch::Op::Put(_, v) => by_value[v],
-                    keyval::batch::Op::Delete(_) => unreachable!("no deletes written"),
+                    _ => unreachable!("only puts written"),
                 }
             });
             if let Some(w) = write {

@@ -144,8 +144,10 @@ fn d2_store_whose_wal_ends_before_its_snapshot_opens_and_stays_openable() {
         dir.path(),
         db_id,
         20,
-        20,
-        pairs.iter().map(|(k, v)| (&k[..], &v[..])),
+        [keyval::snapshot::Section::from_iter(
+            20,
+            pairs.iter().map(|(k, v)| (&k[..], &v[..])),
+        )],
     )
     .expect("snapshot");
     for round in 0..3u32 {

@@ -460,6 +460,22 @@ fn dump_wal(dir: &Path, hex: bool, out: &mut impl Write) -> Result<(), Error> {
                             .map_err(w)?
                     }
                     Ok(Op::Delete(k)) => write!(out, "\n  del {}", show(hex, k)).map_err(w)?,
+                    Ok(Op::PutIn(id, k, v)) => write!(
+                        out,
+                        "\n  put {} in keyspace {id} ({} byte value)",
+                        show(hex, k),
+                        v.len()
+                    )
+                    .map_err(w)?,
+                    Ok(Op::DeleteIn(id, k)) => {
+                        write!(out, "\n  del {} in keyspace {id}", show(hex, k)).map_err(w)?
+                    }
+                    Ok(Op::CreateKeyspace(id, n)) => {
+                        write!(out, "\n  create keyspace {} as id {id}", show(hex, n)).map_err(w)?
+                    }
+                    Ok(Op::DropKeyspace(id, n)) => {
+                        write!(out, "\n  drop keyspace {} (id {id})", show(hex, n)).map_err(w)?
+                    }
                     Err(e) => write!(out, "\n  malformed payload: {e}").map_err(w)?,
                 }
             }

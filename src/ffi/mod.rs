@@ -29,7 +29,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 /// Status code returned by every fallible `kv_` function. `KV_OK` is 0;
-/// codes 1-6 and 10-11 are the engine's errors, 7-9 belong to the C ABI.
+/// codes 1-7 and 10-12 are the engine's errors, 8-9 belong to the C ABI.
 /// Values never change between releases.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,8 @@ pub enum kv_status {
     KV_POISONED = 5,
     /// The handle was closed (or is being closed by another thread).
     KV_CLOSED = 6,
-    /// The key is absent.
+    /// The key is absent (a get), or the keyspace, collection, index or
+    /// document addressed does not exist.
     KV_NOT_FOUND = 7,
     /// `kv_get_into`: the caller's buffer is smaller than the value; the
     /// needed length was stored in `*val_len`.
@@ -63,11 +64,14 @@ pub enum kv_status {
     KV_COMPACTED = 10,
     /// Raft log: the index is beyond the end of the log.
     KV_OUT_OF_RANGE = 11,
+    /// A unique constraint was violated: a document `_id` that exists, or
+    /// a value already in a unique index. Nothing was written.
+    KV_DUPLICATE_KEY = 12,
 }
 
 impl kv_status {
     /// Every status, in code order.
-    pub(crate) const ALL: [kv_status; 12] = [
+    pub(crate) const ALL: [kv_status; 13] = [
         kv_status::KV_OK,
         kv_status::KV_IO,
         kv_status::KV_CORRUPTION,
@@ -80,6 +84,7 @@ impl kv_status {
         kv_status::KV_PANIC,
         kv_status::KV_COMPACTED,
         kv_status::KV_OUT_OF_RANGE,
+        kv_status::KV_DUPLICATE_KEY,
     ];
 
     /// The status with numeric code `code`, if there is one.
@@ -99,11 +104,12 @@ impl kv_status {
                 c"store poisoned by an earlier write failure; close and reopen"
             }
             kv_status::KV_CLOSED => c"database handle is closed",
-            kv_status::KV_NOT_FOUND => c"key not found",
+            kv_status::KV_NOT_FOUND => c"not found",
             kv_status::KV_BUFFER_TOO_SMALL => c"buffer too small",
             kv_status::KV_PANIC => c"internal error (panic)",
             kv_status::KV_COMPACTED => c"log index compacted",
             kv_status::KV_OUT_OF_RANGE => c"log index out of range",
+            kv_status::KV_DUPLICATE_KEY => c"duplicate key",
         }
     }
 }
@@ -117,6 +123,8 @@ impl From<&Error> for kv_status {
             Error::Locked(_) => kv_status::KV_LOCKED,
             Error::Poisoned(_) => kv_status::KV_POISONED,
             Error::Closed => kv_status::KV_CLOSED,
+            Error::NotFound(_) => kv_status::KV_NOT_FOUND,
+            Error::DuplicateKey(_) => kv_status::KV_DUPLICATE_KEY,
             Error::Compacted { .. } => kv_status::KV_COMPACTED,
             Error::OutOfRange { .. } => kv_status::KV_OUT_OF_RANGE,
         }
