@@ -42,6 +42,9 @@ pub(crate) struct Inner {
     mem: RwLock<MemState>,
     /// Serializes keyspace creation and drop (catalog changes).
     ddl: Mutex<()>,
+    /// Serializes document writes (read, check, write of one operation;
+    /// see `docs/`), so unique checks and auto ids see every earlier write.
+    pub(crate) docs_lock: Mutex<()>,
     checkpoint: Mutex<CheckpointState>,
     checkpoint_running: AtomicBool,
     wal_bytes_since_checkpoint: AtomicU64,
@@ -194,6 +197,7 @@ impl Db {
                 closed: false,
             }),
             ddl: Mutex::new(()),
+            docs_lock: Mutex::new(()),
             checkpoint: Mutex::new(CheckpointState {
                 snapshots: rec.snapshots,
                 good: rec.loaded_snapshot,
@@ -217,6 +221,10 @@ impl Db {
             db.inner.drop_history()?;
         }
         Ok(db)
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
     }
 
     /// The directory this store lives in.
@@ -760,7 +768,7 @@ impl Inner {
     }
 
     /// Open keyspace `name`, creating it if `create` is set.
-    fn keyspace(self: &Arc<Self>, name: &str, create: bool) -> Result<Keyspace> {
+    pub(crate) fn keyspace(self: &Arc<Self>, name: &str, create: bool) -> Result<Keyspace> {
         keyspace::check_name(name)?;
         let handle = |id| Keyspace {
             inner: Arc::clone(self),
@@ -788,7 +796,7 @@ impl Inner {
         Ok(handle(id))
     }
 
-    fn drop_keyspace(self: &Arc<Self>, name: &str) -> Result<bool> {
+    pub(crate) fn drop_keyspace(self: &Arc<Self>, name: &str) -> Result<bool> {
         keyspace::check_name(name)?;
         let _ddl = self.ddl.lock();
         let Some(id) = self.read(|t| t.lookup(name))? else {

@@ -36,6 +36,7 @@ mod atomic_file;
 pub mod batch;
 mod codec;
 pub mod db;
+pub mod docs;
 pub mod error;
 pub mod ffi;
 pub mod fs;
@@ -54,6 +55,7 @@ pub mod wal;
 
 pub use batch::WriteBatch;
 pub use db::{Db, Iter, Stats};
+pub use docs::{Collection, CollectionStats, FindOptions, IndexInfo, Page, Plan, SortOrder};
 pub use error::{Error, Result};
 pub use keyspace::{Keyspace, KeyspaceStats};
 pub use metrics::Metrics;

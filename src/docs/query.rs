@@ -1,0 +1,632 @@
+//! `find`, `count`, `find_iter` and `explain`: planning (an index or a
+//! collection scan), sorting, projection and pagination with cursors.
+
+use super::filter::{self, Filter, Ranges};
+use super::order;
+use super::{id_key, index_prefix, parse_doc, Collection, IndexInfo};
+use crate::error::{Error, Result};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+/// Default page size of [`Collection::find`].
+pub const DEFAULT_LIMIT: i64 = 50;
+/// Largest page size.
+pub const MAX_LIMIT: i64 = 1000;
+
+/// A sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortOrder {
+    /// Smallest first, in the order of [`super::order`].
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// Options of [`Collection::find`].
+///
+/// JSON form (for C, Go, Python and the CLI), every member optional:
+/// `{"sort": ["-age", "name"] | [["age", -1]] | {"age": -1}, "projection":
+/// {"name": 1} | {"big": 0}, "limit": 50, "offset": 0, "after": cursor,
+/// "before": cursor}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FindOptions {
+    /// Sort fields, most significant first; ties (and an empty list) go
+    /// by `_id`.
+    pub sort: Vec<(String, SortOrder)>,
+    /// Fields to include (`{"a": 1}`, `_id` kept unless `"_id": 0`) or to
+    /// exclude (`{"a": 0}`); dotted paths allowed.
+    pub projection: Option<Value>,
+    /// Page size: default 50, 0 to 1000.
+    pub limit: Option<i64>,
+    /// Matches to skip before the page (not with a cursor).
+    pub offset: Option<i64>,
+    /// Return the page after this cursor (a `next_cursor`).
+    pub after: Option<String>,
+    /// Return the page before this cursor (a `prev_cursor`).
+    pub before: Option<String>,
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::InvalidArgument(msg.into())
+}
+
+impl FindOptions {
+    /// Parse the JSON form (see the type's docs; `null` is the default).
+    /// Errors: [`Error::InvalidArgument`] for anything else.
+    pub fn from_json(v: &Value) -> Result<FindOptions> {
+        let mut o = FindOptions::default();
+        let m = match v {
+            Value::Null => return Ok(o),
+            Value::Object(m) => m,
+            _ => return Err(bad("find options are a JSON object")),
+        };
+        for (k, v) in m {
+            match k.as_str() {
+                "sort" => o.sort = parse_sort(v)?,
+                "projection" => o.projection = Some(v.clone()),
+                "limit" | "offset" => {
+                    let n = v
+                        .as_i64()
+                        .ok_or_else(|| bad(format!("{k} is an integer")))?;
+                    if k == "limit" {
+                        o.limit = Some(n);
+                    } else {
+                        o.offset = Some(n);
+                    }
+                }
+                "after" | "before" => {
+                    let s = v
+                        .as_str()
+                        .ok_or_else(|| bad(format!("{k} is a cursor string")))?
+                        .to_string();
+                    if k == "after" {
+                        o.after = Some(s);
+                    } else {
+                        o.before = Some(s);
+                    }
+                }
+                other => return Err(bad(format!("unknown find option {other:?}"))),
+            }
+        }
+        Ok(o)
+    }
+
+    /// Sort by `path` in `order` after the fields already given.
+    pub fn sort_by(mut self, path: &str, order: SortOrder) -> FindOptions {
+        self.sort.push((path.to_string(), order));
+        self
+    }
+
+    /// Set the page size.
+    pub fn limit(mut self, n: i64) -> FindOptions {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Set the offset.
+    pub fn offset(mut self, n: i64) -> FindOptions {
+        self.offset = Some(n);
+        self
+    }
+
+    /// Set the `after` cursor.
+    pub fn after(mut self, cursor: &str) -> FindOptions {
+        self.after = Some(cursor.to_string());
+        self
+    }
+
+    /// Set the `before` cursor.
+    pub fn before(mut self, cursor: &str) -> FindOptions {
+        self.before = Some(cursor.to_string());
+        self
+    }
+
+    /// Set the projection.
+    pub fn projection(mut self, p: Value) -> FindOptions {
+        self.projection = Some(p);
+        self
+    }
+
+    fn check(&self) -> Result<(usize, usize)> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        let offset = self.offset.unwrap_or(0);
+        if !(0..=MAX_LIMIT).contains(&limit) {
+            return Err(bad(format!("limit {limit} (0 to {MAX_LIMIT} allowed)")));
+        }
+        if offset < 0 {
+            return Err(bad(format!("negative offset {offset}")));
+        }
+        if (self.after.is_some() || self.before.is_some()) && offset > 0 {
+            return Err(bad("a cursor and an offset cannot be combined"));
+        }
+        if self.after.is_some() && self.before.is_some() {
+            return Err(bad("give `after` or `before`, not both"));
+        }
+        for (p, _) in &self.sort {
+            super::check_path(p)?;
+        }
+        if let Some(p) = &self.projection {
+            projection_mode(p)?;
+        }
+        Ok((limit as usize, offset as usize))
+    }
+
+    /// A fingerprint of the sort, carried in cursors so that a cursor is
+    /// refused under another sort.
+    fn sort_tag(&self) -> u32 {
+        let mut h = crc32fast::Hasher::new();
+        for (p, o) in &self.sort {
+            h.update(p.as_bytes());
+            h.update(&[0, (*o == SortOrder::Desc) as u8]);
+        }
+        h.finalize()
+    }
+}
+
+fn parse_sort(v: &Value) -> Result<Vec<(String, SortOrder)>> {
+    let dir = |n: &Value| match n.as_i64() {
+        Some(1) => Ok(SortOrder::Asc),
+        Some(-1) => Ok(SortOrder::Desc),
+        _ => Err(bad("a sort direction is 1 or -1")),
+    };
+    let one = |v: &Value| -> Result<(String, SortOrder)> {
+        match v {
+            Value::String(s) => Ok(match s.strip_prefix('-') {
+                Some(p) => (p.to_string(), SortOrder::Desc),
+                None => (s.trim_start_matches('+').to_string(), SortOrder::Asc),
+            }),
+            Value::Array(a) if a.len() == 2 => match &a[0] {
+                Value::String(p) => Ok((p.clone(), dir(&a[1])?)),
+                _ => Err(bad("a sort pair is [path, 1 or -1]")),
+            },
+            _ => Err(bad("a sort field is \"path\", \"-path\" or [path, -1]")),
+        }
+    };
+    match v {
+        Value::Array(a) => a.iter().map(one).collect(),
+        Value::Object(o) if o.len() <= 1 => {
+            o.iter().map(|(p, d)| Ok((p.clone(), dir(d)?))).collect()
+        }
+        Value::Object(_) => Err(bad(
+            "sort by several fields is a list: [\"-age\", \"name\"] (object members have no order)",
+        )),
+        Value::String(_) => Ok(vec![one(v)?]),
+        _ => Err(bad("sort is a list of fields")),
+    }
+}
+
+/// A page of [`Collection::find`] results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The documents of this page, in sort order, projected.
+    pub docs: Vec<Value>,
+    /// Matching documents in all.
+    pub total: u64,
+    /// Whether matches follow this page.
+    pub has_next: bool,
+    /// Whether matches precede this page.
+    pub has_prev: bool,
+    /// Pass as `after` for the next page (set when `has_next`).
+    pub next_cursor: Option<String>,
+    /// Pass as `before` for the previous page (set when `has_prev`).
+    pub prev_cursor: Option<String>,
+}
+
+impl Page {
+    /// The JSON form: `{"docs": [...], "total": n, "has_next": b,
+    /// "has_prev": b, "next_cursor": s|null, "prev_cursor": s|null}`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "docs": self.docs,
+            "total": self.total,
+            "has_next": self.has_next,
+            "has_prev": self.has_prev,
+            "next_cursor": self.next_cursor,
+            "prev_cursor": self.prev_cursor,
+        })
+    }
+}
+
+/// How [`Collection::find`] will run a query (from
+/// [`Collection::explain`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The index used to narrow the filter, or `None` for a collection
+    /// scan.
+    pub index: Option<String>,
+    /// Key ranges read in that index.
+    pub ranges: usize,
+    /// Entries it will read: index entries, or documents for a scan.
+    pub entries: u64,
+    /// `"_id"` when results come in `_id` order without sorting,
+    /// `"memory"` when the matches are sorted after the filter.
+    pub sort: &'static str,
+}
+
+impl Plan {
+    /// The JSON form: `{"plan": "index"|"collection_scan", "index":
+    /// path|null, "ranges": n, "entries": n, "sort": "_id"|"memory"}`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "plan": if self.index.is_some() { "index" } else { "collection_scan" },
+            "index": self.index,
+            "ranges": self.ranges,
+            "entries": self.entries,
+            "sort": self.sort,
+        })
+    }
+}
+
+enum Source {
+    Index(IndexInfo, Ranges),
+    Scan,
+}
+
+fn key_bounds(
+    prefix: &[u8],
+    r: &(Bound<Vec<u8>>, Bound<Vec<u8>>),
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let cat = |e: &[u8]| [prefix, e].concat();
+    let succ = |k: Vec<u8>| crate::db::prefix_successor(&k).unwrap_or(k);
+    let lo = match &r.0 {
+        Bound::Included(e) => Bound::Included(cat(e)),
+        Bound::Excluded(e) => Bound::Included(succ(cat(e))),
+        Bound::Unbounded => Bound::Included(prefix.to_vec()),
+    };
+    let hi = match &r.1 {
+        Bound::Included(e) => Bound::Excluded(succ(cat(e))),
+        Bound::Excluded(e) => Bound::Excluded(cat(e)),
+        Bound::Unbounded => Bound::Excluded(succ(prefix.to_vec())),
+    };
+    (lo, hi)
+}
+
+fn as_slices(b: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (Bound<&[u8]>, Bound<&[u8]>) {
+    (b.0.as_ref().map(|v| &v[..]), b.1.as_ref().map(|v| &v[..]))
+}
+
+impl Collection {
+    fn plan(&self, f: &Filter) -> Result<(Source, u64)> {
+        let docs = self.docs.len()?;
+        let conjuncts: Vec<&Filter> = match f {
+            Filter::And(list) => list.iter().collect(),
+            other => vec![other],
+        };
+        let indexes = self.secondary_indexes()?;
+        let mut best: Option<(Source, u64)> = None;
+        for c in conjuncts {
+            let Filter::Path(path, conds) = c else {
+                continue;
+            };
+            let Some(ix) = indexes.iter().find(|i| &i.path == path) else {
+                continue;
+            };
+            let Some(ranges) = filter::index_ranges(conds) else {
+                continue;
+            };
+            let prefix = index_prefix(path);
+            let mut n = 0u64;
+            for r in &ranges {
+                let b = key_bounds(&prefix, r);
+                n += self.idx.scan::<[u8], _>(as_slices(&b), |_, _| true)?;
+            }
+            if best.as_ref().is_none_or(|(_, m)| n < *m) {
+                best = Some((Source::Index(ix.clone(), ranges), n));
+            }
+        }
+        Ok(match best {
+            Some((s, n)) if n <= docs => (s, n),
+            _ => (Source::Scan, docs),
+        })
+    }
+
+    /// Every matching document, with its `_id` key, in `_id` order.
+    fn matching(&self, f: &Filter) -> Result<Vec<(Vec<u8>, Value)>> {
+        let mut out = Vec::new();
+        match self.plan(f)?.0 {
+            Source::Scan => {
+                for item in self.docs.iter() {
+                    let (k, bytes) = item?;
+                    let doc = parse_doc(&bytes)?;
+                    if filter::matches(f, &doc) {
+                        out.push((k, doc));
+                    }
+                }
+            }
+            Source::Index(ix, ranges) => {
+                let prefix = index_prefix(&ix.path);
+                let mut ids = BTreeSet::new();
+                for r in &ranges {
+                    let b = key_bounds(&prefix, r);
+                    self.idx.scan::<[u8], _>(as_slices(&b), |_, id| {
+                        ids.insert(id_key(&String::from_utf8_lossy(id)));
+                        true
+                    })?;
+                }
+                for k in ids {
+                    if let Some(bytes) = self.docs.get(&k)? {
+                        let doc = parse_doc(&bytes)?;
+                        if filter::matches(f, &doc) {
+                            out.push((k, doc));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The matching documents, a page at a time.
+    ///
+    /// `filter` is the JSON filter of [`super::filter`] (`{}` or `null`
+    /// for all). Results come sorted by `opts.sort` then `_id`; `total`
+    /// counts every match. Cursors identify a position in that order (the
+    /// sort values and `_id` of a document), so following `next_cursor`
+    /// from the first page visits every matching document exactly once,
+    /// also when other documents are written between pages (a document
+    /// whose sort values change between pages may be seen again or not at
+    /// all, as in any keyset pagination).
+    ///
+    /// Errors: [`Error::InvalidArgument`] (a bad filter or options: a
+    /// negative offset, a limit over 1000, a cursor with an offset, a
+    /// cursor from another sort), and the common ones.
+    pub fn find(&self, filter: &Value, opts: &FindOptions) -> Result<Page> {
+        let f = filter::parse(filter)?;
+        let (limit, offset) = opts.check()?;
+        let tag = opts.sort_tag();
+        let mut rows: Vec<(Vec<u8>, Value)> = self
+            .matching(&f)?
+            .into_iter()
+            .map(|(k, doc)| (composite_key(&doc, &opts.sort, &k), doc))
+            .collect();
+        if !opts.sort.is_empty() {
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        let total = rows.len();
+        let (start, end) = if let Some(c) = &opts.after {
+            let c = decode_cursor(c, tag)?;
+            let s = rows.partition_point(|r| r.0 <= c);
+            (s, (s + limit).min(total))
+        } else if let Some(c) = &opts.before {
+            let c = decode_cursor(c, tag)?;
+            let e = rows.partition_point(|r| r.0 < c);
+            (e.saturating_sub(limit), e)
+        } else {
+            let s = offset.min(total);
+            (s, (s + limit).min(total))
+        };
+        let has_prev = start > 0;
+        let has_next = end < total;
+        let next_cursor = (has_next && end > start).then(|| encode_cursor(tag, &rows[end - 1].0));
+        let prev_cursor = (has_prev && end > start).then(|| encode_cursor(tag, &rows[start].0));
+        let next_cursor = next_cursor.or_else(|| {
+            // An empty page in the middle (limit 0): continue from its start.
+            (has_next && start > 0).then(|| encode_cursor(tag, &rows[start - 1].0))
+        });
+        let docs = rows
+            .drain(start..end)
+            .map(|(_, d)| project(d, opts.projection.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page {
+            docs,
+            total: total as u64,
+            has_next,
+            has_prev,
+            next_cursor,
+            prev_cursor,
+        })
+    }
+
+    /// The number of matching documents. Errors: [`Error::InvalidArgument`]
+    /// (a bad filter), and the common ones.
+    pub fn count(&self, filter: &Value) -> Result<u64> {
+        let f = filter::parse(filter)?;
+        if f == Filter::And(Vec::new()) {
+            return self.docs.len();
+        }
+        Ok(self.matching(&f)?.len() as u64)
+    }
+
+    /// How [`Collection::find`] would run `filter` with `opts`.
+    /// Errors as [`Collection::find`].
+    pub fn explain(&self, filter: &Value, opts: &FindOptions) -> Result<Plan> {
+        let f = filter::parse(filter)?;
+        opts.check()?;
+        let (src, entries) = self.plan(&f)?;
+        let sort = if opts.sort.is_empty() {
+            "_id"
+        } else {
+            "memory"
+        };
+        Ok(match src {
+            Source::Scan => Plan {
+                index: None,
+                ranges: 0,
+                entries,
+                sort,
+            },
+            Source::Index(ix, r) => Plan {
+                index: Some(ix.path),
+                ranges: r.len(),
+                entries,
+                sort,
+            },
+        })
+    }
+
+    /// Every matching document in `_id` order, streamed: the documents are
+    /// read in chunks without holding a lock across the scan (each one was
+    /// the stored version at some moment; ids come in increasing order,
+    /// each at most once). Errors: [`Error::InvalidArgument`] (a bad
+    /// filter); the iterator yields the common errors.
+    pub fn find_iter(&self, filter: &Value) -> Result<DocIter> {
+        Ok(DocIter {
+            filter: filter::parse(filter)?,
+            inner: self.docs.iter(),
+        })
+    }
+}
+
+/// Iterator from [`Collection::find_iter`].
+pub struct DocIter {
+    filter: Filter,
+    inner: crate::db::Iter,
+}
+
+impl std::fmt::Debug for DocIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocIter")
+            .field("filter", &self.filter)
+            .finish()
+    }
+}
+
+impl Iterator for DocIter {
+    type Item = Result<Value>;
+
+    fn next(&mut self) -> Option<Result<Value>> {
+        loop {
+            let (_, bytes) = match self.inner.next()? {
+                Ok(x) => x,
+                Err(e) => return Some(Err(e)),
+            };
+            match parse_doc(&bytes) {
+                Ok(d) if filter::matches(&self.filter, &d) => return Some(Ok(d)),
+                Ok(_) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+/// The bytes a document sorts by: each sort field's value encoding
+/// (inverted for descending), then its id key.
+fn composite_key(doc: &Value, sort: &[(String, SortOrder)], id_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::new();
+    for (path, dir) in sort {
+        let e = order::sort_key(doc, path);
+        match dir {
+            SortOrder::Asc => k.extend_from_slice(&e),
+            SortOrder::Desc => k.extend(e.iter().map(|b| !b)),
+        }
+    }
+    k.extend_from_slice(id_key);
+    k
+}
+
+fn encode_cursor(tag: u32, key: &[u8]) -> String {
+    let mut s = format!("{tag:08x}");
+    for b in key {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn decode_cursor(c: &str, tag: u32) -> Result<Vec<u8>> {
+    let bytes = (0..c.len())
+        .step_by(2)
+        .map(|i| c.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .filter(|b| b.len() >= 4 && c.len() % 2 == 0)
+        .ok_or_else(|| bad("malformed cursor"))?;
+    if u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) != tag {
+        return Err(bad("the cursor belongs to a query with another sort"));
+    }
+    Ok(bytes[4..].to_vec())
+}
+
+/// Whether a projection includes (true) or excludes (false) fields.
+fn projection_mode(p: &Value) -> Result<bool> {
+    let Value::Object(o) = p else {
+        return Err(bad("a projection is an object such as {\"name\": 1}"));
+    };
+    let mut mode = None;
+    for (k, v) in o {
+        let on = match v {
+            Value::Bool(b) => *b,
+            Value::Number(n) => n.as_f64() != Some(0.0),
+            _ => return Err(bad("projection values are 1/true or 0/false")),
+        };
+        if k == "_id" {
+            continue;
+        }
+        if mode.is_some_and(|m| m != on) {
+            return Err(bad("a projection includes or excludes fields, not both"));
+        }
+        mode = Some(on);
+    }
+    Ok(mode.unwrap_or(false))
+}
+
+fn project(doc: Value, p: Option<&Value>) -> Result<Value> {
+    let Some(p) = p else {
+        return Ok(doc);
+    };
+    let include = projection_mode(p)?;
+    let Value::Object(spec) = p else {
+        return Ok(doc);
+    };
+    let keep_id = spec
+        .get("_id")
+        .is_none_or(|v| v != &json!(0) && v != &json!(false));
+    let Value::Object(mut src) = doc else {
+        return Ok(doc);
+    };
+    if include {
+        let mut out = Map::new();
+        if keep_id {
+            if let Some(id) = src.get("_id") {
+                out.insert("_id".into(), id.clone());
+            }
+        }
+        for path in spec.keys().filter(|k| *k != "_id") {
+            copy_path(&src, &mut out, path);
+        }
+        return Ok(Value::Object(out));
+    }
+    for path in spec.keys().filter(|k| *k != "_id") {
+        remove_path(&mut src, path);
+    }
+    if !keep_id {
+        src.remove("_id");
+    }
+    Ok(Value::Object(src))
+}
+
+fn copy_path(src: &Map<String, Value>, out: &mut Map<String, Value>, path: &str) {
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    let Some(v) = src.get(head) else {
+        return;
+    };
+    match (rest, v) {
+        (None, v) => {
+            out.insert(head.to_string(), v.clone());
+        }
+        (Some(rest), Value::Object(inner)) => {
+            let slot = out
+                .entry(head.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(o) = slot {
+                copy_path(inner, o, rest);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn remove_path(src: &mut Map<String, Value>, path: &str) {
+    match path.split_once('.') {
+        None => {
+            src.remove(path);
+        }
+        Some((h, rest)) => {
+            if let Some(Value::Object(inner)) = src.get_mut(h) {
+                remove_path(inner, rest);
+            }
+        }
+    }
+}
