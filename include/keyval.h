@@ -72,6 +72,41 @@
 
 
 /*
+ Longest collection name, in bytes.
+ */
+#define MAX_COLLECTION_NAME 200
+
+/*
+ Longest indexed path, in bytes.
+ */
+#define MAX_INDEX_PATH 200
+
+/*
+ Tag of a missing value.
+ */
+#define TAG_MISSING 0
+
+/*
+ Tag of a number.
+ */
+#define TAG_NUMBER 4
+
+/*
+ Tag of a string.
+ */
+#define TAG_STRING 5
+
+/*
+ Default page size of [`Collection::find`].
+ */
+#define DEFAULT_LIMIT 50
+
+/*
+ Largest page size.
+ */
+#define MAX_LIMIT 1000
+
+/*
  `kv_options.durability`: acknowledged from an in-process buffer; lost
  on process crash.
  */
@@ -221,6 +256,15 @@ typedef struct kv_db kv_db;
  `kv_close`; after close `kv_iter_next` returns `KV_CLOSED`.
  */
 typedef struct kv_iter kv_iter;
+
+/*
+ A named keyspace of an open database: an independent ordered key space
+ (like a Bolt bucket). Opaque; get one with `kv_keyspace_open`, free it
+ with `kv_keyspace_free` (before or after `kv_close`; calls on it after
+ `kv_close` return `KV_CLOSED`, after a drop `KV_NOT_FOUND`). Safe to use
+ from many threads at once.
+ */
+typedef struct kv_keyspace kv_keyspace;
 
 /*
  An open Raft log. Opaque; create with `kv_raft_open`, release with
@@ -807,6 +851,138 @@ kv_status kv_metrics_reset(const kv_db *db);
 kv_status kv_metrics_prometheus(const kv_db *db, char **text, size_t *len);
 
 /*
+ Create collection `coll` if it does not exist (idempotent).
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL db, a name that is not UTF-8 or not
+ 1-200 bytes), `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
+ */
+kv_status kv_coll_create(const kv_db *db, const uint8_t *coll, size_t coll_len);
+
+/*
+ Drop collection `coll` with its documents and indexes; `*existed`
+ (may be NULL) is set to 1 if it existed. Errors as `kv_coll_create`.
+ */
+kv_status kv_coll_drop(const kv_db *db, const uint8_t *coll, size_t coll_len, int32_t *existed);
+
+/*
+ The collections' names as a JSON array of strings, sorted, in a fresh
+ buffer. Errors: `KV_INVALID_ARGUMENT` (NULL db, out or out_len),
+ `KV_CLOSED`.
+ */
+kv_status kv_coll_list(const kv_db *db, uint8_t **out, size_t *out_len);
+
+/*
+ Counters of collection `coll` as JSON: `{"documents": n, "bytes": n,
+ "indexes": n, "index_entries": n}` (bytes of stored JSON text).
+ Errors: `KV_NOT_FOUND` (no such collection), and as `kv_coll_list`.
+ */
+kv_status kv_coll_stats(const kv_db *db, const uint8_t *coll, size_t coll_len, uint8_t **out, size_t *out_len);
+
+/*
+ Create an index on the dotted `path` (UTF-8) of collection `coll`,
+ unique if `unique` is non-zero; idempotent for the same index.
+
+ Errors: `KV_DUPLICATE_KEY` (unique, and two documents share a value:
+ nothing written), `KV_INVALID_ARGUMENT` (bad path, `_id`, the index
+ exists with the other uniqueness), `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
+ */
+kv_status kv_coll_create_index(const kv_db *db, const uint8_t *coll, size_t coll_len, const uint8_t *path, size_t path_len, int32_t unique);
+
+/*
+ Drop the index on `path`; `*existed` (may be NULL) is set to 1 if it
+ existed. Errors: `KV_NOT_FOUND` (no such collection), and as
+ `kv_coll_create_index`.
+ */
+kv_status kv_coll_drop_index(const kv_db *db, const uint8_t *coll, size_t coll_len, const uint8_t *path, size_t path_len, int32_t *existed);
+
+/*
+ The indexes of `coll` as JSON: `[{"path": "_id", "unique": true,
+ "multikey": false}, ...]`, `_id` first. Errors as `kv_coll_stats`.
+ */
+kv_status kv_coll_list_indexes(const kv_db *db, const uint8_t *coll, size_t coll_len, uint8_t **out, size_t *out_len);
+
+/*
+ Insert the document `doc` (a JSON object) into `coll`, creating the
+ collection if needed. The id (its `_id`, or the next automatic id) is
+ returned in a fresh buffer in `*id`/`*id_len` (not NUL-terminated; may
+ be NULL if not wanted). `doc` may also be a JSON array of objects: then
+ all are inserted atomically (or none) and `*id` gets a JSON array of
+ the ids.
+
+ Errors: `KV_DUPLICATE_KEY` (the `_id` exists or a unique index holds a
+ value), `KV_INVALID_ARGUMENT` (NULL db, bad JSON, not an object, an
+ `_id` that is not a non-empty string), `KV_CLOSED`, `KV_POISONED`,
+ `KV_IO`. On error nothing is written.
+ */
+kv_status kv_doc_insert(const kv_db *db, const uint8_t *coll, size_t coll_len, const uint8_t *doc, size_t doc_len, uint8_t **id, size_t *id_len);
+
+/*
+ The document with id `id` (UTF-8) as JSON in a fresh buffer.
+
+ Errors: `KV_NOT_FOUND` (no such document or collection),
+ `KV_INVALID_ARGUMENT` (NULL db/out/out_len, empty id), `KV_CLOSED`.
+ */
+kv_status kv_doc_get(const kv_db *db, const uint8_t *coll, size_t coll_len, const uint8_t *id, size_t id_len, uint8_t **out, size_t *out_len);
+
+/*
+ Delete document `id`; `*existed` (may be NULL) is set to 1 if it
+ existed. Errors: `KV_NOT_FOUND` (no such collection),
+ `KV_INVALID_ARGUMENT`, `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
+ */
+kv_status kv_doc_delete(const kv_db *db, const uint8_t *coll, size_t coll_len, const uint8_t *id, size_t id_len, int32_t *existed);
+
+/*
+ Update document `id` with `change` (JSON) and return the new document
+ in `*out` (may be NULL if not wanted). `mode` 0: `change` is a JSON
+ merge patch (RFC 7396); 1: update operators (`{"$set": {...}, "$inc":
+ {...}}`); 2: a replacement document; 3: a replacement document, inserted
+ if missing (upsert).
+
+ Errors: `KV_NOT_FOUND` (no such document, except mode 3),
+ `KV_INVALID_ARGUMENT` (bad JSON, unknown mode, changing `_id`, an
+ operator on the wrong type), `KV_DUPLICATE_KEY` (a unique index),
+ `KV_CLOSED`, `KV_POISONED`, `KV_IO`. On error nothing is written.
+ */
+kv_status kv_doc_update(const kv_db *db, const uint8_t *coll, size_t coll_len, const uint8_t *id, size_t id_len, const uint8_t *change, size_t change_len, uint32_t mode, uint8_t **out, size_t *out_len);
+
+/*
+ Merge-patch several documents atomically: `pairs` is a JSON array of
+ `[id, patch]` pairs. Every id is checked first; one missing id fails the
+ whole call (`KV_NOT_FOUND`) and changes nothing. Errors as
+ `kv_doc_update`.
+ */
+kv_status kv_doc_update_many(const kv_db *db, const uint8_t *coll, size_t coll_len, const uint8_t *pairs, size_t pairs_len);
+
+/*
+ One page of the documents of `coll` matching `filter` (JSON; NULL/0 or
+ `{}` for all) under `options` (JSON; NULL/0 for defaults: `{"sort":
+ ["-age", "name"], "projection": {...}, "limit": 50, "offset": 0,
+ "after": cursor, "before": cursor}`), as JSON in a fresh buffer:
+ `{"docs": [...], "total": n, "has_next": b, "has_prev": b,
+ "next_cursor": s|null, "prev_cursor": s|null}`. A missing collection is
+ an empty result.
+
+ Errors: `KV_INVALID_ARGUMENT` (bad JSON, filter or options: a negative
+ offset, a limit over 1000, a cursor with an offset, a cursor of another
+ sort), `KV_CLOSED`.
+ */
+kv_status kv_doc_find(const kv_db *db, const uint8_t *coll, size_t coll_len, const uint8_t *filter, size_t filter_len, const uint8_t *options, size_t options_len, uint8_t **out, size_t *out_len);
+
+/*
+ How `kv_doc_find` would run: `{"plan": "index"|"collection_scan",
+ "index": path|null, "ranges": n, "entries": n, "sort": "_id"|"memory"}`.
+ Arguments and errors as `kv_doc_find`.
+ */
+kv_status kv_doc_explain(const kv_db *db, const uint8_t *coll, size_t coll_len, const uint8_t *filter, size_t filter_len, const uint8_t *options, size_t options_len, uint8_t **out, size_t *out_len);
+
+/*
+ The number of documents of `coll` matching `filter` (JSON; NULL/0 for
+ all) in `*out`. Errors: `KV_NOT_FOUND` (no such collection),
+ `KV_INVALID_ARGUMENT` (NULL out, a bad filter), `KV_CLOSED`.
+ */
+kv_status kv_doc_count(const kv_db *db, const uint8_t *coll, size_t coll_len, const uint8_t *filter, size_t filter_len, uint64_t *out);
+
+/*
  Create an iterator over keys `k` with `start <= k < end`, positioned at
  the first such key (check `kv_iter_valid`). `start` NULL (with length 0)
  means from the first key; `end` NULL means to the last key.
@@ -863,6 +1039,79 @@ kv_status kv_iter_value(const kv_iter *it, const uint8_t **val, size_t *val_len)
  `it` must be NULL or an iterator not freed yet.
  */
 void kv_iter_free(kv_iter *it);
+
+/*
+ Open keyspace `name` (UTF-8, 1-255 bytes) of `db`, creating it (durably)
+ if `create` is non-zero, and store a new handle in `*out`.
+
+ Errors: `KV_NOT_FOUND` (missing and `create` is 0),
+ `KV_INVALID_ARGUMENT` (NULL db/out, a name that is not UTF-8 or not
+ 1-255 bytes), `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
+ */
+kv_status kv_keyspace_open(const kv_db *db, const uint8_t *name, size_t name_len, int32_t create, kv_keyspace **out);
+
+/*
+ Free a keyspace handle (the keyspace and its data stay). NULL is a
+ no-op.
+
+ # Safety
+ `ks` must be NULL or a handle from `kv_keyspace_open` not freed yet,
+ with no call on it in flight.
+ */
+void kv_keyspace_free(kv_keyspace *ks);
+
+/*
+ Drop keyspace `name` and every key in it, atomically and durably;
+ `*existed` (may be NULL) is set to 1 if it existed. Errors as
+ `kv_keyspace_open`.
+ */
+kv_status kv_keyspace_drop(const kv_db *db, const uint8_t *name, size_t name_len, int32_t *existed);
+
+/*
+ The names of every named keyspace as a JSON array of strings, sorted,
+ in a fresh buffer (`*out`, `*out_len`; free with `kv_free`).
+ Errors: `KV_INVALID_ARGUMENT` (NULL argument), `KV_CLOSED`.
+ */
+kv_status kv_keyspace_list(const kv_db *db, uint8_t **out, size_t *out_len);
+
+/*
+ Set `key` to `val` in keyspace `ks` (as `kv_set`). Errors as `kv_set`,
+ plus `KV_NOT_FOUND` if the keyspace was dropped.
+ */
+kv_status kv_keyspace_set(const kv_keyspace *ks, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len);
+
+/*
+ Remove `key` from keyspace `ks` (as `kv_delete`). Errors as
+ `kv_keyspace_set`.
+ */
+kv_status kv_keyspace_delete(const kv_keyspace *ks, const uint8_t *key, size_t key_len);
+
+/*
+ The value of `key` in keyspace `ks`, in a fresh buffer (as `kv_get`).
+ Errors: `KV_NOT_FOUND` (no such key, or the keyspace was dropped),
+ `KV_INVALID_ARGUMENT`, `KV_CLOSED`.
+ */
+kv_status kv_keyspace_get(const kv_keyspace *ks, const uint8_t *key, size_t key_len, uint8_t **val, size_t *val_len);
+
+/*
+ The number of live keys of keyspace `ks` in `*out`. Errors:
+ `KV_NOT_FOUND` (dropped), `KV_INVALID_ARGUMENT`, `KV_CLOSED`.
+ */
+kv_status kv_keyspace_len(const kv_keyspace *ks, uint64_t *out);
+
+/*
+ Add "set `key` to `val` in keyspace `ks`" to batch `b` (copied). A batch
+ may write several keyspaces and the default one; `kv_batch_commit` applies it
+ atomically (`KV_NOT_FOUND` if a keyspace was dropped meanwhile).
+ Errors: `KV_INVALID_ARGUMENT` (NULL batch, keyspace or key).
+ */
+kv_status kv_batch_put_in(kv_batch *b, const kv_keyspace *ks, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len);
+
+/*
+ Add "remove `key` from keyspace `ks`" to batch `b`. Errors as
+ `kv_batch_put_in`.
+ */
+kv_status kv_batch_delete_in(kv_batch *b, const kv_keyspace *ks, const uint8_t *key, size_t key_len);
 
 /*
  Open (creating if allowed, then recovering) the Raft log in directory

@@ -34,14 +34,25 @@ pub unsafe extern "C" fn kv_batch_free(b: *mut kv_batch) {
 }
 
 fn with_batch(b: *mut kv_batch, f: impl FnOnce(&mut WriteBatch) -> Result<(), Fail>) -> kv_status {
-    guard(|| {
-        if b.is_null() {
-            return finish(Err(invalid("batch is NULL")));
-        }
-        // Safety: non-NULL batch from kv_batch_new, used by one thread at a
-        // time (documented), so this is the only reference.
-        finish(f(unsafe { &mut (*b).batch }))
-    })
+    // Safety: `b` is passed on under the same contract.
+    guard(|| finish(unsafe { batch_mut(b, f) }))
+}
+
+/// Run `f` on the batch behind `b` (NULL: `KV_INVALID_ARGUMENT`), inside
+/// the caller's panic guard.
+///
+/// Safety: `b` is NULL or a batch from `kv_batch_new`, used by one thread
+/// at a time.
+pub(crate) unsafe fn batch_mut(
+    b: *mut kv_batch,
+    f: impl FnOnce(&mut WriteBatch) -> Result<(), Fail>,
+) -> Result<(), Fail> {
+    if b.is_null() {
+        return Err(invalid("batch is NULL"));
+    }
+    // Safety: non-NULL batch from kv_batch_new, used by one thread at a
+    // time (documented), so this is the only reference.
+    f(unsafe { &mut (*b).batch })
 }
 
 /// Add "set `key` to `val`" to the batch (both copied). Key and value

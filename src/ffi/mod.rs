@@ -11,12 +11,17 @@
 
 mod batch;
 mod db;
+mod docs;
 mod iter;
+mod keyspace;
 mod raft;
 
+pub(crate) use batch::batch_mut;
 pub use batch::*;
 pub use db::*;
+pub use docs::*;
 pub use iter::*;
+pub use keyspace::*;
 pub use raft::*;
 
 use crate::error::Error;

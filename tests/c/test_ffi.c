@@ -50,9 +50,10 @@ static void test_versions_and_strings(void) {
         const char *m = kv_strerror((kv_status)s);
         CHECK(m != NULL && strlen(m) > 0);
     }
-    CHECK(strcmp(kv_strerror(KV_NOT_FOUND), "key not found") == 0);
+    CHECK(strcmp(kv_strerror(KV_NOT_FOUND), "not found") == 0);
+    CHECK(strcmp(kv_strerror(KV_DUPLICATE_KEY), "duplicate key") == 0);
     /* Any integer is accepted: values outside the enum never crash. */
-    CHECK(strcmp(kv_strerror(12), "unknown status") == 0);
+    CHECK(strcmp(kv_strerror(13), "unknown status") == 0);
     CHECK(strcmp(kv_strerror(100), "unknown status") == 0);
     CHECK(strcmp(kv_strerror(-1), "unknown status") == 0);
     CHECK(kv_last_error_message() != NULL);
@@ -820,6 +821,118 @@ static void test_metrics(void) {
     CHECK(kv_close(db) == KV_OK);
 }
 
+static void test_keyspaces(void) {
+    kv_options o = small_opts();
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("keyspaces"), &o, &db) == KV_OK);
+    kv_keyspace *a = NULL, *missing = (kv_keyspace *)0x1;
+    CHECK(kv_keyspace_open(db, K("missing"), 0, &missing) == KV_NOT_FOUND);
+    CHECK(missing == (kv_keyspace *)0x1);
+    CHECK(kv_keyspace_open(db, K(""), 1, &a) == KV_INVALID_ARGUMENT);
+    CHECK(kv_keyspace_open(db, K("a"), 1, &a) == KV_OK && a != NULL);
+    CHECK(kv_keyspace_set(a, K("k"), K("in a")) == KV_OK);
+    CHECK(kv_set(db, K("k"), K("default")) == KV_OK);
+    uint8_t *v = NULL;
+    size_t n = 0;
+    CHECK(kv_keyspace_get(a, K("k"), &v, &n) == KV_OK && n == 4 && memcmp(v, "in a", 4) == 0);
+    kv_free(v);
+    CHECK(kv_keyspace_get(a, K("nope"), &v, &n) == KV_NOT_FOUND);
+    kv_batch *b = kv_batch_new();
+    CHECK(kv_batch_put(b, K("x"), K("1")) == KV_OK);
+    CHECK(kv_batch_put_in(b, a, K("x"), K("1")) == KV_OK);
+    CHECK(kv_batch_delete_in(b, a, K("k")) == KV_OK);
+    CHECK(kv_batch_put_in(NULL, a, K("x"), K("1")) == KV_INVALID_ARGUMENT);
+    CHECK(kv_batch_put_in(b, NULL, K("x"), K("1")) == KV_INVALID_ARGUMENT);
+    CHECK(kv_batch_commit(db, b) == KV_OK);
+    kv_batch_free(b);
+    uint64_t len = 0;
+    CHECK(kv_keyspace_len(a, &len) == KV_OK && len == 1);
+    CHECK(kv_len(db, &len) == KV_OK && len == 2);
+    uint8_t *list = NULL;
+    CHECK(kv_keyspace_list(db, &list, &n) == KV_OK && n == 5 && memcmp(list, "[\"a\"]", 5) == 0);
+    kv_free(list);
+    int existed = 0;
+    CHECK(kv_keyspace_drop(db, K("a"), &existed) == KV_OK && existed == 1);
+    CHECK(kv_keyspace_set(a, K("k"), K("v")) == KV_NOT_FOUND);
+    kv_keyspace_free(a);
+    kv_keyspace_free(NULL);
+    CHECK(kv_close(db) == KV_OK);
+}
+
+static int json_has(const uint8_t *p, size_t n, const char *needle) {
+    char buf[8192];
+    if (n >= sizeof buf) return 0;
+    memcpy(buf, p, n);
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
+static void test_documents(void) {
+    kv_options o = small_opts();
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("documents"), &o, &db) == KV_OK);
+    uint8_t *out = NULL;
+    size_t n = 0;
+    CHECK(kv_doc_insert(db, K("users"), K("{\"name\":\"ann\",\"age\":30}"), &out, &n) == KV_OK);
+    CHECK(n == 1 && out[0] == '1');
+    kv_free(out);
+    CHECK(kv_doc_insert(db, K("users"), K("[{\"name\":\"bob\",\"age\":25},{\"_id\":\"z\",\"age\":40}]"), &out, &n) == KV_OK);
+    CHECK(json_has(out, n, "[\"2\",\"z\"]"));
+    kv_free(out);
+    CHECK(kv_doc_insert(db, K("users"), K("{\"_id\":\"z\"}"), NULL, NULL) == KV_DUPLICATE_KEY);
+    CHECK(kv_doc_insert(db, K("users"), K("[1]"), NULL, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_doc_insert(db, K("users"), K("{not json"), NULL, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_coll_create_index(db, K("users"), K("age"), 0) == KV_OK);
+    CHECK(kv_coll_create_index(db, K("users"), K("name"), 1) == KV_OK);
+    CHECK(kv_doc_insert(db, K("users"), K("{\"name\":\"ann\"}"), NULL, NULL) == KV_DUPLICATE_KEY);
+    CHECK(kv_doc_get(db, K("users"), K("1"), &out, &n) == KV_OK && json_has(out, n, "\"ann\""));
+    kv_free(out);
+    CHECK(kv_doc_get(db, K("users"), K("99"), &out, &n) == KV_NOT_FOUND);
+    CHECK(kv_doc_get(db, K("nobody"), K("1"), &out, &n) == KV_NOT_FOUND);
+    CHECK(kv_doc_update(db, K("users"), K("1"), K("{\"$inc\":{\"age\":1}}"), 1, &out, &n) == KV_OK);
+    CHECK(json_has(out, n, "\"age\":31"));
+    kv_free(out);
+    CHECK(kv_doc_update(db, K("users"), K("1"), K("{\"city\":\"oslo\"}"), 0, NULL, NULL) == KV_OK);
+    CHECK(kv_doc_update(db, K("users"), K("1"), K("{\"_id\":\"2\"}"), 0, NULL, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_doc_update(db, K("users"), K("77"), K("{}"), 2, NULL, NULL) == KV_NOT_FOUND);
+    CHECK(kv_doc_update(db, K("users"), K("77"), K("{\"age\":1}"), 3, NULL, NULL) == KV_OK);
+    CHECK(kv_doc_update(db, K("users"), K("1"), K("{}"), 9, NULL, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_doc_update_many(db, K("users"), K("[[\"1\",{\"v\":1}],[\"nope\",{}]]")) == KV_NOT_FOUND);
+    CHECK(kv_doc_update_many(db, K("users"), K("[[\"1\",{\"v\":1}],[\"2\",{\"v\":2}]]")) == KV_OK);
+    const char *filter = "{\"age\":{\"$gte\":25,\"$lt\":35}}";
+    CHECK(kv_doc_find(db, K("users"), K(filter), K("{\"sort\":[\"-age\"],\"limit\":1}"), &out, &n) == KV_OK);
+    CHECK(json_has(out, n, "\"total\":2") && json_has(out, n, "\"has_next\":true") && json_has(out, n, "\"ann\""));
+    kv_free(out);
+    CHECK(kv_doc_find(db, K("users"), K(filter), K("{\"limit\":-1}"), &out, &n) == KV_INVALID_ARGUMENT);
+    CHECK(kv_doc_find(db, K("users"), K("{\"$bad\":1}"), NULL, 0, &out, &n) == KV_INVALID_ARGUMENT);
+    CHECK(kv_doc_find(db, K("ghost"), NULL, 0, NULL, 0, &out, &n) == KV_OK && json_has(out, n, "\"total\":0"));
+    kv_free(out);
+    CHECK(kv_doc_explain(db, K("users"), K(filter), NULL, 0, &out, &n) == KV_OK);
+    CHECK(json_has(out, n, "\"index\":\"age\""));
+    kv_free(out);
+    uint64_t count = 0;
+    CHECK(kv_doc_count(db, K("users"), K(filter), &count) == KV_OK && count == 2);
+    CHECK(kv_doc_count(db, K("users"), NULL, 0, &count) == KV_OK && count == 4);
+    int existed = 0;
+    CHECK(kv_doc_delete(db, K("users"), K("2"), &existed) == KV_OK && existed == 1);
+    CHECK(kv_doc_delete(db, K("users"), K("2"), &existed) == KV_OK && existed == 0);
+    CHECK(kv_coll_list_indexes(db, K("users"), &out, &n) == KV_OK && json_has(out, n, "\"path\":\"name\""));
+    kv_free(out);
+    CHECK(kv_coll_stats(db, K("users"), &out, &n) == KV_OK && json_has(out, n, "\"documents\":3"));
+    kv_free(out);
+    CHECK(kv_coll_drop_index(db, K("users"), K("name"), &existed) == KV_OK && existed == 1);
+    CHECK(kv_coll_list(db, &out, &n) == KV_OK && json_has(out, n, "[\"users\"]"));
+    kv_free(out);
+    CHECK(kv_close(db) == KV_OK);
+    CHECK(kv_open(path_of("documents"), &o, &db) == KV_OK);
+    CHECK(kv_doc_count(db, K("users"), NULL, 0, &count) == KV_OK && count == 3);
+    CHECK(kv_coll_drop(db, K("users"), &existed) == KV_OK && existed == 1);
+    CHECK(kv_coll_list(db, &out, &n) == KV_OK && json_has(out, n, "[]"));
+    kv_free(out);
+    CHECK(kv_doc_insert(NULL, K("users"), K("{}"), NULL, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_close(db) == KV_OK);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--lock-probe") == 0) return lock_probe(argv[2]);
     if (argc < 2) {
@@ -843,6 +956,8 @@ int main(int argc, char **argv) {
     test_metrics();
     test_raft_log();
     test_raft_reopen_and_errors();
+    test_keyspaces();
+    test_documents();
 
     printf("c: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -1,0 +1,239 @@
+//! `kv_keyspace`: named keyspaces of a `kv_db`, and batches across them.
+
+use super::{batch_mut, bytes, guard, invalid, kv_db, kv_status, malloc_copy, with_db, Fail};
+use crate::Keyspace;
+
+/// A named keyspace of an open database: an independent ordered key space
+/// (like a Bolt bucket). Opaque; get one with `kv_keyspace_open`, free it
+/// with `kv_keyspace_free` (before or after `kv_close`; calls on it after
+/// `kv_close` return `KV_CLOSED`, after a drop `KV_NOT_FOUND`). Safe to use
+/// from many threads at once.
+pub struct kv_keyspace {
+    ks: Keyspace,
+}
+
+/// Open keyspace `name` (UTF-8, 1-255 bytes) of `db`, creating it (durably)
+/// if `create` is non-zero, and store a new handle in `*out`.
+///
+/// Errors: `KV_NOT_FOUND` (missing and `create` is 0),
+/// `KV_INVALID_ARGUMENT` (NULL db/out, a name that is not UTF-8 or not
+/// 1-255 bytes), `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_open(
+    db: *const kv_db,
+    name: *const u8,
+    name_len: usize,
+    create: i32,
+    out: *mut *mut kv_keyspace,
+) -> kv_status {
+    with_db(db, |h| {
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        // Safety: documented pointer/length pair.
+        let n = unsafe { bytes(name, name_len, "name") }?;
+        let n = std::str::from_utf8(n).map_err(|_| invalid("name is not UTF-8"))?;
+        let ks = if create != 0 {
+            h.db.keyspace(n)?
+        } else {
+            h.db.open_keyspace(n)?
+        };
+        // Safety: `out` is non-NULL and writable.
+        unsafe { *out = Box::into_raw(Box::new(kv_keyspace { ks })) };
+        Ok(())
+    })
+}
+
+/// Free a keyspace handle (the keyspace and its data stay). NULL is a
+/// no-op.
+///
+/// # Safety
+/// `ks` must be NULL or a handle from `kv_keyspace_open` not freed yet,
+/// with no call on it in flight.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_free(ks: *mut kv_keyspace) {
+    if !ks.is_null() {
+        // Safety: from Box::into_raw in kv_keyspace_open, per the contract.
+        drop(unsafe { Box::from_raw(ks) });
+    }
+}
+
+fn with_ks(ks: *const kv_keyspace, f: impl FnOnce(&Keyspace) -> Result<(), Fail>) -> kv_status {
+    guard(|| {
+        if ks.is_null() {
+            return super::finish(Err(invalid("keyspace is NULL")));
+        }
+        // Safety: non-NULL handle from kv_keyspace_open, not freed while a
+        // call is in flight (documented); shared access only.
+        super::finish(f(unsafe { &(*ks).ks }))
+    })
+}
+
+/// Drop keyspace `name` and every key in it, atomically and durably;
+/// `*existed` (may be NULL) is set to 1 if it existed. Errors as
+/// `kv_keyspace_open`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_drop(
+    db: *const kv_db,
+    name: *const u8,
+    name_len: usize,
+    existed: *mut i32,
+) -> kv_status {
+    with_db(db, |h| {
+        // Safety: documented pointer/length pair.
+        let n = unsafe { bytes(name, name_len, "name") }?;
+        let n = std::str::from_utf8(n).map_err(|_| invalid("name is not UTF-8"))?;
+        let e = h.db.drop_keyspace(n)?;
+        if !existed.is_null() {
+            // Safety: non-NULL and writable per the contract.
+            unsafe { *existed = e as i32 };
+        }
+        Ok(())
+    })
+}
+
+/// The names of every named keyspace as a JSON array of strings, sorted,
+/// in a fresh buffer (`*out`, `*out_len`; free with `kv_free`).
+/// Errors: `KV_INVALID_ARGUMENT` (NULL argument), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_list(
+    db: *const kv_db,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+) -> kv_status {
+    with_db(db, |h| {
+        if out.is_null() || out_len.is_null() {
+            return Err(invalid("out and out_len must not be NULL"));
+        }
+        let s = serde_json::Value::from(h.db.list_keyspaces()?).to_string();
+        let p = malloc_copy(s.as_bytes())?;
+        // Safety: both non-NULL and writable.
+        unsafe {
+            *out = p;
+            *out_len = s.len();
+        }
+        Ok(())
+    })
+}
+
+/// Set `key` to `val` in keyspace `ks` (as `kv_set`). Errors as `kv_set`,
+/// plus `KV_NOT_FOUND` if the keyspace was dropped.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_set(
+    ks: *const kv_keyspace,
+    key: *const u8,
+    key_len: usize,
+    val: *const u8,
+    val_len: usize,
+) -> kv_status {
+    with_ks(ks, |k| {
+        // Safety: documented pointer/length pairs.
+        let (key, val) = unsafe { (bytes(key, key_len, "key")?, bytes(val, val_len, "val")?) };
+        Ok(k.set(key, val)?)
+    })
+}
+
+/// Remove `key` from keyspace `ks` (as `kv_delete`). Errors as
+/// `kv_keyspace_set`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_delete(
+    ks: *const kv_keyspace,
+    key: *const u8,
+    key_len: usize,
+) -> kv_status {
+    with_ks(ks, |k| {
+        // Safety: documented pointer/length pair.
+        let key = unsafe { bytes(key, key_len, "key") }?;
+        Ok(k.delete(key)?)
+    })
+}
+
+/// The value of `key` in keyspace `ks`, in a fresh buffer (as `kv_get`).
+/// Errors: `KV_NOT_FOUND` (no such key, or the keyspace was dropped),
+/// `KV_INVALID_ARGUMENT`, `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_get(
+    ks: *const kv_keyspace,
+    key: *const u8,
+    key_len: usize,
+    val: *mut *mut u8,
+    val_len: *mut usize,
+) -> kv_status {
+    with_ks(ks, |k| {
+        if val.is_null() || val_len.is_null() {
+            return Err(invalid("val and val_len must not be NULL"));
+        }
+        // Safety: documented pointer/length pair.
+        let key = unsafe { bytes(key, key_len, "key") }?;
+        let copy = k.get_with(key, |v| v.map(|v| Ok((malloc_copy(v)?, v.len()))))?;
+        let (p, n) =
+            copy.unwrap_or(Err(Fail::Status(kv_status::KV_NOT_FOUND, c"key not found")))?;
+        // Safety: both non-NULL and writable.
+        unsafe {
+            *val = p;
+            *val_len = n;
+        }
+        Ok(())
+    })
+}
+
+/// The number of live keys of keyspace `ks` in `*out`. Errors:
+/// `KV_NOT_FOUND` (dropped), `KV_INVALID_ARGUMENT`, `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_len(ks: *const kv_keyspace, out: *mut u64) -> kv_status {
+    with_ks(ks, |k| {
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        let n = k.len()?;
+        // Safety: non-NULL and writable.
+        unsafe { *out = n };
+        Ok(())
+    })
+}
+
+/// Add "set `key` to `val` in keyspace `ks`" to batch `b` (copied). A batch
+/// may write several keyspaces and the default one; `kv_batch_commit` applies it
+/// atomically (`KV_NOT_FOUND` if a keyspace was dropped meanwhile).
+/// Errors: `KV_INVALID_ARGUMENT` (NULL batch, keyspace or key).
+#[no_mangle]
+pub unsafe extern "C" fn kv_batch_put_in(
+    b: *mut super::kv_batch,
+    ks: *const kv_keyspace,
+    key: *const u8,
+    key_len: usize,
+    val: *const u8,
+    val_len: usize,
+) -> kv_status {
+    with_ks(ks, |k| {
+        // Safety: documented pointer/length pairs; `b` per kv_batch rules.
+        unsafe {
+            let (key, val) = (bytes(key, key_len, "key")?, bytes(val, val_len, "val")?);
+            batch_mut(b, |batch| {
+                batch.put_in(k, key, val);
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Add "remove `key` from keyspace `ks`" to batch `b`. Errors as
+/// `kv_batch_put_in`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_batch_delete_in(
+    b: *mut super::kv_batch,
+    ks: *const kv_keyspace,
+    key: *const u8,
+    key_len: usize,
+) -> kv_status {
+    with_ks(ks, |k| {
+        // Safety: documented pointer/length pair; `b` per kv_batch rules.
+        unsafe {
+            let key = bytes(key, key_len, "key")?;
+            batch_mut(b, |batch| {
+                batch.delete_in(k, key);
+                Ok(())
+            })
+        }
+    })
+}
