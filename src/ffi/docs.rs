@@ -23,7 +23,7 @@ unsafe fn text<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a str, Fail
 /// Parse a JSON argument; NULL with length 0 is `null`.
 ///
 /// Safety: as [`bytes`].
-unsafe fn json<'a>(p: *const u8, len: usize, what: &str) -> Result<Value, Fail> {
+unsafe fn json(p: *const u8, len: usize, what: &str) -> Result<Value, Fail> {
     if len == 0 {
         return Ok(Value::Null);
     }
