@@ -23,6 +23,7 @@ const (
 	StatusPanic           Status = C.KV_PANIC
 	StatusCompacted       Status = C.KV_COMPACTED
 	StatusOutOfRange      Status = C.KV_OUT_OF_RANGE
+	StatusDuplicateKey    Status = C.KV_DUPLICATE_KEY
 )
 
 // String is the library's own description of the code (kv_strerror);
@@ -57,8 +58,12 @@ func newError(code Status, msg string) error { return &Error{Code: code, Message
 
 // Sentinel errors for errors.Is.
 var (
-	// ErrNotFound: the key (or Raft log entry) is absent.
-	ErrNotFound = &Error{Code: StatusNotFound, Message: "key not found"}
+	// ErrNotFound: the key, Raft log entry, keyspace, collection or
+	// document is absent.
+	ErrNotFound = &Error{Code: StatusNotFound, Message: "not found"}
+	// ErrDuplicateKey: a document _id that exists, or a value already in a
+	// unique index. Nothing was written.
+	ErrDuplicateKey = &Error{Code: StatusDuplicateKey, Message: "duplicate key"}
 	// ErrClosed: the DB (or iterator) was closed.
 	ErrClosed = &Error{Code: StatusClosed, Message: "database is closed"}
 	// ErrLocked: the directory is open in another handle or process.

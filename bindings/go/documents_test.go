@@ -1,0 +1,157 @@
+package keyval
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestKeyspaces(t *testing.T) {
+	db := openT(t, t.TempDir())
+	defer db.Close()
+	ks, err := db.Keyspace("users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.Set([]byte("k"), []byte("in users")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set([]byte("k"), []byte("default")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := ks.Get([]byte("k")); err != nil || string(v) != "in users" {
+		t.Fatalf("get: %q %v", v, err)
+	}
+	if n, err := ks.Len(); err != nil || n != 1 {
+		t.Fatalf("len: %d %v", n, err)
+	}
+	if names, err := db.Keyspaces(); err != nil || fmt.Sprint(names) != "[users]" {
+		t.Fatalf("list: %v %v", names, err)
+	}
+	if _, err := db.Keyspace(""); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("empty name: %v", err)
+	}
+	if existed, err := db.DropKeyspace("users"); err != nil || !existed {
+		t.Fatalf("drop: %v %v", existed, err)
+	}
+	if _, err := ks.Get([]byte("k")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after drop: %v", err)
+	}
+}
+
+type person struct {
+	ID   string `json:"_id,omitempty"`
+	Name string `json:"name"`
+	Age  int    `json:"age"`
+}
+
+func TestCollections(t *testing.T) {
+	db := openT(t, t.TempDir())
+	defer db.Close()
+	c := db.Collection("people")
+	for i := 0; i < 30; i++ {
+		id, err := c.Insert(person{Name: fmt.Sprintf("p%02d", i), Age: i % 10})
+		if err != nil || id != fmt.Sprint(i+1) {
+			t.Fatalf("insert %d: %q %v", i, id, err)
+		}
+	}
+	if _, err := c.Insert(map[string]any{"_id": "1"}); !errors.Is(err, ErrDuplicateKey) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if _, err := c.Insert([]int{1}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("not an object: %v", err)
+	}
+	ids, err := c.InsertMany([]any{map[string]any{"_id": "x", "age": 50}, person{Name: "y", Age: 51}})
+	if err != nil || fmt.Sprint(ids) != "[x 31]" {
+		t.Fatalf("insert many: %v %v", ids, err)
+	}
+	var p person
+	if err := c.GetInto("3", &p); err != nil || p.Name != "p02" || p.ID != "3" {
+		t.Fatalf("get into: %+v %v", p, err)
+	}
+	if _, err := c.Get("nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	d, err := c.UpdateWith("3", map[string]any{"$inc": map[string]any{"age": 100}})
+	if err != nil || d["age"].(json.Number).String() != "102" {
+		t.Fatalf("update with: %v %v", d, err)
+	}
+	if _, err := c.Update("3", map[string]any{"_id": "9"}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("change _id: %v", err)
+	}
+	if err := c.UpdateMany(map[string]any{"1": map[string]any{"v": 1}, "zz": map[string]any{}}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update many: %v", err)
+	}
+	if _, err := c.Replace("new", map[string]any{"age": 7}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateIndex("age", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateIndex("name", true); err != nil {
+		t.Fatalf("unique index: %v", err)
+	}
+	if _, err := c.Insert(person{Name: "p01"}); !errors.Is(err, ErrDuplicateKey) {
+		t.Fatalf("unique violation: %v", err)
+	}
+	filter := map[string]any{"age": map[string]any{"$gte": 3, "$lt": 6}}
+	plan, err := c.Explain(filter, nil)
+	if err != nil || plan.Index != "age" || plan.Entries != 9 {
+		t.Fatalf("explain: %+v %v", plan, err)
+	}
+	var seen []string
+	opts := &FindOptions{Sort: []string{"-age", "name"}, Limit: 4}
+	for {
+		page, err := c.Find(filter, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Total != 9 {
+			t.Fatalf("total %d", page.Total)
+		}
+		for _, d := range page.Docs {
+			seen = append(seen, d["_id"].(string))
+		}
+		if !page.HasNext {
+			break
+		}
+		opts.After = page.NextCursor
+	}
+	if len(seen) != 9 {
+		t.Fatalf("pages visited %v", seen)
+	}
+	if _, err := c.Find(nil, &FindOptions{Limit: 5000}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("limit: %v", err)
+	}
+	n := 0
+	for d, err := range c.All(map[string]any{"age": map[string]any{"$exists": true}}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d["_id"] == nil {
+			t.Fatal("document without _id")
+		}
+		n++
+	}
+	if cnt, err := c.Count(nil); err != nil || uint64(n) != cnt || cnt != 33 {
+		t.Fatalf("count %d vs iterated %d: %v", cnt, n, err)
+	}
+	if ok, err := c.Delete("x"); err != nil || !ok {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	st, err := c.Stats()
+	if err != nil || st.Documents != 32 || st.Indexes != 2 {
+		t.Fatalf("stats: %+v %v", st, err)
+	}
+	ix, err := c.Indexes()
+	if err != nil || len(ix) != 3 || ix[0].Path != "_id" {
+		t.Fatalf("indexes: %+v %v", ix, err)
+	}
+	if names, err := db.Collections(); err != nil || fmt.Sprint(names) != "[people]" {
+		t.Fatalf("collections: %v %v", names, err)
+	}
+	if ok, err := db.DropCollection("people"); err != nil || !ok {
+		t.Fatalf("drop: %v %v", ok, err)
+	}
+}

@@ -1,0 +1,109 @@
+package keyval
+
+/*
+#include "keyval.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"unsafe"
+)
+
+// Keyspace is a named keyspace of a DB: an independent ordered key space
+// (like a Bolt bucket) with its own Get, Set, Delete and Len. Get one with
+// DB.Keyspace. After DropKeyspace its methods return ErrNotFound; after
+// DB.Close, ErrClosed. Safe for concurrent use.
+type Keyspace struct {
+	db   *DB
+	h    *C.kv_keyspace
+	name string
+}
+
+// Keyspace opens keyspace name (1-255 bytes of UTF-8), creating it durably
+// if it does not exist. Errors: ErrInvalidArgument (bad name), ErrClosed,
+// ErrPoisoned, ErrIO.
+func (db *DB) Keyspace(name string) (*Keyspace, error) {
+	ks := &Keyspace{db: db, name: name}
+	err := db.with(func(h *C.kv_db) C.kv_status {
+		np, nl := bytesPtr([]byte(name))
+		return C.kv_keyspace_open(h, np, nl, 1, &ks.h)
+	})
+	if err != nil {
+		return nil, err
+	}
+	runtime.AddCleanup(ks, func(h *C.kv_keyspace) { C.kv_keyspace_free(h) }, ks.h)
+	return ks, nil
+}
+
+// Keyspaces lists the named keyspaces, sorted. Errors: ErrClosed.
+func (db *DB) Keyspaces() ([]string, error) {
+	var names []string
+	err := db.jsonOut(func(h *C.kv_db, out **C.uint8_t, n *C.size_t) C.kv_status {
+		return C.kv_keyspace_list(h, out, n)
+	}, &names)
+	return names, err
+}
+
+// DropKeyspace drops keyspace name and every key in it, atomically and
+// durably, and reports whether it existed.
+func (db *DB) DropKeyspace(name string) (bool, error) {
+	var existed C.int32_t
+	err := db.with(func(h *C.kv_db) C.kv_status {
+		np, nl := bytesPtr([]byte(name))
+		return C.kv_keyspace_drop(h, np, nl, &existed)
+	})
+	return existed != 0, err
+}
+
+// Name is the keyspace's name.
+func (k *Keyspace) Name() string { return k.name }
+
+func (k *Keyspace) with(f func(h *C.kv_keyspace) C.kv_status) error {
+	defer runtime.KeepAlive(k)
+	return k.db.with(func(*C.kv_db) C.kv_status { return f(k.h) })
+}
+
+// Set sets key to value in the keyspace. Errors as DB.Set, plus
+// ErrNotFound after a drop.
+func (k *Keyspace) Set(key, value []byte) error {
+	return k.with(func(h *C.kv_keyspace) C.kv_status {
+		kp, kl := keyPtr(key)
+		vp, vl := bytesPtr(value)
+		return C.kv_keyspace_set(h, kp, kl, vp, vl)
+	})
+}
+
+// Get returns a copy of the value of key. Errors: ErrNotFound (no such key,
+// or the keyspace was dropped), ErrInvalidArgument, ErrClosed.
+func (k *Keyspace) Get(key []byte) ([]byte, error) {
+	var out []byte
+	err := k.with(func(h *C.kv_keyspace) C.kv_status {
+		kp, kl := keyPtr(key)
+		var v *C.uint8_t
+		var n C.size_t
+		st := C.kv_keyspace_get(h, kp, kl, &v, &n)
+		if st == C.KV_OK {
+			out = C.GoBytes(unsafe.Pointer(v), C.int(n))
+			C.kv_free(v)
+		}
+		return st
+	})
+	return out, err
+}
+
+// Delete removes key from the keyspace. Errors as Set.
+func (k *Keyspace) Delete(key []byte) error {
+	return k.with(func(h *C.kv_keyspace) C.kv_status {
+		kp, kl := keyPtr(key)
+		return C.kv_keyspace_delete(h, kp, kl)
+	})
+}
+
+// Len is the number of keys in the keyspace. Errors: ErrNotFound (dropped),
+// ErrClosed.
+func (k *Keyspace) Len() (uint64, error) {
+	var n C.uint64_t
+	err := k.with(func(h *C.kv_keyspace) C.kv_status { return C.kv_keyspace_len(h, &n) })
+	return uint64(n), err
+}
