@@ -538,9 +538,11 @@ typedef struct {
    */
   kv_summary checkpoint_latency;
   /*
-   Errors returned, indexed by kv_status (entries 0, 7, 8, 9 stay 0).
+   Errors returned, indexed by kv_status (entries 0, 8 and 9 stay 0;
+   7 counts missing keyspaces, collections and documents, not get
+   misses).
    */
-  uint64_t errors[12];
+  uint64_t errors[13];
   /*
    Live keys (gauge).
    */

@@ -154,7 +154,7 @@ pub enum OpKind {
 }
 
 const KINDS: usize = 5;
-const ERROR_KINDS: usize = 12;
+const ERROR_KINDS: usize = 13;
 
 /// The live metrics of one store.
 #[derive(Default)]
@@ -359,6 +359,7 @@ pub const ERROR_NAMES: [&str; ERROR_KINDS] = [
     "panic",
     "compacted",
     "out_of_range",
+    "duplicate_key",
 ];
 
 impl Metrics {
@@ -428,7 +429,7 @@ impl Metrics {
         );
         let _ = writeln!(o, "# HELP keyval_errors_total Errors returned, by kind.\n# TYPE keyval_errors_total counter");
         for (i, n) in self.errors.iter().enumerate() {
-            if matches!(i, 0 | 7 | 8 | 9) {
+            if matches!(i, 0 | 8 | 9) {
                 continue;
             }
             let _ = writeln!(

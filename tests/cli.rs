@@ -66,3 +66,81 @@ fn commands_formats_and_exit_codes() {
     std::fs::write(&f, b"x").expect("write");
     assert_eq!(keyval(&f, &["count"]).status.code(), Some(1));
 }
+
+#[test]
+fn keyspaces_and_documents_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db");
+    let ok = |args: &[&str]| {
+        let o = keyval(&db, args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        text(&o)
+    };
+    ok(&["--keyspace", "users", "set", "k", "in users"]);
+    ok(&["set", "k", "default"]);
+    assert_eq!(ok(&["--keyspace", "users", "get", "k"]), "in users\n");
+    assert_eq!(ok(&["get", "k"]), "default\n");
+    assert_eq!(ok(&["--keyspace", "users", "count"]), "1\n");
+    assert_eq!(ok(&["keyspaces"]), "users\n");
+    assert_eq!(
+        keyval(&db, &["--keyspace", "nope", "get", "k"])
+            .status
+            .code(),
+        Some(1)
+    );
+
+    assert_eq!(
+        ok(&[
+            "docs",
+            "people",
+            "insert",
+            r#"[{"name":"ann","age":30},{"name":"bob","age":25}]"#
+        ]),
+        "[\"1\",\"2\"]\n"
+    );
+    ok(&["docs", "people", "index", "age"]);
+    let page: serde_json::Value = serde_json::from_str(&ok(&[
+        "docs",
+        "people",
+        "find",
+        r#"{"age":{"$gte":26}}"#,
+        "--sort",
+        "-age",
+        "--limit",
+        "5",
+    ]))
+    .expect("json");
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["docs"][0]["name"], "ann");
+    let plan: serde_json::Value =
+        serde_json::from_str(&ok(&["docs", "people", "explain", r#"{"age":25}"#])).expect("json");
+    assert_eq!(plan["index"], "age");
+    let updated = ok(&[
+        "docs",
+        "people",
+        "update",
+        "1",
+        r#"{"$inc":{"age":1}}"#,
+        "--ops",
+    ]);
+    assert!(updated.contains("\"age\":31"), "{updated}");
+    assert_eq!(ok(&["docs", "people", "count"]), "2\n");
+    assert_eq!(
+        ok(&["docs", "people", "check"]),
+        "{\"consistent\":true,\"problems\":[]}\n"
+    );
+    assert_eq!(
+        keyval(&db, &["docs", "people", "get", "9"]).status.code(),
+        Some(3)
+    );
+    assert_eq!(
+        keyval(&db, &["docs", "people", "insert", "{bad"])
+            .status
+            .code(),
+        Some(1)
+    );
+}

@@ -26,7 +26,7 @@ type Metrics struct {
 	GroupSize                                       Summary
 	WriteLatency, GetLatency, ScanLatency           Summary
 	SyncLatency, CheckpointLatency                  Summary
-	Errors                                          [12]uint64
+	Errors                                          [13]uint64
 	Keys, MemoryBytes, WALDiskBytes, SnapshotBytes  uint64
 	RecoveryRecordsReplayed, RecoveryTruncatedBytes uint64
 }

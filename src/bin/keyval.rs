@@ -45,6 +45,10 @@ struct Cli {
     /// When writes are acknowledged.
     #[arg(long, global = true, value_enum, default_value_t = Level::Sync)]
     durability: Level,
+    /// get, set, del, scan and count work on this named keyspace instead of
+    /// the default one (set creates it).
+    #[arg(long, global = true)]
+    keyspace: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -91,6 +95,71 @@ enum Cmd {
     Checkpoint,
     /// Load files: one record per line (key FILE:LINE) or one per file.
     Load(LoadArgs),
+    /// Document collections: JSON in, JSON out (see docs/documents.md).
+    Docs {
+        /// The collection.
+        collection: String,
+        #[command(subcommand)]
+        op: DocOp,
+    },
+    /// List the named keyspaces.
+    Keyspaces,
+}
+
+#[derive(Subcommand, Debug)]
+enum DocOp {
+    /// Insert a document (a JSON object) or an array of them; prints the ids.
+    Insert { json: String },
+    /// Print the document ID.
+    Get { id: String },
+    /// Apply a JSON merge patch (or, with --ops, update operators) to ID.
+    Update {
+        id: String,
+        json: String,
+        /// JSON is update operators ({"$inc": {"n": 1}}).
+        #[arg(long)]
+        ops: bool,
+    },
+    /// Delete ID.
+    Delete { id: String },
+    /// Print one page of matches as JSON.
+    Find {
+        /// The filter (JSON); all documents if omitted.
+        filter: Option<String>,
+        /// Sort field ("age", "-age" descending); repeatable.
+        #[arg(long, allow_hyphen_values = true)]
+        sort: Vec<String>,
+        /// Page size (default 50, at most 1000).
+        #[arg(long)]
+        limit: Option<i64>,
+        /// Matches to skip.
+        #[arg(long)]
+        offset: Option<i64>,
+        /// Continue after this cursor (a next_cursor).
+        #[arg(long)]
+        after: Option<String>,
+        /// Projection (JSON), e.g. {"name": 1}.
+        #[arg(long)]
+        projection: Option<String>,
+    },
+    /// Print the number of matches.
+    Count { filter: Option<String> },
+    /// Create (or with --drop, drop) the index on PATH.
+    Index {
+        path: String,
+        /// A unique index.
+        #[arg(long)]
+        unique: bool,
+        /// Drop the index instead.
+        #[arg(long, conflicts_with = "unique")]
+        drop: bool,
+    },
+    /// List the indexes as JSON.
+    Indexes,
+    /// Print how find would run FILTER (index or collection scan).
+    Explain { filter: Option<String> },
+    /// Check that every index agrees with the documents (exit 4 if not).
+    Check,
 }
 
 #[derive(Args, Debug)]
@@ -203,6 +272,20 @@ fn open(cli: &Cli, create: bool) -> Result<Db, Error> {
     )
 }
 
+/// The keyspace named by `--keyspace`, if any (created when `create`).
+fn keyspace(cli: &Cli, db: &Db, create: bool) -> Result<Option<keyval::Keyspace>, Error> {
+    cli.keyspace
+        .as_deref()
+        .map(|n| {
+            if create {
+                db.keyspace(n)
+            } else {
+                db.open_keyspace(n)
+            }
+        })
+        .transpose()
+}
+
 fn run(cli: &Cli) -> Result<u8, Error> {
     let hex = cli.hex;
     let mut out = std::io::stdout().lock();
@@ -210,7 +293,13 @@ fn run(cli: &Cli) -> Result<u8, Error> {
     match &cli.cmd {
         Cmd::Get { key } => {
             let db = open(cli, false)?;
-            match db.get(decode_arg(hex, key)?)? {
+            let ks = keyspace(cli, &db, false)?;
+            let k = decode_arg(hex, key)?;
+            let got = match &ks {
+                Some(ks) => ks.get(k)?,
+                None => db.get(k)?,
+            };
+            match got {
                 Some(v) => {
                     if hex {
                         writeln!(out, "{}", show(true, &v)).map_err(w)?;
@@ -228,25 +317,40 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         }
         Cmd::Set { key, value } => {
             let db = open(cli, true)?;
-            db.set(decode_arg(hex, key)?, decode_arg(hex, value)?)?;
+            let (k, v) = (decode_arg(hex, key)?, decode_arg(hex, value)?);
+            match keyspace(cli, &db, true)? {
+                Some(ks) => ks.set(k, v)?,
+                None => db.set(k, v)?,
+            }
             db.close()?;
         }
         Cmd::Del { key } => {
             let db = open(cli, false)?;
-            db.delete(decode_arg(hex, key)?)?;
+            let k = decode_arg(hex, key)?;
+            match keyspace(cli, &db, false)? {
+                Some(ks) => ks.delete(k)?,
+                None => db.delete(k)?,
+            }
             db.close()?;
         }
         Cmd::Scan(a) => {
             let db = open(cli, false)?;
+            let ks = keyspace(cli, &db, false)?;
             let iter = match (&a.prefix, &a.start, &a.end) {
-                (Some(p), _, _) => db.prefix(decode_arg(hex, p)?),
+                (Some(p), _, _) => match &ks {
+                    Some(ks) => ks.prefix(decode_arg(hex, p)?),
+                    None => db.prefix(decode_arg(hex, p)?),
+                },
                 (None, s, e) => {
                     let s = s.as_deref().map(|s| decode_arg(hex, s)).transpose()?;
                     let e = e.as_deref().map(|e| decode_arg(hex, e)).transpose()?;
                     use std::ops::Bound::*;
                     let lo = s.as_deref().map_or(Unbounded, Included);
                     let hi = e.as_deref().map_or(Unbounded, Excluded);
-                    db.range::<&[u8], _>((lo, hi))
+                    match &ks {
+                        Some(ks) => ks.range::<&[u8], _>((lo, hi)),
+                        None => db.range::<&[u8], _>((lo, hi)),
+                    }
                 }
             };
             for pair in iter.take(a.limit.unwrap_or(usize::MAX)) {
@@ -261,7 +365,11 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         }
         Cmd::Count => {
             let db = open(cli, false)?;
-            writeln!(out, "{}", db.len()?).map_err(w)?;
+            let n = match keyspace(cli, &db, false)? {
+                Some(ks) => ks.len()?,
+                None => db.len()?,
+            };
+            writeln!(out, "{n}").map_err(w)?;
             db.close()?;
         }
         Cmd::Stats { json, prometheus } => {
@@ -290,8 +398,113 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             db.close()?;
         }
         Cmd::Load(a) => load(cli, a, &mut out)?,
+        Cmd::Docs { collection, op } => return docs(cli, collection, op, &mut out),
+        Cmd::Keyspaces => {
+            let db = open(cli, false)?;
+            for n in db.list_keyspaces()? {
+                writeln!(out, "{n}").map_err(w)?;
+            }
+            db.close()?;
+        }
     }
     Ok(0)
+}
+
+fn json_arg(s: Option<&str>) -> Result<serde_json::Value, Error> {
+    match s {
+        None => Ok(serde_json::Value::Null),
+        Some(s) => serde_json::from_str(s)
+            .map_err(|e| Error::InvalidArgument(format!("not valid JSON: {e}: {s}"))),
+    }
+}
+
+fn docs(cli: &Cli, coll: &str, op: &DocOp, out: &mut impl Write) -> Result<u8, Error> {
+    let writes = matches!(
+        op,
+        DocOp::Insert { .. } | DocOp::Update { .. } | DocOp::Index { .. }
+    );
+    let db = open(cli, writes)?;
+    let c = if writes {
+        db.collection(coll)?
+    } else {
+        db.open_collection(coll)?
+    };
+    let mut code = 0;
+    let v: serde_json::Value = match op {
+        DocOp::Insert { json } => match json_arg(Some(json))? {
+            serde_json::Value::Array(list) => c.insert_many(list)?.into(),
+            d => c.insert(d)?.into(),
+        },
+        DocOp::Get { id } => match c.get(id)? {
+            Some(d) => d,
+            None => {
+                eprintln!("keyval: document {id:?} not found");
+                code = EXIT_NOT_FOUND;
+                serde_json::Value::Null
+            }
+        },
+        DocOp::Update { id, json, ops } => {
+            let j = json_arg(Some(json))?;
+            if *ops {
+                c.update_with(id, &j)?
+            } else {
+                c.update(id, &j)?
+            }
+        }
+        DocOp::Delete { id } => c.delete(id)?.into(),
+        DocOp::Find {
+            filter,
+            sort,
+            limit,
+            offset,
+            after,
+            projection,
+        } => {
+            let mut o = keyval::FindOptions::from_json(&serde_json::json!({ "sort": sort }))?;
+            o.limit = *limit;
+            o.offset = *offset;
+            o.after = after.clone();
+            o.projection = projection
+                .as_deref()
+                .map(|p| json_arg(Some(p)))
+                .transpose()?;
+            c.find(&json_arg(filter.as_deref())?, &o)?.to_json()
+        }
+        DocOp::Count { filter } => c.count(&json_arg(filter.as_deref())?)?.into(),
+        DocOp::Index { path, unique, drop } => {
+            if *drop {
+                c.drop_index(path)?.into()
+            } else {
+                c.create_index(path, *unique)?;
+                true.into()
+            }
+        }
+        DocOp::Indexes => c
+            .list_indexes()?
+            .into_iter()
+            .map(
+                |i| serde_json::json!({"path": i.path, "unique": i.unique, "multikey": i.multikey}),
+            )
+            .collect(),
+        DocOp::Explain { filter } => c
+            .explain(
+                &json_arg(filter.as_deref())?,
+                &keyval::FindOptions::default(),
+            )?
+            .to_json(),
+        DocOp::Check => {
+            let problems = c.check()?;
+            if !problems.is_empty() {
+                code = EXIT_CORRUPTION;
+            }
+            serde_json::json!({ "consistent": problems.is_empty(), "problems": problems })
+        }
+    };
+    if code != EXIT_NOT_FOUND {
+        writeln!(out, "{v}").map_err(Error::from)?;
+    }
+    db.close()?;
+    Ok(code)
 }
 
 fn print_stats(out: &mut impl Write, s: &keyval::Stats, json: bool) -> std::io::Result<()> {

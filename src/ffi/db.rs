@@ -484,8 +484,10 @@ pub struct kv_metrics {
     pub sync_latency: kv_summary,
     /// Latency of checkpoints, microseconds.
     pub checkpoint_latency: kv_summary,
-    /// Errors returned, indexed by kv_status (entries 0, 7, 8, 9 stay 0).
-    pub errors: [u64; 12],
+    /// Errors returned, indexed by kv_status (entries 0, 8 and 9 stay 0;
+    /// 7 counts missing keyspaces, collections and documents, not get
+    /// misses).
+    pub errors: [u64; 13],
     /// Live keys (gauge).
     pub keys: u64,
     /// Estimated memory of the index in bytes (gauge).

@@ -18,9 +18,10 @@ any use after close raises :class:`ClosedError`.
 from __future__ import annotations
 
 from ._handle import BytesLike
-from .errors import (BufferTooSmallError, ClosedError, CompactedError, CorruptionError, Error,
-                     InvalidArgumentError, IoError, LockedError, NotFoundError, OutOfRangeError,
-                     PanicError, PoisonedError)
+from .documents import Collection, IndexInfo, Keyspace, Page, Plan
+from .errors import (BufferTooSmallError, ClosedError, CompactedError, CorruptionError,
+                     DuplicateKeyError, Error, InvalidArgumentError, IoError, LockedError,
+                     NotFoundError, OutOfRangeError, PanicError, PoisonedError)
 from .raft import Entry, HardState, RaftLog, SnapshotMeta, open_raft_log
 from .store import Batch, Store, open, version
 
@@ -28,5 +29,6 @@ __all__ = [
     "open", "Store", "Batch", "Error", "IoError", "CorruptionError", "InvalidArgumentError",
     "LockedError", "PoisonedError", "ClosedError", "NotFoundError", "BufferTooSmallError",
     "PanicError", "CompactedError", "OutOfRangeError", "version", "RaftLog", "Entry", "HardState",
-    "SnapshotMeta", "BytesLike", "open_raft_log",
+    "SnapshotMeta", "BytesLike", "open_raft_log", "DuplicateKeyError", "Collection", "Keyspace",
+    "Page", "Plan", "IndexInfo",
 ]

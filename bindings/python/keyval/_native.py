@@ -109,6 +109,35 @@ _decl("kv_iter_key", _status, c_void_p, POINTER(_u8p), POINTER(c_size_t))
 _decl("kv_iter_value", _status, c_void_p, POINTER(_u8p), POINTER(c_size_t))
 _decl("kv_iter_free", None, c_void_p)
 
+# Keyspaces and documents (JSON in and out; see docs/documents.md).
+_decl("kv_keyspace_open", _status, c_void_p, c_char_p, c_size_t, c_int32, POINTER(c_void_p))
+_decl("kv_keyspace_free", None, c_void_p)
+_decl("kv_keyspace_drop", _status, c_void_p, c_char_p, c_size_t, POINTER(c_int32))
+_decl("kv_keyspace_list", _status, c_void_p, POINTER(_u8p), POINTER(c_size_t))
+_decl("kv_keyspace_set", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t)
+_decl("kv_keyspace_delete", _status, c_void_p, c_char_p, c_size_t)
+_decl("kv_keyspace_get", _status, c_void_p, c_char_p, c_size_t, POINTER(_u8p), POINTER(c_size_t))
+_decl("kv_keyspace_len", _status, c_void_p, POINTER(c_uint64))
+_JSON_OUT = (POINTER(_u8p), POINTER(c_size_t))
+_decl("kv_coll_create", _status, c_void_p, c_char_p, c_size_t)
+_decl("kv_coll_drop", _status, c_void_p, c_char_p, c_size_t, POINTER(c_int32))
+_decl("kv_coll_list", _status, c_void_p, *_JSON_OUT)
+_decl("kv_coll_stats", _status, c_void_p, c_char_p, c_size_t, *_JSON_OUT)
+_decl("kv_coll_create_index", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, c_int32)
+_decl("kv_coll_drop_index", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_int32))
+_decl("kv_coll_list_indexes", _status, c_void_p, c_char_p, c_size_t, *_JSON_OUT)
+_decl("kv_doc_insert", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, *_JSON_OUT)
+_decl("kv_doc_get", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, *_JSON_OUT)
+_decl("kv_doc_delete", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_int32))
+_decl("kv_doc_update", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, c_char_p, c_size_t,
+      c_uint32, *_JSON_OUT)
+_decl("kv_doc_update_many", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t)
+_decl("kv_doc_find", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, c_char_p, c_size_t,
+      *_JSON_OUT)
+_decl("kv_doc_explain", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, c_char_p, c_size_t,
+      *_JSON_OUT)
+_decl("kv_doc_count", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_uint64))
+
 
 class KvRaftEntry(Structure):
     _fields_ = [("index", c_uint64), ("term", c_uint64), ("data", _u8p), ("data_len", c_size_t)]
@@ -151,7 +180,7 @@ class KvMetrics(Structure):
         [("seconds", ctypes.c_double)]
         + [(n, c_uint64) for n in METRIC_COUNTERS]
         + [(n, KvSummary) for n in METRIC_SUMMARIES]
-        + [("errors", c_uint64 * 12)]
+        + [("errors", c_uint64 * 13)]
         + [(n, c_uint64) for n in METRIC_GAUGES]
     )
 

@@ -52,7 +52,7 @@ class ClosedError(Error):
 
 
 class NotFoundError(Error, KeyError):
-    """The key is absent (KV_NOT_FOUND); also a KeyError."""
+    """The key, keyspace, collection or document is absent (KV_NOT_FOUND); also a KeyError."""
     code = 7
 
 
@@ -76,10 +76,17 @@ class OutOfRangeError(Error):
     code = 11
 
 
+class DuplicateKeyError(Error):
+    """A document ``_id`` that exists, or a value already in a unique index
+    (KV_DUPLICATE_KEY). Nothing was written."""
+    code = 12
+
+
 _ERRORS: dict[int, Type[Error]] = {
     c.code: c
     for c in (IoError, CorruptionError, InvalidArgumentError, LockedError, PoisonedError, ClosedError,
-              NotFoundError, BufferTooSmallError, PanicError, CompactedError, OutOfRangeError)
+              NotFoundError, BufferTooSmallError, PanicError, CompactedError, OutOfRangeError,
+              DuplicateKeyError)
 }
 
 

@@ -8,12 +8,15 @@ import threading
 from collections.abc import Iterator, MutableMapping
 from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
 from types import TracebackType
-from typing import Any, Optional, Type, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Type, Union
 
 from . import _native
 from ._handle import BytesLike, _b, _Handle, _Native, _options, _path
 from ._native import lib
 from .errors import _ERRORS, ClosedError, InvalidArgumentError, NotFoundError, _check
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .documents import Collection, Keyspace
 
 _get_into = _native.kv_get_into_addr
 
@@ -73,6 +76,43 @@ class Store(_Native, MutableMapping[bytes, bytes]):
     def _close_native(self, h: int) -> int:
         status: int = lib.kv_close(h)
         return status
+
+    # -- collections and keyspaces ----------------------------------------
+    def collection(self, name: str) -> "Collection":
+        """The document collection ``name`` (created by its first write)."""
+        from .documents import Collection
+        return Collection(self, name)
+
+    def collections(self) -> List[str]:
+        """The collections' names, sorted."""
+        from .documents import _json_out
+        names: List[str] = _json_out(self, lib.kv_coll_list)
+        return names
+
+    def drop_collection(self, name: str) -> bool:
+        """Drop collection ``name`` with its documents and indexes."""
+        n = name.encode()
+        existed = c_int32()
+        _check(self._call(lib.kv_coll_drop, n, len(n), byref(existed)))
+        return bool(existed.value)
+
+    def keyspace(self, name: str) -> "Keyspace":
+        """The keyspace ``name`` (1-255 bytes of UTF-8), created if missing."""
+        from .documents import Keyspace
+        return Keyspace(self, name)
+
+    def keyspaces(self) -> List[str]:
+        """The named keyspaces, sorted."""
+        from .documents import _json_out
+        names: List[str] = _json_out(self, lib.kv_keyspace_list)
+        return names
+
+    def drop_keyspace(self, name: str) -> bool:
+        """Drop keyspace ``name`` and every key in it, atomically and durably."""
+        n = name.encode()
+        existed = c_int32()
+        _check(self._call(lib.kv_keyspace_drop, n, len(n), byref(existed)))
+        return bool(existed.value)
 
     # -- mapping ---------------------------------------------------------
     def __setitem__(self, key: BytesLike, value: BytesLike) -> None:

@@ -1,0 +1,102 @@
+"""Document collections and keyspaces from Python."""
+from __future__ import annotations
+
+import pytest
+
+import keyval
+
+
+@pytest.fixture
+def store(tmp_path):  # type: ignore[no-untyped-def]
+    with keyval.open(str(tmp_path / "db")) as s:
+        yield s
+
+
+def test_keyspaces(store: keyval.Store) -> None:
+    ks = store.keyspace("users")
+    ks[b"k"] = b"in users"
+    store[b"k"] = b"default"
+    assert ks[b"k"] == b"in users" and store[b"k"] == b"default"
+    assert len(ks) == 1 and store.keyspaces() == ["users"]
+    del ks[b"k"]
+    assert len(ks) == 0
+    with pytest.raises(keyval.NotFoundError):
+        ks[b"k"]
+    with pytest.raises(keyval.InvalidArgumentError):
+        store.keyspace("")
+    assert store.drop_keyspace("users")
+    with pytest.raises(keyval.NotFoundError):
+        len(ks)
+
+
+def test_collection_crud_and_errors(store: keyval.Store) -> None:
+    c = store.collection("people")
+    assert c.insert({"name": "ann", "age": 30}) == "1"
+    assert c.insert_many([{"name": "bob", "age": 25}, {"_id": "z", "age": 40}]) == ["2", "z"]
+    with pytest.raises(keyval.DuplicateKeyError):
+        c.insert({"_id": "z"})
+    with pytest.raises(keyval.InvalidArgumentError):
+        c.insert({"_id": 5})
+    assert c["1"]["name"] == "ann"
+    assert c.get("missing") is None
+    with pytest.raises(KeyError):
+        c["missing"]
+    assert c.update_with("1", {"$inc": {"age": 1}})["age"] == 31
+    assert c.update("1", {"city": "oslo", "name": None}) == {"_id": "1", "age": 31, "city": "oslo"}
+    with pytest.raises(keyval.InvalidArgumentError):
+        c.update("1", {"_id": "x"})
+    with pytest.raises(keyval.NotFoundError):
+        c.update_many([("1", {"v": 1}), ("nope", {"v": 2})])
+    assert "v" not in c["1"]
+    c.replace("new", {"age": 7}, upsert=True)
+    with pytest.raises(keyval.NotFoundError):
+        c.replace("other", {"age": 7})
+    assert c.delete("2") and not c.delete("2")
+    assert store.collections() == ["people"]
+    assert c.stats()["documents"] == 3
+    assert store.drop_collection("people")
+    assert store.collections() == []
+
+
+def test_find_pages_indexes_and_explain(store: keyval.Store) -> None:
+    c = store.collection("items")
+    c.insert_many([{"n": i, "even": i % 2 == 0, "tags": [i % 3]} for i in range(100)])
+    c.create_index("n")
+    c.create_index("tags")
+    with pytest.raises(keyval.DuplicateKeyError):
+        c.create_index("even", unique=True)
+    assert [i.path for i in c.indexes()] == ["_id", "n", "tags"]
+    plan = c.explain({"n": {"$gte": 10, "$lt": 20}})
+    assert plan.plan == "index" and plan.index == "n" and plan.entries == 10
+    seen = []
+    page = c.find({"even": True}, sort=["-n"], limit=7)
+    while True:
+        seen += [d["n"] for d in page.docs]
+        assert page.total == 50
+        if not page.has_next:
+            break
+        page = c.find({"even": True}, sort=["-n"], limit=7, after=page.next_cursor)
+    assert seen == list(range(98, -1, -2))
+    assert c.count({"tags": 1}) == 33
+    assert sum(1 for _ in c.find_iter({"n": {"$lt": 50}})) == 50
+    p = c.find({"n": 5}, projection={"n": 1, "_id": 0})
+    assert p.docs == [{"n": 5}]
+    for bad in ({"limit": -1}, {"limit": 1001}, {"offset": -1}):
+        with pytest.raises(keyval.InvalidArgumentError):
+            c.find(None, **bad)  # type: ignore[arg-type]
+    with pytest.raises(keyval.InvalidArgumentError):
+        c.find({"$nope": 1})
+
+
+def test_documents_survive_reopen(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = str(tmp_path / "db")
+    with keyval.open(path) as s:
+        c = s.collection("c")
+        c.insert({"a": 1})
+        c.create_index("a", unique=True)
+    with keyval.open(path) as s:
+        c = s.collection("c")
+        assert c.explain({"a": 1}).index == "a"
+        with pytest.raises(keyval.DuplicateKeyError):
+            c.insert({"a": 1})
+        assert c.insert({"a": 2}) == "2"
