@@ -63,7 +63,7 @@ fn counters_latencies_errors_and_reset() {
         (0, 0, 0, 0, 0)
     );
     assert_eq!(r.write_latency.count, 0);
-    assert_eq!(r.errors, [0; 12]);
+    assert_eq!(r.errors, [0; 13]);
     assert_eq!(r.keys, 99, "gauges are not reset");
     db.set("after", "reset").expect("step");
     assert_eq!(db.metrics().expect("step").puts, 1);
