@@ -101,8 +101,10 @@ fn drop_is_durable_and_stale_handles_fail() {
 }
 
 /// Model check over a lived store: random writes to three keyspaces and the
-/// default one, drops and re-creations, checkpoints, crashes and clean
-/// reopens; after every reopen each keyspace equals the model.
+/// default one, drops and re-creations, explicit and background checkpoints
+/// (a 16 KiB WAL threshold, so snapshots are written while writers run),
+/// crashes and clean reopens; after every reopen each keyspace equals the
+/// model.
 #[test]
 fn keyspaces_survive_checkpoints_and_crash_generations() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -110,8 +112,13 @@ fn keyspaces_survive_checkpoints_and_crash_generations() {
     let names = ["", "users", "orders", "idx"];
     let mut model: BTreeMap<&str, BTreeMap<Vec<u8>, Vec<u8>>> = BTreeMap::new();
     model.insert("", BTreeMap::new());
+    let opts = keyval::Options {
+        max_wal_size: 16 << 10,
+        ..small_opts()
+    };
+    let mut checkpoints = 0;
     for generation in 0..8 {
-        let db = Db::open(dir.path(), small_opts()).expect("open");
+        let db = Db::open(dir.path(), opts.clone()).expect("open");
         for name in model.keys() {
             let got = if name.is_empty() {
                 pairs(db.iter())
@@ -164,6 +171,7 @@ fn keyspaces_survive_checkpoints_and_crash_generations() {
                 db.checkpoint().expect("checkpoint");
             }
         }
+        checkpoints += db.stats().expect("stats").checkpoints;
         if generation % 3 == 2 {
             db.close().expect("close");
         } else {
@@ -171,6 +179,7 @@ fn keyspaces_survive_checkpoints_and_crash_generations() {
         }
     }
     assert!(segments(dir.path()).len() > 1, "the store rotated segments");
+    assert!(checkpoints > 8, "background checkpoints ran: {checkpoints}");
 }
 
 /// A batch that writes the same counter into the default keyspace and two
