@@ -82,27 +82,13 @@ impl WriteBatch {
     /// Add "set `key` to `value`". Sizes are checked when the batch is
     /// written.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
-        let (k, v) = (key.as_ref(), value.as_ref());
-        self.payload.reserve(9 + k.len() + v.len());
-        self.payload.push(OP_PUT);
-        self.payload
-            .extend_from_slice(&(k.len() as u32).to_le_bytes());
-        self.payload
-            .extend_from_slice(&(v.len() as u32).to_le_bytes());
-        self.payload.extend_from_slice(k);
-        self.payload.extend_from_slice(v);
-        self.bump();
+        self.push(OP_PUT, None, key.as_ref(), Some(value.as_ref()));
         self
     }
 
     /// Add "remove `key`" (a no-op if the key is absent).
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
-        let k = key.as_ref();
-        self.payload.push(OP_DELETE);
-        self.payload
-            .extend_from_slice(&(k.len() as u32).to_le_bytes());
-        self.payload.extend_from_slice(k);
-        self.bump();
+        self.push(OP_DELETE, None, key.as_ref(), None);
         self
     }
 
@@ -129,16 +115,7 @@ impl WriteBatch {
         if id == 0 {
             return self.put(k, v);
         }
-        self.payload.reserve(13 + k.len() + v.len());
-        self.payload.push(OP_PUT_IN);
-        self.payload.extend_from_slice(&id.to_le_bytes());
-        self.payload
-            .extend_from_slice(&(k.len() as u32).to_le_bytes());
-        self.payload
-            .extend_from_slice(&(v.len() as u32).to_le_bytes());
-        self.payload.extend_from_slice(k);
-        self.payload.extend_from_slice(v);
-        self.bump();
+        self.push(OP_PUT_IN, Some(id), k, Some(v));
         self
     }
 
@@ -147,7 +124,7 @@ impl WriteBatch {
         if id == 0 {
             return self.delete(k);
         }
-        self.push_id_and_bytes(OP_DELETE_IN, id, k);
+        self.push(OP_DELETE_IN, Some(id), k, None);
         self
     }
 
@@ -158,20 +135,27 @@ impl WriteBatch {
         } else {
             OP_DROP_KEYSPACE
         };
-        self.push_id_and_bytes(kind, id, name.as_bytes());
+        self.push(kind, Some(id), name.as_bytes(), None);
         self
     }
 
-    fn push_id_and_bytes(&mut self, kind: u8, id: u32, bytes: &[u8]) {
-        self.payload.push(kind);
-        self.payload.extend_from_slice(&id.to_le_bytes());
-        self.payload
-            .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        self.payload.extend_from_slice(bytes);
-        self.bump();
-    }
-
-    fn bump(&mut self) {
+    /// Append one operation laid out as in the module docs: kind, the
+    /// keyspace id if any, key length, value length if any, key, value.
+    fn push(&mut self, kind: u8, id: Option<u32>, key: &[u8], value: Option<&[u8]>) {
+        let p = &mut self.payload;
+        p.reserve(13 + key.len() + value.map_or(0, <[u8]>::len));
+        p.push(kind);
+        if let Some(id) = id {
+            p.extend_from_slice(&id.to_le_bytes());
+        }
+        p.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        if let Some(v) = value {
+            p.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        }
+        p.extend_from_slice(key);
+        if let Some(v) = value {
+            p.extend_from_slice(v);
+        }
         self.count += 1;
         self.payload[0..4].copy_from_slice(&self.count.to_le_bytes());
     }
@@ -198,7 +182,6 @@ impl WriteBatch {
         self.payload.len()
     }
 
-    /// The encoded payload.
     /// The encoded batch: the WAL's `KvBatch` payload, laid out as in the
     /// module docs (the inverse of [`WriteBatch::from_payload`], and what
     /// C callers pass to `kv_write_packed`).
@@ -206,7 +189,6 @@ impl WriteBatch {
         &self.payload
     }
 
-    /// Take the encoded payload.
     /// A batch from its encoded form, the `KvBatch` payload laid out as in
     /// the module docs (what C and Go callers pack with `kv_write_packed`).
     ///

@@ -317,20 +317,13 @@ impl Db {
     /// (each pair returned was the live value at some moment; keys come in
     /// strictly increasing order, each at most once).
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        let conv = |b: Bound<&K>| b.map(|k| k.as_ref().to_vec());
-        Iter::new(
-            Arc::clone(&self.inner),
-            0,
-            conv(range.start_bound()),
-            conv(range.end_bound()),
-        )
+        Iter::new(Arc::clone(&self.inner), 0, range)
     }
 
     /// Iterate over the pairs whose keys start with `prefix`, in key order.
     /// Same consistency as [`Db::range`].
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        let (start, end) = prefix_bounds(prefix.as_ref());
-        Iter::new(Arc::clone(&self.inner), 0, start, end)
+        Iter::new(Arc::clone(&self.inner), 0, prefix_bounds(prefix.as_ref()))
     }
 
     /// Visit the pairs whose keys fall in `range`, in key order, without
@@ -1051,17 +1044,18 @@ const ITER_CHUNK: usize = 256;
 const ITER_FIRST_CHUNK: usize = 16;
 
 impl Iter {
-    pub(crate) fn new(
+    /// An iterator over the keys of keyspace `space` in `range`.
+    pub(crate) fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(
         inner: Arc<Inner>,
         space: u32,
-        next: Bound<Vec<u8>>,
-        end: Bound<Vec<u8>>,
+        range: R,
     ) -> Iter {
+        let conv = |b: Bound<&K>| b.map(|k| k.as_ref().to_vec());
         Iter {
             inner,
             space,
-            next,
-            end,
+            next: conv(range.start_bound()),
+            end: conv(range.end_bound()),
             buf: VecDeque::new(),
             done: false,
             closed_reported: false,

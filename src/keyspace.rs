@@ -46,7 +46,9 @@ pub struct KeyspaceStats {
 }
 
 impl KeyspaceStats {
-    fn account(&mut self, key_len: usize, old: Option<usize>, new: Option<usize>) {
+    /// Count a change of one key of `key_len` bytes from a value of `old`
+    /// bytes (None: absent) to one of `new` bytes (None: removed).
+    pub(crate) fn account(&mut self, key_len: usize, old: Option<usize>, new: Option<usize>) {
         if let Some(o) = old {
             self.keys -= 1;
             self.key_bytes -= key_len as u64;
@@ -146,12 +148,7 @@ impl Tables {
     /// Live keys and bytes of keyspace `id` (0: the default keyspace).
     pub fn stats(&self, id: u32) -> Option<KeyspaceStats> {
         if id == 0 {
-            let (key_bytes, value_bytes) = self.default.bytes();
-            return Some(KeyspaceStats {
-                keys: self.default.len(),
-                key_bytes,
-                value_bytes,
-            });
+            return Some(self.default.counts());
         }
         self.live.get(&id).copied()
     }
@@ -437,19 +434,16 @@ impl Keyspace {
 
     /// Iterate over the pairs whose keys fall in `range`, in key order.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        let conv = |b: Bound<&K>| b.map(|k| k.as_ref().to_vec());
-        Iter::new(
-            Arc::clone(&self.inner),
-            self.id,
-            conv(range.start_bound()),
-            conv(range.end_bound()),
-        )
+        Iter::new(Arc::clone(&self.inner), self.id, range)
     }
 
     /// Iterate over the pairs whose keys start with `prefix`.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        let (start, end) = crate::db::prefix_bounds(prefix.as_ref());
-        Iter::new(Arc::clone(&self.inner), self.id, start, end)
+        Iter::new(
+            Arc::clone(&self.inner),
+            self.id,
+            crate::db::prefix_bounds(prefix.as_ref()),
+        )
     }
 
     /// Visit pairs in `range` without copying; as [`crate::Db::scan`].

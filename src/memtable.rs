@@ -17,6 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
+use crate::keyspace::KeyspaceStats;
+
 /// One live key-value pair in a single allocation, plus the first 8 bytes
 /// of its key inline (big-endian, zero-padded) so that most comparisons in
 /// a B-tree search never leave the node: for keys that differ in their
@@ -138,9 +140,7 @@ pub struct MemTable {
     base: Arc<BTreeSet<Entry>>,
     /// Writes made while a checkpoint holds a frozen base; `None` = delete.
     delta: Option<BTreeMap<Box<[u8]>, Option<Entry>>>,
-    len: u64,
-    key_bytes: u64,
-    value_bytes: u64,
+    counts: KeyspaceStats,
     /// LSN of the last applied record.
     pub applied_lsn: u64,
 }
@@ -156,19 +156,6 @@ impl MemTable {
         with_probe(key, |p| self.base.get(p)).map(|e| e.value())
     }
 
-    fn account(&mut self, key_len: usize, old: Option<usize>, new: Option<usize>) {
-        if let Some(o) = old {
-            self.len -= 1;
-            self.key_bytes -= key_len as u64;
-            self.value_bytes -= o as u64;
-        }
-        if let Some(n) = new {
-            self.len += 1;
-            self.key_bytes += key_len as u64;
-            self.value_bytes += n as u64;
-        }
-    }
-
     /// Set `key` to `value`. One B-tree search when no checkpoint runs.
     /// Returns the length of the value it replaced, if any.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Option<usize> {
@@ -182,7 +169,7 @@ impl MemTable {
                 .replace(e)
                 .map(|p| p.value().len()),
         };
-        self.account(key.len(), old, Some(value.len()));
+        self.counts.account(key.len(), old, Some(value.len()));
         old
     }
 
@@ -205,41 +192,28 @@ impl MemTable {
                 with_probe(key, |p| base.take(p)).map(|p| p.value().len())
             }
         };
-        self.account(key.len(), old, None);
+        self.counts.account(key.len(), old, None);
         old
     }
 
     /// Number of live keys.
     pub fn len(&self) -> u64 {
-        self.len
+        self.counts.keys
     }
 
     /// Whether no key is live.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.counts.keys == 0
     }
 
     /// Total bytes of live keys and of live values.
     pub fn bytes(&self) -> (u64, u64) {
-        (self.key_bytes, self.value_bytes)
+        (self.counts.key_bytes, self.counts.value_bytes)
     }
 
-    /// Up to `limit` live pairs with keys in `(start, end)`, in key order,
-    /// copied out.
-    pub fn range(
-        &self,
-        start: Bound<&[u8]>,
-        end: Bound<&[u8]>,
-        limit: usize,
-    ) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut out = Vec::with_capacity(limit.min(256));
-        if limit > 0 {
-            self.visit(start, end, |k, v| {
-                out.push((k.to_vec(), v.to_vec()));
-                out.len() < limit
-            });
-        }
-        out
+    /// Live keys and their key and value bytes.
+    pub fn counts(&self) -> KeyspaceStats {
+        self.counts
     }
 
     /// Call `f` with each live pair whose key is in `(start, end)`, in key
@@ -362,9 +336,11 @@ impl MemTable {
 
     /// Replace the whole contents (used by recovery to install a snapshot).
     pub fn install(&mut self, set: BTreeSet<Entry>, lsn: u64) {
-        self.len = set.len() as u64;
-        self.key_bytes = set.iter().map(|e| e.key().len() as u64).sum();
-        self.value_bytes = set.iter().map(|e| e.value().len() as u64).sum();
+        self.counts = KeyspaceStats {
+            keys: set.len() as u64,
+            key_bytes: set.iter().map(|e| e.key().len() as u64).sum(),
+            value_bytes: set.iter().map(|e| e.value().len() as u64).sum(),
+        };
         self.base = Arc::new(set);
         self.delta = None;
         self.applied_lsn = lsn;
@@ -381,6 +357,15 @@ mod tests {
     use super::*;
     use std::ops::Bound::*;
 
+    fn pairs(m: &MemTable) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        m.visit(Unbounded, Unbounded, |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            true
+        });
+        out
+    }
+
     #[test]
     fn freeze_delta_merge_keeps_views_consistent() {
         let mut m = MemTable::default();
@@ -393,7 +378,7 @@ mod tests {
         assert_eq!(m.get(b"a"), Some(&b"10"[..]));
         assert_eq!(m.get(b"b"), None);
         assert_eq!(m.len(), 2);
-        let all = m.range(Unbounded, Unbounded, 10);
+        let all = pairs(&m);
         assert_eq!(
             all,
             vec![
@@ -415,7 +400,7 @@ mod tests {
         );
         drop(frozen);
         while !m.merge_step(1) {}
-        assert_eq!(m.range(Unbounded, Unbounded, 10), all);
+        assert_eq!(pairs(&m), all);
         assert_eq!(m.bytes(), (2, 3));
     }
 }

@@ -306,10 +306,19 @@ impl Collection {
                 continue;
             };
             let prefix = index_prefix(path);
+            // Count no further than the cheapest plan so far (or a scan):
+            // a candidate that reaches it has lost, however many it has.
+            let cap = best.as_ref().map_or(docs, |(_, m)| *m);
             let mut n = 0u64;
             for r in &ranges {
                 let b = key_bounds(&prefix, r);
-                n += self.idx.scan::<[u8], _>(as_slices(&b), |_, _| true)?;
+                self.idx.scan::<[u8], _>(as_slices(&b), |_, _| {
+                    n += 1;
+                    n <= cap
+                })?;
+                if n > cap {
+                    break;
+                }
             }
             if best.as_ref().is_none_or(|(_, m)| n < *m) {
                 best = Some((Source::Index(ix.clone(), ranges), n));

@@ -1,6 +1,8 @@
 //! `kv_db`: open, close, reads, writes, maintenance.
 
-use super::{bytes, close_handle, invalid, kv_status, malloc_copy, open_handle, with_handle, Fail};
+use super::{
+    bytes, close_handle, invalid, kv_status, malloc_copy, open_handle, put_bytes, with_handle, Fail,
+};
 use crate::{Db, Durability, Options, RecoveryMode};
 use std::ffi::c_char;
 use std::sync::Arc;
@@ -200,16 +202,10 @@ pub unsafe extern "C" fn kv_get(
         }
         // Safety: pointer/length pair as documented.
         let k = unsafe { bytes(key, key_len, "key") }?;
-        let copy =
-            h.db.get_with(k, |v| v.map(|v| Ok((malloc_copy(v)?, v.len()))))?;
-        let (p, n) =
-            copy.unwrap_or(Err(Fail::Status(kv_status::KV_NOT_FOUND, c"key not found")))?;
         // Safety: both output pointers are non-NULL and writable.
-        unsafe {
-            *val = p;
-            *val_len = n;
-        }
-        Ok(())
+        let found =
+            h.db.get_with(k, |v| v.map(|v| unsafe { put_bytes(val, val_len, v) }))?;
+        found.unwrap_or(Err(Fail::Status(kv_status::KV_NOT_FOUND, c"key not found")))
     })
 }
 

@@ -7,18 +7,9 @@
 //! `*out_len`, not NUL-terminated) that the caller frees with `kv_free`.
 //! See `docs/documents.md` for the filter, update and option languages.
 
-use super::{bytes, invalid, kv_db, kv_status, malloc_copy, with_db, Fail};
+use super::{bytes, invalid, kv_db, kv_status, put_bytes, text, with_db, Fail};
 use crate::docs::{Collection, FindOptions};
 use serde_json::Value;
-
-/// Borrow a UTF-8 string argument.
-///
-/// Safety: as [`bytes`].
-unsafe fn text<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a str, Fail> {
-    // Safety: forwarded contract.
-    let b = unsafe { bytes(p, len, what) }?;
-    std::str::from_utf8(b).map_err(|_| invalid(&format!("{what} is not UTF-8")))
-}
 
 /// Parse a JSON argument; NULL with length 0 is `null`.
 ///
@@ -40,17 +31,8 @@ unsafe fn put_json(out: *mut *mut u8, out_len: *mut usize, v: &Value) -> Result<
     if out.is_null() {
         return Ok(());
     }
-    if out_len.is_null() {
-        return Err(invalid("out_len is NULL"));
-    }
-    let s = v.to_string();
-    let p = malloc_copy(s.as_bytes())?;
-    // Safety: both non-NULL and writable per the contract.
-    unsafe {
-        *out = p;
-        *out_len = s.len();
-    }
-    Ok(())
+    // Safety: forwarded contract.
+    unsafe { put_bytes(out, out_len, v.to_string().as_bytes()) }
 }
 
 /// Store a flag in `*out` if it is not NULL.
@@ -266,13 +248,7 @@ pub unsafe extern "C" fn kv_doc_insert(
             if id.is_null() {
                 return Ok(());
             }
-            if id_len.is_null() {
-                return Err(invalid("id_len is NULL"));
-            }
-            let p = malloc_copy(new_id.as_bytes())?;
-            *id = p;
-            *id_len = new_id.len();
-            Ok(())
+            put_bytes(id, id_len, new_id.as_bytes())
         })
     }
 }

@@ -1,6 +1,6 @@
 //! `kv_keyspace`: named keyspaces of a `kv_db`, and batches across them.
 
-use super::{batch_mut, bytes, guard, invalid, kv_db, kv_status, malloc_copy, with_db, Fail};
+use super::{batch_mut, bytes, guard, invalid, kv_db, kv_status, put_bytes, text, with_db, Fail};
 use crate::Keyspace;
 
 /// A named keyspace of an open database: an independent ordered key space
@@ -31,8 +31,7 @@ pub unsafe extern "C" fn kv_keyspace_open(
             return Err(invalid("out is NULL"));
         }
         // Safety: documented pointer/length pair.
-        let n = unsafe { bytes(name, name_len, "name") }?;
-        let n = std::str::from_utf8(n).map_err(|_| invalid("name is not UTF-8"))?;
+        let n = unsafe { text(name, name_len, "name") }?;
         let ks = if create != 0 {
             h.db.keyspace(n)?
         } else {
@@ -81,9 +80,8 @@ pub unsafe extern "C" fn kv_keyspace_drop(
 ) -> kv_status {
     with_db(db, |h| {
         // Safety: documented pointer/length pair.
-        let n = unsafe { bytes(name, name_len, "name") }?;
-        let n = std::str::from_utf8(n).map_err(|_| invalid("name is not UTF-8"))?;
-        let e = h.db.drop_keyspace(n)?;
+        let e =
+            h.db.drop_keyspace(unsafe { text(name, name_len, "name") }?)?;
         if !existed.is_null() {
             // Safety: non-NULL and writable per the contract.
             unsafe { *existed = e as i32 };
@@ -106,13 +104,8 @@ pub unsafe extern "C" fn kv_keyspace_list(
             return Err(invalid("out and out_len must not be NULL"));
         }
         let s = serde_json::Value::from(h.db.list_keyspaces()?).to_string();
-        let p = malloc_copy(s.as_bytes())?;
-        // Safety: both non-NULL and writable.
-        unsafe {
-            *out = p;
-            *out_len = s.len();
-        }
-        Ok(())
+        // Safety: both non-NULL and writable per the contract.
+        unsafe { put_bytes(out, out_len, s.as_bytes()) }
     })
 }
 
@@ -165,15 +158,9 @@ pub unsafe extern "C" fn kv_keyspace_get(
         }
         // Safety: documented pointer/length pair.
         let key = unsafe { bytes(key, key_len, "key") }?;
-        let copy = k.get_with(key, |v| v.map(|v| Ok((malloc_copy(v)?, v.len()))))?;
-        let (p, n) =
-            copy.unwrap_or(Err(Fail::Status(kv_status::KV_NOT_FOUND, c"key not found")))?;
-        // Safety: both non-NULL and writable.
-        unsafe {
-            *val = p;
-            *val_len = n;
-        }
-        Ok(())
+        // Safety: both output pointers are non-NULL and writable.
+        let found = k.get_with(key, |v| v.map(|v| unsafe { put_bytes(val, val_len, v) }))?;
+        found.unwrap_or(Err(Fail::Status(kv_status::KV_NOT_FOUND, c"key not found")))
     })
 }
 

@@ -308,6 +308,39 @@ pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize, what: &str) -> Result<&
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
+/// Borrow a UTF-8 string argument of `len` bytes at `p`.
+///
+/// Safety: as [`bytes`].
+pub(crate) unsafe fn text<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a str, Fail> {
+    // Safety: forwarded contract.
+    let b = unsafe { bytes(p, len, what) }?;
+    std::str::from_utf8(b).map_err(|_| invalid(&format!("{what} is not UTF-8")))
+}
+
+/// Hand `data` to the caller: a fresh `malloc` copy in `*out`, its length
+/// in `*out_len` (the caller frees it with `kv_free`).
+///
+/// Errors: `KV_INVALID_ARGUMENT` if either pointer is NULL (nothing is
+/// allocated), `KV_IO` if out of memory.
+///
+/// Safety: `out` and `out_len` are NULL or writable.
+pub(crate) unsafe fn put_bytes(
+    out: *mut *mut u8,
+    out_len: *mut usize,
+    data: &[u8],
+) -> Result<(), Fail> {
+    if out.is_null() || out_len.is_null() {
+        return Err(invalid("output pointers must not be NULL"));
+    }
+    let p = malloc_copy(data)?;
+    // Safety: both non-NULL and writable per the contract.
+    unsafe {
+        *out = p;
+        *out_len = data.len();
+    }
+    Ok(())
+}
+
 /// Copy `data` into a fresh `malloc` block (at least 1 byte, so that an
 /// empty value still gets a non-NULL pointer) for the caller to `kv_free`.
 pub(crate) fn malloc_copy(data: &[u8]) -> Result<*mut u8, Fail> {
