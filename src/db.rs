@@ -294,12 +294,14 @@ impl Db {
         self.get_with(key, |v| v.is_some())
     }
 
-    /// Number of live keys. Errors: [`Error::Closed`].
+    /// Number of live keys in the default keyspace (each named keyspace
+    /// has its own [`Keyspace::len`]). Errors: [`Error::Closed`].
     pub fn len(&self) -> Result<u64> {
         self.read(|t| t.default.len())
     }
 
-    /// Whether the store holds no key. Errors: [`Error::Closed`].
+    /// Whether the default keyspace holds no key. Errors:
+    /// [`Error::Closed`].
     pub fn is_empty(&self) -> Result<bool> {
         self.read(|t| t.default.is_empty())
     }
