@@ -17,7 +17,7 @@
 //! writes and its drop replay in LSN order like any other write, and a
 //! snapshot carries the catalog with the data (see `docs/format.md`).
 //!
-//! Thread safety: [`Tables`] is guarded by the store's index lock;
+//! Thread safety: the in-memory tables are guarded by the store's index lock;
 //! [`Keyspace`] handles are `Send + Sync`.
 
 use crate::batch::{self, Op, WriteBatch};
