@@ -311,6 +311,13 @@ typedef struct {
    Non-zero: create the directory if missing. Default 1.
    */
   uint32_t create_if_missing;
+  /*
+   Milliseconds after the last checkpoint at which a background
+   checkpoint runs if anything was written since (bounds recovery by
+   time as `max_wal_size` bounds it by size). Default 0: off. If set,
+   at least 10.
+   */
+  uint64_t checkpoint_interval_ms;
 } kv_options;
 
 /*

@@ -18,6 +18,7 @@ use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use crate::store::LOCK_FILE;
 
@@ -58,6 +59,63 @@ pub(crate) struct Inner {
     db_id: u64,
     metrics: Recorder,
     opened: std::time::Instant,
+    /// When the last checkpoint finished (or the store opened): the
+    /// time-based checkpoint ([`Options::checkpoint_interval`]) counts
+    /// from here.
+    last_checkpoint: Mutex<std::time::Instant>,
+    /// Stops the time-based checkpoint thread on close.
+    ticker: Arc<Ticker>,
+}
+
+/// The stop signal of the time-based checkpoint thread.
+#[derive(Default)]
+struct Ticker {
+    stop: Mutex<bool>,
+    wake: parking_lot::Condvar,
+}
+
+impl Ticker {
+    fn stop(&self) {
+        *self.stop.lock() = true;
+        self.wake.notify_all();
+    }
+
+    /// Sleep for `d` or until stopped; returns whether stopped.
+    fn sleep(&self, d: Duration) -> bool {
+        let mut stop = self.stop.lock();
+        if !*stop {
+            self.wake.wait_for(&mut stop, d);
+        }
+        *stop
+    }
+}
+
+/// The time-based checkpoint thread: every `every` since the last
+/// checkpoint, checkpoint if anything was written. Holds only a weak
+/// reference, so it never keeps a dropped store alive.
+fn run_ticker(weak: std::sync::Weak<Inner>, ticker: Arc<Ticker>, every: Duration) {
+    let mut wait = every;
+    while !ticker.sleep(wait) {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let since = inner.last_checkpoint.lock().elapsed();
+        if since < every {
+            wait = every - since;
+            continue;
+        }
+        wait = every;
+        if inner.wal_bytes_since_checkpoint.load(Ordering::Relaxed) == 0
+            || inner.checkpoint_running.swap(true, Ordering::AcqRel)
+        {
+            continue;
+        }
+        if inner.core.check_writable().is_ok() {
+            // Errors poison the store inside; the next write reports them.
+            let _ = inner.checkpoint_now();
+        }
+        inner.checkpoint_running.store(false, Ordering::Release);
+    }
 }
 
 /// A durable, ordered key-value store in one directory.
@@ -212,7 +270,18 @@ impl Db {
             opts,
             metrics: Recorder::default(),
             opened: std::time::Instant::now(),
+            last_checkpoint: Mutex::new(std::time::Instant::now()),
+            ticker: Arc::default(),
         });
+        if let Some(every) = inner.opts.checkpoint_interval {
+            if inner.core.fs.background_threads() {
+                let (weak, ticker) = (Arc::downgrade(&inner), Arc::clone(&inner.ticker));
+                std::thread::Builder::new()
+                    .name("keyval-checkpoint".into())
+                    .spawn(move || run_ticker(weak, ticker, every))
+                    .map_err(|e| Error::io(&inner.core.dir, e))?;
+            }
+        }
         let db = Db { inner };
         if rec.salvaged {
             // Make the salvaged state the new baseline: a snapshot of it,
@@ -571,6 +640,7 @@ impl Db {
     pub fn crash_for_testing(self) {
         let inner = &self.inner;
         inner.core.begin_close();
+        inner.ticker.stop();
         inner.close_index();
         inner.core.release();
     }
@@ -935,6 +1005,7 @@ impl Inner {
             ck.snapshots.sort_unstable();
         }
         self.wal_bytes_since_checkpoint.store(0, Ordering::Relaxed);
+        *self.last_checkpoint.lock() = std::time::Instant::now();
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
         // Retention, only now that the new snapshot is durable.
         let keep = self.opts.keep_snapshots as usize;
@@ -984,6 +1055,7 @@ impl Inner {
         if !self.core.begin_close() {
             return Ok(());
         }
+        self.ticker.stop();
         // `reason()` returns a copy: no lock is held while the final
         // checkpoint below may poison the store.
         let result = match self.core.poison.reason() {

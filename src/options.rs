@@ -70,6 +70,13 @@ pub struct Options {
     pub max_value_size: u32,
     /// Create the directory if it is missing. Default `true`.
     pub create_if_missing: bool,
+    /// Also checkpoint in the background this long after the previous
+    /// checkpoint (automatic, time-based or by [`crate::Db::checkpoint`])
+    /// if anything was written since, as go-db's storage engine does every
+    /// 30 seconds. It bounds the WAL that recovery replays by time as
+    /// [`Options::max_wal_size`] bounds it by size. Default `None`
+    /// (size-based only). At least 10 ms.
+    pub checkpoint_interval: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -83,6 +90,7 @@ impl Default for Options {
             max_key_size: 64 << 10,
             max_value_size: 64 << 20,
             create_if_missing: true,
+            checkpoint_interval: None,
         }
     }
 }
@@ -115,6 +123,14 @@ impl Options {
                 "max_key_size {} must be between 1 and {MAX_KEY_SIZE_LIMIT}",
                 self.max_key_size
             )));
+        }
+        if self
+            .checkpoint_interval
+            .is_some_and(|d| d < std::time::Duration::from_millis(10))
+        {
+            return Err(Error::InvalidArgument(
+                "checkpoint_interval must be at least 10 ms".into(),
+            ));
         }
         if self.max_value_size > MAX_VALUE_SIZE_LIMIT {
             return Err(Error::InvalidArgument(format!(

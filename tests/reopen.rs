@@ -109,6 +109,57 @@ fn automatic_checkpoint_triggers_on_wal_size() {
     assert_eq!(db.len().expect("len"), 5000);
 }
 
+/// `checkpoint_interval`: a store that was written to and then left idle
+/// is checkpointed by time alone (the WAL-size trigger is off), so a crash
+/// afterwards replays nothing; without the option, nothing checkpoints.
+#[test]
+fn time_based_checkpoint_runs_when_idle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = Options {
+        checkpoint_interval: Some(std::time::Duration::from_millis(20)),
+        ..small_opts()
+    };
+    let db = Db::open(dir.path(), opts.clone()).expect("open");
+    for i in 0..300u32 {
+        db.set(format!("k{i}"), vec![2u8; 100]).expect("set");
+    }
+    // Wait (bounded) for the ticker to cover the last write (it may also
+    // have run during the writes); no timing is asserted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while db.stats().map(|s| s.snapshot_lsn < s.last_lsn).expect("stats") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no time-based checkpoint in 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let st = db.stats().expect("stats");
+    assert_eq!(st.wal_bytes_since_checkpoint, 0, "{st:?}");
+    assert!(st.snapshot_lsn >= 300, "{st:?}");
+    db.crash_for_testing();
+    let db = Db::open(dir.path(), opts).expect("reopen");
+    let st = db.stats().expect("stats");
+    assert_eq!(st.recovery.records_replayed, 0, "{st:?}");
+    assert_eq!(db.len().expect("len"), 300);
+    db.close().expect("close");
+
+    // Off by default: idle stores are left alone.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), small_opts()).expect("open");
+    db.set("a", "1").expect("set");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(db.stats().expect("stats").checkpoints, 0);
+    let bad = Options {
+        checkpoint_interval: Some(std::time::Duration::from_millis(1)),
+        ..small_opts()
+    };
+    let other = tempfile::tempdir().expect("tempdir");
+    assert!(matches!(
+        Db::open(other.path(), bad),
+        Err(keyval::Error::InvalidArgument(_))
+    ));
+}
+
 #[test]
 fn every_durability_level_survives_clean_close() {
     for d in [Durability::Buffered, Durability::Os, Durability::Sync] {

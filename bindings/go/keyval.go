@@ -23,6 +23,7 @@ import "C"
 import (
 	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -75,6 +76,11 @@ type Options struct {
 	MaxValueSize uint32
 	// CreateIfMissing: create a missing directory (default true).
 	CreateIfMissing bool
+	// CheckpointInterval: also checkpoint in the background this long
+	// after the last checkpoint if anything was written since (default 0:
+	// off; otherwise at least 10 ms, whole milliseconds). Ignored by
+	// OpenRaftLog.
+	CheckpointInterval time.Duration
 }
 
 // DefaultOptions returns the library's defaults (kv_options_default).
@@ -89,6 +95,8 @@ func DefaultOptions() Options {
 		MaxKeySize:      uint32(o.max_key_size),
 		MaxValueSize:    uint32(o.max_value_size),
 		CreateIfMissing: o.create_if_missing != 0,
+
+		CheckpointInterval: time.Duration(o.checkpoint_interval_ms) * time.Millisecond,
 	}
 }
 
@@ -105,6 +113,10 @@ func (o Options) c() C.kv_options {
 	c.create_if_missing = 0
 	if o.CreateIfMissing {
 		c.create_if_missing = 1
+	}
+	c.checkpoint_interval_ms = C.uint64_t(o.CheckpointInterval.Milliseconds())
+	if o.CheckpointInterval > 0 && c.checkpoint_interval_ms == 0 {
+		c.checkpoint_interval_ms = 1 // refused by the library: under 10 ms
 	}
 	return c
 }
@@ -136,6 +148,12 @@ func WithMaxKeySize(n uint32) Option { return func(o *Options) { o.MaxKeySize = 
 
 // WithMaxValueSize sets the largest value in bytes (default 64 MiB).
 func WithMaxValueSize(n uint32) Option { return func(o *Options) { o.MaxValueSize = n } }
+
+// WithCheckpointInterval sets the time after the last checkpoint at which
+// a background checkpoint runs if anything was written since (0: off).
+func WithCheckpointInterval(d time.Duration) Option {
+	return func(o *Options) { o.CheckpointInterval = d }
+}
 
 // WithCreateIfMissing sets whether Open creates a missing directory
 // (default true).

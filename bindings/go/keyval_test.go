@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func small() []Option { return []Option{WithSegmentSize(64 << 10)} }
@@ -378,5 +379,35 @@ func TestOptionsStructAndRangeOverFunc(t *testing.T) {
 	db.Close()
 	if _, err := db.NewIterator(nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("after Close: %v", err)
+	}
+}
+
+// WithCheckpointInterval: an idle store that was written to is
+// checkpointed by time alone (the WAL-size trigger is off).
+func TestCheckpointInterval(t *testing.T) {
+	if DefaultOptions().CheckpointInterval != 0 {
+		t.Fatal("the time-based checkpoint is off by default")
+	}
+	db := openT(t, t.TempDir(), WithMaxWALSize(0), WithCheckpointInterval(20*time.Millisecond))
+	defer db.Close()
+	if err := db.Set([]byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := db.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Checkpoints > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no time-based checkpoint in 60 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := Open(t.TempDir(), WithCheckpointInterval(time.Millisecond)); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("1 ms interval: %v", err)
 	}
 }

@@ -47,6 +47,11 @@ pub struct kv_options {
     pub max_value_size: u32,
     /// Non-zero: create the directory if missing. Default 1.
     pub create_if_missing: u32,
+    /// Milliseconds after the last checkpoint at which a background
+    /// checkpoint runs if anything was written since (bounds recovery by
+    /// time as `max_wal_size` bounds it by size). Default 0: off. If set,
+    /// at least 10.
+    pub checkpoint_interval_ms: u64,
 }
 
 /// The default options (see each field of `kv_options`).
@@ -62,6 +67,7 @@ pub extern "C" fn kv_options_default() -> kv_options {
         max_key_size: o.max_key_size,
         max_value_size: o.max_value_size,
         create_if_missing: o.create_if_missing as u32,
+        checkpoint_interval_ms: o.checkpoint_interval.map_or(0, |d| d.as_millis() as u64),
     }
 }
 
@@ -87,6 +93,8 @@ pub(crate) fn to_options(c: &kv_options) -> Result<Options, Fail> {
         max_key_size: c.max_key_size,
         max_value_size: c.max_value_size,
         create_if_missing: c.create_if_missing != 0,
+        checkpoint_interval: (c.checkpoint_interval_ms != 0)
+            .then(|| std::time::Duration::from_millis(c.checkpoint_interval_ms)),
     })
 }
 

@@ -66,6 +66,28 @@ static void test_options_defaults(void) {
     CHECK(o.segment_size == 64u * 1024 * 1024);
     CHECK(o.keep_snapshots == 2);
     CHECK(o.create_if_missing == 1);
+    CHECK(o.checkpoint_interval_ms == 0);
+}
+
+/* checkpoint_interval_ms: an idle store that was written to is
+ * checkpointed by time alone (the WAL-size trigger is off). */
+static void test_checkpoint_interval(void) {
+    kv_options o = small_opts();
+    o.max_wal_size = 0;
+    o.checkpoint_interval_ms = 1;
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("ticker"), &o, &db) == KV_INVALID_ARGUMENT && db == NULL);
+    o.checkpoint_interval_ms = 20;
+    CHECK(kv_open(path_of("ticker"), &o, &db) == KV_OK);
+    CHECK(kv_set(db, K("a"), K("1")) == KV_OK);
+    kv_stats s;
+    memset(&s, 0, sizeof s);
+    for (int i = 0; i < 6000 && s.checkpoints == 0; i++) { /* at most 60 s */
+        CHECK(kv_stats_get(db, &s) == KV_OK);
+        if (s.checkpoints == 0) usleep(10000);
+    }
+    CHECK(s.checkpoints > 0);
+    CHECK(kv_close(db) == KV_OK);
 }
 
 static void test_open_errors(void) {
@@ -943,6 +965,7 @@ int main(int argc, char **argv) {
     if (!realpath(argv[0], self_path)) snprintf(self_path, sizeof self_path, "%s", argv[0]);
     test_versions_and_strings();
     test_options_defaults();
+    test_checkpoint_interval();
     test_open_errors();
     test_null_handles();
     test_crud_and_errors();

@@ -23,6 +23,7 @@ class KvOptions(Structure):
         ("max_key_size", c_uint32),
         ("max_value_size", c_uint32),
         ("create_if_missing", c_uint32),
+        ("checkpoint_interval_ms", c_uint64),
     ]
 
 

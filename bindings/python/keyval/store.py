@@ -30,7 +30,8 @@ def version() -> str:
 def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", recovery_mode: str = "tolerate_tail",
          segment_size: Optional[int] = None, max_wal_size: Optional[int] = None,
          keep_snapshots: Optional[int] = None, max_key_size: Optional[int] = None,
-         max_value_size: Optional[int] = None, create_if_missing: bool = True) -> "Store":
+         max_value_size: Optional[int] = None, create_if_missing: bool = True,
+         checkpoint_interval: Optional[float] = None) -> "Store":
     """Open (creating if allowed, then recovering) the store in directory ``path``.
 
     ``durability``: ``"sync"`` (fdatasync before a write returns; survives power
@@ -38,16 +39,29 @@ def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", reco
     ``"buffered"`` (in-process buffer). ``recovery_mode``: ``"tolerate_tail"``
     (default: truncate a torn tail, fail on other damage), ``"absolute"`` or
     ``"tolerate_any"``. Sizes are in bytes; ``None`` keeps the library default.
+    ``checkpoint_interval`` (seconds, at least 0.01): also checkpoint in the
+    background that long after the last checkpoint if anything was written
+    since; ``None`` (the default) checkpoints by WAL size only.
 
     Raises LockedError, CorruptionError, InvalidArgumentError, IoError.
     """
     o = _options(durability, recovery_mode, segment_size=segment_size, max_wal_size=max_wal_size,
                  keep_snapshots=keep_snapshots, max_key_size=max_key_size, max_value_size=max_value_size,
-                 create_if_missing=create_if_missing)
+                 create_if_missing=create_if_missing,
+                 checkpoint_interval_ms=_millis(checkpoint_interval))
     p = _path(path)
     h = c_void_p()
     _check(lib.kv_open(p, byref(o), byref(h)))
     return Store(h, os.fsdecode(p))
+
+
+def _millis(seconds: Optional[float]) -> Optional[int]:
+    """Seconds to whole milliseconds for kv_options (None stays None)."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise InvalidArgumentError(f"checkpoint_interval must be a positive number of seconds, not {seconds!r}")
+    return max(1, round(seconds * 1000))
 
 
 class _GetBuffer(threading.local):

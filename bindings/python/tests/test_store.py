@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -390,3 +391,16 @@ def test_status_codes_match_the_header() -> None:
         desc = _native.lib.kv_strerror(code).decode()
         assert desc and desc != "unknown status", (code, desc)
     assert _native.lib.kv_strerror(max(nonzero) + 1) == b"unknown status"
+
+
+def test_checkpoint_interval(tmp_path: Path) -> None:
+    """An idle store that was written to is checkpointed by time alone."""
+    with keyval.open(tmp_path / "db", max_wal_size=0, checkpoint_interval=0.02) as s:
+        s[b"a"] = b"1"
+        deadline = time.monotonic() + 60
+        while s.stats()["checkpoints"] == 0:
+            assert time.monotonic() < deadline, "no time-based checkpoint in 60 s"
+            time.sleep(0.01)
+    for bad in (0, -1.0, 0.001):
+        with pytest.raises(keyval.InvalidArgumentError):
+            keyval.open(tmp_path / "other", checkpoint_interval=bad)
