@@ -1,6 +1,8 @@
 //! Read-only verification of a database directory: every WAL record's
-//! CRC32, every snapshot's SHA-256, sequence-number continuity. Used by
-//! `keyval DIR verify`; never modifies anything.
+//! CRC32, every snapshot's SHA-256, sequence-number continuity, and, in
+//! the recovered state, that every document collection's indexes agree
+//! with its documents. Used by `keyval DIR verify`; never modifies
+//! anything.
 //!
 //! The verdict is open's: the directory is also recovered read-only, with
 //! the same code and the default recovery mode, and [`Report::has_corruption`]
@@ -60,6 +62,16 @@ pub struct Report {
     pub lsn_range: Option<(u64, u64)>,
     /// Every problem, in file order; the one open fails on (if any) last.
     pub problems: Vec<Problem>,
+    /// Document collections checked (in the recovered state; 0 when
+    /// recovery fails).
+    pub collections: u64,
+    /// Documents in them.
+    pub documents: u64,
+    /// Disagreements between a collection's indexes and its documents
+    /// (an entry missing, or one without its document value), as
+    /// `(collection, detail)`. Open does not look for these; a store where
+    /// they appear has lost or gained writes the engine did not make.
+    pub index_problems: Vec<(String, String)>,
 }
 
 impl Report {
@@ -68,6 +80,11 @@ impl Report {
         self.problems
             .iter()
             .any(|p| p.severity == Severity::Corruption)
+    }
+
+    /// Whether a collection's indexes and documents disagree.
+    pub fn has_index_problems(&self) -> bool {
+        !self.index_problems.is_empty()
     }
 
     /// Whether open would zero a torn tail (and otherwise succeed).
@@ -108,6 +125,12 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
     let mut rep = scan_files(fs, dir)?;
     match recovery::recover(fs, dir, &Options::default(), true) {
         Ok(rec) => {
+            for (coll, docs, problems) in crate::docs::check_tables(&rec.mem) {
+                rep.collections += 1;
+                rep.documents += docs;
+                rep.index_problems
+                    .extend(problems.into_iter().map(|p| (coll.clone(), p)));
+            }
             if let Some(t) = rec.stats.truncation {
                 rep.mark(
                     t.file,

@@ -143,4 +143,26 @@ fn keyspaces_and_documents_from_the_command_line() {
             .code(),
         Some(1)
     );
+
+    // verify checks the collection's index against its documents.
+    let o = keyval(&db, &["verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("checked 1 document collection(s) (2 documents)"),
+        "{}",
+        text(&o)
+    );
+    // An index entry written behind the collection's back (raw keyspace
+    // access) has no document: verify says so and exits 4.
+    ok(&["--keyspace", "doc.idx:people", "set", "stray", "9"]);
+    let o = keyval(&db, &["docs", "people", "check"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(text(&o).contains("\"consistent\":false"), "{}", text(&o));
+    let o = keyval(&db, &["verify"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(
+        text(&o).contains("INDEX: collection \"people\": index entry without its document value"),
+        "{}",
+        text(&o)
+    );
 }

@@ -87,7 +87,8 @@ enum Cmd {
         #[arg(long)]
         prometheus: bool,
     },
-    /// Check every CRC32 and SHA-256 without modifying anything.
+    /// Check every CRC32 and SHA-256, and that every document collection's
+    /// indexes agree with its documents, without modifying anything.
     Verify,
     /// Print every WAL record in readable form.
     DumpWal,
@@ -590,6 +591,17 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
     if let Some((lo, hi)) = rep.lsn_range {
         writeln!(out, "WAL sequence numbers {lo}..={hi}").map_err(w)?;
     }
+    if rep.collections > 0 {
+        writeln!(
+            out,
+            "checked {} document collection(s) ({} documents) against their indexes",
+            rep.collections, rep.documents
+        )
+        .map_err(w)?;
+    }
+    for (coll, p) in &rep.index_problems {
+        writeln!(out, "INDEX: collection {coll:?}: {p}").map_err(w)?;
+    }
     for p in &rep.problems {
         let at = p
             .offset
@@ -608,7 +620,7 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
         )
         .map_err(w)?;
     }
-    if rep.has_corruption() {
+    if rep.has_corruption() || rep.has_index_problems() {
         writeln!(out, "result: CORRUPTION").map_err(w)?;
         Ok(EXIT_CORRUPTION)
     } else if rep.has_torn_tail() {

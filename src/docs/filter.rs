@@ -162,16 +162,15 @@ fn equal_any(cands: &[&Value], v: &Value) -> bool {
     if v.is_null() && cands.is_empty() {
         return true;
     }
-    let want = encode(Some(v));
-    cands.iter().any(|c| encode(Some(c)) == want)
+    cands.iter().any(|c| order::compare(c, v).is_eq())
 }
 
 fn holds(c: &Cond, cands: &[&Value]) -> bool {
     let range = |v: &Value, ok: fn(std::cmp::Ordering) -> bool| {
-        let (cls, bound) = (class(v), encode(Some(v)));
+        let cls = class(v);
         cands
             .iter()
-            .any(|c| class(c) == cls && ok(encode(Some(c)).cmp(&bound)))
+            .any(|c| class(c) == cls && ok(order::compare(c, v)))
     };
     match c {
         Cond::Eq(v) => equal_any(cands, v),
@@ -193,7 +192,8 @@ fn holds(c: &Cond, cands: &[&Value]) -> bool {
 /// values, which the index stores differently from how they match).
 pub type Ranges = Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>;
 
-fn indexable(v: &Value) -> bool {
+/// Whether an index holds `v` as it matches (booleans, numbers, strings).
+pub(crate) fn indexable(v: &Value) -> bool {
     matches!(v, Value::Bool(_) | Value::Number(_) | Value::String(_))
 }
 

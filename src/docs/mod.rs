@@ -120,8 +120,76 @@ fn check_path(path: &str) -> Result<()> {
 }
 
 fn parse_doc(bytes: &[u8]) -> Result<Value> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::InvalidArgument(format!("a stored document is not valid JSON: {e}")))
+    // One UTF-8 check of the whole text, then the parser need not check
+    // each string.
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Error::InvalidArgument(format!("a stored document is not UTF-8: {e}")))?;
+    serde_json::from_str(text).map_err(not_json)
+}
+
+fn not_json(e: serde_json::Error) -> Error {
+    Error::InvalidArgument(format!("a stored document is not valid JSON: {e}"))
+}
+
+/// A stored document with only the top-level members named in `fields`
+/// parsed into values; the others are skipped without building anything.
+/// Filters and sorts that read a few fields of large documents decide on
+/// this, and only the documents they return are parsed whole (see the
+/// stored-encoding measurement in docs/documents.md).
+fn parse_fields(bytes: &[u8], fields: &BTreeSet<String>) -> Result<Value> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Only<'a>(&'a BTreeSet<String>);
+    impl<'de> Visitor<'de> for Only<'_> {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<Value, A::Error> {
+            let mut out = serde_json::Map::new();
+            while let Some(k) = m.next_key_seed(Key(self.0))? {
+                match k {
+                    Some(k) => {
+                        out.insert(k, m.next_value::<Value>()?);
+                    }
+                    None => {
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(Value::Object(out))
+        }
+    }
+    /// A member name: `Some` (copied) if wanted, else `None` without
+    /// allocating.
+    struct Key<'a>(&'a BTreeSet<String>);
+    impl<'de> Visitor<'de> for Key<'_> {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a member name")
+        }
+        fn visit_str<E: serde::de::Error>(self, k: &str) -> std::result::Result<Self::Value, E> {
+            Ok(self.0.contains(k).then(|| k.to_string()))
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Key<'_> {
+        type Value = Option<String>;
+        fn deserialize<D: Deserializer<'de>>(
+            self,
+            d: D,
+        ) -> std::result::Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Only<'_> {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = Only(fields).deserialize(&mut de).map_err(not_json)?;
+    de.end().map_err(not_json)?;
+    Ok(v)
 }
 
 impl Db {
@@ -250,10 +318,8 @@ impl Collection {
         if id.is_empty() {
             return Err(Error::InvalidArgument("empty document id".into()));
         }
-        match self.docs.get(id_key(id))? {
-            Some(b) => parse_doc(&b).map(Some),
-            None => Ok(None),
-        }
+        self.docs
+            .get_with(id_key(id), |b| b.map(parse_doc).transpose())?
     }
 
     /// Insert `doc` (a JSON object) and return its id: its `_id` (a
@@ -517,36 +583,95 @@ impl Collection {
     /// Errors: the common ones.
     pub fn check(&self) -> Result<Vec<String>> {
         let indexes = self.secondary_indexes()?;
-        let mut want: BTreeSet<Vec<u8>> = BTreeSet::new();
-        let mut problems = Vec::new();
-        for item in self.docs.iter() {
-            let (k, bytes) = item?;
-            let doc = parse_doc(&bytes)?;
-            let id = doc_id(&doc)?;
-            if id_key(&id) != k {
-                problems.push(format!("document {id:?} is stored under another id's key"));
+        agreement(
+            &indexes,
+            self.docs.iter(),
+            self.idx.iter().map(|i| i.map(|(k, _)| k)),
+        )
+    }
+}
+
+/// The check of [`Collection::check`] over a collection's documents (id
+/// key, JSON text) and index keys, each in key order.
+fn agreement(
+    indexes: &[IndexInfo],
+    docs: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+    index_keys: impl Iterator<Item = Result<Vec<u8>>>,
+) -> Result<Vec<String>> {
+    let mut want: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut problems = Vec::new();
+    for item in docs {
+        let (k, bytes) = item?;
+        let (id, doc) = match parse_doc(&bytes).and_then(|d| Ok((doc_id(&d)?, d))) {
+            Ok(d) => d,
+            Err(e) => {
+                problems.push(format!("document at key {}: {e}", hex(&k)));
+                continue;
             }
-            for ix in &indexes {
-                for v in order::index_values(&doc, &ix.path).0 {
-                    want.insert(index_key(&ix.path, &v, &id));
+        };
+        if id_key(&id) != k {
+            problems.push(format!("document {id:?} is stored under another id's key"));
+        }
+        for ix in indexes {
+            for v in order::index_values(&doc, &ix.path).0 {
+                want.insert(index_key(&ix.path, &v, &id));
+            }
+        }
+    }
+    let mut have = BTreeSet::new();
+    for k in index_keys {
+        have.insert(k?);
+    }
+    for k in want.difference(&have) {
+        problems.push(format!("index entry missing: {}", hex(k)));
+    }
+    for k in have.difference(&want) {
+        problems.push(format!(
+            "index entry without its document value: {}",
+            hex(k)
+        ));
+    }
+    Ok(problems)
+}
+
+/// [`Collection::check`] for every collection in recovered tables (used by
+/// `verify`, which recovers read-only and opens nothing for writing).
+/// Returns each collection's name, documents and problems, by name.
+pub(crate) fn check_tables(t: &crate::keyspace::Tables) -> Vec<(String, u64, Vec<String>)> {
+    use std::ops::Bound::Unbounded;
+    let names: HashMap<String, u32> = t.names().into_iter().collect();
+    let all = |id: Option<&u32>| match id {
+        Some(&id) => t.range(id, Unbounded, Unbounded, usize::MAX),
+        None => Vec::new(),
+    };
+    let mut out: Vec<(String, u64, Vec<String>)> = Vec::new();
+    for (space, _) in names.iter().filter(|(n, _)| n.starts_with(DOCS)) {
+        let coll = &space[DOCS.len()..];
+        let docs = all(names.get(space));
+        let mut problems = Vec::new();
+        let mut indexes = Vec::new();
+        for (k, v) in all(names.get(&format!("{META}{coll}"))) {
+            if let Some(path) = k.strip_prefix(INDEX_META.as_bytes()) {
+                match parse_index_meta(String::from_utf8_lossy(path).into_owned(), &v) {
+                    Ok(i) => indexes.push(i),
+                    Err(e) => problems.push(e.to_string()),
                 }
             }
         }
-        let mut have = BTreeSet::new();
-        for item in self.idx.iter() {
-            have.insert(item?.0);
+        let n = docs.len() as u64;
+        let keys = all(names.get(&format!("{INDEX}{coll}")));
+        match agreement(
+            &indexes,
+            docs.into_iter().map(Ok),
+            keys.into_iter().map(|(k, _)| Ok(k)),
+        ) {
+            Ok(p) => problems.extend(p),
+            Err(e) => problems.push(e.to_string()),
         }
-        for k in want.difference(&have) {
-            problems.push(format!("index entry missing: {}", hex(k)));
-        }
-        for k in have.difference(&want) {
-            problems.push(format!(
-                "index entry without its document value: {}",
-                hex(k)
-            ));
-        }
-        Ok(problems)
+        out.push((coll.to_string(), n, problems));
     }
+    out.sort();
+    out
 }
 
 fn hex(b: &[u8]) -> String {

@@ -135,6 +135,23 @@ pub fn encode_into(out: &mut Vec<u8>, v: &Value) {
     }
 }
 
+/// `a` against `b` in the order of [`encode`], without encoding scalars
+/// (numbers as their folded doubles, strings bytewise: the string payload
+/// keeps the bytewise order; arrays and objects by their encodings).
+pub fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    let tag = |v: &Value| match v {
+        Value::Bool(true) => TAG_TRUE,
+        other => class(other),
+    };
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => number(x).total_cmp(&number(y)),
+        (Value::String(x), Value::String(y)) => x.as_bytes().cmp(y.as_bytes()),
+        _ if tag(a) != tag(b) => tag(a).cmp(&tag(b)),
+        (Value::Array(_), _) | (Value::Object(_), _) => encode(Some(a)).cmp(&encode(Some(b))),
+        _ => std::cmp::Ordering::Equal,
+    }
+}
+
 /// The encoding of `v` (`None`: missing).
 pub fn encode(v: Option<&Value>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -238,6 +255,42 @@ pub fn sort_key(doc: &Value, path: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn compare_agrees_with_the_encoding() {
+        let vals = [
+            json!(null),
+            json!(false),
+            json!(true),
+            json!(-1.5),
+            json!(-0.0),
+            json!(0),
+            json!(2),
+            json!(2.0),
+            json!(1e300),
+            json!(""),
+            json!("a"),
+            json!("a\u{0}"),
+            json!("a\u{1}"),
+            json!("b"),
+            json!([]),
+            json!([1]),
+            json!([1, 2]),
+            json!({}),
+            json!({"a": 1}),
+            json!({"a": 1, "b": 0}),
+            json!({"b": 0}),
+        ];
+        for a in &vals {
+            for b in &vals {
+                assert_eq!(
+                    compare(a, b),
+                    encode(Some(a)).cmp(&encode(Some(b))),
+                    "{a} vs {b}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn the_encoding_orders_as_documented() {

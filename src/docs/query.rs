@@ -1,9 +1,9 @@
 //! `find`, `count`, `find_iter` and `explain`: planning (an index or a
 //! collection scan), sorting, projection and pagination with cursors.
 
-use super::filter::{self, Filter, Ranges};
+use super::filter::{self, Cond, Filter, Ranges};
 use super::order;
-use super::{id_key, index_prefix, parse_doc, Collection, IndexInfo};
+use super::{id_key, index_prefix, parse_doc, parse_fields, Collection, IndexInfo};
 use crate::error::{Error, Result};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
@@ -240,13 +240,15 @@ pub struct Plan {
     /// Entries it will read: index entries, or documents for a scan.
     pub entries: u64,
     /// `"_id"` when results come in `_id` order without sorting,
-    /// `"memory"` when the matches are sorted after the filter.
+    /// `"index"` when the index lists the matches in the sort's order
+    /// (only the page's documents are read), `"memory"` when the matches
+    /// are sorted after the filter.
     pub sort: &'static str,
 }
 
 impl Plan {
     /// The JSON form: `{"plan": "index"|"collection_scan", "index":
-    /// path|null, "ranges": n, "entries": n, "sort": "_id"|"memory"}`.
+    /// path|null, "ranges": n, "entries": n, "sort": "_id"|"index"|"memory"}`.
     pub fn to_json(&self) -> Value {
         json!({
             "plan": if self.index.is_some() { "index" } else { "collection_scan" },
@@ -259,8 +261,22 @@ impl Plan {
 }
 
 enum Source {
-    Index(IndexInfo, Ranges),
+    /// An index narrows the filter: the id keys of its entries in the
+    /// filter's ranges (each once, in id order).
+    Index(IndexInfo, usize, Vec<Vec<u8>>),
     Scan,
+}
+
+/// A result row of `find`: sort key, id key, and the stored text if the
+/// plan already read it.
+type Row = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
+/// A matching document: its id key, its stored JSON text, and the members
+/// the filter and sort read (see `parse_fields`).
+struct Match {
+    key: Vec<u8>,
+    raw: Vec<u8>,
+    fields: Value,
 }
 
 fn key_bounds(
@@ -286,7 +302,77 @@ fn as_slices(b: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (Bound<&[u8]>, Bound<&[u8]
     (b.0.as_ref().map(|v| &v[..]), b.1.as_ref().map(|v| &v[..]))
 }
 
+/// The top-level members a filter or sort reads (the first segment of
+/// each path).
+fn top_fields(f: &Filter, sort: &[(String, SortOrder)], out: &mut BTreeSet<String>) {
+    let mut add = |p: &str| {
+        out.insert(p.split('.').next().unwrap_or(p).to_string());
+    };
+    for (p, _) in sort {
+        add(p);
+    }
+    fn walk(f: &Filter, add: &mut dyn FnMut(&str)) {
+        match f {
+            Filter::And(l) | Filter::Or(l) => l.iter().for_each(|f| walk(f, add)),
+            Filter::Not(f) => walk(f, add),
+            Filter::Path(p, _) => add(p),
+        }
+    }
+    walk(f, &mut add);
+}
+
+/// The index ranges that hold exactly the documents `f` matches, when `f`
+/// only has conditions on `path` that an index answers exactly (one
+/// equality, one `$in`, or range operators, on booleans, numbers or
+/// strings), or no condition at all. An index on `path` that is not
+/// multikey then lists exactly the matches, in sort order.
+fn exact_ranges(f: &Filter, path: &str) -> Option<Ranges> {
+    let conjuncts: Vec<&Filter> = match f {
+        Filter::And(list) => list.iter().collect(),
+        other => vec![other],
+    };
+    let mut conds = Vec::new();
+    for c in conjuncts {
+        match c {
+            Filter::Path(p, cs) if p == path => conds.extend(cs.iter().cloned()),
+            _ => return None,
+        }
+    }
+    if conds.is_empty() {
+        return Some(vec![(Bound::Unbounded, Bound::Unbounded)]);
+    }
+    let exact = match conds.as_slice() {
+        [Cond::Eq(v)] => filter::indexable(v),
+        [Cond::In(vs)] => vs.iter().all(filter::indexable),
+        cs => cs.iter().all(|c| match c {
+            Cond::Gt(v) | Cond::Gte(v) | Cond::Lt(v) | Cond::Lte(v) => filter::indexable(v),
+            _ => false,
+        }),
+    };
+    if exact {
+        filter::index_ranges(&conds)
+    } else {
+        None
+    }
+}
+
+/// The one path all of `f`'s conditions are on, if they are all on one.
+fn single_path(f: &Filter) -> Option<&str> {
+    match f {
+        Filter::Path(p, _) => Some(p),
+        Filter::And(list) => {
+            let first = single_path(list.first()?)?;
+            list.iter()
+                .all(|c| matches!(c, Filter::Path(p, _) if p == first))
+                .then_some(first)
+        }
+        _ => None,
+    }
+}
+
 impl Collection {
+    /// The index that narrows `f` to the fewest entries, with the id keys
+    /// of those entries, or a collection scan.
     fn plan(&self, f: &Filter) -> Result<(Source, u64)> {
         let docs = self.docs.len()?;
         let conjuncts: Vec<&Filter> = match f {
@@ -306,14 +392,15 @@ impl Collection {
                 continue;
             };
             let prefix = index_prefix(path);
-            // Count no further than the cheapest plan so far (or a scan):
+            // Read no further than the cheapest plan so far (or a scan):
             // a candidate that reaches it has lost, however many it has.
             let cap = best.as_ref().map_or(docs, |(_, m)| *m);
-            let mut n = 0u64;
+            let (mut n, mut ids) = (0u64, Vec::new());
             for r in &ranges {
                 let b = key_bounds(&prefix, r);
-                self.idx.scan::<[u8], _>(as_slices(&b), |_, _| {
+                self.idx.scan::<[u8], _>(as_slices(&b), |_, id| {
                     n += 1;
+                    ids.push(id_key(&String::from_utf8_lossy(id)));
                     n <= cap
                 })?;
                 if n > cap {
@@ -321,7 +408,9 @@ impl Collection {
                 }
             }
             if best.as_ref().is_none_or(|(_, m)| n < *m) {
-                best = Some((Source::Index(ix.clone(), ranges), n));
+                ids.sort_unstable();
+                ids.dedup();
+                best = Some((Source::Index(ix.clone(), ranges.len(), ids), n));
             }
         }
         Ok(match best {
@@ -330,40 +419,130 @@ impl Collection {
         })
     }
 
-    /// Every matching document, with its `_id` key, in `_id` order.
-    fn matching(&self, f: &Filter) -> Result<Vec<(Vec<u8>, Value)>> {
+    /// Every document matching `f`, in `_id` order, with the members
+    /// `fields` names parsed. Documents are decided on where they are
+    /// stored (a scan visits them under the store's read lock, released
+    /// every few hundred); only matches are copied.
+    fn matching(&self, f: &Filter, fields: &BTreeSet<String>) -> Result<Vec<Match>> {
         let mut out = Vec::new();
+        let mut consider = |key: &[u8], raw: &[u8]| -> Result<()> {
+            let fields = parse_fields(raw, fields)?;
+            if filter::matches(f, &fields) {
+                out.push(Match {
+                    key: key.to_vec(),
+                    raw: raw.to_vec(),
+                    fields,
+                });
+            }
+            Ok(())
+        };
         match self.plan(f)?.0 {
             Source::Scan => {
-                for item in self.docs.iter() {
-                    let (k, bytes) = item?;
-                    let doc = parse_doc(&bytes)?;
-                    if filter::matches(f, &doc) {
-                        out.push((k, doc));
-                    }
+                let mut err = None;
+                self.docs
+                    .scan::<[u8], _>(.., |k, raw| match consider(k, raw) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            err = Some(e);
+                            false
+                        }
+                    })?;
+                if let Some(e) = err {
+                    return Err(e);
                 }
             }
-            Source::Index(ix, ranges) => {
-                let prefix = index_prefix(&ix.path);
-                let mut ids = BTreeSet::new();
-                for r in &ranges {
-                    let b = key_bounds(&prefix, r);
-                    self.idx.scan::<[u8], _>(as_slices(&b), |_, id| {
-                        ids.insert(id_key(&String::from_utf8_lossy(id)));
-                        true
-                    })?;
-                }
+            Source::Index(_, _, ids) => {
                 for k in ids {
-                    if let Some(bytes) = self.docs.get(&k)? {
-                        let doc = parse_doc(&bytes)?;
-                        if filter::matches(f, &doc) {
-                            out.push((k, doc));
-                        }
-                    }
+                    self.docs
+                        .get_with(&k, |raw| raw.map_or(Ok(()), |r| consider(&k, r)))??;
                 }
             }
         }
         Ok(out)
+    }
+
+    /// The index that lists exactly `f`'s matches, so that no document
+    /// is read to know them: under a filter that index answers exactly
+    /// (see `exact_ranges`; no filter at all counts), either a sort by its
+    /// one field (the index must not be multikey: it then lists the
+    /// matches in sort order) or no sort (`_id` order; any index on the
+    /// filter's one path).
+    fn listed_plan(
+        &self,
+        f: &Filter,
+        sort: &[(String, SortOrder)],
+    ) -> Result<Option<(IndexInfo, Option<SortOrder>, Ranges)>> {
+        let (path, dir) = match sort {
+            [(path, dir)] => (path.as_str(), Some(*dir)),
+            [] => match single_path(f) {
+                Some(p) => (p, None),
+                None => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        let Some(ranges) = exact_ranges(f, path) else {
+            return Ok(None);
+        };
+        Ok(self
+            .index_info(path)?
+            .filter(|ix| dir.is_none() || !ix.multikey)
+            .map(|ix| (ix, dir, ranges)))
+    }
+
+    /// The rows of a listed plan: (sort key, id key), sorted, each
+    /// document once.
+    fn listed_rows(
+        &self,
+        ix: &IndexInfo,
+        dir: Option<SortOrder>,
+        ranges: &Ranges,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        match dir {
+            Some(d) => {
+                let mut rows = self.index_rows(ix, d, ranges)?;
+                if d == SortOrder::Desc {
+                    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                }
+                Ok(rows)
+            }
+            None => {
+                let mut ids: Vec<Vec<u8>> = self
+                    .index_rows(ix, SortOrder::Asc, ranges)?
+                    .into_iter()
+                    .map(|(_, k)| k)
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                Ok(ids.into_iter().map(|k| (k.clone(), k)).collect())
+            }
+        }
+    }
+
+    /// For a sort plan: every entry in the ranges as (sort key, id key),
+    /// without reading a document.
+    fn index_rows(
+        &self,
+        ix: &IndexInfo,
+        dir: SortOrder,
+        ranges: &Ranges,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let prefix = index_prefix(&ix.path);
+        let mut rows = Vec::new();
+        for r in ranges {
+            let b = key_bounds(&prefix, r);
+            self.idx.scan::<[u8], _>(as_slices(&b), |k, id| {
+                let idk = id_key(&String::from_utf8_lossy(id));
+                let value = &k[prefix.len()..k.len().saturating_sub(idk.len())];
+                let mut sk: Vec<u8> = match dir {
+                    SortOrder::Asc => value.to_vec(),
+                    SortOrder::Desc => value.iter().map(|b| !b).collect(),
+                };
+                sk.extend_from_slice(&idk);
+                rows.push((sk, idk));
+                true
+            })?;
+        }
+        Ok(rows)
     }
 
     /// The matching documents, a page at a time.
@@ -377,6 +556,13 @@ impl Collection {
     /// whose sort values change between pages may be seen again or not at
     /// all, as in any keyset pagination).
     ///
+    /// Plans (see [`Collection::explain`]): a sort by one field with a
+    /// (non-multikey) index, under a filter that index answers exactly (or
+    /// none), reads the index in order and only the page's documents.
+    /// Otherwise the narrowest index (or a scan) finds the matches, which
+    /// are sorted in memory; only the members the filter and sort read are
+    /// parsed until a document is on the page.
+    ///
     /// Errors: [`Error::InvalidArgument`] (a bad filter or options: a
     /// negative offset, a limit over 1000, a cursor with an offset, a
     /// cursor from another sort), and the common ones.
@@ -384,14 +570,29 @@ impl Collection {
         let f = filter::parse(filter)?;
         let (limit, offset) = opts.check()?;
         let tag = opts.sort_tag();
-        let mut rows: Vec<(Vec<u8>, Value)> = self
-            .matching(&f)?
-            .into_iter()
-            .map(|(k, doc)| (composite_key(&doc, &opts.sort, &k), doc))
-            .collect();
-        if !opts.sort.is_empty() {
-            rows.sort_by(|a, b| a.0.cmp(&b.0));
-        }
+        let mut rows: Vec<Row> = match self.listed_plan(&f, &opts.sort)? {
+            Some((ix, dir, ranges)) => self
+                .listed_rows(&ix, dir, &ranges)?
+                .into_iter()
+                .map(|(sk, k)| (sk, k, None))
+                .collect(),
+            None => {
+                let mut fields = BTreeSet::new();
+                top_fields(&f, &opts.sort, &mut fields);
+                let mut rows: Vec<_> = self
+                    .matching(&f, &fields)?
+                    .into_iter()
+                    .map(|m| {
+                        let sk = composite_key(&m.fields, &opts.sort, &m.key);
+                        (sk, m.key, Some(m.raw))
+                    })
+                    .collect();
+                if !opts.sort.is_empty() {
+                    rows.sort_by(|a, b| a.0.cmp(&b.0));
+                }
+                rows
+            }
+        };
         let total = rows.len();
         let (start, end) = if let Some(c) = &opts.after {
             let c = decode_cursor(c, tag)?;
@@ -413,10 +614,18 @@ impl Collection {
             // An empty page in the middle (limit 0): continue from its start.
             (has_next && start > 0).then(|| encode_cursor(tag, &rows[start - 1].0))
         });
-        let docs = rows
-            .drain(start..end)
-            .map(|(_, d)| project(d, opts.projection.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
+        let mut docs = Vec::with_capacity(end - start);
+        for (_, key, raw) in rows.drain(start..end) {
+            let doc = match raw {
+                Some(r) => parse_doc(&r)?,
+                // Listed by the index a moment ago; deleted since: skipped.
+                None => match self.docs.get_with(&key, |r| r.map(parse_doc))? {
+                    Some(d) => d?,
+                    None => continue,
+                },
+            };
+            docs.push(project(doc, opts.projection.as_ref())?);
+        }
         Ok(Page {
             docs,
             total: total as u64,
@@ -434,7 +643,12 @@ impl Collection {
         if f == Filter::And(Vec::new()) {
             return self.docs.len();
         }
-        Ok(self.matching(&f)?.len() as u64)
+        if let Some((ix, dir, ranges)) = self.listed_plan(&f, &[])? {
+            return Ok(self.listed_rows(&ix, dir, &ranges)?.len() as u64);
+        }
+        let mut fields = BTreeSet::new();
+        top_fields(&f, &[], &mut fields);
+        Ok(self.matching(&f, &fields)?.len() as u64)
     }
 
     /// How [`Collection::find`] would run `filter` with `opts`.
@@ -442,6 +656,16 @@ impl Collection {
     pub fn explain(&self, filter: &Value, opts: &FindOptions) -> Result<Plan> {
         let f = filter::parse(filter)?;
         opts.check()?;
+        if let Some((ix, dir, ranges)) = self.listed_plan(&f, &opts.sort)? {
+            return Ok(Plan {
+                entries: self
+                    .index_rows(&ix, dir.unwrap_or(SortOrder::Asc), &ranges)?
+                    .len() as u64,
+                index: Some(ix.path),
+                ranges: ranges.len(),
+                sort: if dir.is_some() { "index" } else { "_id" },
+            });
+        }
         let (src, entries) = self.plan(&f)?;
         let sort = if opts.sort.is_empty() {
             "_id"
@@ -455,9 +679,9 @@ impl Collection {
                 entries,
                 sort,
             },
-            Source::Index(ix, r) => Plan {
+            Source::Index(ix, ranges, _) => Plan {
                 index: Some(ix.path),
-                ranges: r.len(),
+                ranges,
                 entries,
                 sort,
             },
@@ -470,9 +694,16 @@ impl Collection {
     /// each at most once). Errors: [`Error::InvalidArgument`] (a bad
     /// filter); the iterator yields the common errors.
     pub fn find_iter(&self, filter: &Value) -> Result<DocIter> {
+        let filter = filter::parse(filter)?;
+        let mut fields = BTreeSet::new();
+        top_fields(&filter, &[], &mut fields);
         Ok(DocIter {
-            filter: filter::parse(filter)?,
-            inner: self.docs.iter(),
+            filter,
+            fields,
+            docs: self.docs.clone(),
+            resume: None,
+            buf: std::collections::VecDeque::new(),
+            done: false,
         })
     }
 }
@@ -480,7 +711,12 @@ impl Collection {
 /// Iterator from [`Collection::find_iter`].
 pub struct DocIter {
     filter: Filter,
-    inner: crate::db::Iter,
+    fields: BTreeSet<String>,
+    docs: crate::Keyspace,
+    /// The last document visited (the next chunk starts after it).
+    resume: Option<Vec<u8>>,
+    buf: std::collections::VecDeque<Value>,
+    done: bool,
 }
 
 impl std::fmt::Debug for DocIter {
@@ -491,19 +727,69 @@ impl std::fmt::Debug for DocIter {
     }
 }
 
+/// Documents [`DocIter`] visits per chunk.
+const ITER_VISIT: usize = 256;
+
+impl DocIter {
+    /// Visit the next chunk of documents, keeping the matches.
+    fn fill(&mut self) -> Result<()> {
+        let from = match &self.resume {
+            Some(k) => Bound::Excluded(&k[..]),
+            None => Bound::Unbounded,
+        };
+        let (mut visited, mut last, mut err) = (0, None, None);
+        let (filter, fields, buf) = (&self.filter, &self.fields, &mut self.buf);
+        self.docs
+            .scan::<[u8], _>((from, Bound::Unbounded), |k, raw| {
+                visited += 1;
+                let keep = parse_fields(raw, fields)
+                    .map(|d| filter::matches(filter, &d))
+                    .and_then(|m| {
+                        if m {
+                            parse_doc(raw).map(Some)
+                        } else {
+                            Ok(None)
+                        }
+                    });
+                match keep {
+                    Ok(Some(d)) => buf.push_back(d),
+                    Ok(None) => {}
+                    Err(e) => {
+                        err = Some(e);
+                        return false;
+                    }
+                }
+                if visited == ITER_VISIT {
+                    last = Some(k.to_vec());
+                    return false;
+                }
+                true
+            })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        match last {
+            Some(k) => self.resume = Some(k),
+            None => self.done = true,
+        }
+        Ok(())
+    }
+}
+
 impl Iterator for DocIter {
     type Item = Result<Value>;
 
     fn next(&mut self) -> Option<Result<Value>> {
         loop {
-            let (_, bytes) = match self.inner.next()? {
-                Ok(x) => x,
-                Err(e) => return Some(Err(e)),
-            };
-            match parse_doc(&bytes) {
-                Ok(d) if filter::matches(&self.filter, &d) => return Some(Ok(d)),
-                Ok(_) => continue,
-                Err(e) => return Some(Err(e)),
+            if let Some(d) = self.buf.pop_front() {
+                return Some(Ok(d));
+            }
+            if self.done {
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.done = true;
+                return Some(Err(e));
             }
         }
     }
