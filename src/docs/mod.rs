@@ -359,13 +359,13 @@ impl Collection {
                     id
                 }
             };
-            if tx.current(&id)?.is_some() {
+            if tx.exists(&id)? {
                 return Err(Error::DuplicateKey(format!(
                     "a document with _id {id:?} exists in {:?}",
                     self.name
                 )));
             }
-            tx.put(&id, Some(doc))?;
+            tx.put(&id, None, Some(doc))?;
             ids.push(id);
         }
         tx.commit()?;
@@ -377,10 +377,10 @@ impl Collection {
     pub fn delete(&self, id: &str) -> Result<bool> {
         let _w = self.inner.docs_lock.lock();
         let mut tx = Txn::begin(self)?;
-        if tx.current(id)?.is_none() {
+        let Some(old) = tx.current(id)? else {
             return Ok(false);
-        }
-        tx.put(id, None)?;
+        };
+        tx.put(id, Some(&old), None)?;
         tx.commit()?;
         Ok(true)
     }
@@ -403,9 +403,10 @@ impl Collection {
     pub fn update_with(&self, id: &str, ops: &Value) -> Result<Value> {
         let _w = self.inner.docs_lock.lock();
         let mut tx = Txn::begin(self)?;
-        let mut doc = tx.existing(id)?;
+        let old = tx.existing(id)?;
+        let mut doc = old.clone();
         update::apply_ops(&mut doc, ops)?;
-        tx.put(id, Some(doc.clone()))?;
+        tx.put(id, Some(&old), Some(doc.clone()))?;
         tx.commit()?;
         Ok(doc)
     }
@@ -424,12 +425,13 @@ impl Collection {
                     "a merge patch is a JSON object".into(),
                 ));
             }
-            let mut doc = tx.existing(id)?;
+            let old = tx.existing(id)?;
+            let mut doc = old.clone();
             update::merge_patch(&mut doc, patch);
             if doc.get("_id") != Some(&Value::String(id.clone())) {
                 return Err(Error::InvalidArgument("_id cannot be changed".into()));
             }
-            tx.put(id, Some(doc.clone()))?;
+            tx.put(id, Some(&old), Some(doc.clone()))?;
             out.push(doc);
         }
         tx.commit()?;
@@ -454,11 +456,12 @@ impl Collection {
         }
         let _w = self.inner.docs_lock.lock();
         let mut tx = Txn::begin(self)?;
-        let existed = tx.current(id)?.is_some();
+        let old = tx.current(id)?;
+        let existed = old.is_some();
         if !existed && !upsert {
             return Err(Error::NotFound(format!("no document with _id {id:?}")));
         }
-        tx.put(id, Some(doc))?;
+        tx.put(id, old.as_ref(), Some(doc))?;
         tx.commit()?;
         Ok(existed)
     }
@@ -764,6 +767,18 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// Whether document `id` exists as this operation sees it (without
+    /// reading it).
+    fn exists(&self, id: &str) -> Result<bool> {
+        if id.is_empty() {
+            return Err(Error::InvalidArgument("empty document id".into()));
+        }
+        match self.pending.get(id) {
+            Some(d) => Ok(d.is_some()),
+            None => self.coll.docs.contains(id_key(id)),
+        }
+    }
+
     fn existing(&self, id: &str) -> Result<Value> {
         self.current(id)?
             .ok_or_else(|| Error::NotFound(format!("no document with _id {id:?}")))
@@ -781,20 +796,20 @@ impl<'a> Txn<'a> {
         loop {
             let id = n.to_string();
             n += 1;
-            if self.current(&id)?.is_none() {
+            if !self.exists(&id)? {
                 self.next_id = Some(n);
                 return Ok(id);
             }
         }
     }
 
-    /// Write `new` as document `id` (None: delete), with its index changes.
-    fn put(&mut self, id: &str, new: Option<Value>) -> Result<()> {
-        let old = self.current(id)?;
+    /// Write `new` as document `id` (None: delete) over `old` (what
+    /// [`Txn::current`] returned for it), with its index changes.
+    fn put(&mut self, id: &str, old: Option<&Value>, new: Option<Value>) -> Result<()> {
         let c = self.coll;
         self.claimed.retain(|_, owner| owner != id);
         for (i, ix) in self.indexes.iter_mut().enumerate() {
-            let (old_vals, _) = match &old {
+            let (old_vals, _) = match old {
                 Some(d) => order::index_values(d, &ix.path),
                 None => (Vec::new(), false),
             };
