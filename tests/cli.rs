@@ -144,11 +144,39 @@ fn keyspaces_and_documents_from_the_command_line() {
         Some(1)
     );
 
+    // JSON Lines load, acknowledged batch by batch.
+    let lines = dir.path().join("docs.jsonl");
+    std::fs::write(&lines, "{\"n\":1}\n\n{\"n\":2}\n{\"n\":3}\n").expect("write");
+    assert_eq!(
+        ok(&[
+            "docs",
+            "more",
+            "load",
+            lines.to_str().expect("utf-8"),
+            "--batch",
+            "2",
+            "--acks"
+        ]),
+        "ACK 2\nACK 3\n{\"loaded\":3}\n"
+    );
+    assert_eq!(ok(&["docs", "more", "count", r#"{"n":{"$gte":2}}"#]), "2\n");
+    std::fs::write(&lines, "{\"n\":4}\nnot json\n").expect("write");
+    let o = keyval(
+        &db,
+        &["docs", "more", "load", lines.to_str().expect("utf-8")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        ok(&["docs", "more", "count"]),
+        "3\n",
+        "a bad line loads nothing of its batch"
+    );
+
     // verify checks the collection's index against its documents.
     let o = keyval(&db, &["verify"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
-        text(&o).contains("checked 1 document collection(s) (2 documents)"),
+        text(&o).contains("checked 2 document collection(s) (5 documents)"),
         "{}",
         text(&o)
     );

@@ -36,6 +36,14 @@ fn crud_and_errors() {
     }
     assert_eq!(c.get("1").expect("get").expect("some")["name"], "ann");
     assert_eq!(c.get("99").expect("get"), None);
+    // The stored text, unparsed, is the document serialized.
+    let text = c.get_json("1").expect("get_json").expect("some");
+    assert_eq!(
+        text,
+        serde_json::to_vec(&c.get("1").expect("get").expect("some")).expect("json")
+    );
+    assert_eq!(c.get_json("99").expect("get_json"), None);
+    assert!(matches!(c.get_json(""), Err(Error::InvalidArgument(_))));
 
     let d = c
         .update("1", &json!({"age": 31, "nick": "a", "name": null}))

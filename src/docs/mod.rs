@@ -322,6 +322,17 @@ impl Collection {
             .get_with(id_key(id), |b| b.map(parse_doc).transpose())?
     }
 
+    /// Document `id` as its stored JSON text (compact, as `serde_json`
+    /// writes it), without parsing it: for callers that pass JSON on (the
+    /// C, Go and Python `get` return these bytes). Errors as
+    /// [`Collection::get`].
+    pub fn get_json(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        if id.is_empty() {
+            return Err(Error::InvalidArgument("empty document id".into()));
+        }
+        self.docs.get(id_key(id))
+    }
+
     /// Insert `doc` (a JSON object) and return its id: its `_id` (a
     /// string), or the next automatic id.
     ///

@@ -273,8 +273,9 @@ pub unsafe extern "C" fn kv_doc_get(
             if out.is_null() {
                 return Err(invalid("out is NULL"));
             }
-            match c.get(text(id, id_len, "id")?)? {
-                Some(d) => put_json(out, out_len, &d),
+            // The stored text is what serializing the document gives.
+            match c.get_json(text(id, id_len, "id")?)? {
+                Some(j) => put_bytes(out, out_len, &j),
                 None => Err(Fail::Status(kv_status::KV_NOT_FOUND, c"no such document")),
             }
         })
