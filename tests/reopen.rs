@@ -126,7 +126,11 @@ fn time_based_checkpoint_runs_when_idle() {
     // Wait (bounded) for the ticker to cover the last write (it may also
     // have run during the writes); no timing is asserted.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while db.stats().map(|s| s.snapshot_lsn < s.last_lsn).expect("stats") {
+    while db
+        .stats()
+        .map(|s| s.snapshot_lsn < s.last_lsn)
+        .expect("stats")
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "no time-based checkpoint in 60 s"
