@@ -15,7 +15,7 @@ STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
 
-.PHONY: all build header header-check lint rust-test crashtest coverage c-test c-example go-test py-install py-test raft-example test demo bench bench-quick bench-tools raftbench soak fuzz clean
+.PHONY: all build header header-check lint rust-test crashtest coverage c-test c-example go-test py-install py-test raft-example test demo bench bench-quick bench-tools docbench docbench-tools raftbench soak fuzz clean
 
 all: build
 
@@ -37,7 +37,7 @@ header-check: build
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --workspace --exclude keyval-bench --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --exclude keyval-bench --exclude keyval-bench-polodb --all-targets -- -D warnings
 
 # The engine's tests, then openraft's storage suite and the reopen/SIGKILL
 # tests of the openraft adapter (integrations/openraft). The long-lived
@@ -94,7 +94,7 @@ py-install: build $(PYENV)/bin/python
 	$(PYENV)/bin/pip install -q --force-reinstall --no-deps ./bindings/python
 
 py-test: py-install
-	$(PYENV)/bin/mypy --strict bindings/python/keyval
+	$(PYENV)/bin/mypy --strict bindings/python/keyval examples/demo/demo.py
 	$(PYENV)/bin/pytest -q bindings/python/tests
 
 # Three openraft nodes on KeyVal over loopback TCP: failover, restart of
@@ -117,17 +117,31 @@ soak: build
 
 # Peer benchmark (bench/): KeyVal vs redb, LMDB, fjall, SQLite and the
 # fdatasync ceiling, N = 1M; results, table and chart in docs/bench/.
-# Then the engine's own figures and hashicorp's raftbench.
+# Then documents (KeyVal vs SQLite JSON1 and PoloDB, 100k documents of
+# about 1 KiB, docs/bench/documents.md), the engine's own figures and
+# hashicorp's raftbench.
 BENCH_N ?= 1000000
-bench: build raftbench bench-tools
-	$(CARGO) run --release --locked -p keyval-bench -- --n $(BENCH_N)
+DOCBENCH_N ?= 100000
+bench: build raftbench bench-tools docbench
+	$(CARGO) run --release --locked -p keyval-bench --bin keyval-bench -- --n $(BENCH_N)
 	$(PYENV)/bin/python bench/chart.py docs/bench/results.json docs/bench/results.png
 	$(PYENV)/bin/python bench/python_bench.py docs/bench/results.md
 	$(CARGO) run --release --locked --example engine_bench
 
+# PoloDB builds RocksDB from source (about 15 minutes the first time),
+# which needs libclang for its bindings.
+docbench-tools:
+	@if ! ldconfig -p | grep -q libclang; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libclang-dev clang; \
+	  else echo "docbench needs libclang (apt-get install libclang-dev clang)"; exit 1; fi; fi
+
+docbench: docbench-tools
+	$(CARGO) build --release --locked -p keyval-bench-polodb
+	$(CARGO) run --release --locked -p keyval-bench --bin docbench -- --n $(DOCBENCH_N) --polodb target/release/docbench-polodb
+
 # About a minute: N = 100k, fewer operations per phase.
 bench-quick: build bench-tools
-	$(CARGO) run --release --locked -p keyval-bench -- --quick
+	$(CARGO) run --release --locked -p keyval-bench --bin keyval-bench -- --quick
 	$(PYENV)/bin/python bench/chart.py docs/bench/results.json docs/bench/results.png
 	$(PYENV)/bin/python bench/python_bench.py docs/bench/results.md --quick
 
