@@ -247,8 +247,9 @@ typedef struct kv_batch kv_batch;
 typedef struct kv_db kv_db;
 
 /*
- An iterator. Opaque; create with `kv_iter_range` or `kv_iter_prefix`,
- free with `kv_iter_free`. Not thread-safe: use one iterator from one
+ An iterator. Opaque; create with `kv_iter_range` or `kv_iter_prefix`
+ (or, over a keyspace, `kv_keyspace_iter_range` and
+ `kv_keyspace_iter_prefix`), free with `kv_iter_free`. Not thread-safe: use one iterator from one
  thread at a time (different iterators on one `kv_db` may run on
  different threads). It holds no lock: writes made while it runs may or
  may not be seen, keys come in strictly increasing order, each once. It
@@ -712,19 +713,22 @@ kv_status kv_batch_commit(const kv_db *db, const kv_batch *b);
  ```text
  u32 operation count
  then per operation:
-   u8  kind: 1 = put, 2 = delete
+   u8  kind: 1 = put, 2 = delete (the default keyspace),
+             3 = put, 4 = delete in a named keyspace
+   u32 keyspace id (kinds 3 and 4 only; from kv_keyspace_id)
    u32 key length
-   u32 value length (put only)
-   key bytes, then value bytes (put only)
+   u32 value length (puts only)
+   key bytes, then value bytes (puts only)
  ```
 
  Returns once the write has reached the durability level. The library
  copies `data`.
 
  Errors: `KV_INVALID_ARGUMENT` (NULL db, NULL data with len > 0, a
- payload that does not decode exactly, an empty or oversized key, an
- oversized value: nothing is applied), `KV_CLOSED`, `KV_POISONED`,
- `KV_IO` (the store is now poisoned).
+ payload that does not decode exactly, another kind, an empty or
+ oversized key, an oversized value: nothing is applied), `KV_NOT_FOUND`
+ (a keyspace id that is not live: nothing is applied), `KV_CLOSED`,
+ `KV_POISONED`, `KV_IO` (the store is now poisoned).
  */
 kv_status kv_write_packed(const kv_db *db, const uint8_t *data, size_t len);
 
@@ -1107,6 +1111,34 @@ kv_status kv_keyspace_get(const kv_keyspace *ks, const uint8_t *key, size_t key_
  `KV_NOT_FOUND` (dropped), `KV_INVALID_ARGUMENT`, `KV_CLOSED`.
  */
 kv_status kv_keyspace_len(const kv_keyspace *ks, uint64_t *out);
+
+/*
+ The keyspace's id in `*out`: the number that names it in a packed batch
+ for `kv_write_packed` (operation kinds 3 and 4). Ids are never reused,
+ so a packed batch built for a keyspace that is dropped meanwhile fails
+ with `KV_NOT_FOUND` instead of writing elsewhere.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL ks/out).
+ */
+kv_status kv_keyspace_id(const kv_keyspace *ks, uint32_t *out);
+
+/*
+ Create an iterator over the keys `k` of keyspace `ks` with `start <= k
+ < end` (NULL bounds unbounded), positioned at the first; used and freed
+ like one from `kv_iter_range` (if the keyspace is dropped meanwhile,
+ the iteration ends).
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL ks/out, NULL bound with non-zero
+ length), `KV_NOT_FOUND` (dropped), `KV_CLOSED`.
+ */
+kv_status kv_keyspace_iter_range(const kv_keyspace *ks, const uint8_t *start, size_t start_len, const uint8_t *end, size_t end_len, kv_iter **out);
+
+/*
+ Create an iterator over the keys of keyspace `ks` that start with
+ `prefix` (NULL or length 0: every key). Errors: as
+ `kv_keyspace_iter_range`.
+ */
+kv_status kv_keyspace_iter_prefix(const kv_keyspace *ks, const uint8_t *prefix, size_t prefix_len, kv_iter **out);
 
 /*
  Add "set `key` to `val` in keyspace `ks`" to batch `b` (copied). A batch

@@ -689,6 +689,13 @@ impl Inner {
         let mut spaces: Vec<u32> = Vec::new();
         for op in batch.ops() {
             self.check_key(op.key())?;
+            if let crate::batch::Op::PutIn(0, ..) | crate::batch::Op::DeleteIn(0, _) = op {
+                // Id 0 in the named table is the catalog; the default
+                // keyspace is written with kinds 1 and 2.
+                return Err(Error::InvalidArgument(
+                    "keyspace id 0 in a put-in or delete-in operation (the default keyspace uses put and delete)".into(),
+                ));
+            }
             match op {
                 crate::batch::Op::Put(_, v) | crate::batch::Op::PutIn(_, _, v) => {
                     if let crate::batch::Op::PutIn(id, _, _) = op {

@@ -21,8 +21,10 @@ type Batch struct {
 
 // Operation kinds of the packed layout.
 const (
-	opPut    = 1
-	opDelete = 2
+	opPut      = 1
+	opDelete   = 2
+	opPutIn    = 3
+	opDeleteIn = 4
 )
 
 // NewBatch returns an empty batch for db.
@@ -45,6 +47,27 @@ func (b *Batch) Delete(key []byte) {
 	b.count++
 }
 
+// SetIn adds "set key to value in keyspace ks" (both copied): one batch
+// may write the default keyspace and several named ones, atomically.
+// Commit fails with ErrNotFound, applying nothing, if ks was dropped.
+func (b *Batch) SetIn(ks *Keyspace, key, value []byte) {
+	b.buf = append(b.buf, opPutIn)
+	b.buf = binary.LittleEndian.AppendUint32(b.buf, ks.id)
+	b.buf = binary.LittleEndian.AppendUint32(b.buf, uint32(len(key)))
+	b.buf = binary.LittleEndian.AppendUint32(b.buf, uint32(len(value)))
+	b.buf = append(append(b.buf, key...), value...)
+	b.count++
+}
+
+// DeleteIn adds "remove key from keyspace ks".
+func (b *Batch) DeleteIn(ks *Keyspace, key []byte) {
+	b.buf = append(b.buf, opDeleteIn)
+	b.buf = binary.LittleEndian.AppendUint32(b.buf, ks.id)
+	b.buf = binary.LittleEndian.AppendUint32(b.buf, uint32(len(key)))
+	b.buf = append(b.buf, key...)
+	b.count++
+}
+
 // Len returns the number of operations.
 func (b *Batch) Len() int { return int(b.count) }
 
@@ -57,6 +80,7 @@ func (b *Batch) Reset() {
 // Commit applies the batch atomically; durable on return under
 // DurabilitySync. If any key or value is invalid, nothing is applied and
 // ErrInvalidArgument is returned. The batch is left unchanged. Errors also:
+// ErrNotFound (a keyspace of SetIn/DeleteIn was dropped; nothing applied),
 // ErrClosed, ErrPoisoned, ErrIO.
 func (b *Batch) Commit() error {
 	binary.LittleEndian.PutUint32(b.buf[:4], b.count)

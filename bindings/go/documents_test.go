@@ -32,11 +32,71 @@ func TestKeyspaces(t *testing.T) {
 	if _, err := db.Keyspace(""); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("empty name: %v", err)
 	}
+
+	// One batch across the default keyspace and two named ones.
+	orders, err := db.Keyspace("orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := db.NewBatch()
+	b.Set([]byte("k"), []byte("default 2"))
+	b.SetIn(ks, []byte("u:2"), []byte("bob"))
+	b.SetIn(ks, []byte("u:1"), []byte("ann"))
+	b.SetIn(orders, []byte("o:1"), []byte("u:1"))
+	b.DeleteIn(ks, []byte("k"))
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := db.Get([]byte("k")); err != nil || string(v) != "default 2" {
+		t.Fatalf("default after batch: %q %v", v, err)
+	}
+	if v, err := orders.Get([]byte("o:1")); err != nil || string(v) != "u:1" {
+		t.Fatalf("orders after batch: %q %v", v, err)
+	}
+	// Iteration sees the keyspace's keys only, in order.
+	it, err := ks.NewIterator(&IterOptions{Prefix: []byte("u:")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for it.Next() {
+		got = append(got, string(it.Key())+"="+string(it.Value()))
+	}
+	if err := it.Err(); err != nil || fmt.Sprint(got) != "[u:1=ann u:2=bob]" {
+		t.Fatalf("iterate: %v %v", got, err)
+	}
+	it.Close()
+	it, err = ks.NewIterator(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range it.All() {
+		n++
+	}
+	if n != 2 {
+		t.Fatalf("every key: %d", n)
+	}
+	it.Close()
+
 	if existed, err := db.DropKeyspace("users"); err != nil || !existed {
 		t.Fatalf("drop: %v %v", existed, err)
 	}
 	if _, err := ks.Get([]byte("k")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("after drop: %v", err)
+	}
+	if _, err := ks.NewIterator(nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("iterator after drop: %v", err)
+	}
+	// A batch naming a dropped keyspace applies nothing.
+	b = db.NewBatch()
+	b.Set([]byte("k"), []byte("default 3"))
+	b.SetIn(ks, []byte("u:3"), []byte("cy"))
+	if err := b.Commit(); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("batch into a dropped keyspace: %v", err)
+	}
+	if v, _ := db.Get([]byte("k")); string(v) != "default 2" {
+		t.Fatalf("a failed batch applied: %q", v)
 	}
 }
 

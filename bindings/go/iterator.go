@@ -39,14 +39,28 @@ type Iterator struct {
 // NewIterator creates an iterator (opts may be nil for every key). Errors:
 // ErrClosed.
 func (db *DB) NewIterator(opts *IterOptions) (*Iterator, error) {
+	return newIterator(db, opts, func(h *C.kv_db, prefix bool, sp *C.uint8_t, sl C.size_t, ep *C.uint8_t, el C.size_t, out **C.kv_iter) C.kv_status {
+		if prefix {
+			return C.kv_iter_prefix(h, sp, sl, out)
+		}
+		return C.kv_iter_range(h, sp, sl, ep, el, out)
+	})
+}
+
+// newIterator creates an iterator with open, given the prefix (prefix
+// true, in sp/sl) or the range bounds of opts as C arguments.
+func newIterator(db *DB, opts *IterOptions, open func(h *C.kv_db, prefix bool, sp *C.uint8_t, sl C.size_t, ep *C.uint8_t, el C.size_t, out **C.kv_iter) C.kv_status) (*Iterator, error) {
 	if opts == nil {
 		opts = &IterOptions{}
 	}
 	it := &Iterator{db: db}
+	// A local, not &it.h: cgo checks the whole allocation behind a pointer
+	// it cannot see is a field, and *it holds Go pointers.
+	var ih *C.kv_iter
 	err := db.with(func(h *C.kv_db) C.kv_status {
 		if opts.Prefix != nil {
 			pp, pl := bytesPtr(opts.Prefix)
-			return C.kv_iter_prefix(h, pp, pl, &it.h)
+			return open(h, true, pp, pl, nil, 0, &ih)
 		}
 		// A nil bound is NULL (unbounded); an empty, non-nil one is not.
 		sp, sl := bytesPtr(opts.Start)
@@ -57,11 +71,12 @@ func (db *DB) NewIterator(opts *IterOptions) (*Iterator, error) {
 		if opts.End != nil {
 			ep, el = keyPtr(opts.End)
 		}
-		return C.kv_iter_range(h, sp, sl, ep, el, &it.h)
+		return open(h, false, sp, sl, ep, el, &ih)
 	})
 	if err != nil {
 		return nil, err
 	}
+	it.h = ih
 	// Safety net only: an iterator dropped without Close is freed when
 	// collected.
 	it.cleanup = runtime.AddCleanup(it, func(h *C.kv_iter) { C.kv_iter_free(h) }, it.h)

@@ -18,6 +18,7 @@ type Keyspace struct {
 	db   *DB
 	h    *C.kv_keyspace
 	name string
+	id   uint32 // names it in a packed batch (Batch.SetIn)
 }
 
 // Keyspace opens keyspace name (1-255 bytes of UTF-8), creating it durably
@@ -27,12 +28,20 @@ func (db *DB) Keyspace(name string) (*Keyspace, error) {
 	ks := &Keyspace{db: db, name: name}
 	err := db.with(func(h *C.kv_db) C.kv_status {
 		np, nl := bytesPtr([]byte(name))
-		return C.kv_keyspace_open(h, np, nl, 1, &ks.h)
+		if st := C.kv_keyspace_open(h, np, nl, 1, &ks.h); st != C.KV_OK {
+			return st
+		}
+		var id C.uint32_t
+		st := C.kv_keyspace_id(ks.h, &id)
+		ks.id = uint32(id)
+		return st
 	})
+	if ks.h != nil {
+		runtime.AddCleanup(ks, func(h *C.kv_keyspace) { C.kv_keyspace_free(h) }, ks.h)
+	}
 	if err != nil {
 		return nil, err
 	}
-	runtime.AddCleanup(ks, func(h *C.kv_keyspace) { C.kv_keyspace_free(h) }, ks.h)
 	return ks, nil
 }
 
@@ -106,4 +115,17 @@ func (k *Keyspace) Len() (uint64, error) {
 	var n C.uint64_t
 	err := k.with(func(h *C.kv_keyspace) C.kv_status { return C.kv_keyspace_len(h, &n) })
 	return uint64(n), err
+}
+
+// NewIterator creates an iterator over the keyspace's keys (opts may be nil
+// for every key), used like DB.NewIterator; if the keyspace is dropped
+// meanwhile, the iteration ends. Errors: ErrNotFound (dropped), ErrClosed.
+func (k *Keyspace) NewIterator(opts *IterOptions) (*Iterator, error) {
+	defer runtime.KeepAlive(k)
+	return newIterator(k.db, opts, func(_ *C.kv_db, prefix bool, sp *C.uint8_t, sl C.size_t, ep *C.uint8_t, el C.size_t, out **C.kv_iter) C.kv_status {
+		if prefix {
+			return C.kv_keyspace_iter_prefix(k.h, sp, sl, out)
+		}
+		return C.kv_keyspace_iter_range(k.h, sp, sl, ep, el, out)
+	})
 }

@@ -148,19 +148,22 @@ pub unsafe extern "C" fn kv_batch_commit(db: *const kv_db, b: *const kv_batch) -
 /// ```text
 /// u32 operation count
 /// then per operation:
-///   u8  kind: 1 = put, 2 = delete
+///   u8  kind: 1 = put, 2 = delete (the default keyspace),
+///             3 = put, 4 = delete in a named keyspace
+///   u32 keyspace id (kinds 3 and 4 only; from kv_keyspace_id)
 ///   u32 key length
-///   u32 value length (put only)
-///   key bytes, then value bytes (put only)
+///   u32 value length (puts only)
+///   key bytes, then value bytes (puts only)
 /// ```
 ///
 /// Returns once the write has reached the durability level. The library
 /// copies `data`.
 ///
 /// Errors: `KV_INVALID_ARGUMENT` (NULL db, NULL data with len > 0, a
-/// payload that does not decode exactly, an empty or oversized key, an
-/// oversized value: nothing is applied), `KV_CLOSED`, `KV_POISONED`,
-/// `KV_IO` (the store is now poisoned).
+/// payload that does not decode exactly, another kind, an empty or
+/// oversized key, an oversized value: nothing is applied), `KV_NOT_FOUND`
+/// (a keyspace id that is not live: nothing is applied), `KV_CLOSED`,
+/// `KV_POISONED`, `KV_IO` (the store is now poisoned).
 #[no_mangle]
 pub unsafe extern "C" fn kv_write_packed(
     db: *const kv_db,

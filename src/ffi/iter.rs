@@ -4,8 +4,9 @@ use super::{bytes, finish, guard, invalid, kv_db, kv_status, with_db, Fail};
 use crate::Iter;
 use std::ops::Bound;
 
-/// An iterator. Opaque; create with `kv_iter_range` or `kv_iter_prefix`,
-/// free with `kv_iter_free`. Not thread-safe: use one iterator from one
+/// An iterator. Opaque; create with `kv_iter_range` or `kv_iter_prefix`
+/// (or, over a keyspace, `kv_keyspace_iter_range` and
+/// `kv_keyspace_iter_prefix`), free with `kv_iter_free`. Not thread-safe: use one iterator from one
 /// thread at a time (different iterators on one `kv_db` may run on
 /// different threads). It holds no lock: writes made while it runs may or
 /// may not be seen, keys come in strictly increasing order, each once. It
@@ -25,25 +26,54 @@ fn advance(it: &mut kv_iter) -> Result<(), Fail> {
     Ok(())
 }
 
-fn make(
-    db: *const kv_db,
-    out: *mut *mut kv_iter,
-    build: impl FnOnce(&crate::Db) -> Result<Iter, Fail>,
-) -> kv_status {
-    with_db(db, |h| {
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        let iter = build(&h.db)?;
-        let mut it = kv_iter {
-            iter,
-            current: None,
-        };
-        advance(&mut it)?;
-        // Safety: `out` is non-NULL and writable.
-        unsafe { *out = Box::into_raw(Box::new(it)) };
-        Ok(())
-    })
+/// Store a new `kv_iter` over `iter`, positioned at its first pair, in
+/// `*out`. Errors: `KV_INVALID_ARGUMENT` (NULL out), `KV_CLOSED`.
+pub(crate) fn publish(out: *mut *mut kv_iter, iter: Iter) -> Result<(), Fail> {
+    if out.is_null() {
+        return Err(invalid("out is NULL"));
+    }
+    let mut it = kv_iter {
+        iter,
+        current: None,
+    };
+    advance(&mut it)?;
+    // Safety: `out` is non-NULL and writable.
+    unsafe { *out = Box::into_raw(Box::new(it)) };
+    Ok(())
+}
+
+/// A key range as `RangeBounds` over byte slices.
+pub(crate) type KeyRange<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
+/// The key range of `kv_iter_range`'s arguments: `start <= k < end`, a
+/// NULL bound unbounded.
+///
+/// # Safety
+/// Each pointer must be NULL (length 0) or valid for its length.
+pub(crate) unsafe fn range_args<'a>(
+    start: *const u8,
+    start_len: usize,
+    end: *const u8,
+    end_len: usize,
+) -> Result<KeyRange<'a>, Fail> {
+    // Safety: pointer/length pairs as documented.
+    let (s, e) = unsafe {
+        (
+            bytes(start, start_len, "start")?,
+            bytes(end, end_len, "end")?,
+        )
+    };
+    let lo = if start.is_null() {
+        Bound::Unbounded
+    } else {
+        Bound::Included(s)
+    };
+    let hi = if end.is_null() {
+        Bound::Unbounded
+    } else {
+        Bound::Excluded(e)
+    };
+    Ok((lo, hi))
 }
 
 /// Create an iterator over keys `k` with `start <= k < end`, positioned at
@@ -61,25 +91,10 @@ pub unsafe extern "C" fn kv_iter_range(
     end_len: usize,
     out: *mut *mut kv_iter,
 ) -> kv_status {
-    make(db, out, |d| {
+    with_db(db, |h| {
         // Safety: pointer/length pairs as documented.
-        let (s, e) = unsafe {
-            (
-                bytes(start, start_len, "start")?,
-                bytes(end, end_len, "end")?,
-            )
-        };
-        let lo = if start.is_null() {
-            Bound::Unbounded
-        } else {
-            Bound::Included(s)
-        };
-        let hi = if end.is_null() {
-            Bound::Unbounded
-        } else {
-            Bound::Excluded(e)
-        };
-        Ok(d.range::<&[u8], _>((lo, hi)))
+        let r = unsafe { range_args(start, start_len, end, end_len)? };
+        publish(out, h.db.range::<&[u8], _>(r))
     })
 }
 
@@ -94,10 +109,10 @@ pub unsafe extern "C" fn kv_iter_prefix(
     prefix_len: usize,
     out: *mut *mut kv_iter,
 ) -> kv_status {
-    make(db, out, |d| {
+    with_db(db, |h| {
         // Safety: pointer/length pair as documented.
         let p = unsafe { bytes(prefix, prefix_len, "prefix")? };
-        Ok(d.prefix(p))
+        publish(out, h.db.prefix(p))
     })
 }
 

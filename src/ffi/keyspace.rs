@@ -1,5 +1,6 @@
 //! `kv_keyspace`: named keyspaces of a `kv_db`, and batches across them.
 
+use super::iter::{kv_iter, publish, range_args};
 use super::{batch_mut, bytes, guard, invalid, kv_db, kv_status, put_bytes, text, with_db, Fail};
 use crate::Keyspace;
 
@@ -176,6 +177,66 @@ pub unsafe extern "C" fn kv_keyspace_len(ks: *const kv_keyspace, out: *mut u64) 
         // Safety: non-NULL and writable.
         unsafe { *out = n };
         Ok(())
+    })
+}
+
+/// The keyspace's id in `*out`: the number that names it in a packed batch
+/// for `kv_write_packed` (operation kinds 3 and 4). Ids are never reused,
+/// so a packed batch built for a keyspace that is dropped meanwhile fails
+/// with `KV_NOT_FOUND` instead of writing elsewhere.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL ks/out).
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_id(ks: *const kv_keyspace, out: *mut u32) -> kv_status {
+    with_ks(ks, |k| {
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        // Safety: `out` is non-NULL and writable.
+        unsafe { *out = k.id() };
+        Ok(())
+    })
+}
+
+/// Create an iterator over the keys `k` of keyspace `ks` with `start <= k
+/// < end` (NULL bounds unbounded), positioned at the first; used and freed
+/// like one from `kv_iter_range` (if the keyspace is dropped meanwhile,
+/// the iteration ends).
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL ks/out, NULL bound with non-zero
+/// length), `KV_NOT_FOUND` (dropped), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_iter_range(
+    ks: *const kv_keyspace,
+    start: *const u8,
+    start_len: usize,
+    end: *const u8,
+    end_len: usize,
+    out: *mut *mut kv_iter,
+) -> kv_status {
+    with_ks(ks, |k| {
+        k.stats()?; // KV_NOT_FOUND once dropped
+                    // Safety: pointer/length pairs as documented.
+        let r = unsafe { range_args(start, start_len, end, end_len)? };
+        publish(out, k.range::<&[u8], _>(r))
+    })
+}
+
+/// Create an iterator over the keys of keyspace `ks` that start with
+/// `prefix` (NULL or length 0: every key). Errors: as
+/// `kv_keyspace_iter_range`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_iter_prefix(
+    ks: *const kv_keyspace,
+    prefix: *const u8,
+    prefix_len: usize,
+    out: *mut *mut kv_iter,
+) -> kv_status {
+    with_ks(ks, |k| {
+        k.stats()?; // KV_NOT_FOUND once dropped
+                    // Safety: pointer/length pair as documented.
+        let p = unsafe { bytes(prefix, prefix_len, "prefix")? };
+        publish(out, k.prefix(p))
     })
 }
 

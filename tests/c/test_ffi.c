@@ -873,9 +873,77 @@ static void test_keyspaces(void) {
     uint8_t *list = NULL;
     CHECK(kv_keyspace_list(db, &list, &n) == KV_OK && n == 5 && memcmp(list, "[\"a\"]", 5) == 0);
     kv_free(list);
+
+    /* Iteration over a keyspace sees only its keys, in order. */
+    CHECK(kv_keyspace_set(a, K("p:2"), K("two")) == KV_OK);
+    CHECK(kv_keyspace_set(a, K("p:1"), K("one")) == KV_OK);
+    CHECK(kv_keyspace_set(a, K("q"), K("other")) == KV_OK);
+    kv_iter *it = NULL;
+    CHECK(kv_keyspace_iter_prefix(a, K("p:"), &it) == KV_OK && it != NULL);
+    const uint8_t *ik = NULL, *iv = NULL;
+    size_t ikl = 0, ivl = 0;
+    int seen = 0;
+    while (it && kv_iter_valid(it)) {
+        CHECK(kv_iter_key(it, &ik, &ikl) == KV_OK && kv_iter_value(it, &iv, &ivl) == KV_OK);
+        if (seen == 0) CHECK(ikl == 3 && memcmp(ik, "p:1", 3) == 0 && ivl == 3);
+        if (seen == 1) CHECK(ikl == 3 && memcmp(ik, "p:2", 3) == 0);
+        seen++;
+        CHECK(kv_iter_next(it) == KV_OK);
+    }
+    CHECK(seen == 2);
+    kv_iter_free(it);
+    it = NULL;
+    CHECK(kv_keyspace_iter_range(a, NULL, 0, NULL, 0, &it) == KV_OK);
+    seen = 0;
+    while (it && kv_iter_valid(it)) {
+        seen++;
+        CHECK(kv_iter_next(it) == KV_OK);
+    }
+    CHECK(seen == 4); /* p:1 p:2 q x; not the default keyspace's k and x */
+    kv_iter_free(it);
+    CHECK(kv_keyspace_iter_range(a, K("q"), NULL, 0, &it) == KV_OK && kv_iter_valid(it));
+    kv_iter_free(it);
+    CHECK(kv_keyspace_iter_range(NULL, NULL, 0, NULL, 0, &it) == KV_INVALID_ARGUMENT);
+    CHECK(kv_keyspace_iter_prefix(a, NULL, 3, &it) == KV_INVALID_ARGUMENT);
+
+    /* Packed batches name a keyspace by its id (kinds 3 and 4). */
+    uint32_t id = 0;
+    CHECK(kv_keyspace_id(a, &id) == KV_OK && id >= 1);
+    CHECK(kv_keyspace_id(a, NULL) == KV_INVALID_ARGUMENT);
+    uint8_t pk[64];
+    uint32_t cnt = 2, one = 1;
+    size_t at = 0;
+    memcpy(pk, &cnt, 4);
+    at = 4;
+    pk[at++] = 3; /* put in keyspace */
+    memcpy(pk + at, &id, 4);
+    memcpy(pk + at + 4, &one, 4);
+    memcpy(pk + at + 8, &one, 4);
+    at += 12;
+    pk[at++] = 'z';
+    pk[at++] = 'Z';
+    pk[at++] = 4; /* delete in keyspace */
+    memcpy(pk + at, &id, 4);
+    memcpy(pk + at + 4, &one, 4);
+    at += 8;
+    pk[at++] = 'q';
+    CHECK(kv_write_packed(db, pk, at) == KV_OK);
+    CHECK(kv_keyspace_get(a, K("z"), &v, &n) == KV_OK && n == 1 && v[0] == 'Z');
+    kv_free(v);
+    CHECK(kv_keyspace_get(a, K("q"), &v, &n) == KV_NOT_FOUND);
+    uint32_t bad_ids[2] = {0, 999};
+    for (int i = 0; i < 2; i++) { /* the catalog's id, an id never used */
+        memcpy(pk + 5, &bad_ids[i], 4);
+        CHECK(kv_write_packed(db, pk, at) == (i == 0 ? KV_INVALID_ARGUMENT : KV_NOT_FOUND));
+    }
+    CHECK(kv_keyspace_len(a, &len) == KV_OK && len == 4);
+
     int existed = 0;
     CHECK(kv_keyspace_drop(db, K("a"), &existed) == KV_OK && existed == 1);
     CHECK(kv_keyspace_set(a, K("k"), K("v")) == KV_NOT_FOUND);
+    CHECK(kv_keyspace_iter_prefix(a, NULL, 0, &it) == KV_NOT_FOUND);
+    memcpy(pk + 5, &id, 4);
+    CHECK(kv_write_packed(db, pk, at) == KV_NOT_FOUND); /* dropped: nothing applied */
     kv_keyspace_free(a);
     kv_keyspace_free(NULL);
     CHECK(kv_close(db) == KV_OK);

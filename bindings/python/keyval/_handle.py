@@ -9,7 +9,7 @@ import threading
 import time
 from types import TracebackType
 from ctypes import c_void_p
-from typing import Any, Optional, Type, TypeVar, Union
+from typing import Any, Iterator, Optional, Type, TypeVar, Union
 
 from . import _native
 from ._native import lib
@@ -25,6 +25,31 @@ def _b(x: Any, what: str = "key") -> bytes:
         return bytes(x)
     raise TypeError(f"{what} must be bytes, bytearray or memoryview, not {type(x).__name__} "
                     "(encode str explicitly, e.g. s.encode())")
+
+
+def _walk(it: c_void_p) -> "Iterator[tuple[bytes, bytes]]":
+    """The pairs of a kv_iter in order; frees it when done (or abandoned)."""
+    kp, vp = _native._u8p(), _native._u8p()
+    kn, vn = ctypes.c_size_t(), ctypes.c_size_t()
+    try:
+        while lib.kv_iter_valid(it):
+            _check(lib.kv_iter_key(it, ctypes.byref(kp), ctypes.byref(kn)))
+            _check(lib.kv_iter_value(it, ctypes.byref(vp), ctypes.byref(vn)))
+            pair = (ctypes.string_at(kp, kn.value), ctypes.string_at(vp, vn.value))
+            yield pair
+            _check(lib.kv_iter_next(it))
+    finally:
+        lib.kv_iter_free(it)
+
+
+def _range_args(prefix: Optional[BytesLike], start: Optional[BytesLike],
+                end: Optional[BytesLike]) -> "tuple[bool, Optional[bytes], Optional[bytes]]":
+    """(is a prefix, first bytes, end bytes) for kv_iter_prefix/kv_iter_range."""
+    if prefix is not None:
+        if start is not None or end is not None:
+            raise InvalidArgumentError("give either prefix or start/end")
+        return True, _b(prefix, "prefix"), None
+    return False, None if start is None else _b(start, "start"), None if end is None else _b(end, "end")
 
 
 _DURABILITY = {"buffered": 0, "os": 1, "sync": 2}

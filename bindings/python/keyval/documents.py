@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import _native
+from ._handle import BytesLike, _b, _range_args, _walk
 from ._native import lib
-from .errors import _check
+from .errors import NotFoundError, _check
 
 if TYPE_CHECKING:  # pragma: no cover
     from .store import Store
@@ -233,9 +235,12 @@ class Collection:
         return r
 
 
-class Keyspace:
+class Keyspace(MutableMapping[bytes, bytes]):
     """A named keyspace of a Store: an independent ordered key space with
-    bytes keys and values. Get one with :meth:`Store.keyspace`."""
+    bytes keys and values, a mutable mapping like the Store itself. Get one
+    with :meth:`Store.keyspace`; write several keyspaces atomically with
+    ``Batch.put(key, value, keyspace=ks)``. After the keyspace is dropped,
+    its methods raise NotFoundError."""
 
     def __init__(self, store: "Store", name: str) -> None:
         self._store = store
@@ -250,26 +255,77 @@ class Keyspace:
         if h is not None and h.value:
             lib.kv_keyspace_free(h)
 
+    def __repr__(self) -> str:
+        return f"<keyval.Keyspace {self.name!r}>"
+
+    def _handle(self) -> c_void_p:
+        return self._h
+
     def _k(self, fn: Any, *args: Any) -> None:
         # The store's call keeps the store open while the keyspace call runs.
         _check(self._store._call(lambda _db, *a: fn(self._h, *a), *args))
 
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._k(lib.kv_keyspace_set, key, len(key), value, len(value))
+    def __setitem__(self, key: BytesLike, value: BytesLike) -> None:
+        k, v = _b(key), _b(value, "value")
+        self._k(lib.kv_keyspace_set, k, len(k), v, len(v))
 
-    def __getitem__(self, key: bytes) -> bytes:
+    def __getitem__(self, key: BytesLike) -> bytes:
+        k = _b(key)
         out = _native._u8p()
         n = c_size_t()
-        self._k(lib.kv_keyspace_get, key, len(key), byref(out), byref(n))
+        # A missing key (or a dropped keyspace) raises NotFoundError, a KeyError.
+        self._k(lib.kv_keyspace_get, k, len(k), byref(out), byref(n))
         try:
             return bytes(bytearray(out[: n.value]))
         finally:
             lib.kv_free(out)
 
-    def __delitem__(self, key: bytes) -> None:
-        self._k(lib.kv_keyspace_delete, key, len(key))
+    def __delitem__(self, key: BytesLike) -> None:
+        """Delete ``key``; raises NotFoundError (a KeyError) if it is absent.
+        Use :meth:`discard` to delete without checking."""
+        if key not in self:
+            raise NotFoundError(repr(_b(key)))
+        self.discard(key)
+
+    def discard(self, key: BytesLike) -> None:
+        """Delete ``key`` whether or not it exists (one durable write)."""
+        k = _b(key)
+        self._k(lib.kv_keyspace_delete, k, len(k))
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
 
     def __len__(self) -> int:
         n = c_uint64()
         self._k(lib.kv_keyspace_len, byref(n))
         return n.value
+
+    def __iter__(self) -> Iterator[bytes]:
+        for k, _ in self.items():
+            yield k
+
+    def items(self, prefix: Optional[BytesLike] = None, start: Optional[BytesLike] = None,  # type: ignore[override]
+              end: Optional[BytesLike] = None) -> Iterator[Tuple[bytes, bytes]]:
+        """Pairs in key order, as :meth:`Store.items` (``prefix``, or ``start <=
+        key < end``); the iteration ends if the keyspace is dropped meanwhile."""
+        it = c_void_p()
+        is_prefix, s, e = _range_args(prefix, start, end)
+        if is_prefix:
+            self._k(lib.kv_keyspace_iter_prefix, s, len(s or b""), byref(it))
+        else:
+            self._k(lib.kv_keyspace_iter_range, s, len(s or b""), e, len(e or b""), byref(it))
+        return _walk(it)
+
+    def keys(self, prefix: Optional[BytesLike] = None) -> Iterator[bytes]:  # type: ignore[override]
+        """Keys in order (optionally only those starting with ``prefix``)."""
+        for k, _ in self.items(prefix=prefix):
+            yield k
+
+    def values(self) -> Iterator[bytes]:  # type: ignore[override]
+        """Values in key order."""
+        for _, v in self.items():
+            yield v

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, List, Optional, Type, Union
 
 from . import _native
-from ._handle import BytesLike, _b, _Handle, _Native, _options, _path
+from ._handle import BytesLike, _b, _Handle, _Native, _options, _path, _range_args, _walk
 from ._native import lib
 from .errors import _ERRORS, ClosedError, InvalidArgumentError, NotFoundError, _check
 
@@ -207,29 +207,12 @@ class Store(_Native, MutableMapping[bytes, bytes]):
         lock and is not a snapshot: concurrent writes may or may not be seen,
         each key comes once. Raises ClosedError if the store closes meanwhile."""
         it = c_void_p()
-        if prefix is not None:
-            if start is not None or end is not None:
-                raise InvalidArgumentError("give either prefix or start/end")
-            p = _b(prefix, "prefix")
-            _check(self._call(lib.kv_iter_prefix, p, len(p), byref(it)))
+        is_prefix, s, e = _range_args(prefix, start, end)
+        if is_prefix:
+            _check(self._call(lib.kv_iter_prefix, s, len(s or b""), byref(it)))
         else:
-            s = None if start is None else _b(start, "start")
-            e = None if end is None else _b(end, "end")
             _check(self._call(lib.kv_iter_range, s, len(s or b""), e, len(e or b""), byref(it)))
-        return self._walk(it)
-
-    def _walk(self, it: c_void_p) -> Iterator[tuple[bytes, bytes]]:
-        kp, vp = _native._u8p(), _native._u8p()
-        kn, vn = c_size_t(), c_size_t()
-        try:
-            while lib.kv_iter_valid(it):
-                _check(lib.kv_iter_key(it, byref(kp), byref(kn)))
-                _check(lib.kv_iter_value(it, byref(vp), byref(vn)))
-                pair = (ctypes.string_at(kp, kn.value), ctypes.string_at(vp, vn.value))
-                yield pair
-                _check(lib.kv_iter_next(it))
-        finally:
-            lib.kv_iter_free(it)
+        return _walk(it)
 
     def keys(self, prefix: Optional[BytesLike] = None) -> Iterator[bytes]:  # type: ignore[override]
         """Keys in order (optionally only those starting with ``prefix``)."""
@@ -313,17 +296,24 @@ class Batch:
             raise ClosedError("the batch was already committed or discarded")
         return self._b
 
-    def put(self, key: BytesLike, value: BytesLike) -> None:
-        """Add "set key to value"."""
+    def put(self, key: BytesLike, value: BytesLike, keyspace: Optional["Keyspace"] = None) -> None:
+        """Add "set key to value", in ``keyspace`` if given (one batch may write
+        the default keyspace and several named ones, atomically)."""
         k, v = _b(key), _b(value, "value")
-        _check(lib.kv_batch_put(self._h(), k, len(k), v, len(v)))
+        if keyspace is None:
+            _check(lib.kv_batch_put(self._h(), k, len(k), v, len(v)))
+        else:
+            _check(lib.kv_batch_put_in(self._h(), keyspace._handle(), k, len(k), v, len(v)))
 
     __setitem__ = put
 
-    def delete(self, key: BytesLike) -> None:
-        """Add "remove key"."""
+    def delete(self, key: BytesLike, keyspace: Optional["Keyspace"] = None) -> None:
+        """Add "remove key", from ``keyspace`` if given."""
         k = _b(key)
-        _check(lib.kv_batch_delete(self._h(), k, len(k)))
+        if keyspace is None:
+            _check(lib.kv_batch_delete(self._h(), k, len(k)))
+        else:
+            _check(lib.kv_batch_delete_in(self._h(), keyspace._handle(), k, len(k)))
 
     __delitem__ = delete
 

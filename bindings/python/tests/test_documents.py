@@ -24,9 +24,38 @@ def test_keyspaces(store: keyval.Store) -> None:
         ks[b"k"]
     with pytest.raises(keyval.InvalidArgumentError):
         store.keyspace("")
+
+    # One batch across the default keyspace and two named ones.
+    orders = store.keyspace("orders")
+    with store.batch() as b:
+        b.put(b"k", b"default 2")
+        b.put(b"u:2", b"bob", keyspace=ks)
+        b.put(bytearray(b"u:1"), b"ann", keyspace=ks)
+        b.put(b"o:1", b"u:1", keyspace=orders)
+        b.delete(b"gone", keyspace=ks)
+    assert store[b"k"] == b"default 2" and orders[b"o:1"] == b"u:1"
+    assert list(ks) == [b"u:1", b"u:2"] and dict(ks.items(prefix=b"u:2")) == {b"u:2": b"bob"}
+    assert list(ks.items(start=b"u:2")) == [(b"u:2", b"bob")] and list(ks.values()) == [b"ann", b"bob"]
+    assert b"u:1" in ks and b"k" not in ks and ks.get(b"zz") is None
+    with pytest.raises(KeyError):
+        del ks[b"zz"]
+    ks.discard(b"zz")
+    with pytest.raises(keyval.InvalidArgumentError):
+        ks.items(prefix=b"u", start=b"a")
+    assert repr(ks) == "<keyval.Keyspace 'users'>"
+
     assert store.drop_keyspace("users")
     with pytest.raises(keyval.NotFoundError):
         len(ks)
+    with pytest.raises(keyval.NotFoundError):
+        list(ks.items())
+    # A batch naming a dropped keyspace applies nothing.
+    b = store.batch()
+    b.put(b"k", b"default 3")
+    b.put(b"u:3", b"cy", keyspace=ks)
+    with pytest.raises(keyval.NotFoundError):
+        b.commit()
+    assert store[b"k"] == b"default 2"
 
 
 def test_collection_crud_and_errors(store: keyval.Store) -> None:
