@@ -433,6 +433,14 @@ typedef struct {
    Last recovery: duration in microseconds.
    */
   uint64_t recovery_micros;
+  /*
+   Named keyspaces (collections' keyspaces included).
+   */
+  uint64_t keyspaces;
+  /*
+   Document collections.
+   */
+  uint64_t collections;
 } kv_stats;
 
 /*

@@ -159,8 +159,11 @@ pub struct Stats {
     /// value bytes plus per-entry bookkeeping, in bytes.
     pub memory_bytes: u64,
     /// Named keyspaces (see [`Db::keyspace`]; each has its own
-    /// [`Keyspace::stats`]).
+    /// [`Keyspace::stats`]), those of document collections included.
     pub keyspaces: u64,
+    /// Document collections (see [`Db::collection`]; each has its own
+    /// [`crate::Collection::stats`]).
+    pub collections: u64,
     /// Live WAL segment files.
     pub wal_segments: u64,
     /// Bytes of WAL segment files on disk (preallocated size).
@@ -513,7 +516,7 @@ impl Db {
     /// Errors: [`Error::Closed`].
     pub fn stats(&self) -> Result<Stats> {
         let inner = &self.inner;
-        let (keys, (kb, vb), last_lsn, named) = self.read(|t| {
+        let (keys, (kb, vb), last_lsn, named, collections) = self.read(|t| {
             let named = t.named.len();
             let nb = t.named.bytes();
             (
@@ -521,6 +524,7 @@ impl Db {
                 t.default.bytes(),
                 t.applied_lsn(),
                 (t.keyspace_count() as u64, named, nb.0 + nb.1),
+                crate::docs::collection_count(t),
             )
         })?;
         let (wal_segments, wal_bytes, synced_lsn, fsyncs) = {
@@ -557,6 +561,7 @@ impl Db {
                 + named.2
                 + named.1 * ENTRY_OVERHEAD_ESTIMATE,
             keyspaces: named.0,
+            collections,
             wal_segments,
             wal_bytes,
             wal_bytes_since_checkpoint: inner.wal_bytes_since_checkpoint.load(Ordering::Relaxed),

@@ -36,6 +36,12 @@ fn crud_and_errors() {
     }
     assert_eq!(c.get("1").expect("get").expect("some")["name"], "ann");
     assert_eq!(c.get("99").expect("get"), None);
+    let st = db.stats().expect("stats");
+    assert_eq!(
+        (st.collections, st.keyspaces),
+        (1, 3),
+        "three keyspaces per collection"
+    );
     // The stored text, unparsed, is the document serialized.
     let text = c.get_json("1").expect("get_json").expect("some");
     assert_eq!(

@@ -116,6 +116,9 @@ func TestCollections(t *testing.T) {
 			t.Fatalf("insert %d: %q %v", i, id, err)
 		}
 	}
+	if st, err := db.Stats(); err != nil || st.Collections != 1 || st.Keyspaces != 3 {
+		t.Fatalf("stats: %+v %v", st, err)
+	}
 	if _, err := c.Insert(map[string]any{"_id": "1"}); !errors.Is(err, ErrDuplicateKey) {
 		t.Fatalf("duplicate: %v", err)
 	}

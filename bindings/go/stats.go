@@ -12,6 +12,7 @@ type Stats struct {
 	Snapshots, SnapshotBytes, DiskBytes            uint64
 	LastLSN, SyncedLSN, SnapshotLSN                uint64
 	Writes, CommitGroups, Fsyncs, Checkpoints      uint64
+	Keyspaces, Collections                         uint64 // collections' keyspaces counted in Keyspaces
 	Poisoned                                       bool
 	Recovery                                       RecoveryStats
 }
@@ -39,6 +40,7 @@ func (db *DB) Stats() (Stats, error) {
 		SnapshotBytes: uint64(s.snapshot_bytes), DiskBytes: uint64(s.disk_bytes), LastLSN: uint64(s.last_lsn),
 		SyncedLSN: uint64(s.synced_lsn), SnapshotLSN: uint64(s.snapshot_lsn), Writes: uint64(s.writes),
 		CommitGroups: uint64(s.commit_groups), Fsyncs: uint64(s.fsyncs), Checkpoints: uint64(s.checkpoints),
+		Keyspaces: uint64(s.keyspaces), Collections: uint64(s.collections),
 		Poisoned: s.poisoned != 0,
 		Recovery: RecoveryStats{
 			SnapshotLSN: uint64(s.recovery_snapshot_lsn), SnapshotsRejected: uint64(s.recovery_snapshots_rejected),

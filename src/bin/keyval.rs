@@ -580,6 +580,7 @@ fn print_stats(out: &mut impl Write, s: &keyval::Stats, json: bool) -> std::io::
             "wal_bytes_since_checkpoint": s.wal_bytes_since_checkpoint, "snapshots": s.snapshots,
             "snapshot_bytes": s.snapshot_bytes, "disk_bytes": s.disk_bytes, "last_lsn": s.last_lsn,
             "synced_lsn": s.synced_lsn, "snapshot_lsn": s.snapshot_lsn, "poisoned": s.poisoned,
+            "keyspaces": s.keyspaces, "collections": s.collections,
             "recovery": {
                 "snapshot_lsn": r.snapshot_lsn, "snapshot_entries": r.snapshot_entries,
                 "snapshots_rejected": r.snapshots_rejected, "snapshot_error": r.snapshot_error,

@@ -648,6 +648,14 @@ fn agreement(
     Ok(problems)
 }
 
+/// The number of collections in `t` (their document keyspaces).
+pub(crate) fn collection_count(t: &crate::keyspace::Tables) -> u64 {
+    t.names()
+        .iter()
+        .filter(|(n, _)| n.starts_with(DOCS))
+        .count() as u64
+}
+
 /// [`Collection::check`] for every collection in recovered tables (used by
 /// `verify`, which recovers read-only and opens nothing for writing).
 /// Returns each collection's name, documents and problems, by name.

@@ -378,6 +378,10 @@ pub struct kv_stats {
     pub recovery_records_skipped: u64,
     /// Last recovery: duration in microseconds.
     pub recovery_micros: u64,
+    /// Named keyspaces (collections' keyspaces included).
+    pub keyspaces: u64,
+    /// Document collections.
+    pub collections: u64,
 }
 
 /// Fill `*out` with the store's statistics.
@@ -419,6 +423,8 @@ pub unsafe extern "C" fn kv_stats_get(db: *const kv_db, out: *mut kv_stats) -> k
             recovery_truncated_offset: r.truncation.as_ref().map_or(0, |t| t.offset),
             recovery_records_skipped: r.records_skipped,
             recovery_micros: r.duration_micros,
+            keyspaces: s.keyspaces,
+            collections: s.collections,
         };
         // Safety: `out` is non-NULL and writable.
         unsafe { *out = st };

@@ -970,6 +970,8 @@ static void test_documents(void) {
     CHECK(json_has(out, n, "[\"2\",\"z\"]"));
     kv_free(out);
     CHECK(kv_doc_insert(db, K("users"), K("{\"_id\":\"z\"}"), NULL, NULL) == KV_DUPLICATE_KEY);
+    kv_stats ds;
+    CHECK(kv_stats_get(db, &ds) == KV_OK && ds.collections == 1 && ds.keyspaces == 3);
     CHECK(kv_doc_insert(db, K("users"), K("[1]"), NULL, NULL) == KV_INVALID_ARGUMENT);
     CHECK(kv_doc_insert(db, K("users"), K("{not json"), NULL, NULL) == KV_INVALID_ARGUMENT);
     CHECK(kv_coll_create_index(db, K("users"), K("age"), 0) == KV_OK);

@@ -32,6 +32,7 @@ STATS_FIELDS = [
     "wal_bytes_since_checkpoint", "snapshots", "snapshot_bytes", "disk_bytes", "last_lsn",
     "synced_lsn", "snapshot_lsn", "writes", "commit_groups", "fsyncs", "checkpoints",
 ]
+STATS_TAIL_FIELDS = ["keyspaces", "collections"]
 RECOVERY_FIELDS = [
     "recovery_snapshot_lsn", "recovery_snapshots_rejected", "recovery_records_replayed",
     "recovery_bytes_replayed", "recovery_truncated_bytes", "recovery_truncated_offset",
@@ -44,6 +45,7 @@ class KvStats(Structure):
         [(n, c_uint64) for n in STATS_FIELDS]
         + [("poisoned", c_uint32), ("recovery_truncated", c_uint32)]
         + [(n, c_uint64) for n in RECOVERY_FIELDS]
+        + [(n, c_uint64) for n in STATS_TAIL_FIELDS]
     )
 
 

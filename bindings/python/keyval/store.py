@@ -242,7 +242,7 @@ class Store(_Native, MutableMapping[bytes, bytes]):
         """Counts, sizes (bytes) and the last recovery's facts, as a dict."""
         s = _native.KvStats()
         _check(self._call(lib.kv_stats_get, byref(s)))
-        d: dict[str, Any] = {n: getattr(s, n) for n in _native.STATS_FIELDS}
+        d: dict[str, Any] = {n: getattr(s, n) for n in _native.STATS_FIELDS + _native.STATS_TAIL_FIELDS}
         d["poisoned"] = bool(s.poisoned)
         d["recovery"] = {n[len("recovery_"):]: getattr(s, n) for n in _native.RECOVERY_FIELDS}
         d["recovery"]["truncated"] = bool(s.recovery_truncated)

@@ -62,6 +62,8 @@ def test_collection_crud_and_errors(store: keyval.Store) -> None:
     c = store.collection("people")
     assert c.insert({"name": "ann", "age": 30}) == "1"
     assert c.insert_many([{"name": "bob", "age": 25}, {"_id": "z", "age": 40}]) == ["2", "z"]
+    st = store.stats()
+    assert (st["collections"], st["keyspaces"]) == (1, 3)
     with pytest.raises(keyval.DuplicateKeyError):
         c.insert({"_id": "z"})
     with pytest.raises(keyval.InvalidArgumentError):
