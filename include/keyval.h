@@ -1121,6 +1121,16 @@ kv_status kv_keyspace_get(const kv_keyspace *ks, const uint8_t *key, size_t key_
 kv_status kv_keyspace_len(const kv_keyspace *ks, uint64_t *out);
 
 /*
+ Counters of keyspace `ks` as JSON in a fresh buffer (free with
+ `kv_free`): `{"keys": n, "key_bytes": n, "value_bytes": n}` (live keys,
+ and their keys' and values' bytes).
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL ks/out/out_len), `KV_NOT_FOUND`
+ (dropped), `KV_CLOSED`.
+ */
+kv_status kv_keyspace_stats(const kv_keyspace *ks, uint8_t **out, size_t *out_len);
+
+/*
  The keyspace's id in `*out`: the number that names it in a packed batch
  for `kv_write_packed` (operation kinds 3 and 4). Ids are never reused,
  so a packed batch built for a keyspace that is dropped meanwhile fails

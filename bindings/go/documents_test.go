@@ -53,6 +53,9 @@ func TestKeyspaces(t *testing.T) {
 	if v, err := orders.Get([]byte("o:1")); err != nil || string(v) != "u:1" {
 		t.Fatalf("orders after batch: %q %v", v, err)
 	}
+	if st, err := ks.Stats(); err != nil || st != (KeyspaceStats{Keys: 2, KeyBytes: 6, ValueBytes: 6}) {
+		t.Fatalf("keyspace stats: %+v %v", st, err)
+	}
 	// Iteration sees the keyspace's keys only, in order.
 	it, err := ks.NewIterator(&IterOptions{Prefix: []byte("u:")})
 	if err != nil {
@@ -87,6 +90,9 @@ func TestKeyspaces(t *testing.T) {
 	}
 	if _, err := ks.NewIterator(nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("iterator after drop: %v", err)
+	}
+	if _, err := ks.Stats(); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("stats after drop: %v", err)
 	}
 	// A batch naming a dropped keyspace applies nothing.
 	b = db.NewBatch()

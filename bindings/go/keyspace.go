@@ -117,6 +117,25 @@ func (k *Keyspace) Len() (uint64, error) {
 	return uint64(n), err
 }
 
+// KeyspaceStats counts a keyspace's live keys and the bytes of their keys
+// and values.
+type KeyspaceStats struct {
+	Keys       uint64 `json:"keys"`
+	KeyBytes   uint64 `json:"key_bytes"`
+	ValueBytes uint64 `json:"value_bytes"`
+}
+
+// Stats returns the keyspace's counters. Errors: ErrNotFound (dropped),
+// ErrClosed.
+func (k *Keyspace) Stats() (KeyspaceStats, error) {
+	defer runtime.KeepAlive(k)
+	var s KeyspaceStats
+	err := k.db.jsonOut(func(_ *C.kv_db, out **C.uint8_t, n *C.size_t) C.kv_status {
+		return C.kv_keyspace_stats(k.h, out, n)
+	}, &s)
+	return s, err
+}
+
 // NewIterator creates an iterator over the keyspace's keys (opts may be nil
 // for every key), used like DB.NewIterator; if the keyspace is dropped
 // meanwhile, the iteration ends. Errors: ErrNotFound (dropped), ErrClosed.

@@ -180,6 +180,30 @@ pub unsafe extern "C" fn kv_keyspace_len(ks: *const kv_keyspace, out: *mut u64) 
     })
 }
 
+/// Counters of keyspace `ks` as JSON in a fresh buffer (free with
+/// `kv_free`): `{"keys": n, "key_bytes": n, "value_bytes": n}` (live keys,
+/// and their keys' and values' bytes).
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL ks/out/out_len), `KV_NOT_FOUND`
+/// (dropped), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_stats(
+    ks: *const kv_keyspace,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+) -> kv_status {
+    with_ks(ks, |k| {
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        let s = k.stats()?;
+        let v = serde_json::json!({"keys": s.keys, "key_bytes": s.key_bytes,
+            "value_bytes": s.value_bytes});
+        // Safety: out checked, out_len documented writable.
+        unsafe { put_bytes(out, out_len, v.to_string().as_bytes()) }
+    })
+}
+
 /// The keyspace's id in `*out`: the number that names it in a packed batch
 /// for `kv_write_packed` (operation kinds 3 and 4). Ids are never reused,
 /// so a packed batch built for a keyspace that is dropped meanwhile fails

@@ -843,6 +843,8 @@ static void test_metrics(void) {
     CHECK(kv_close(db) == KV_OK);
 }
 
+static int json_has(const uint8_t *p, size_t n, const char *needle);
+
 static void test_keyspaces(void) {
     kv_options o = small_opts();
     kv_db *db = NULL;
@@ -937,11 +939,17 @@ static void test_keyspaces(void) {
         CHECK(kv_write_packed(db, pk, at) == (i == 0 ? KV_INVALID_ARGUMENT : KV_NOT_FOUND));
     }
     CHECK(kv_keyspace_len(a, &len) == KV_OK && len == 4);
+    uint8_t *js = NULL;
+    size_t jn = 0;
+    CHECK(kv_keyspace_stats(a, &js, &jn) == KV_OK && json_has(js, jn, "\"keys\":4"));
+    kv_free(js);
+    CHECK(kv_keyspace_stats(a, NULL, &jn) == KV_INVALID_ARGUMENT);
 
     int existed = 0;
     CHECK(kv_keyspace_drop(db, K("a"), &existed) == KV_OK && existed == 1);
     CHECK(kv_keyspace_set(a, K("k"), K("v")) == KV_NOT_FOUND);
     CHECK(kv_keyspace_iter_prefix(a, NULL, 0, &it) == KV_NOT_FOUND);
+    CHECK(kv_keyspace_stats(a, &js, &jn) == KV_NOT_FOUND);
     memcpy(pk + 5, &id, 4);
     CHECK(kv_write_packed(db, pk, at) == KV_NOT_FOUND); /* dropped: nothing applied */
     kv_keyspace_free(a);

@@ -121,6 +121,7 @@ _decl("kv_keyspace_set", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size
 _decl("kv_keyspace_delete", _status, c_void_p, c_char_p, c_size_t)
 _decl("kv_keyspace_get", _status, c_void_p, c_char_p, c_size_t, POINTER(_u8p), POINTER(c_size_t))
 _decl("kv_keyspace_len", _status, c_void_p, POINTER(c_uint64))
+_decl("kv_keyspace_stats", _status, c_void_p, POINTER(_u8p), POINTER(c_size_t))
 _decl("kv_keyspace_iter_range", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_void_p))
 _decl("kv_keyspace_iter_prefix", _status, c_void_p, c_char_p, c_size_t, POINTER(c_void_p))
 _decl("kv_batch_put_in", _status, c_void_p, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t)

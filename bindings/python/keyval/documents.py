@@ -308,6 +308,12 @@ class Keyspace(MutableMapping[bytes, bytes]):
         for k, _ in self.items():
             yield k
 
+    def stats(self) -> Dict[str, int]:
+        """``{"keys", "key_bytes", "value_bytes"}``: live keys and the bytes of
+        their keys and values. Raises NotFoundError once dropped."""
+        r: Dict[str, int] = _json_out(self._store, lambda _db, *a: lib.kv_keyspace_stats(self._h, *a))
+        return r
+
     def items(self, prefix: Optional[BytesLike] = None, start: Optional[BytesLike] = None,  # type: ignore[override]
               end: Optional[BytesLike] = None) -> Iterator[Tuple[bytes, bytes]]:
         """Pairs in key order, as :meth:`Store.items` (``prefix``, or ``start <=

@@ -37,6 +37,7 @@ def test_keyspaces(store: keyval.Store) -> None:
     assert list(ks) == [b"u:1", b"u:2"] and dict(ks.items(prefix=b"u:2")) == {b"u:2": b"bob"}
     assert list(ks.items(start=b"u:2")) == [(b"u:2", b"bob")] and list(ks.values()) == [b"ann", b"bob"]
     assert b"u:1" in ks and b"k" not in ks and ks.get(b"zz") is None
+    assert ks.stats() == {"keys": 2, "key_bytes": 6, "value_bytes": 6}
     with pytest.raises(KeyError):
         del ks[b"zz"]
     ks.discard(b"zz")
@@ -49,6 +50,8 @@ def test_keyspaces(store: keyval.Store) -> None:
         len(ks)
     with pytest.raises(keyval.NotFoundError):
         list(ks.items())
+    with pytest.raises(keyval.NotFoundError):
+        ks.stats()
     # A batch naming a dropped keyspace applies nothing.
     b = store.batch()
     b.put(b"k", b"default 3")
