@@ -199,8 +199,12 @@ pub(crate) fn indexable(v: &Value) -> bool {
 
 /// The value ranges an index on `path` answers for `conds` (see
 /// [`Ranges`]); the narrowest condition wins: equality, then `$in`, then
-/// the intersection of the range operators of one type class.
-pub fn index_ranges(conds: &[Cond]) -> Option<Ranges> {
+/// the intersection of the range operators of one type class. On a
+/// `multikey` index (a path that holds arrays) only the first range
+/// operator is used: each condition may be met by a different element of
+/// an array (`{"$gt": 1, "$lt": 5}` matches `[0, 10]`), so intersecting
+/// them would miss documents.
+pub fn index_ranges(conds: &[Cond], multikey: bool) -> Option<Ranges> {
     for c in conds {
         if let Cond::Eq(v) = c {
             if indexable(v) {
@@ -256,6 +260,9 @@ pub fn index_ranges(conds: &[Cond]) -> Option<Ranges> {
         };
         if tighter {
             *slot = Some((b, class(v)));
+        }
+        if multikey {
+            break;
         }
     }
     let cls = match (&lo, &hi) {
@@ -319,14 +326,17 @@ mod tests {
 
     #[test]
     fn index_ranges_pick_the_narrowest() {
-        let r = index_ranges(&[Cond::Gt(json!(1)), Cond::Gte(json!(5)), Cond::Lt(json!(9))])
-            .expect("ranges");
+        let r = index_ranges(
+            &[Cond::Gt(json!(1)), Cond::Gte(json!(5)), Cond::Lt(json!(9))],
+            false,
+        )
+        .expect("ranges");
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].0, Bound::Included(encode(Some(&json!(5)))));
         assert_eq!(r[0].1, Bound::Excluded(encode(Some(&json!(9)))));
-        assert!(index_ranges(&[Cond::Ne(json!(1))]).is_none());
+        assert!(index_ranges(&[Cond::Ne(json!(1))], false).is_none());
         assert_eq!(
-            index_ranges(&[Cond::Gt(json!(1)), Cond::Lt(json!("a"))]),
+            index_ranges(&[Cond::Gt(json!(1)), Cond::Lt(json!("a"))], false),
             Some(Vec::new())
         );
     }

@@ -324,9 +324,10 @@ fn top_fields(f: &Filter, sort: &[(String, SortOrder)], out: &mut BTreeSet<Strin
 /// The index ranges that hold exactly the documents `f` matches, when `f`
 /// only has conditions on `path` that an index answers exactly (one
 /// equality, one `$in`, or range operators, on booleans, numbers or
-/// strings), or no condition at all. An index on `path` that is not
-/// multikey then lists exactly the matches, in sort order.
-fn exact_ranges(f: &Filter, path: &str) -> Option<Ranges> {
+/// strings; on a `multikey` index, one condition only), or no condition at
+/// all. An index on `path` that is not multikey then lists exactly the
+/// matches, in sort order.
+fn exact_ranges(f: &Filter, path: &str, multikey: bool) -> Option<Ranges> {
     let conjuncts: Vec<&Filter> = match f {
         Filter::And(list) => list.iter().collect(),
         other => vec![other],
@@ -344,13 +345,16 @@ fn exact_ranges(f: &Filter, path: &str) -> Option<Ranges> {
     let exact = match conds.as_slice() {
         [Cond::Eq(v)] => filter::indexable(v),
         [Cond::In(vs)] => vs.iter().all(filter::indexable),
+        // Several ranges bound one value only where each document has one
+        // (see `filter::index_ranges`).
+        cs if multikey && cs.len() > 1 => false,
         cs => cs.iter().all(|c| match c {
             Cond::Gt(v) | Cond::Gte(v) | Cond::Lt(v) | Cond::Lte(v) => filter::indexable(v),
             _ => false,
         }),
     };
     if exact {
-        filter::index_ranges(&conds)
+        filter::index_ranges(&conds, multikey)
     } else {
         None
     }
@@ -388,7 +392,7 @@ impl Collection {
             let Some(ix) = indexes.iter().find(|i| &i.path == path) else {
                 continue;
             };
-            let Some(ranges) = filter::index_ranges(conds) else {
+            let Some(ranges) = filter::index_ranges(conds, ix.multikey) else {
                 continue;
             };
             let prefix = index_prefix(path);
@@ -480,13 +484,13 @@ impl Collection {
             },
             _ => return Ok(None),
         };
-        let Some(ranges) = exact_ranges(f, path) else {
-            return Ok(None);
-        };
-        Ok(self
+        let Some(ix) = self
             .index_info(path)?
             .filter(|ix| dir.is_none() || !ix.multikey)
-            .map(|ix| (ix, dir, ranges)))
+        else {
+            return Ok(None);
+        };
+        Ok(exact_ranges(f, path, ix.multikey).map(|ranges| (ix, dir, ranges)))
     }
 
     /// The rows of a listed plan: (sort key, id key), sorted, each
