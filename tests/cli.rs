@@ -194,3 +194,119 @@ fn keyspaces_and_documents_from_the_command_line() {
         text(&o)
     );
 }
+
+/// Every example in `--help` runs (in a scratch directory, with the files
+/// it names).
+#[test]
+fn help_examples_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("notes.txt"), "one\ntwo\n").expect("write");
+    std::fs::write(tmp.path().join("todo.txt"), "three\n").expect("write");
+    let help = Command::new(env!("CARGO_BIN_EXE_keyval"))
+        .arg("--help")
+        .output()
+        .expect("help");
+    let help = text(&help);
+    let examples: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("EXAMPLES"))
+        .filter_map(|l| l.trim().strip_prefix("keyval "))
+        .collect();
+    assert!(examples.len() >= 4, "{help}");
+    for ex in examples {
+        let o = Command::new(env!("CARGO_BIN_EXE_keyval"))
+            .args(ex.split_whitespace())
+            .current_dir(tmp.path())
+            .output()
+            .expect("run example");
+        assert!(
+            o.status.success(),
+            "`keyval {ex}` failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+/// One message per mistake, whatever the command; only the store's own
+/// directory is ever created; usage errors exit 2; deleting a missing key
+/// exits 3 and writes nothing.
+#[test]
+fn mistakes_get_one_message_and_change_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let err = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    let deep = tmp.path().join("missing/parent/db");
+    let o = keyval(&deep, &["set", "a", "b"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("does not exist (keyval creates only the store's own directory)"),
+        "{}",
+        err(&o)
+    );
+    assert!(
+        !tmp.path().join("missing").exists(),
+        "no parent was created"
+    );
+
+    let missing = tmp.path().join("db");
+    let mut messages = std::collections::BTreeSet::new();
+    for args in [
+        &["get", "a"][..],
+        &["del", "a"],
+        &["scan"],
+        &["count"],
+        &["stats"],
+        &["verify"],
+        &["dump-wal"],
+        &["keyspaces"],
+        &["checkpoint"],
+    ] {
+        let o = keyval(&missing, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        messages.insert(err(&o));
+    }
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(!missing.exists(), "reading commands create nothing");
+
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "x").expect("write");
+    let mut messages = std::collections::BTreeSet::new();
+    for args in [
+        &["get", "a"][..],
+        &["set", "a", "b"],
+        &["verify"],
+        &["dump-wal"],
+    ] {
+        let o = keyval(&file, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        messages.insert(err(&o));
+    }
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages
+        .iter()
+        .all(|m| m.contains("exists and is not a directory")));
+
+    let o = keyval(&missing, &["set", "a", "1"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(err(&o).contains("creating"), "{}", err(&o));
+    for args in [
+        &["--hex", "set", "zz", "00"][..],
+        &["--hex", "get", "0"],
+        &["--hex", "scan", "--prefix", "xy"],
+    ] {
+        assert_eq!(keyval(&missing, args).status.code(), Some(2), "{args:?}");
+    }
+    let lsn = |db: &std::path::Path| -> u64 {
+        let o = keyval(db, &["stats", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        v["last_lsn"].as_u64().expect("lsn")
+    };
+    let before = lsn(&missing);
+    let o = keyval(&missing, &["del", "zz"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(err(&o).contains("not found; nothing deleted"));
+    assert_eq!(lsn(&missing), before, "a no-op delete writes no record");
+    assert_eq!(keyval(&missing, &["del", "a"]).status.code(), Some(0));
+    assert_eq!(lsn(&missing), before + 1);
+    assert_eq!(text(&keyval(&missing, &["count"])).trim(), "0");
+}

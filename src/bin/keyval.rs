@@ -1,7 +1,7 @@
 //! `keyval`: command-line access to a KeyVal database directory.
 //!
 //! Exit codes: 0 success; 1 error (I/O, locked, invalid argument, ...);
-//! 2 usage error; 3 key not found (`get`); 4 corruption (`verify`, or on
+//! 2 usage error; 3 key not found (`get`, `del`); 4 corruption (`verify`, or on
 //! open); 5 `verify` found only a torn tail, which open would truncate.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -17,6 +17,7 @@ use std::process::ExitCode;
 const EXIT_ERROR: u8 = 1;
 /// errno of a write to a closed pipe (Linux).
 const EPIPE: i32 = 32;
+const EXIT_USAGE: u8 = 2;
 const EXIT_NOT_FOUND: u8 = 3;
 const EXIT_CORRUPTION: u8 = 4;
 const EXIT_TORN_TAIL: u8 = 5;
@@ -31,13 +32,14 @@ const EXIT_TORN_TAIL: u8 = 5;
                   checksummed write-ahead log.\n\nKeys and values are taken and printed as text \
                   (UTF-8; unprintable bytes are escaped as \\xNN on output) or, with --hex, as hex.",
     after_help = "EXIT STATUS:\n  0  success\n  1  error (I/O, locked by another process, invalid argument, ...)\n  \
-                  2  usage error\n  3  key not found (get)\n  4  corruption found\n  5  verify found only a torn \
+                  2  usage error\n  3  key not found (get, del)\n  4  corruption found\n  5  verify found only a torn \
                   tail of unacknowledged writes (open truncates it)\n\nEXAMPLES:\n  keyval ./db set user:1 alice\n  \
-                  keyval ./db scan --prefix user: --limit 10\n  keyval ./db load --lines /usr/share/common-licenses/*\n  \
+                  keyval ./db scan --prefix user: --limit 10\n  keyval ./db load notes.txt todo.txt\n  \
                   keyval ./db verify"
 )]
 struct Cli {
-    /// Database directory (created by writing commands if missing).
+    /// Database directory (created by writing commands if missing; its
+    /// parent must exist).
     dir: PathBuf,
     /// Keys and values are hex on input and output.
     #[arg(long, global = true)]
@@ -298,8 +300,74 @@ fn keyspace(cli: &Cli, db: &Db, create: bool) -> Result<Option<keyval::Keyspace>
         .transpose()
 }
 
+/// Whether the command may create the store's directory.
+fn creates(cmd: &Cmd) -> bool {
+    match cmd {
+        Cmd::Set { .. } | Cmd::Load(_) => true,
+        Cmd::Docs { op, .. } => matches!(
+            op,
+            DocOp::Insert { .. } | DocOp::Load { .. } | DocOp::Update { .. } | DocOp::Index { .. }
+        ),
+        _ => false,
+    }
+}
+
+/// The key and value arguments a command reads (hex-decoded under --hex).
+fn byte_args(cmd: &Cmd) -> Vec<&str> {
+    match cmd {
+        Cmd::Get { key } | Cmd::Del { key } => vec![key],
+        Cmd::Set { key, value } => vec![key, value],
+        Cmd::Scan(a) => [&a.prefix, &a.start, &a.end]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The same mistake gets the same message whatever the command: a path
+/// that is not a directory, a missing store for a command that only reads,
+/// a missing parent (only the store's own directory is ever created).
+/// Returns whether the directory is missing and will be created.
+fn check_dir(dir: &Path, creates: bool) -> Result<bool, Error> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(false),
+        Ok(_) => Err(Error::InvalidArgument(
+            "exists and is not a directory".into(),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !creates {
+                return Err(Error::InvalidArgument(
+                    "no such store (the directory does not exist)".into(),
+                ));
+            }
+            match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                Some(p) if !p.is_dir() => Err(Error::InvalidArgument(format!(
+                    "its parent {} does not exist (keyval creates only the store's own directory)",
+                    p.display()
+                ))),
+                _ => Ok(true),
+            }
+        }
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
 fn run(cli: &Cli) -> Result<u8, Error> {
     let hex = cli.hex;
+    // Usage errors first, before anything is opened: exit 2.
+    if hex {
+        for a in byte_args(&cli.cmd) {
+            if let Err(e) = decode_arg(true, a) {
+                eprintln!("keyval: {e}");
+                return Ok(EXIT_USAGE);
+            }
+        }
+    }
+    if check_dir(&cli.dir, creates(&cli.cmd))? {
+        eprintln!("keyval: creating {}", cli.dir.display());
+    }
     let mut out = std::io::stdout().lock();
     let w = |e: std::io::Error| Error::from(e);
     match &cli.cmd {
@@ -337,9 +405,22 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             db.close()?;
         }
         Cmd::Del { key } => {
+            // A missing key is reported (exit 3, as `get`) and nothing is
+            // written, like Python's `del store[k]`; the APIs' delete is
+            // idempotent (see README, "Deleting a missing key").
             let db = open(cli, false)?;
             let k = decode_arg(hex, key)?;
-            match keyspace(cli, &db, false)? {
+            let ks = keyspace(cli, &db, false)?;
+            let present = match &ks {
+                Some(ks) => ks.contains(&k)?,
+                None => db.contains(&k)?,
+            };
+            if !present {
+                eprintln!("keyval: key {key:?} not found; nothing deleted");
+                db.close()?;
+                return Ok(EXIT_NOT_FOUND);
+            }
+            match ks {
                 Some(ks) => ks.delete(k)?,
                 None => db.delete(k)?,
             }
