@@ -319,6 +319,13 @@ typedef struct {
    at least 10.
    */
   uint64_t checkpoint_interval_ms;
+  /*
+   Non-zero: open read-only, without the directory lock, beside a
+   writer; nothing on disk is changed, writes fail with
+   `KV_INVALID_ARGUMENT`, and an open that keeps racing a writer's
+   rotation fails with `KV_IO` (retry it). Default 0.
+   */
+  uint32_t read_only;
 } kv_options;
 
 /*

@@ -90,6 +90,52 @@ impl Ticker {
     }
 }
 
+/// Read-only recovery for [`Options::read_only`]. A writer may append,
+/// rotate or checkpoint while the files are read, which can look like
+/// damage (a record read half-written before later ones were read whole) or
+/// a vanished file; both pass when read again, so open retries a few
+/// times. Errors: as recovery; [`Error::InvalidArgument`] for a directory
+/// that is missing, not a directory, or holds no WAL.
+fn recover_read_only(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    opts: &Options,
+) -> Result<recovery::Recovered> {
+    if !fs.is_dir(dir).map_err(|e| Error::io(dir, e))? {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a store directory (read-only opens create nothing)",
+            dir.display()
+        )));
+    }
+    let mut attempt = 0;
+    loop {
+        let r = recovery::recover(fs, dir, opts, true).and_then(|rec| match rec.resume {
+            Some(_) => Ok(rec),
+            None if store::list(fs, dir)?.segments.is_empty() => Err(Error::InvalidArgument(
+                format!("{} holds no KeyVal WAL segment", dir.display()),
+            )),
+            // The last segment vanished between listing and opening it.
+            None => Err(Error::io(
+                dir,
+                std::io::Error::from_raw_os_error(libc::ENOENT),
+            )),
+        });
+        let transient = matches!(
+            &r,
+            Err(Error::Corruption { .. })
+                | Err(Error::Io {
+                    errno: Some(libc::ENOENT),
+                    ..
+                })
+        );
+        attempt += 1;
+        if r.is_ok() || !transient || attempt >= 5 || !fs.background_threads() {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(10 << attempt));
+    }
+}
+
 /// The time-based checkpoint thread: every `every` since the last
 /// checkpoint, checkpoint if anything was written. Holds only a weak
 /// reference, so it never keeps a dropped store alive.
@@ -247,8 +293,15 @@ impl Db {
     ) -> Result<Db> {
         opts.validate()?;
         let dir = path.as_ref().to_path_buf();
-        let lock = store::open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
-        let rec = recovery::recover(fs.as_ref(), &dir, &opts, false)?;
+        let (lock, rec): (Box<dyn fs::DirLock>, _) = if opts.read_only {
+            (
+                Box::new(store::NoLock),
+                recover_read_only(fs.as_ref(), &dir, &opts)?,
+            )
+        } else {
+            let lock = store::open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
+            (lock, recovery::recover(fs.as_ref(), &dir, &opts, false)?)
+        };
         let wal_bytes = rec.stats.bytes_replayed;
         let core = Core::new(dir, fs, lock, KIND_KV, &opts, rec.resume, rec.stats)?;
         let inner = Arc::new(Inner {
@@ -277,7 +330,7 @@ impl Db {
             ticker: Arc::default(),
         });
         if let Some(every) = inner.opts.checkpoint_interval {
-            if inner.core.fs.background_threads() {
+            if inner.core.fs.background_threads() && !inner.opts.read_only {
                 let (weak, ticker) = (Arc::downgrade(&inner), Arc::clone(&inner.ticker));
                 std::thread::Builder::new()
                     .name("keyval-checkpoint".into())
@@ -658,6 +711,15 @@ impl Drop for Db {
 }
 
 impl Inner {
+    fn check_not_read_only(&self) -> Result<()> {
+        if self.opts.read_only {
+            return Err(Error::InvalidArgument(
+                "the store is open read-only (Options::read_only)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
         if key.is_empty() {
             return Err(Error::InvalidArgument("empty key".into()));
@@ -748,6 +810,7 @@ impl Inner {
     fn write_validated(self: &Arc<Self>, batch: WriteBatch) -> Result<()> {
         let inner = self;
         inner.core.check_writable()?;
+        inner.check_not_read_only()?;
         if batch.is_empty() {
             return Ok(());
         }
@@ -954,6 +1017,7 @@ impl Inner {
     /// Write a snapshot of the current state unless the newest snapshot
     /// already covers it. See [`Db::checkpoint`].
     fn checkpoint_now(&self) -> Result<()> {
+        self.check_not_read_only()?;
         let t0 = self.metrics.start();
         let r = self.checkpoint_locked();
         self.metrics.finish(OpKind::Checkpoint, t0, &r);
@@ -1068,6 +1132,12 @@ impl Inner {
             return Ok(());
         }
         self.ticker.stop();
+        if self.opts.read_only {
+            // Nothing to sync or checkpoint; no lock to release.
+            self.close_index();
+            self.core.release();
+            return Ok(());
+        }
         // `reason()` returns a copy: no lock is held while the final
         // checkpoint below may poison the store.
         let result = match self.core.poison.reason() {

@@ -77,6 +77,17 @@ pub struct Options {
     /// [`Options::max_wal_size`] bounds it by size. Default `None`
     /// (size-based only). At least 10 ms.
     pub checkpoint_interval: Option<std::time::Duration>,
+    /// Open for reading only: no directory lock is taken (a writer may have
+    /// the store open, and may open it later), and nothing on disk is
+    /// changed: no torn tail is truncated, no file is created, preallocated,
+    /// synced or removed, no checkpoint is written. The store shows what
+    /// was durable when it was opened (a consistent prefix of the write
+    /// history) and does not follow later writes. Writes, checkpoints and
+    /// keyspace changes fail with [`Error::InvalidArgument`]. Opening
+    /// retries a few times when a writer rotates or checkpoints under it;
+    /// if that keeps happening, open fails with [`Error::Io`] (a vanished
+    /// file, `ENOENT`) and can simply be retried. Default `false`.
+    pub read_only: bool,
 }
 
 impl Default for Options {
@@ -91,6 +102,7 @@ impl Default for Options {
             max_value_size: 64 << 20,
             create_if_missing: true,
             checkpoint_interval: None,
+            read_only: false,
         }
     }
 }

@@ -73,6 +73,13 @@ pub(crate) fn open_directory(
     }
 }
 
+/// The "lock" of a read-only open: none (a read-only handle takes no
+/// directory lock, so that it works beside a writer).
+#[derive(Debug)]
+pub(crate) struct NoLock;
+
+impl crate::fs::DirLock for NoLock {}
+
 /// The files of a store directory, by kind.
 #[derive(Debug, Default)]
 pub struct DirListing {

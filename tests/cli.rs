@@ -310,3 +310,45 @@ fn mistakes_get_one_message_and_change_nothing() {
     assert_eq!(lsn(&missing), before + 1);
     assert_eq!(text(&keyval(&missing, &["count"])).trim(), "0");
 }
+
+/// Reading commands open read-only: they work while another process has
+/// the store open for writing, and see what it made durable; writing
+/// commands are still refused with "locked".
+#[test]
+fn reading_commands_work_beside_a_writer() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("db");
+    let db = keyval::Db::open(&dir, keyval::Options::default()).expect("writer");
+    db.set("k", "v").expect("set");
+    db.collection("c")
+        .expect("collection")
+        .insert(serde_json::json!({"n": 1}))
+        .expect("insert");
+    for args in [
+        &["get", "k"][..],
+        &["count"],
+        &["scan"],
+        &["stats", "--json"],
+        &["keyspaces"],
+        &["docs", "c", "find"],
+        &["docs", "c", "count"],
+    ] {
+        let o = keyval(&dir, args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert_eq!(text(&keyval(&dir, &["get", "k"])), "v\n");
+    assert_eq!(text(&keyval(&dir, &["docs", "c", "count"])), "1\n");
+    let o = keyval(&dir, &["set", "k", "w"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("locked"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    db.set("k", "w").expect("the writer goes on");
+    assert_eq!(text(&keyval(&dir, &["get", "k"])), "w\n");
+}

@@ -81,6 +81,11 @@ type Options struct {
 	// off; otherwise at least 10 ms, whole milliseconds). Ignored by
 	// OpenRaftLog.
 	CheckpointInterval time.Duration
+	// ReadOnly: open without the directory lock, beside a writer, changing
+	// nothing on disk; writes return ErrInvalidArgument, and an open that
+	// keeps racing the writer's rotations returns ErrIO (retry it). Shows
+	// what was durable at open. Default false.
+	ReadOnly bool
 }
 
 // DefaultOptions returns the library's defaults (kv_options_default).
@@ -97,6 +102,7 @@ func DefaultOptions() Options {
 		CreateIfMissing: o.create_if_missing != 0,
 
 		CheckpointInterval: time.Duration(o.checkpoint_interval_ms) * time.Millisecond,
+		ReadOnly:           o.read_only != 0,
 	}
 }
 
@@ -115,6 +121,10 @@ func (o Options) c() C.kv_options {
 		c.create_if_missing = 1
 	}
 	c.checkpoint_interval_ms = C.uint64_t(o.CheckpointInterval.Milliseconds())
+	c.read_only = 0
+	if o.ReadOnly {
+		c.read_only = 1
+	}
 	if o.CheckpointInterval > 0 && c.checkpoint_interval_ms == 0 {
 		c.checkpoint_interval_ms = 1 // refused by the library: under 10 ms
 	}
@@ -154,6 +164,9 @@ func WithMaxValueSize(n uint32) Option { return func(o *Options) { o.MaxValueSiz
 func WithCheckpointInterval(d time.Duration) Option {
 	return func(o *Options) { o.CheckpointInterval = d }
 }
+
+// WithReadOnly opens the store read-only (see Options.ReadOnly).
+func WithReadOnly() Option { return func(o *Options) { o.ReadOnly = true } }
 
 // WithCreateIfMissing sets whether Open creates a missing directory
 // (default true).

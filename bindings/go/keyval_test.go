@@ -411,3 +411,31 @@ func TestCheckpointInterval(t *testing.T) {
 		t.Fatalf("1 ms interval: %v", err)
 	}
 }
+
+// WithReadOnly: a second handle without the lock, beside the writer; it
+// refuses writes, and a second writer is still refused.
+func TestReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	w := openT(t, dir)
+	defer w.Close()
+	if err := w.Set([]byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(dir, WithReadOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if v, err := r.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("read-only get: %q %v", v, err)
+	}
+	if err := r.Set([]byte("k"), []byte("w")); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("read-only set: %v", err)
+	}
+	if _, err := Open(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second writer: %v", err)
+	}
+	if DefaultOptions().ReadOnly {
+		t.Fatal("read-write by default")
+	}
+}

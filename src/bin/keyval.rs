@@ -286,6 +286,19 @@ fn open(cli: &Cli, create: bool) -> Result<Db, Error> {
     )
 }
 
+/// Open for a command that only reads: read-only (Options::read_only), so
+/// it changes nothing on disk (not even a torn tail) and works while
+/// another process has the store open.
+fn open_read_only(cli: &Cli) -> Result<Db, Error> {
+    Db::open(
+        &cli.dir,
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )
+}
+
 /// The keyspace named by `--keyspace`, if any (created when `create`).
 fn keyspace(cli: &Cli, db: &Db, create: bool) -> Result<Option<keyval::Keyspace>, Error> {
     cli.keyspace
@@ -372,7 +385,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
     let w = |e: std::io::Error| Error::from(e);
     match &cli.cmd {
         Cmd::Get { key } => {
-            let db = open(cli, false)?;
+            let db = open_read_only(cli)?;
             let ks = keyspace(cli, &db, false)?;
             let k = decode_arg(hex, key)?;
             let got = match &ks {
@@ -427,7 +440,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             db.close()?;
         }
         Cmd::Scan(a) => {
-            let db = open(cli, false)?;
+            let db = open_read_only(cli)?;
             let ks = keyspace(cli, &db, false)?;
             let iter = match (&a.prefix, &a.start, &a.end) {
                 (Some(p), _, _) => match &ks {
@@ -457,7 +470,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             db.close()?;
         }
         Cmd::Count => {
-            let db = open(cli, false)?;
+            let db = open_read_only(cli)?;
             let n = match keyspace(cli, &db, false)? {
                 Some(ks) => ks.len()?,
                 None => db.len()?,
@@ -466,7 +479,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             db.close()?;
         }
         Cmd::Stats { json, prometheus } => {
-            let db = open(cli, false)?;
+            let db = open_read_only(cli)?;
             let s = db.stats()?;
             let m = db.metrics()?;
             db.close()?;
@@ -493,7 +506,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Cmd::Load(a) => load(cli, a, &mut out)?,
         Cmd::Docs { collection, op } => return docs(cli, collection, op, &mut out),
         Cmd::Keyspaces => {
-            let db = open(cli, false)?;
+            let db = open_read_only(cli)?;
             for n in db.list_keyspaces()? {
                 writeln!(out, "{n}").map_err(w)?;
             }
@@ -564,7 +577,13 @@ fn docs(cli: &Cli, coll: &str, op: &DocOp, out: &mut impl Write) -> Result<u8, E
         op,
         DocOp::Insert { .. } | DocOp::Load { .. } | DocOp::Update { .. } | DocOp::Index { .. }
     );
-    let db = open(cli, writes)?;
+    let db = if writes {
+        open(cli, true)?
+    } else if matches!(op, DocOp::Delete { .. }) {
+        open(cli, false)?
+    } else {
+        open_read_only(cli)?
+    };
     let c = if writes {
         db.collection(coll)?
     } else {

@@ -52,6 +52,11 @@ pub struct kv_options {
     /// time as `max_wal_size` bounds it by size). Default 0: off. If set,
     /// at least 10.
     pub checkpoint_interval_ms: u64,
+    /// Non-zero: open read-only, without the directory lock, beside a
+    /// writer; nothing on disk is changed, writes fail with
+    /// `KV_INVALID_ARGUMENT`, and an open that keeps racing a writer's
+    /// rotation fails with `KV_IO` (retry it). Default 0.
+    pub read_only: u32,
 }
 
 /// The default options (see each field of `kv_options`).
@@ -68,6 +73,7 @@ pub extern "C" fn kv_options_default() -> kv_options {
         max_value_size: o.max_value_size,
         create_if_missing: o.create_if_missing as u32,
         checkpoint_interval_ms: o.checkpoint_interval.map_or(0, |d| d.as_millis() as u64),
+        read_only: o.read_only as u32,
     }
 }
 
@@ -95,6 +101,7 @@ pub(crate) fn to_options(c: &kv_options) -> Result<Options, Fail> {
         create_if_missing: c.create_if_missing != 0,
         checkpoint_interval: (c.checkpoint_interval_ms != 0)
             .then(|| std::time::Duration::from_millis(c.checkpoint_interval_ms)),
+        read_only: c.read_only != 0,
     })
 }
 

@@ -69,6 +69,30 @@ static void test_options_defaults(void) {
     CHECK(o.checkpoint_interval_ms == 0);
 }
 
+/* read_only: a second handle without the lock, beside the writer; it
+ * sees what was durable at its open and refuses writes. */
+static void test_read_only(void) {
+    kv_options o = small_opts();
+    kv_db *w = NULL, *r = NULL, *r2 = NULL;
+    CHECK(kv_open(path_of("readonly"), &o, &w) == KV_OK);
+    CHECK(kv_set(w, K("k"), K("v")) == KV_OK);
+    kv_options ro = small_opts();
+    ro.read_only = 1;
+    CHECK(kv_open(path_of("readonly"), &ro, &r) == KV_OK);
+    CHECK(kv_open(path_of("readonly"), &o, &r2) == KV_LOCKED); /* still one writer */
+    uint8_t buf[8];
+    size_t n = 0;
+    CHECK(kv_get_into(r, K("k"), buf, sizeof buf, &n) == KV_OK && n == 1 && buf[0] == 'v');
+    CHECK(kv_set(r, K("k"), K("w")) == KV_INVALID_ARGUMENT);
+    CHECK(strstr(kv_last_error_message(), "read-only") != NULL);
+    CHECK(kv_delete(r, K("k")) == KV_INVALID_ARGUMENT);
+    CHECK(kv_checkpoint(r) == KV_INVALID_ARGUMENT);
+    CHECK(kv_set(w, K("k2"), K("x")) == KV_OK); /* the writer goes on */
+    CHECK(kv_close(r) == KV_OK);
+    CHECK(kv_close(w) == KV_OK);
+    CHECK(kv_open(path_of("readonly-missing"), &ro, &r) == KV_INVALID_ARGUMENT);
+}
+
 /* checkpoint_interval_ms: an idle store that was written to is
  * checkpointed by time alone (the WAL-size trigger is off). */
 static void test_checkpoint_interval(void) {
@@ -1044,6 +1068,7 @@ int main(int argc, char **argv) {
     test_versions_and_strings();
     test_options_defaults();
     test_checkpoint_interval();
+    test_read_only();
     test_open_errors();
     test_null_handles();
     test_crud_and_errors();

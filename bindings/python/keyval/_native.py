@@ -24,6 +24,7 @@ class KvOptions(Structure):
         ("max_value_size", c_uint32),
         ("create_if_missing", c_uint32),
         ("checkpoint_interval_ms", c_uint64),
+        ("read_only", c_uint32),
     ]
 
 

@@ -31,7 +31,7 @@ def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", reco
          segment_size: Optional[int] = None, max_wal_size: Optional[int] = None,
          keep_snapshots: Optional[int] = None, max_key_size: Optional[int] = None,
          max_value_size: Optional[int] = None, create_if_missing: bool = True,
-         checkpoint_interval: Optional[float] = None) -> "Store":
+         checkpoint_interval: Optional[float] = None, read_only: bool = False) -> "Store":
     """Open (creating if allowed, then recovering) the store in directory ``path``.
 
     ``durability``: ``"sync"`` (fdatasync before a write returns; survives power
@@ -42,6 +42,9 @@ def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", reco
     ``checkpoint_interval`` (seconds, at least 0.01): also checkpoint in the
     background that long after the last checkpoint if anything was written
     since; ``None`` (the default) checkpoints by WAL size only.
+    ``read_only=True`` opens without the directory lock, beside a writer,
+    changing nothing on disk: writes raise InvalidArgumentError, and an open
+    that keeps racing the writer's rotations raises IoError (retry it).
 
     Raises LockedError, CorruptionError, InvalidArgumentError, IoError.
     """
@@ -49,6 +52,7 @@ def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", reco
                  keep_snapshots=keep_snapshots, max_key_size=max_key_size, max_value_size=max_value_size,
                  create_if_missing=create_if_missing,
                  checkpoint_interval_ms=_millis(checkpoint_interval))
+    o.read_only = 1 if read_only else 0
     p = _path(path)
     h = c_void_p()
     _check(lib.kv_open(p, byref(o), byref(h)))

@@ -404,3 +404,18 @@ def test_checkpoint_interval(tmp_path: Path) -> None:
     for bad in (0, -1.0, 0.001):
         with pytest.raises(keyval.InvalidArgumentError):
             keyval.open(tmp_path / "other", checkpoint_interval=bad)
+
+
+def test_read_only(tmp_path: Path) -> None:
+    """A second handle without the lock, beside the writer."""
+    with keyval.open(tmp_path / "db") as w:
+        w[b"k"] = b"v"
+        with keyval.open(tmp_path / "db", read_only=True) as r:
+            assert r[b"k"] == b"v"
+            with pytest.raises(keyval.InvalidArgumentError):
+                r[b"k"] = b"w"
+            with pytest.raises(keyval.LockedError):
+                keyval.open(tmp_path / "db")
+        w[b"k2"] = b"x"
+    with pytest.raises(keyval.InvalidArgumentError):
+        keyval.open(tmp_path / "missing", read_only=True)
