@@ -86,7 +86,8 @@ pub struct Options {
     /// keyspace changes fail with [`Error::InvalidArgument`]. Opening
     /// retries a few times when a writer rotates or checkpoints under it;
     /// if that keeps happening, open fails with [`Error::Io`] (a vanished
-    /// file, `ENOENT`) and can simply be retried. Default `false`.
+    /// file, `ENOENT`) and can simply be retried. [`crate::RaftLog::open`]
+    /// refuses it with [`Error::InvalidArgument`]. Default `false`.
     pub read_only: bool,
 }
 

@@ -381,3 +381,20 @@ fn power_loss_at_every_step_with_truncations() {
     assert!(reclaimed > 0, "no workload reclaimed a segment");
     eprintln!("raft log: {swept} crash cases, {reclaimed} workloads reclaimed segments");
 }
+
+/// A read-only open is for key-value stores: a Raft log refuses it and
+/// creates nothing.
+#[test]
+fn read_only_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ro = Options {
+        read_only: true,
+        ..opts()
+    };
+    let path = dir.path().join("log");
+    assert!(matches!(
+        RaftLog::open(&path, ro),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(!path.exists());
+}

@@ -184,7 +184,10 @@ fn read_only_beside_a_live_writer() {
     };
     acked = Some(next_ack(&mut lines));
     let (mut opened, mut retried) = (0, 0);
-    for _ in 0..100 {
+    // Up to 100 opens, or 20 s (debug builds on a busy machine are slow);
+    // no timing is asserted.
+    let started = std::time::Instant::now();
+    while opened + retried < 100 && (started.elapsed().as_secs() < 20 || opened < 10) {
         // Drain what the writer acknowledged so far (at least one more).
         let seen_before = next_ack(&mut lines);
         acked = acked.max(Some(seen_before));
@@ -218,7 +221,10 @@ fn read_only_beside_a_live_writer() {
     child.kill().expect("kill");
     child.wait().expect("wait");
     eprintln!("read-only opens: {opened} ok, {retried} asked to retry; writer at batch {acked:?}");
-    assert!(opened >= 50, "{opened} of 100 read-only opens succeeded");
+    assert!(
+        opened >= 10 && opened >= retried,
+        "{opened} read-only opens succeeded, {retried} asked to retry"
+    );
     // The writer's directory is a sound store afterwards.
     let db = Db::open(dir.path(), small_opts()).expect("writer reopens");
     assert!(db.len().expect("len") >= 10 * (acked.expect("acked") + 1));

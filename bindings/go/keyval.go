@@ -84,7 +84,8 @@ type Options struct {
 	// ReadOnly: open without the directory lock, beside a writer, changing
 	// nothing on disk; writes return ErrInvalidArgument, and an open that
 	// keeps racing the writer's rotations returns ErrIO (retry it). Shows
-	// what was durable at open. Default false.
+	// what was durable at open. OpenRaftLog refuses it (ErrInvalidArgument).
+	// Default false.
 	ReadOnly bool
 }
 

@@ -354,6 +354,11 @@ impl RaftLog {
                 "a Raft log needs Sync or Os durability".into(),
             ));
         }
+        if opts.read_only {
+            return Err(Error::InvalidArgument(
+                "Options::read_only is for key-value stores; a Raft log is opened by its writer only".into(),
+            ));
+        }
         let dir = path.as_ref().to_path_buf();
         let lock = store::open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
         let listing = store::list(fs.as_ref(), &dir)?;
