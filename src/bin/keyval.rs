@@ -107,6 +107,21 @@ enum Cmd {
     },
     /// List the named keyspaces.
     Keyspaces,
+    /// Write the keyspace (the default one, or --keyspace) to FILE ("-":
+    /// stdout) as a portable dump: JSON Lines, keys and values in base64,
+    /// with a header and a checksummed trailer (docs/format.md, "Dump
+    /// format"). Opens read-only: works beside a writer.
+    Dump { file: PathBuf },
+    /// Load a dump into the keyspace it names (or --keyspace), in atomic
+    /// batches of BATCH pairs. The whole file is checked first (header,
+    /// every line, the trailer's count and CRC-32): a damaged or truncated
+    /// dump loads nothing.
+    Restore {
+        file: PathBuf,
+        /// Pairs per durable batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -276,14 +291,19 @@ fn open(cli: &Cli, create: bool) -> Result<Db, Error> {
         Level::Os => Durability::Os,
         Level::Buffered => Durability::Buffered,
     };
-    Db::open(
+    let missing = create && !cli.dir.exists();
+    let db = Db::open(
         &cli.dir,
         Options {
             durability,
             create_if_missing: create,
             ..Options::default()
         },
-    )
+    )?;
+    if missing {
+        eprintln!("keyval: created {}", cli.dir.display());
+    }
+    Ok(db)
 }
 
 /// Open for a command that only reads: read-only (Options::read_only), so
@@ -316,7 +336,7 @@ fn keyspace(cli: &Cli, db: &Db, create: bool) -> Result<Option<keyval::Keyspace>
 /// Whether the command may create the store's directory.
 fn creates(cmd: &Cmd) -> bool {
     match cmd {
-        Cmd::Set { .. } | Cmd::Load(_) => true,
+        Cmd::Set { .. } | Cmd::Load(_) | Cmd::Restore { .. } => true,
         Cmd::Docs { op, .. } => matches!(
             op,
             DocOp::Insert { .. } | DocOp::Load { .. } | DocOp::Update { .. } | DocOp::Index { .. }
@@ -342,7 +362,8 @@ fn byte_args(cmd: &Cmd) -> Vec<&str> {
 /// The same mistake gets the same message whatever the command: a path
 /// that is not a directory, a missing store for a command that only reads,
 /// a missing parent (only the store's own directory is ever created).
-/// Returns whether the directory is missing and will be created.
+/// Returns whether the directory is missing (a creating command then
+/// creates it when it opens the store).
 fn check_dir(dir: &Path, creates: bool) -> Result<bool, Error> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(false),
@@ -378,9 +399,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             }
         }
     }
-    if check_dir(&cli.dir, creates(&cli.cmd))? {
-        eprintln!("keyval: creating {}", cli.dir.display());
-    }
+    check_dir(&cli.dir, creates(&cli.cmd))?;
     let mut out = std::io::stdout().lock();
     let w = |e: std::io::Error| Error::from(e);
     match &cli.cmd {
@@ -505,6 +524,8 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         }
         Cmd::Load(a) => load(cli, a, &mut out)?,
         Cmd::Docs { collection, op } => return docs(cli, collection, op, &mut out),
+        Cmd::Dump { file } => dump(cli, file)?,
+        Cmd::Restore { file, batch } => restore(cli, file, *batch, &mut out)?,
         Cmd::Keyspaces => {
             let db = open_read_only(cli)?;
             for n in db.list_keyspaces()? {
@@ -522,6 +543,126 @@ fn json_arg(s: Option<&str>) -> Result<serde_json::Value, Error> {
         Some(s) => serde_json::from_str(s)
             .map_err(|e| Error::InvalidArgument(format!("not valid JSON: {e}: {s}"))),
     }
+}
+
+/// First line of a dump (docs/format.md, "Dump format").
+const DUMP_FORMAT: &str = "keyval-dump";
+
+/// `dump`: header, one line per pair, trailer with the count and the
+/// CRC-32 of every pair line (bytes including its newline).
+fn dump(cli: &Cli, file: &Path) -> Result<(), Error> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let db = open_read_only(cli)?;
+    let ks = keyspace(cli, &db, false)?;
+    let w = |e: std::io::Error| Error::io(file, e);
+    let mut out: Box<dyn Write> = if file.as_os_str() == "-" {
+        Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(file).map_err(w)?,
+        ))
+    };
+    let header = serde_json::json!({"format": DUMP_FORMAT, "version": 1,
+        "keyspace": cli.keyspace});
+    writeln!(out, "{header}").map_err(w)?;
+    let (mut count, mut crc) = (0u64, crc32fast::Hasher::new());
+    let iter = match &ks {
+        Some(ks) => ks.iter(),
+        None => db.iter(),
+    };
+    for pair in iter {
+        let (k, v) = pair?;
+        let line = format!(
+            "{}\n",
+            serde_json::json!({"k": b64.encode(&k), "v": b64.encode(&v)})
+        );
+        crc.update(line.as_bytes());
+        out.write_all(line.as_bytes()).map_err(w)?;
+        count += 1;
+    }
+    let trailer = serde_json::json!({"end": true, "count": count, "crc32": crc.finalize()});
+    writeln!(out, "{trailer}").map_err(w)?;
+    out.flush().map_err(w)?;
+    db.close()?;
+    eprintln!("keyval: dumped {count} pairs");
+    Ok(())
+}
+
+/// One pair line of a dump, decoded.
+fn dump_pair(line: &str, at: usize) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bad = |why: String| Error::InvalidArgument(format!("dump line {at}: {why}"));
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+    let field = |name: &str| -> Result<Vec<u8>, Error> {
+        let s = v[name]
+            .as_str()
+            .ok_or_else(|| bad(format!("no \"{name}\" string")))?;
+        b64.decode(s)
+            .map_err(|e| bad(format!("\"{name}\" is not base64: {e}")))
+    };
+    Ok((field("k")?, field("v")?))
+}
+
+/// `restore`: check the whole dump, then load it in batches.
+fn restore(cli: &Cli, file: &Path, batch: usize, out: &mut impl Write) -> Result<(), Error> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let bad = |why: &str| Error::InvalidArgument(format!("{}: {why}", file.display()));
+    let header: serde_json::Value = lines
+        .first()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| bad("no dump header"))?;
+    if header["format"] != DUMP_FORMAT || header["version"] != 1 {
+        return Err(bad("not a version 1 keyval dump"));
+    }
+    let trailer: serde_json::Value = lines
+        .last()
+        .filter(|l| l.ends_with('\n'))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .filter(|t: &serde_json::Value| t["end"] == true)
+        .ok_or_else(|| bad("no trailer: the dump is truncated"))?;
+    lines.remove(0);
+    lines.pop();
+    let mut crc = crc32fast::Hasher::new();
+    for (i, l) in lines.iter().enumerate() {
+        crc.update(l.as_bytes());
+        dump_pair(l, i + 2)?;
+    }
+    if trailer["count"] != lines.len() as u64 || trailer["crc32"] != crc.finalize() {
+        return Err(bad(
+            "the trailer's count or CRC-32 does not match the lines: damaged",
+        ));
+    }
+    // The keyspace: --keyspace, else the dump's own.
+    let name = cli
+        .keyspace
+        .clone()
+        .or_else(|| header["keyspace"].as_str().map(String::from));
+    let db = open(cli, true)?;
+    let ks = name.as_deref().map(|n| db.keyspace(n)).transpose()?;
+    let bar = ProgressBar::new(lines.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} pairs")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    for chunk in lines.chunks(batch.max(1)) {
+        let mut b = WriteBatch::new();
+        for (i, l) in chunk.iter().enumerate() {
+            let (k, v) = dump_pair(l, i + 2)?;
+            match &ks {
+                Some(ks) => b.put_in(ks, k, v),
+                None => b.put(k, v),
+            };
+        }
+        db.write(b)?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    db.close()?;
+    writeln!(out, "restored {} pairs", lines.len()).map_err(Error::from)?;
+    Ok(())
 }
 
 /// `docs C load`: JSON Lines into `c`, `batch` documents per insert_many
