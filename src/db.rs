@@ -339,8 +339,9 @@ impl Db {
             }
         }
         let db = Db { inner };
-        if rec.salvaged {
-            // Make the salvaged state the new baseline: a snapshot of it,
+        if rec.salvaged && !db.inner.opts.read_only {
+            // Make the salvaged state the new baseline (not for a read-only
+            // open, which changes nothing: it just shows what survives): a snapshot of it,
             // and nothing older that a later open could trip over again.
             db.inner.checkpoint_now()?;
             db.inner.drop_history()?;

@@ -229,3 +229,36 @@ fn read_only_beside_a_live_writer() {
     let db = Db::open(dir.path(), small_opts()).expect("writer reopens");
     assert!(db.len().expect("len") >= 10 * (acked.expect("acked") + 1));
 }
+
+/// A read-only open in salvage mode shows what survives damage without
+/// writing the salvaged baseline (a writer's salvage open would).
+#[test]
+fn read_only_salvage_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), small_opts()).expect("open");
+    for i in 0..300u32 {
+        db.set(format!("k{i:04}"), vec![1u8; 300]).expect("set");
+    }
+    db.crash_for_testing();
+    // Damage a record in the middle of the first segment.
+    let seg = segments(dir.path()).remove(0);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .expect("open");
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0xAB; 16], 20_000).expect("damage");
+    let before = files(dir.path());
+    assert!(matches!(
+        Db::open(dir.path(), read_only()),
+        Err(Error::Corruption { .. })
+    ));
+    let salvage = Options {
+        recovery_mode: keyval::RecoveryMode::TolerateAnyCorruption,
+        ..read_only()
+    };
+    let ro = Db::open(dir.path(), salvage).expect("read-only salvage");
+    let n = ro.len().expect("len");
+    assert!(n > 0 && n < 300, "{n} keys survive");
+    drop(ro);
+    assert_eq!(files(dir.path()), before, "nothing written");
+}
