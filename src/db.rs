@@ -340,9 +340,10 @@ impl Db {
         }
         let db = Db { inner };
         if rec.salvaged && !db.inner.opts.read_only {
-            // Make the salvaged state the new baseline (not for a read-only
-            // open, which changes nothing: it just shows what survives): a snapshot of it,
+            // Make the salvaged state the new baseline: a snapshot of it,
             // and nothing older that a later open could trip over again.
+            // (Not for a read-only open, which changes nothing: it only
+            // shows what survives.)
             db.inner.checkpoint_now()?;
             db.inner.drop_history()?;
         }
@@ -1028,12 +1029,20 @@ impl Inner {
     fn checkpoint_locked(&self) -> Result<()> {
         let mut ck = self.checkpoint.lock();
         let t = std::time::Instant::now();
-        let (frozen, lsn) = {
+        let (frozen, lsn, bytes_at_freeze) = {
             let mut m = self.mem.write();
             if m.closed {
                 return Err(Error::Closed);
             }
-            (m.table.freeze(), m.table.applied_lsn())
+            (
+                m.table.freeze(),
+                m.table.applied_lsn(),
+                // WAL bytes this snapshot covers (a group applied just
+                // before the freeze may add its bytes just after: counted
+                // once more, which only brings the next checkpoint
+                // slightly forward).
+                self.wal_bytes_since_checkpoint.load(Ordering::Relaxed),
+            )
         };
         let mut pause = t.elapsed();
         let res = if ck.good == Some(lsn) {
@@ -1072,6 +1081,15 @@ impl Inner {
         self.checkpoint_pause_micros
             .store(pause.as_micros() as u64, Ordering::Relaxed);
         let written = self.core.poison_on_err(res)?;
+        // The newest snapshot now covers the WAL bytes counted at the
+        // freeze; writes made while it was written still count toward the
+        // next checkpoint (resetting to 0 forgot them, so a time-based
+        // checkpoint that ran during writes never ran again for them).
+        let _ = self.wal_bytes_since_checkpoint.fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |b| Some(b.saturating_sub(bytes_at_freeze)),
+        );
         if written.is_none() {
             return Ok(());
         }
@@ -1081,7 +1099,6 @@ impl Inner {
             ck.snapshots.push(lsn);
             ck.snapshots.sort_unstable();
         }
-        self.wal_bytes_since_checkpoint.store(0, Ordering::Relaxed);
         *self.last_checkpoint.lock() = std::time::Instant::now();
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
         // Retention, only now that the new snapshot is durable.

@@ -164,6 +164,46 @@ fn time_based_checkpoint_runs_when_idle() {
     ));
 }
 
+/// Writes made while a checkpoint is being written still count toward the
+/// next one: whenever the newest snapshot does not cover the last write,
+/// `wal_bytes_since_checkpoint` is not zero (it was reset to zero after
+/// every checkpoint, so the time-based checkpoint could stop for good
+/// with writes uncovered).
+#[test]
+fn writes_during_a_checkpoint_still_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), opts_with(Durability::Os)).expect("open");
+    // A store big enough that writing its snapshot takes a while.
+    for c in 0..20u32 {
+        let mut b = keyval::WriteBatch::new();
+        for i in 0..1000u32 {
+            b.put(format!("pre{c:02}-{i:04}"), vec![1u8; 1000]);
+        }
+        db.write(b).expect("preload");
+    }
+    let mut violations = Vec::new();
+    for round in 0..8u32 {
+        std::thread::scope(|s| {
+            // A few writes that land while the checkpoint below runs.
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(3));
+                for i in 0..5u32 {
+                    db.set(format!("r{round}k{i}"), "during").expect("set");
+                }
+            });
+            db.checkpoint().expect("checkpoint");
+        });
+        let st = db.stats().expect("stats");
+        if st.snapshot_lsn < st.last_lsn && st.wal_bytes_since_checkpoint == 0 {
+            violations.push((round, st.snapshot_lsn, st.last_lsn));
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "uncovered writes not counted: {violations:?}"
+    );
+}
+
 #[test]
 fn every_durability_level_survives_clean_close() {
     for d in [Durability::Buffered, Durability::Os, Durability::Sync] {
