@@ -384,6 +384,10 @@ mod dump_restore {
             let ks = named.then_some("space");
             let db = keyval::Db::open(&src, keyval::Options::default()).expect("open");
             db.set("other", "not dumped with --keyspace").expect("set");
+            if let Some(n) = ks {
+                // Created even when it stays empty (an empty dump round-trips too).
+                db.keyspace(n).expect("ks");
+            }
             for (k, v) in &pairs {
                 match ks {
                     Some(n) => db.keyspace(n).expect("ks").set(k, v).expect("set"),
