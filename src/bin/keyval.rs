@@ -362,11 +362,10 @@ fn byte_args(cmd: &Cmd) -> Vec<&str> {
 /// The same mistake gets the same message whatever the command: a path
 /// that is not a directory, a missing store for a command that only reads,
 /// a missing parent (only the store's own directory is ever created).
-/// Returns whether the directory is missing (a creating command then
-/// creates it when it opens the store).
-fn check_dir(dir: &Path, creates: bool) -> Result<bool, Error> {
+/// A creating command creates a missing directory when it opens the store.
+fn check_dir(dir: &Path, creates: bool) -> Result<(), Error> {
     match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(false),
+        Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(Error::InvalidArgument(
             "exists and is not a directory".into(),
         )),
@@ -381,7 +380,7 @@ fn check_dir(dir: &Path, creates: bool) -> Result<bool, Error> {
                     "its parent {} does not exist (keyval creates only the store's own directory)",
                     p.display()
                 ))),
-                _ => Ok(true),
+                _ => Ok(()),
             }
         }
         Err(e) => Err(Error::io(dir, e)),

@@ -7,13 +7,14 @@ import ctypes
 import os
 import threading
 import time
+from collections.abc import MutableMapping
 from types import TracebackType
 from ctypes import c_void_p
 from typing import Any, Iterator, Optional, Type, TypeVar, Union
 
 from . import _native
 from ._native import lib
-from .errors import ClosedError, InvalidArgumentError, _check
+from .errors import ClosedError, InvalidArgumentError, NotFoundError, _check
 
 BytesLike = Union[bytes, bytearray, memoryview]
 
@@ -50,6 +51,40 @@ def _range_args(prefix: Optional[BytesLike], start: Optional[BytesLike],
             raise InvalidArgumentError("give either prefix or start/end")
         return True, _b(prefix, "prefix"), None
     return False, None if start is None else _b(start, "start"), None if end is None else _b(end, "end")
+
+
+class _OrderedBytesMap(MutableMapping[bytes, bytes]):
+    """The mapping methods :class:`Store` and :class:`Keyspace` share, in
+    terms of their own ``items()`` (pairs in key order) and ``discard()``."""
+
+    def items(self, prefix: Optional[BytesLike] = None, start: Optional[BytesLike] = None,  # type: ignore[override]
+              end: Optional[BytesLike] = None) -> Iterator[tuple[bytes, bytes]]:
+        raise NotImplementedError
+
+    def discard(self, key: BytesLike) -> None:
+        """Delete ``key`` whether or not it exists."""
+        raise NotImplementedError
+
+    def __delitem__(self, key: BytesLike) -> None:
+        """Delete ``key``; raises NotFoundError (a KeyError) if it is absent
+        (mapping semantics). Use :meth:`discard` to delete without checking."""
+        if key not in self:
+            raise NotFoundError(repr(_b(key)))
+        self.discard(key)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for k, _ in self.items():
+            yield k
+
+    def keys(self, prefix: Optional[BytesLike] = None) -> Iterator[bytes]:  # type: ignore[override]
+        """Keys in order (optionally only those starting with ``prefix``)."""
+        for k, _ in self.items(prefix=prefix):
+            yield k
+
+    def values(self) -> Iterator[bytes]:  # type: ignore[override]
+        """Values in key order."""
+        for _, v in self.items():
+            yield v
 
 
 _DURABILITY = {"buffered": 0, "os": 1, "sync": 2}

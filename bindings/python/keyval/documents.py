@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
-from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import _native
-from ._handle import BytesLike, _b, _range_args, _walk
+from ._handle import BytesLike, _OrderedBytesMap, _b, _range_args, _walk
 from ._native import lib
-from .errors import NotFoundError, _check
+from .errors import _check
 
 if TYPE_CHECKING:  # pragma: no cover
     from .store import Store
@@ -235,7 +234,7 @@ class Collection:
         return r
 
 
-class Keyspace(MutableMapping[bytes, bytes]):
+class Keyspace(_OrderedBytesMap):
     """A named keyspace of a Store: an independent ordered key space with
     bytes keys and values, a mutable mapping like the Store itself. Get one
     with :meth:`Store.keyspace`; write several keyspaces atomically with
@@ -280,13 +279,6 @@ class Keyspace(MutableMapping[bytes, bytes]):
         finally:
             lib.kv_free(out)
 
-    def __delitem__(self, key: BytesLike) -> None:
-        """Delete ``key``; raises NotFoundError (a KeyError) if it is absent.
-        Use :meth:`discard` to delete without checking."""
-        if key not in self:
-            raise NotFoundError(repr(_b(key)))
-        self.discard(key)
-
     def discard(self, key: BytesLike) -> None:
         """Delete ``key`` whether or not it exists (one durable write)."""
         k = _b(key)
@@ -303,10 +295,6 @@ class Keyspace(MutableMapping[bytes, bytes]):
         n = c_uint64()
         self._k(lib.kv_keyspace_len, byref(n))
         return n.value
-
-    def __iter__(self) -> Iterator[bytes]:
-        for k, _ in self.items():
-            yield k
 
     def stats(self) -> Dict[str, int]:
         """``{"keys", "key_bytes", "value_bytes"}``: live keys and the bytes of
@@ -325,13 +313,3 @@ class Keyspace(MutableMapping[bytes, bytes]):
         else:
             self._k(lib.kv_keyspace_iter_range, s, len(s or b""), e, len(e or b""), byref(it))
         return _walk(it)
-
-    def keys(self, prefix: Optional[BytesLike] = None) -> Iterator[bytes]:  # type: ignore[override]
-        """Keys in order (optionally only those starting with ``prefix``)."""
-        for k, _ in self.items(prefix=prefix):
-            yield k
-
-    def values(self) -> Iterator[bytes]:  # type: ignore[override]
-        """Values in key order."""
-        for _, v in self.items():
-            yield v

@@ -5,13 +5,13 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator
 from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, List, Optional, Type, Union
 
 from . import _native
-from ._handle import BytesLike, _b, _Handle, _Native, _options, _path, _range_args, _walk
+from ._handle import BytesLike, _b, _Handle, _Native, _OrderedBytesMap, _options, _path, _range_args, _walk
 from ._native import lib
 from .errors import _ERRORS, ClosedError, InvalidArgumentError, NotFoundError, _check
 
@@ -84,7 +84,7 @@ class _GetBuffer(threading.local):
 _getbuf = _GetBuffer()
 
 
-class Store(_Native, MutableMapping[bytes, bytes]):
+class Store(_Native, _OrderedBytesMap):
     """An open KeyVal store; create it with :func:`keyval.open`."""
 
     def __init__(self, h: c_void_p, path: str) -> None:
@@ -177,13 +177,6 @@ class Store(_Native, MutableMapping[bytes, bytes]):
         except NotFoundError:
             return default
 
-    def __delitem__(self, key: BytesLike) -> None:
-        """Delete ``key``; raises KeyError if it is absent (mapping semantics).
-        Use :meth:`discard` to delete without checking."""
-        if key not in self:
-            raise NotFoundError(repr(_b(key)))
-        self.discard(key)
-
     def discard(self, key: BytesLike) -> None:
         """Delete ``key`` whether or not it exists (one durable write)."""
         k = _b(key)
@@ -200,10 +193,6 @@ class Store(_Native, MutableMapping[bytes, bytes]):
         _check(self._call(lib.kv_len, byref(n)))
         return n.value
 
-    def __iter__(self) -> Iterator[bytes]:
-        for k, _ in self.items():
-            yield k
-
     def items(self, prefix: Optional[BytesLike] = None, start: Optional[BytesLike] = None,  # type: ignore[override]
               end: Optional[BytesLike] = None) -> Iterator[tuple[bytes, bytes]]:
         """Pairs in key order: those whose key starts with ``prefix``, or with
@@ -217,16 +206,6 @@ class Store(_Native, MutableMapping[bytes, bytes]):
         else:
             _check(self._call(lib.kv_iter_range, s, len(s or b""), e, len(e or b""), byref(it)))
         return _walk(it)
-
-    def keys(self, prefix: Optional[BytesLike] = None) -> Iterator[bytes]:  # type: ignore[override]
-        """Keys in order (optionally only those starting with ``prefix``)."""
-        for k, _ in self.items(prefix=prefix):
-            yield k
-
-    def values(self) -> Iterator[bytes]:  # type: ignore[override]
-        """Values in key order."""
-        for _, v in self.items():
-            yield v
 
     # -- batches and maintenance ------------------------------------------
     def batch(self) -> "Batch":
