@@ -689,6 +689,37 @@ impl Db {
     pub fn close(&self) -> Result<()> {
         self.inner.close()
     }
+
+    /// Online backup: write a consistent copy of the store into the new
+    /// directory `dest`, while writers keep writing. `dest` opens as a
+    /// store ([`Db::open`]) and holds every write acknowledged before the
+    /// call (for a read-only handle: every write its view holds), and no
+    /// part of any later one: it is the state at one LSN
+    /// ([`crate::BackupInfo::lsn`]), so no batch is ever torn. Keyspaces
+    /// and document collections are included.
+    ///
+    /// How: the index is frozen (the same short write-lock pause as a
+    /// checkpoint's, reported in [`crate::BackupInfo::pause_micros`]) and
+    /// written as one snapshot into a staging directory next to `dest`,
+    /// with an empty WAL segment of [`Options::segment_size`] bytes; the
+    /// directory is renamed to `dest` once everything is `fsync`ed.
+    /// Writers never wait for the backup's I/O; checkpoints do (one
+    /// snapshot is written at a time). A backup that is interrupted (error,
+    /// kill, power cut) never leaves a silently partial store: `dest` is
+    /// missing, or refuses to open with [`Error::Corruption`] (see
+    /// [`crate::backup`]). Works on a read-only handle too, which is how
+    /// another process backs up a live store (`keyval DIR backup DEST`).
+    ///
+    /// Errors: [`Error::InvalidArgument`] (`dest` exists, its parent does
+    /// not, or its staging path is taken); [`Error::Closed`];
+    /// [`Error::Io`] (the store itself is unaffected: nothing in its
+    /// directory is written).
+    ///
+    /// Thread safety: may run beside any other call; two backups of one
+    /// store run one after the other.
+    pub fn backup(&self, dest: impl AsRef<Path>) -> Result<crate::BackupInfo> {
+        self.inner.backup(dest.as_ref())
+    }
 }
 
 impl Db {
@@ -1028,23 +1059,11 @@ impl Inner {
 
     fn checkpoint_locked(&self) -> Result<()> {
         let mut ck = self.checkpoint.lock();
-        let t = std::time::Instant::now();
-        let (frozen, lsn, bytes_at_freeze) = {
-            let mut m = self.mem.write();
-            if m.closed {
-                return Err(Error::Closed);
-            }
-            (
-                m.table.freeze(),
-                m.table.applied_lsn(),
-                // WAL bytes this snapshot covers (a group applied just
-                // before the freeze may add its bytes just after: counted
-                // once more, which only brings the next checkpoint
-                // slightly forward).
-                self.wal_bytes_since_checkpoint.load(Ordering::Relaxed),
-            )
-        };
-        let mut pause = t.elapsed();
+        // WAL bytes this snapshot covers (a group applied just before the
+        // freeze may add its bytes just after: counted once more, which
+        // only brings the next checkpoint slightly forward).
+        let bytes_at_freeze = self.wal_bytes_since_checkpoint.load(Ordering::Relaxed);
+        let (frozen, lsn, pause) = self.freeze(&ck)?;
         let res = if ck.good == Some(lsn) {
             Ok(None)
         } else {
@@ -1070,14 +1089,7 @@ impl Inner {
             })
         };
         drop(frozen);
-        loop {
-            let t = std::time::Instant::now();
-            let done = self.mem.write().table.merge_step(512);
-            pause = pause.max(t.elapsed());
-            if done {
-                break;
-            }
-        }
+        let pause = pause.max(self.unfreeze(&ck));
         self.checkpoint_pause_micros
             .store(pause.as_micros() as u64, Ordering::Relaxed);
         let written = self.core.poison_on_err(res)?;
@@ -1120,6 +1132,76 @@ impl Inner {
             self.core.poison_on_err(synced)?;
         }
         Ok(())
+    }
+
+    /// Freeze the index for a snapshot (checkpoint or backup): writers go
+    /// on into a delta while the frozen tables are read without a lock.
+    /// Needs the checkpoint lock (one freeze at a time). Returns the
+    /// frozen tables, the LSN they cover and how long the write lock was
+    /// held. Errors: [`Error::Closed`].
+    fn freeze(
+        &self,
+        _ck: &CheckpointState,
+    ) -> Result<(keyspace::FrozenTables, u64, std::time::Duration)> {
+        let t = std::time::Instant::now();
+        let mut m = self.mem.write();
+        if m.closed {
+            return Err(Error::Closed);
+        }
+        let frozen = m.table.freeze();
+        Ok((frozen, m.table.applied_lsn(), t.elapsed()))
+    }
+
+    /// Merge the delta back after [`Inner::freeze`] (once the frozen tables
+    /// are dropped), a few hundred entries per write lock. Returns the
+    /// longest time the lock was held.
+    fn unfreeze(&self, _ck: &CheckpointState) -> std::time::Duration {
+        let mut pause = std::time::Duration::ZERO;
+        loop {
+            let t = std::time::Instant::now();
+            let done = self.mem.write().table.merge_step(512);
+            pause = pause.max(t.elapsed());
+            if done {
+                return pause;
+            }
+        }
+    }
+
+    /// See [`Db::backup`].
+    fn backup(&self, dest: &Path) -> Result<crate::BackupInfo> {
+        let fs = self.core.fs.as_ref();
+        if self.core.is_closed() {
+            return Err(Error::Closed);
+        }
+        let mut staging = crate::backup::Staging::begin(fs, dest)?;
+        let ck = self.checkpoint.lock();
+        let (frozen, lsn, pause) = self.freeze(&ck)?;
+        let written = snapshot::write(
+            fs,
+            &staging.dir,
+            self.db_id,
+            lsn,
+            [
+                snapshot::Section::new(&frozen.default),
+                snapshot::Section::new(&frozen.named),
+            ],
+        );
+        drop(frozen);
+        let pause = pause.max(self.unfreeze(&ck));
+        drop(ck);
+        staging.bytes += written?.bytes;
+        // The log goes on from the snapshot in an empty first segment.
+        let size = self.opts.segment_size;
+        let p = crate::wal::segment::prepare(fs, &staging.dir, KIND_KV, 1, size, self.db_id)?;
+        crate::wal::segment::install(fs, &staging.dir, &p)?;
+        staging.bytes += p.size;
+        let bytes = staging.bytes;
+        staging.finish()?;
+        Ok(crate::BackupInfo {
+            lsn,
+            bytes,
+            pause_micros: pause.as_micros() as u64,
+        })
     }
 
     /// After a salvage: delete every snapshot but the newest verified one

@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 mod atomic_file;
+pub mod backup;
 pub mod batch;
 mod codec;
 pub mod db;
@@ -53,6 +54,7 @@ pub mod store;
 pub mod verify;
 pub mod wal;
 
+pub use backup::BackupInfo;
 pub use batch::WriteBatch;
 pub use db::{Db, Iter, Stats};
 pub use docs::{Collection, CollectionStats, FindOptions, IndexInfo, Page, Plan, SortOrder};

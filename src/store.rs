@@ -93,10 +93,15 @@ pub struct DirListing {
 
 /// Classify the entries of `dir`. Unknown names are ignored.
 ///
-/// Errors: `Io` if the directory cannot be listed.
+/// Errors: `Io` if the directory cannot be listed; `Corruption` if it is
+/// an unfinished backup (it holds [`crate::backup::INCOMPLETE_MARKER`]), so
+/// that no open, recovery or verify ever takes it for a store.
 pub fn list(fs: &dyn FileSystem, dir: &Path) -> Result<DirListing> {
     let mut l = DirListing::default();
     for name in fs.list_dir(dir).map_err(|e| Error::io(dir, e))? {
+        if name == crate::backup::INCOMPLETE_MARKER {
+            return Err(crate::backup::incomplete(dir));
+        }
         if let Some(id) = segment::parse_file_name(&name) {
             l.segments.push(id);
         } else if let Some(lsn) = snapshot::parse_file_name(&name) {

@@ -119,8 +119,9 @@ impl Report {
 
 /// Verify the database in `dir` without opening it for writing.
 ///
-/// Errors: [`Error::Io`] if the directory or a file cannot be read. Damage
-/// is not an error: it is listed in the report.
+/// Errors: [`Error::Io`] if the directory or a file cannot be read;
+/// [`Error::Corruption`] if it is an unfinished backup (see
+/// [`crate::backup`]). Damage is not an error: it is listed in the report.
 pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
     let mut rep = scan_files(fs, dir)?;
     match recovery::recover(fs, dir, &Options::default(), true) {

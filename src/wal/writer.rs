@@ -127,6 +127,12 @@ impl WalWriter {
         self.fsyncs
     }
 
+    /// The active segment's id and the offset where its next record goes
+    /// (bytes still buffered under `Buffered` included).
+    pub fn end(&self) -> (u64, u64) {
+        (self.active.id, self.active.pos)
+    }
+
     /// Live segments, oldest first.
     pub fn segments(&self) -> &[SegmentMeta] {
         &self.segments
