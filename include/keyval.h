@@ -848,6 +848,24 @@ kv_status kv_sync(const kv_db *db);
 kv_status kv_checkpoint(const kv_db *db);
 
 /*
+ Online backup: write a consistent copy of the store into the new
+ directory `dest` (NUL-terminated) while other threads keep writing;
+ `dest` then opens with `kv_open`. It holds every write acknowledged
+ before the call and no part of a later one (the state at one LSN,
+ stored in `*lsn` if `lsn` is not NULL). Writers pause only as long as
+ for a checkpoint's freeze. It is built in `.<name>.backup-tmp` next to
+ `dest` and renamed into place when complete: after a crash or kill,
+ `dest` is missing, or `kv_open` on it fails with `KV_CORRUPTION`
+ ("unfinished backup"); never a store that opens with data missing.
+ Works on a handle opened with `read_only` (it backs up that view),
+ which is how another process backs up a live store.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL db or dest; `dest` exists; its
+ parent is missing), `KV_CLOSED`, `KV_IO` (the store is unaffected).
+ */
+kv_status kv_backup(const kv_db *db, const char *dest, uint64_t *lsn);
+
+/*
  Fill `*out` with the store's statistics.
 
  Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
@@ -1190,6 +1208,20 @@ kv_status kv_batch_delete_in(kv_batch *b, const kv_keyspace *ks, const uint8_t *
  `KV_DURABILITY_BUFFERED`.
  */
 kv_status kv_raft_open(const char *path, const kv_options *opts, kv_raft **out);
+
+/*
+ Online backup: copy the log (entries, hard state, truncations and the
+ snapshot) into the new directory `dest` (NUL-terminated) while appends
+ go on; `dest` then opens with `kv_raft_open`. It holds everything
+ acknowledged before the call; `*lsn` (if `lsn` is not NULL) gets the
+ last sequence number copied. Same staging and crash rules as
+ `kv_backup`.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL log or dest; `dest` exists; its
+ parent is missing), `KV_CORRUPTION` (the snapshot fails its SHA-256),
+ `KV_CLOSED`, `KV_POISONED`, `KV_IO` (the log is unaffected).
+ */
+kv_status kv_raft_backup(const kv_raft *log, const char *dest, uint64_t *lsn);
 
 /*
  Close the log: wait for appends in flight, sync, release the directory

@@ -327,6 +327,30 @@ pub unsafe extern "C" fn kv_checkpoint(db: *const kv_db) -> kv_status {
     with_db(db, |h| Ok(h.db.checkpoint()?))
 }
 
+/// Online backup: write a consistent copy of the store into the new
+/// directory `dest` (NUL-terminated) while other threads keep writing;
+/// `dest` then opens with `kv_open`. It holds every write acknowledged
+/// before the call and no part of a later one (the state at one LSN,
+/// stored in `*lsn` if `lsn` is not NULL). Writers pause only as long as
+/// for a checkpoint's freeze. It is built in `.<name>.backup-tmp` next to
+/// `dest` and renamed into place when complete: after a crash or kill,
+/// `dest` is missing, or `kv_open` on it fails with `KV_CORRUPTION`
+/// ("unfinished backup"); never a store that opens with data missing.
+/// Works on a handle opened with `read_only` (it backs up that view),
+/// which is how another process backs up a live store.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db or dest; `dest` exists; its
+/// parent is missing), `KV_CLOSED`, `KV_IO` (the store is unaffected).
+#[no_mangle]
+pub unsafe extern "C" fn kv_backup(
+    db: *const kv_db,
+    dest: *const c_char,
+    lsn: *mut u64,
+) -> kv_status {
+    // Safety: `dest` and `lsn` are as documented above.
+    with_db(db, |h| unsafe { super::backup_to(dest, lsn, |p| h.db.backup(p)) })
+}
+
 /// Statistics filled in by `kv_stats`. Byte counts are in bytes.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]

@@ -31,6 +31,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Status code returned by every fallible `kv_` function. `KV_OK` is 0;
@@ -267,6 +268,38 @@ pub(crate) unsafe fn open_handle<T>(
             Ok(())
         })())
     })
+}
+
+/// Borrow the NUL-terminated path `p` (bytes, not necessarily UTF-8).
+///
+/// Safety: `p` is NULL or NUL-terminated and valid for the returned
+/// lifetime.
+pub(crate) unsafe fn path_arg<'a>(p: *const c_char, what: &str) -> Result<&'a Path, Fail> {
+    if p.is_null() {
+        return Err(invalid(&format!("{what} is NULL")));
+    }
+    // Safety: non-NULL and, per the caller's contract, NUL-terminated.
+    let c = unsafe { CStr::from_ptr(p) };
+    Ok(Path::new(OsStr::from_bytes(c.to_bytes())))
+}
+
+/// Backup body shared by `kv_backup` and `kv_raft_backup`: run `backup`
+/// on the destination and store the LSN it reached in `*lsn` (if non-NULL).
+///
+/// Safety: `dest` is NULL or NUL-terminated; `lsn` is NULL or writable.
+pub(crate) unsafe fn backup_to(
+    dest: *const c_char,
+    lsn: *mut u64,
+    backup: impl FnOnce(&Path) -> crate::Result<crate::BackupInfo>,
+) -> Result<(), Fail> {
+    // Safety: per this function's contract.
+    let path = unsafe { path_arg(dest, "dest") }?;
+    let info = backup(path)?;
+    if !lsn.is_null() {
+        // Safety: non-NULL and writable per the contract.
+        unsafe { *lsn = info.lsn };
+    }
+    Ok(())
 }
 
 /// The body of `kv_close` and `kv_raft_close`: NULL is a no-op; otherwise

@@ -66,6 +66,28 @@ pub unsafe extern "C" fn kv_raft_open(
     }
 }
 
+/// Online backup: copy the log (entries, hard state, truncations and the
+/// snapshot) into the new directory `dest` (NUL-terminated) while appends
+/// go on; `dest` then opens with `kv_raft_open`. It holds everything
+/// acknowledged before the call; `*lsn` (if `lsn` is not NULL) gets the
+/// last sequence number copied. Same staging and crash rules as
+/// `kv_backup`.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL log or dest; `dest` exists; its
+/// parent is missing), `KV_CORRUPTION` (the snapshot fails its SHA-256),
+/// `KV_CLOSED`, `KV_POISONED`, `KV_IO` (the log is unaffected).
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_backup(
+    log: *const kv_raft,
+    dest: *const c_char,
+    lsn: *mut u64,
+) -> kv_status {
+    // Safety: `dest` and `lsn` are as documented above.
+    with_raft(log, |h| unsafe {
+        super::backup_to(dest, lsn, |p| h.log.backup(p))
+    })
+}
+
 /// Close the log: wait for appends in flight, sync, release the directory
 /// lock, free the handle. `kv_raft_close(NULL)` is a no-op. Calls in
 /// progress on other threads finish or return `KV_CLOSED`; `log` must not

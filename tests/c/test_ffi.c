@@ -93,6 +93,54 @@ static void test_read_only(void) {
     CHECK(kv_open(path_of("readonly-missing"), &ro, &r) == KV_INVALID_ARGUMENT);
 }
 
+/* kv_backup / kv_raft_backup: a copy that opens with the data, the LSN
+ * reported, and bad destinations refused. */
+static void test_backup(void) {
+    kv_options o = small_opts();
+    kv_db *db = NULL, *b = NULL;
+    char dest[8192];
+    CHECK(kv_open(path_of("bk-src"), &o, &db) == KV_OK);
+    for (int i = 0; i < 100; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "k%03d", i);
+        CHECK(kv_set(db, K(k), K("value")) == KV_OK);
+    }
+    uint64_t lsn = 0;
+    snprintf(dest, sizeof dest, "%s", path_of("bk-dest"));
+    CHECK(kv_backup(db, dest, &lsn) == KV_OK && lsn >= 100);
+    CHECK(kv_backup(db, dest, NULL) == KV_INVALID_ARGUMENT); /* exists */
+    CHECK(strstr(kv_last_error_message(), "already exists") != NULL);
+    CHECK(kv_backup(db, path_of("no/such/dir"), NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_backup(db, NULL, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_backup(NULL, dest, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_open(dest, &o, &b) == KV_OK);
+    uint64_t n = 0;
+    CHECK(kv_len(b, &n) == KV_OK && n == 100);
+    kv_stats st;
+    CHECK(kv_stats_get(b, &st) == KV_OK && st.last_lsn == lsn);
+    CHECK(kv_close(b) == KV_OK);
+    CHECK(kv_close(db) == KV_OK);
+
+    kv_raft *log = NULL, *lb = NULL;
+    CHECK(kv_raft_open(path_of("bk-raft"), &o, &log) == KV_OK);
+    kv_raft_entry es[3];
+    for (int i = 0; i < 3; i++) {
+        es[i].index = (uint64_t)i + 1;
+        es[i].term = 1;
+        es[i].data = (const uint8_t *)"entry";
+        es[i].data_len = 5;
+    }
+    CHECK(kv_raft_append(log, es, 3) == KV_OK);
+    snprintf(dest, sizeof dest, "%s", path_of("bk-raft-dest"));
+    CHECK(kv_raft_backup(log, dest, &lsn) == KV_OK && lsn >= 1);
+    CHECK(kv_raft_backup(log, dest, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_close(log) == KV_OK);
+    CHECK(kv_raft_open(dest, &o, &lb) == KV_OK);
+    uint64_t first = 0, last = 0;
+    CHECK(kv_raft_bounds(lb, &first, &last) == KV_OK && first == 1 && last == 3);
+    CHECK(kv_raft_close(lb) == KV_OK);
+}
+
 /* checkpoint_interval_ms: an idle store that was written to is
  * checkpointed by time alone (the WAL-size trigger is off). */
 static void test_checkpoint_interval(void) {
@@ -1069,6 +1117,7 @@ int main(int argc, char **argv) {
     test_options_defaults();
     test_checkpoint_interval();
     test_read_only();
+    test_backup();
     test_open_errors();
     test_null_handles();
     test_crud_and_errors();
