@@ -297,6 +297,24 @@ func (db *DB) Sync() error {
 	return db.with(func(h *C.kv_db) C.kv_status { return C.kv_sync(h) })
 }
 
+// Backup writes a consistent copy of the store into the new directory
+// dest while other goroutines keep writing, and returns the LSN it
+// reached. The copy opens with Open and holds every write acknowledged
+// before the call and no part of a later one. It is built in
+// ".<name>.backup-tmp" next to dest and renamed into place when complete:
+// after a crash or kill dest is missing, or Open on it fails with
+// ErrCorruption ("unfinished backup"). A DB opened WithReadOnly backs up
+// its view, which is how another process backs up a live store.
+// Errors: ErrInvalidArgument (dest exists, its parent is missing),
+// ErrClosed, ErrIO (the store is unaffected).
+func (db *DB) Backup(dest string) (uint64, error) {
+	cdest := C.CString(dest)
+	defer C.free(unsafe.Pointer(cdest))
+	var lsn C.uint64_t
+	err := db.with(func(h *C.kv_db) C.kv_status { return C.kv_backup(h, cdest, &lsn) })
+	return uint64(lsn), err
+}
+
 // Checkpoint writes a snapshot and drops the WAL it covers; readers and
 // writers keep running meanwhile. Errors as Sync.
 func (db *DB) Checkpoint() error {

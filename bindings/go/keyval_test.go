@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -437,5 +438,62 @@ func TestReadOnly(t *testing.T) {
 	}
 	if DefaultOptions().ReadOnly {
 		t.Fatal("read-write by default")
+	}
+}
+
+// Backup beside a writing goroutine: the copy opens, holds every write
+// acknowledged before the call as a prefix, and sits at the LSN returned.
+func TestBackup(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, dir)
+	defer db.Close()
+	var acked atomic.Int64
+	acked.Store(-1)
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := db.Set([]byte(fmt.Sprintf("k%06d", i)), []byte("value")); err != nil {
+				done <- err
+				return
+			}
+			acked.Store(int64(i))
+		}
+	}()
+	for acked.Load() < 20 {
+		time.Sleep(time.Millisecond)
+	}
+	before := acked.Load()
+	dest := filepath.Join(t.TempDir(), "copy")
+	lsn, err := db.Backup(dest)
+	close(stop)
+	if werr := <-done; werr != nil {
+		t.Fatal(werr)
+	}
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	if _, err := db.Backup(dest); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("Backup onto an existing directory: %v", err)
+	}
+	b := openT(t, dest)
+	defer b.Close()
+	n, err := b.Len()
+	if err != nil || int64(n) <= before {
+		t.Fatalf("backup holds %d keys (%v), %d were acknowledged before it", n, err, before+1)
+	}
+	for i := uint64(0); i < n; i++ {
+		if v, err := b.Get([]byte(fmt.Sprintf("k%06d", i))); err != nil || string(v) != "value" {
+			t.Fatalf("key %d of the backup: %q %v", i, v, err)
+		}
+	}
+	if st, err := b.Stats(); err != nil || st.LastLSN != lsn {
+		t.Fatalf("backup LSN %d, stats %+v %v", lsn, st, err)
 	}
 }

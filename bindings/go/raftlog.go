@@ -200,6 +200,20 @@ func (l *RaftLog) TruncatePrefix(upto uint64) error {
 	return l.with(func(h *C.kv_raft) C.kv_status { return C.kv_raft_truncate_prefix(h, C.uint64_t(upto)) })
 }
 
+// Backup copies the log (entries, hard state, truncations, snapshot) into
+// the new directory dest while appends go on, and returns the last
+// sequence number copied; dest opens with OpenRaftLog. Same staging and
+// crash rules as DB.Backup. Errors: ErrInvalidArgument (dest exists, its
+// parent is missing), ErrCorruption (the snapshot fails its checksum),
+// ErrClosed, ErrPoisoned, ErrIO.
+func (l *RaftLog) Backup(dest string) (uint64, error) {
+	cdest := C.CString(dest)
+	defer C.free(unsafe.Pointer(cdest))
+	var lsn C.uint64_t
+	err := l.with(func(h *C.kv_raft) C.kv_status { return C.kv_raft_backup(h, cdest, &lsn) })
+	return uint64(lsn), err
+}
+
 // SaveHardState saves the hard state durably. Errors: ErrClosed,
 // ErrPoisoned, ErrIO.
 func (l *RaftLog) SaveHardState(hs HardState) error {

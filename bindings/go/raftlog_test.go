@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,5 +235,33 @@ func TestRaftLogSurvivesSIGKILL(t *testing.T) {
 		}
 		t.Logf("round %d: %d entries acknowledged, %d recovered", round, acked, last)
 		l.Close()
+	}
+}
+
+func TestRaftLogBackup(t *testing.T) {
+	l := openLogT(t, t.TempDir())
+	defer l.Close()
+	appendRange(t, l, 1, 10, 1)
+	hs := HardState{Term: 1, Vote: []byte("n1"), Commit: 10}
+	if err := l.SaveHardState(hs); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "copy")
+	if _, err := l.Backup(dest); err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	if _, err := l.Backup(dest); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("Backup onto an existing directory: %v", err)
+	}
+	b := openLogT(t, dest)
+	defer b.Close()
+	if first, last, err := b.Bounds(); err != nil || first != 1 || last != 10 {
+		t.Fatalf("bounds %d..%d %v", first, last, err)
+	}
+	if e, err := b.Entry(10); err != nil || !bytes.Equal(e.Data, payload(10)) {
+		t.Fatalf("entry 10: %v %v", e, err)
+	}
+	if got, err := b.HardState(); err != nil || got.Commit != 10 || string(got.Vote) != "n1" {
+		t.Fatalf("hard state %+v %v", got, err)
 	}
 }

@@ -169,6 +169,15 @@ class RaftLog(_Native):
         whole WAL segments; the first index becomes ``upto + 1``."""
         _check(self._call(lib.kv_raft_truncate_prefix, upto))
 
+    def backup(self, dest: Union[str, "os.PathLike[str]"]) -> int:
+        """Copy the log (entries, hard state, truncations, snapshot) into the
+        new directory ``dest`` while appends go on; return the last sequence
+        number copied. ``dest`` opens with :meth:`RaftLog.open`. Same staging
+        and crash rules as :meth:`keyval.Store.backup`."""
+        lsn = c_uint64(0)
+        _check(self._call(lib.kv_raft_backup, _path(dest), byref(lsn)))
+        return lsn.value
+
     def save_hard_state(self, hs: HardState) -> None:
         """Save the hard state durably."""
         v = _b(hs.vote, "vote")

@@ -217,6 +217,26 @@ class Store(_Native, _OrderedBytesMap):
         """Make every acknowledged write durable (needed under "os"/"buffered")."""
         _check(self._call(lib.kv_sync))
 
+    def backup(self, dest: Union[str, "os.PathLike[str]"]) -> int:
+        """Write a consistent copy of the store into the new directory
+        ``dest`` while other threads keep writing; return the LSN it reached.
+
+        The copy opens with :func:`keyval.open` and holds every write
+        acknowledged before the call and no part of a later one. It is
+        built in ``.<name>.backup-tmp`` next to ``dest`` and renamed into
+        place when complete: after a crash or kill ``dest`` is missing, or
+        opening it raises :class:`CorruptionError` ("unfinished backup").
+        A store opened with ``read_only=True`` backs up its view, which is
+        how another process backs up a live store.
+
+        Raises :class:`InvalidArgumentError` (``dest`` exists, its parent is
+        missing), :class:`ClosedError`, :class:`IoError` (the store is
+        unaffected).
+        """
+        lsn = c_uint64(0)
+        _check(self._call(lib.kv_backup, _path(dest), byref(lsn)))
+        return lsn.value
+
     def checkpoint(self) -> None:
         """Write a snapshot and drop the WAL it covers."""
         _check(self._call(lib.kv_checkpoint))

@@ -147,3 +147,16 @@ def test_symmetric_open(tmp_path: Path) -> None:
         assert log.entry(1).data == b"x"
     with keyval.open(tmp_path / "s") as db:
         db[b"k"] = b"v"
+
+
+def test_raft_backup(tmp_path: Path) -> None:
+    """A Raft log backup opens with the same entries and hard state."""
+    with RaftLog.open(tmp_path / "log") as log:
+        log.append([Entry(i, 1, b"e%d" % i) for i in range(1, 11)])
+        log.save_hard_state(HardState(term=1, vote=b"n1", commit=10))
+        assert log.backup(tmp_path / "copy") >= 2
+        with pytest.raises(keyval.InvalidArgumentError):
+            log.backup(tmp_path / "copy")
+    with RaftLog.open(tmp_path / "copy") as b:
+        assert b.entry(10).data == b"e10"
+        assert b.hard_state() == HardState(term=1, vote=b"n1", commit=10)

@@ -419,3 +419,36 @@ def test_read_only(tmp_path: Path) -> None:
         w[b"k2"] = b"x"
     with pytest.raises(keyval.InvalidArgumentError):
         keyval.open(tmp_path / "missing", read_only=True)
+
+
+def test_backup_while_a_thread_writes(tmp_path: Path) -> None:
+    """A backup taken beside a writer thread holds every write made before
+    it began, a prefix of the writer's history, and opens as a store."""
+    acked = [-1]
+    stop = threading.Event()
+    with keyval.open(tmp_path / "db", segment_size=64 << 10) as db:
+
+        def writer() -> None:
+            i = 0
+            while not stop.is_set() or i < 50:
+                db[b"k%06d" % i] = b"v" * 100
+                acked[0] = i
+                i += 1
+
+        t = threading.Thread(target=writer)
+        t.start()
+        while acked[0] < 20:
+            time.sleep(0.001)
+        before = acked[0]
+        lsn = db.backup(tmp_path / "copy")
+        stop.set()
+        t.join()
+        with pytest.raises(keyval.InvalidArgumentError):
+            db.backup(tmp_path / "copy")
+        with pytest.raises(keyval.InvalidArgumentError):
+            db.backup(tmp_path / "missing" / "copy")
+    with keyval.open(tmp_path / "copy") as b:
+        n = len(b)
+        assert n > before
+        assert all(b.get(b"k%06d" % i) == b"v" * 100 for i in range(n))
+        assert b.stats()["last_lsn"] == lsn
