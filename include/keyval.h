@@ -162,6 +162,11 @@
 #define MIN_SEGMENT_VERSION 1
 
 /*
+ Log kind of a Raft log.
+ */
+#define KIND_RAFT 2
+
+/*
  Status code returned by every fallible `kv_` function. `KV_OK` is 0;
  codes 1-7 and 10-12 are the engine's errors, 8-9 belong to the C ABI.
  Values never change between releases.

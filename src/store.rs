@@ -117,6 +117,29 @@ pub fn list(fs: &dyn FileSystem, dir: &Path) -> Result<DirListing> {
     Ok(l)
 }
 
+/// The log kind of the store in `dir`, read from the header of its oldest
+/// segment: [`segment::KIND_KV`] (a [`crate::Db`]) or
+/// [`segment::KIND_RAFT`] (a [`crate::raft::RaftLog`]); `None` if it holds
+/// no segment or the header is unreadable (then open reports why).
+///
+/// Errors: as [`list`]; `Io` if the segment cannot be read.
+pub fn log_kind(fs: &dyn FileSystem, dir: &Path) -> Result<Option<u32>> {
+    let Some(&id) = list(fs, dir)?.segments.first() else {
+        return Ok(None);
+    };
+    let path = dir.join(segment::file_name(id));
+    let f = fs
+        .open(&path, crate::fs::OpenMode::Read)
+        .map_err(|e| Error::io(&path, e))?;
+    let mut head = [0u8; 16];
+    if f.read_exact_at(&mut head, 0).is_err() || &head[..8] != segment::SEGMENT_MAGIC {
+        return Ok(None);
+    }
+    Ok(Some(u32::from_le_bytes([
+        head[12], head[13], head[14], head[15],
+    ])))
+}
+
 /// Delete leftover temporary files found by [`list`] and fsync the
 /// directory. Errors: `Io`.
 pub(crate) fn remove_leftovers(fs: &dyn FileSystem, dir: &Path, l: &DirListing) -> Result<()> {

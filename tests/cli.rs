@@ -455,3 +455,54 @@ mod dump_restore {
         }
     }
 }
+
+/// `backup`: beside a writer holding the store open (read-only open), of a
+/// Raft log directory (detected from its segments), and refusing an
+/// existing destination.
+#[test]
+fn backup_beside_a_writer_and_of_a_raft_log() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("db");
+    let db = keyval::Db::open(&dir, keyval::Options::default()).expect("open");
+    for i in 0..50 {
+        db.set(format!("k{i:02}"), "v").expect("set");
+    }
+    let dest = tmp.path().join("copy");
+    let o = keyval(&dir, &["backup", dest.to_str().expect("utf-8")]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text(&o).starts_with("backup of "), "{}", text(&o));
+    db.set("later", "x").expect("the writer goes on");
+    assert_eq!(text(&keyval(&dest, &["count"])).trim(), "50");
+    let o = keyval(&dir, &["backup", dest.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
+    drop(db);
+
+    let raft = tmp.path().join("raft");
+    let log = keyval::raft::RaftLog::open(&raft, keyval::Options::default()).expect("raft");
+    log.append(&[keyval::raft::Entry {
+        index: 1,
+        term: 1,
+        data: b"e1".to_vec(),
+    }])
+    .expect("append");
+    let rdest = tmp.path().join("raft-copy");
+    let o = keyval(&raft, &["backup", rdest.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1), "the log's writer holds its lock");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("locked"));
+    log.close().expect("close");
+    let o = keyval(&raft, &["backup", rdest.to_str().expect("utf-8")]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let copy = keyval::raft::RaftLog::open(&rdest, keyval::Options::default()).expect("open copy");
+    assert_eq!(copy.entry(1).expect("entry").data, b"e1");
+}

@@ -348,7 +348,9 @@ pub unsafe extern "C" fn kv_backup(
     lsn: *mut u64,
 ) -> kv_status {
     // Safety: `dest` and `lsn` are as documented above.
-    with_db(db, |h| unsafe { super::backup_to(dest, lsn, |p| h.db.backup(p)) })
+    with_db(db, |h| unsafe {
+        super::backup_to(dest, lsn, |p| h.db.backup(p))
+    })
 }
 
 /// Statistics filled in by `kv_stats`. Byte counts are in bytes.

@@ -35,7 +35,7 @@ pub const MIN_SEGMENT_VERSION: u32 = 1;
 /// Log kind of the key-value store's WAL.
 pub const KIND_KV: u32 = 1;
 /// Log kind of a Raft log.
-pub(crate) const KIND_RAFT: u32 = 2;
+pub const KIND_RAFT: u32 = 2;
 
 /// File name of segment `id`: 20 decimal digits and `.wal`.
 pub fn file_name(id: u64) -> String {
