@@ -146,6 +146,11 @@
 #define MAX_KEYSPACE_NAME 255
 
 /*
+ Number of finite bounds of the Prometheus histograms.
+ */
+#define HISTOGRAM_BOUNDS 20
+
+/*
  Version written when only the default keyspace has entries.
  */
 #define VERSION_DEFAULT_ONLY 1
@@ -629,6 +634,16 @@ typedef struct {
 typedef int64_t (*kv_read_fn)(void *ctx, uint8_t *buf, size_t cap);
 
 
+
+/*
+ Bounds (`le`) of the latency histograms, in seconds: 5 µs to 10 s.
+ */
+#define LATENCY_BOUNDS_SECONDS { 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, }
+
+/*
+ Bounds (`le`) of the group-commit size histogram, in writes per group.
+ */
+#define GROUP_SIZE_BOUNDS { 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, }
 
 #ifdef __cplusplus
 extern "C" {

@@ -377,12 +377,12 @@ impl Db {
         self.write(b)
     }
 
-    /// Remove `key` (succeeds whether or not it existed). Errors as
-    /// [`Db::set`].
+    /// Remove `key` (succeeds whether or not it existed). Deleting a key
+    /// that is absent writes no WAL record: it changes nothing, so there is
+    /// nothing to make durable (a delete inside a [`WriteBatch`] is always
+    /// written). Errors as [`Db::set`], checked for absent keys too.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        let mut b = WriteBatch::new();
-        b.delete(key);
-        self.write(b)
+        self.inner.delete_in(0, key.as_ref())
     }
 
     /// Apply `batch` atomically: after a crash either every operation is
@@ -552,6 +552,7 @@ impl Db {
         m.recovery_truncated_bytes = st.recovery.truncation.as_ref().map_or(0, |t| t.bytes);
         m.recovery_records_skipped = st.recovery.records_skipped;
         m.recovery_micros = st.recovery.duration_micros;
+        m.poisoned = st.poisoned.is_some();
         Ok(m)
     }
 
@@ -765,6 +766,25 @@ impl Inner {
             )));
         }
         Ok(())
+    }
+
+    /// Delete `key` from keyspace `id` (0: the default one). An absent key
+    /// writes nothing, after the same checks as a write; the delete is then
+    /// ordered at the moment it found the key absent.
+    pub(crate) fn delete_in(self: &Arc<Self>, id: u32, key: &[u8]) -> Result<()> {
+        self.check_key(key)?;
+        self.core.check_writable()?;
+        self.check_not_read_only()?;
+        if !self.read_in(id, |t| t.get(id, key).is_some())? {
+            return Ok(());
+        }
+        let mut b = WriteBatch::new();
+        if id == 0 {
+            b.delete(key);
+        } else {
+            b.delete_in_id(id, key);
+        }
+        self.write(b)
     }
 
     pub(crate) fn write(self: &Arc<Self>, batch: WriteBatch) -> Result<()> {

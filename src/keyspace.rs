@@ -402,12 +402,11 @@ impl Keyspace {
         self.inner.write(b)
     }
 
-    /// Remove `key` (succeeds whether or not it existed). Errors as
-    /// [`Keyspace::set`].
+    /// Remove `key` (succeeds whether or not it existed; an absent key
+    /// writes no WAL record, as [`crate::Db::delete`]). Errors as
+    /// [`Keyspace::set`], checked for absent keys too.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        let mut b = WriteBatch::new();
-        b.delete_in_id(self.id, key.as_ref());
-        self.inner.write(b)
+        self.inner.delete_in(self.id, key.as_ref())
     }
 
     /// Live keys, key bytes and value bytes. Errors: [`Error::NotFound`]

@@ -96,12 +96,24 @@ impl Histogram {
     }
 
     /// Count, p50, p95, p99, max and mean of the recorded values, with
-    /// every value divided by `scale` (1000: nanoseconds to microseconds).
-    fn summary(&self, scale: f64) -> Summary {
+    /// every value divided by `scale` (1000: nanoseconds to microseconds),
+    /// and the cumulative counts at `bounds` (in recorded units).
+    fn summary(&self, scale: f64, bounds: &[u64; HISTOGRAM_BOUNDS]) -> Summary {
         let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
         let total: u64 = counts.iter().sum();
         let q = |p| self.quantile(&counts, total, p) as f64 / scale;
+        // A value is counted at the first bound at or above its internal
+        // bucket's upper bound (at most 25% above the value itself).
+        let buckets = bounds.map(|b| {
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bucket_upper(*i) <= b)
+                .map(|(_, c)| c)
+                .sum()
+        });
         Summary {
+            buckets,
             count: total,
             p50: q(0.50),
             p95: q(0.95),
@@ -135,6 +147,31 @@ pub struct Summary {
     pub mean: f64,
     /// Sum of all values.
     pub sum: f64,
+    /// Cumulative counts for a Prometheus histogram: `buckets[i]` values
+    /// were at most [`LATENCY_BOUNDS_SECONDS`]`[i]` (latencies) or
+    /// [`GROUP_SIZE_BOUNDS`]`[i]` (group sizes); `count` is the `+Inf`
+    /// bucket. Built from the internal log-linear buckets, so a value may
+    /// count up to 25% late (at a bound above it, never below).
+    pub buckets: [u64; HISTOGRAM_BOUNDS],
+}
+
+/// Number of finite bounds of the Prometheus histograms.
+pub const HISTOGRAM_BOUNDS: usize = 20;
+
+/// Bounds (`le`) of the latency histograms, in seconds: 5 µs to 10 s.
+pub const LATENCY_BOUNDS_SECONDS: [f64; HISTOGRAM_BOUNDS] = [
+    5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Bounds (`le`) of the group-commit size histogram, in writes per group.
+pub const GROUP_SIZE_BOUNDS: [u64; HISTOGRAM_BOUNDS] = [
+    1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
+];
+
+/// [`LATENCY_BOUNDS_SECONDS`] in nanoseconds.
+fn latency_bounds_ns() -> [u64; HISTOGRAM_BOUNDS] {
+    LATENCY_BOUNDS_SECONDS.map(|s| (s * 1e9).round() as u64)
 }
 
 /// Operation kinds with a latency histogram.
@@ -256,7 +293,8 @@ impl Recorder {
         groups: u64,
         checkpoints: u64,
     ) -> Metrics {
-        let l = |k: OpKind| self.latency[k as usize].summary(1000.0);
+        let ns = latency_bounds_ns();
+        let l = |k: OpKind| self.latency[k as usize].summary(1000.0, &ns);
         let since = self.reset_at.lock().unwrap_or(opened);
         Metrics {
             seconds: since.elapsed().as_secs_f64(),
@@ -271,7 +309,7 @@ impl Recorder {
             fsyncs: fsyncs.saturating_sub(self.base_fsyncs.load(Relaxed)),
             commit_groups: groups.saturating_sub(self.base_groups.load(Relaxed)),
             checkpoints: checkpoints.saturating_sub(self.base_checkpoints.load(Relaxed)),
-            group_size: self.group_size.summary(1.0),
+            group_size: self.group_size.summary(1.0, &GROUP_SIZE_BOUNDS),
             write_latency: l(OpKind::Write),
             get_latency: l(OpKind::Get),
             scan_latency: l(OpKind::Scan),
@@ -343,6 +381,9 @@ pub struct Metrics {
     pub recovery_records_skipped: u64,
     /// Duration of the last recovery, in microseconds.
     pub recovery_micros: u64,
+    /// Whether the store is poisoned (an earlier write or fsync failed;
+    /// writes fail until it is reopened).
+    pub poisoned: bool,
 }
 
 /// Names of the error kinds, indexed by status code.
@@ -363,10 +404,13 @@ pub const ERROR_NAMES: [&str; ERROR_KINDS] = [
 ];
 
 impl Metrics {
-    /// The metrics in Prometheus text exposition format (version 0.0.4):
-    /// counters end in `_total`, latencies are summaries in seconds
-    /// (`quantile` 0.5, 0.95, 0.99, plus `_sum` and `_count`), gauges are in
-    /// bytes. Every sample carries the label `db="<label>"`.
+    /// The metrics in Prometheus text exposition format (version 0.0.4),
+    /// every name in base units: counters end in `_total`; latencies are
+    /// histograms in seconds (`keyval_operation_duration_seconds` with
+    /// label `op`, bounds [`LATENCY_BOUNDS_SECONDS`], `_bucket`, `_sum`,
+    /// `_count`); group-commit sizes a histogram in writes; gauges in bytes
+    /// or seconds, plus `keyval_poisoned` (0/1) and `keyval_up` (1). Every
+    /// sample carries the label `db="<label>"`.
     pub fn to_prometheus(&self, label: &str) -> String {
         use std::fmt::Write;
         let db = label
@@ -438,7 +482,24 @@ impl Metrics {
                 ERROR_NAMES[i]
             );
         }
-        let _ = writeln!(o, "# HELP keyval_operation_duration_seconds Operation latency.\n# TYPE keyval_operation_duration_seconds summary");
+        let histogram = |o: &mut String,
+                         name: &str,
+                         labels: &str,
+                         s: &Summary,
+                         bounds: &[String],
+                         scale: f64| {
+            for (le, n) in bounds.iter().zip(s.buckets) {
+                let _ = writeln!(o, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
+            }
+            let _ = writeln!(o, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", s.count);
+            let _ = writeln!(o, "{name}_sum{{{labels}}} {}", s.sum * scale);
+            let _ = writeln!(o, "{name}_count{{{labels}}} {}", s.count);
+        };
+        let secs: Vec<String> = LATENCY_BOUNDS_SECONDS
+            .iter()
+            .map(|b| b.to_string())
+            .collect();
+        let _ = writeln!(o, "# HELP keyval_operation_duration_seconds Operation latency, by operation.\n# TYPE keyval_operation_duration_seconds histogram");
         for (op, s) in [
             ("write", &self.write_latency),
             ("get", &self.get_latency),
@@ -446,44 +507,25 @@ impl Metrics {
             ("sync", &self.sync_latency),
             ("checkpoint", &self.checkpoint_latency),
         ] {
-            for (q, v) in [("0.5", s.p50), ("0.95", s.p95), ("0.99", s.p99)] {
-                let _ = writeln!(
-                    o,
-                    "keyval_operation_duration_seconds{{db=\"{db}\",op=\"{op}\",quantile=\"{q}\"}} {}",
-                    v / 1e6
-                );
-            }
-            let _ = writeln!(
-                o,
-                "keyval_operation_duration_seconds_sum{{db=\"{db}\",op=\"{op}\"}} {}",
-                s.sum / 1e6
-            );
-            let _ = writeln!(
-                o,
-                "keyval_operation_duration_seconds_count{{db=\"{db}\",op=\"{op}\"}} {}",
-                s.count
+            let labels = format!("db=\"{db}\",op=\"{op}\"");
+            histogram(
+                &mut o,
+                "keyval_operation_duration_seconds",
+                &labels,
+                s,
+                &secs,
+                1e-6,
             );
         }
-        let _ = writeln!(o, "# HELP keyval_commit_group_size Writes per group commit.\n# TYPE keyval_commit_group_size summary");
-        for (q, v) in [
-            ("0.5", self.group_size.p50),
-            ("0.95", self.group_size.p95),
-            ("0.99", self.group_size.p99),
-        ] {
-            let _ = writeln!(
-                o,
-                "keyval_commit_group_size{{db=\"{db}\",quantile=\"{q}\"}} {v}"
-            );
-        }
-        let _ = writeln!(
-            o,
-            "keyval_commit_group_size_sum{{db=\"{db}\"}} {}",
-            self.group_size.sum
-        );
-        let _ = writeln!(
-            o,
-            "keyval_commit_group_size_count{{db=\"{db}\"}} {}",
-            self.group_size.count
+        let sizes: Vec<String> = GROUP_SIZE_BOUNDS.iter().map(|b| b.to_string()).collect();
+        let _ = writeln!(o, "# HELP keyval_commit_group_size Writes per group commit.\n# TYPE keyval_commit_group_size histogram");
+        histogram(
+            &mut o,
+            "keyval_commit_group_size",
+            &format!("db=\"{db}\""),
+            &self.group_size,
+            &sizes,
+            1.0,
         );
         let gauge = |o: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(o, "# HELP keyval_{name} {help}\n# TYPE keyval_{name} gauge");
@@ -526,11 +568,23 @@ impl Metrics {
             "Records skipped by the last recovery.",
             self.recovery_records_skipped,
         );
+        let _ = writeln!(o, "# HELP keyval_recovery_duration_seconds Duration of the last recovery.\n# TYPE keyval_recovery_duration_seconds gauge");
+        let _ = writeln!(
+            o,
+            "keyval_recovery_duration_seconds{{db=\"{db}\"}} {}",
+            self.recovery_micros as f64 / 1e6
+        );
         gauge(
             &mut o,
-            "recovery_duration_microseconds",
-            "Duration of the last recovery.",
-            self.recovery_micros,
+            "poisoned",
+            "1 if an earlier write or fsync failed and the store refuses writes until reopened.",
+            u64::from(self.poisoned),
+        );
+        gauge(
+            &mut o,
+            "up",
+            "1: the store is open and answered (metrics of a closed store are an error, not 0).",
+            1,
         );
         o
     }
@@ -559,7 +613,7 @@ mod tests {
         for v in 1..=10_000u64 {
             h.record(v * 1000); // 1 us .. 10 ms in ns
         }
-        let s = h.summary(1000.0);
+        let s = h.summary(1000.0, &latency_bounds_ns());
         assert_eq!(s.count, 10_000);
         for (got, want) in [(s.p50, 5000.0), (s.p95, 9500.0), (s.p99, 9900.0)] {
             assert!(got >= want && got <= want * 1.25, "{got} vs {want}");
@@ -567,6 +621,35 @@ mod tests {
         assert_eq!(s.max, 10_000.0);
         assert!((s.mean - 5000.5).abs() < 0.01);
         h.reset();
-        assert_eq!(h.summary(1000.0), Summary::default());
+        assert_eq!(h.summary(1000.0, &latency_bounds_ns()), Summary::default());
+    }
+
+    /// Histogram buckets: cumulative, never count a value below its true
+    /// bound, at most 25% late.
+    #[test]
+    fn histogram_buckets_are_cumulative_and_bound_their_values() {
+        let h = Histogram::default();
+        let values: Vec<u64> = (1..=20_000u64).map(|v| v * 997).collect(); // ~1 us .. 20 ms
+        for &v in &values {
+            h.record(v);
+        }
+        let bounds = latency_bounds_ns();
+        let s = h.summary(1000.0, &bounds);
+        let mut last = 0;
+        for (b, &n) in bounds.iter().zip(&s.buckets) {
+            assert!(n >= last, "cumulative");
+            last = n;
+            let at_most = values.iter().filter(|&&v| v <= *b).count() as u64;
+            let within = values.iter().filter(|&&v| v * 5 <= *b * 4).count() as u64;
+            assert!(
+                n <= at_most,
+                "le={b}: {n} counted, only {at_most} values are <= it"
+            );
+            assert!(
+                n >= within,
+                "le={b}: {n} counted, {within} values are 25% below it"
+            );
+        }
+        assert_eq!(s.buckets[HISTOGRAM_BOUNDS - 1], s.count, "all below 10 s");
     }
 }

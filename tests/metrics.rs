@@ -101,3 +101,125 @@ fn prometheus_text_is_well_formed() {
     assert!(text
         .contains("keyval_operation_duration_seconds_count{db=\"my \\\"db\\\"\",op=\"get\"} 1\n"));
 }
+
+/// Check the exposition the way a Prometheus server would read it: every
+/// family typed counter, gauge or histogram (no summaries); names in base
+/// units; each histogram's buckets cumulative with increasing `le`, ending
+/// in `+Inf` equal to `_count`. Returns the value of each unlabelled-by-op
+/// gauge sample by name.
+fn check_exposition(text: &str) -> std::collections::BTreeMap<String, f64> {
+    use std::collections::BTreeMap;
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut values = BTreeMap::new();
+    // (family, labels without le) -> [(le, count)], and _count values.
+    let mut buckets: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut counts: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, t) = rest.split_once(' ').expect(line);
+            assert!(
+                matches!(t, "counter" | "gauge" | "histogram"),
+                "{name} is a {t}"
+            );
+            assert!(
+                !name.contains("micro") && !name.contains("milli"),
+                "{name}: not in base units"
+            );
+            if t == "counter" {
+                assert!(name.ends_with("_total"), "{name}");
+            }
+            assert!(
+                types.insert(name.into(), t.into()).is_none(),
+                "{name} twice"
+            );
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect(line);
+        let value: f64 = value.parse().expect(line);
+        let (name, labels) = series.split_once('{').expect(line);
+        let labels = labels.strip_suffix('}').expect(line);
+        if let Some(fam) = name.strip_suffix("_bucket") {
+            assert_eq!(
+                types.get(fam).map(String::as_str),
+                Some("histogram"),
+                "{line}"
+            );
+            let (rest, le) = labels.rsplit_once(",le=").expect(line);
+            let le = le.trim_matches('"');
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().expect(line)
+            };
+            buckets
+                .entry((fam.into(), rest.into()))
+                .or_default()
+                .push((le, value));
+        } else if let Some(fam) = name
+            .strip_suffix("_count")
+            .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
+        {
+            counts.insert((fam.into(), labels.into()), value);
+        } else if name.ends_with("_sum")
+            && types
+                .get(name.trim_end_matches("_sum"))
+                .is_some_and(|t| t == "histogram")
+        {
+            assert!(value >= 0.0, "{line}");
+        } else {
+            assert!(types.contains_key(name), "{name} has no TYPE line");
+            values.insert(name.to_string(), value);
+        }
+    }
+    assert!(!buckets.is_empty());
+    for (key, bs) in &buckets {
+        for w in bs.windows(2) {
+            assert!(w[0].0 < w[1].0, "{key:?}: le not increasing");
+            assert!(w[0].1 <= w[1].1, "{key:?}: buckets not cumulative");
+        }
+        let last = bs.last().expect("buckets");
+        assert!(last.0.is_infinite(), "{key:?}: no +Inf bucket");
+        assert_eq!(Some(&last.1), counts.get(key), "{key:?}: +Inf != _count");
+    }
+    // A second reader: the prometheus-parse crate.
+    let parsed = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("prometheus-parse reads it");
+    assert!(parsed
+        .samples
+        .iter()
+        .any(|s| matches!(s.value, prometheus_parse::Value::Histogram(_))));
+    values
+}
+
+#[test]
+fn prometheus_histograms_and_health_gauges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ffs = common::FaultyFs::new(common::Fault::Sync, i64::MAX, true);
+    let db = Db::open_with_fs(
+        dir.path(),
+        common::small_opts(),
+        std::sync::Arc::new(common::FaultyFsHandle(ffs.clone())),
+    )
+    .expect("open");
+    for i in 0..200u32 {
+        db.set(format!("k{i}"), "v").expect("set");
+        db.get(format!("k{i}")).expect("get");
+    }
+    let text = db.metrics().expect("metrics").to_prometheus("db");
+    let v = check_exposition(&text);
+    assert_eq!(v["keyval_poisoned"], 0.0);
+    assert_eq!(v["keyval_up"], 1.0);
+    assert!(v.contains_key("keyval_recovery_duration_seconds"));
+    assert!(text.contains("keyval_operation_duration_seconds_count{db=\"db\",op=\"write\"} 200\n"));
+    assert!(text.contains(
+        "keyval_operation_duration_seconds_bucket{db=\"db\",op=\"get\",le=\"+Inf\"} 200\n"
+    ));
+    // An fsync fails: the store is poisoned, and the metrics say so.
+    ffs.countdown.store(0, std::sync::atomic::Ordering::SeqCst);
+    assert!(db.set("x", "y").is_err());
+    let v = check_exposition(&db.metrics().expect("metrics").to_prometheus("db"));
+    assert_eq!(v["keyval_poisoned"], 1.0);
+}

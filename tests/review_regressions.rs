@@ -485,3 +485,47 @@ fn deleting_lock_file_does_not_admit_a_second_writer() {
     let again = Db::open(dir.path(), small_opts()).expect("open after close");
     assert_eq!(again.get(b"k").expect("get"), Some(b"v".to_vec()));
 }
+
+/// Issue 15: deleting an absent key wrote a WAL record (and an fsync) for
+/// a change that changed nothing. Now it writes nothing, in the default
+/// keyspace and in a named one, while its argument checks still apply.
+#[test]
+fn deleting_an_absent_key_writes_no_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = keyval::Db::open(dir.path(), keyval::Options::default()).expect("open");
+    let ks = db.create_keyspace("ks").expect("keyspace");
+    db.set("a", "1").expect("set");
+    ks.set("a", "1").expect("set");
+    let lsn = db.stats().expect("stats").last_lsn;
+    db.delete("missing").expect("delete absent");
+    ks.delete("missing").expect("delete absent");
+    assert_eq!(
+        db.stats().expect("stats").last_lsn,
+        lsn,
+        "no record written"
+    );
+    assert!(matches!(
+        db.delete(""),
+        Err(keyval::Error::InvalidArgument(_))
+    ));
+    db.delete("a").expect("delete present");
+    ks.delete("a").expect("delete present");
+    assert_eq!(db.stats().expect("stats").last_lsn, lsn + 2);
+    assert_eq!(db.get("a").expect("get"), None);
+    assert_eq!(ks.get("a").expect("get"), None);
+    let ro = keyval::Db::open(
+        dir.path(),
+        keyval::Options {
+            read_only: true,
+            ..keyval::Options::default()
+        },
+    )
+    .expect("read-only");
+    assert!(matches!(
+        ro.delete("missing"),
+        Err(keyval::Error::InvalidArgument(_))
+    ));
+    drop(db);
+    let db = keyval::Db::open(dir.path(), keyval::Options::default()).expect("reopen");
+    assert_eq!(db.get("a").expect("get"), None);
+}

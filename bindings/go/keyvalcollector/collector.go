@@ -1,0 +1,96 @@
+// Package keyvalcollector exposes a KeyVal store's metrics to Prometheus
+// through client_golang:
+//
+//	prometheus.MustRegister(keyvalcollector.New(db))
+//
+// On every scrape it reads db.PrometheusMetrics() (counters ending in
+// _total, latency histograms in seconds, gauges in bytes and seconds,
+// keyval_poisoned and keyval_up) and hands the samples to the registry as
+// constant metrics, labelled db="<directory>". A closed store is reported
+// as keyval_up 0 rather than as a scrape error.
+//
+// It is its own module so that the binding itself does not depend on
+// client_golang.
+//
+// Thread safety: a Collector may be scraped from many goroutines at once.
+package keyvalcollector
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/keyval/keyval/bindings/go"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Collector is a prometheus.Collector over one KeyVal store.
+type Collector struct {
+	db    *keyval.DB
+	label string
+	up    *prometheus.Desc
+}
+
+// New returns a collector for db; label is the value of the db label of
+// keyval_up when the store cannot answer (the others carry the store's
+// own directory). Register it once per store.
+func New(db *keyval.DB, label string) *Collector {
+	return &Collector{
+		db:    db,
+		label: label,
+		up: prometheus.NewDesc("keyval_up",
+			"1: the store is open and answered (metrics of a closed store are an error, not 0).",
+			[]string{"db"}, nil),
+	}
+}
+
+// Describe sends nothing: the families come from the store at scrape time,
+// which makes this an unchecked collector (see prometheus.Collector).
+func (c *Collector) Describe(chan<- *prometheus.Desc) {}
+
+// Collect reads the store's metrics and sends them as constant metrics.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	text, err := c.db.PrometheusMetrics()
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0, c.label)
+		return
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.up, fmt.Errorf("keyval metrics text: %w", err))
+		return
+	}
+	for name, f := range families {
+		for _, m := range f.GetMetric() {
+			var names, values []string
+			for _, l := range m.GetLabel() {
+				names = append(names, l.GetName())
+				values = append(values, l.GetValue())
+			}
+			desc := prometheus.NewDesc(name, f.GetHelp(), names, nil)
+			var metric prometheus.Metric
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				metric, err = prometheus.NewConstMetric(desc, prometheus.CounterValue, m.GetCounter().GetValue(), values...)
+			case dto.MetricType_GAUGE:
+				metric, err = prometheus.NewConstMetric(desc, prometheus.GaugeValue, m.GetGauge().GetValue(), values...)
+			case dto.MetricType_HISTOGRAM:
+				h := m.GetHistogram()
+				buckets := make(map[float64]uint64, len(h.GetBucket()))
+				for _, b := range h.GetBucket() {
+					buckets[b.GetUpperBound()] = b.GetCumulativeCount()
+				}
+				metric, err = prometheus.NewConstHistogram(desc, h.GetSampleCount(), h.GetSampleSum(), buckets, values...)
+			default:
+				err = fmt.Errorf("unexpected metric type %v", f.GetType())
+			}
+			if err != nil {
+				metric = prometheus.NewInvalidMetric(desc, err)
+			}
+			ch <- metric
+		}
+	}
+}
