@@ -5,9 +5,10 @@
 //!
 //! Prints: the raw fdatasync ceiling (4 KiB overwrite of a preallocated,
 //! zero-filled file), single-writer and multi-writer Sync commit rates,
-//! bulk load, random gets, replay speed, checkpoint pause, memory per entry.
+//! per-write durability (`WriteOptions`) on a `Sync` store, bulk load,
+//! random gets, replay speed, checkpoint pause, memory per entry.
 
-use keyval::{Db, Durability, Options, WriteBatch};
+use keyval::{Db, Durability, Options, WriteBatch, WriteOptions};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -96,6 +97,77 @@ fn writers(dir: &std::path::Path, threads: u64, per: u64) -> f64 {
     rate
 }
 
+/// Per-write durability on a store opened at `Sync`: `per` single-pair
+/// writes by one writer asking for `level` on every `every`-th write and
+/// `Buffered` on the others. Returns writes per second.
+fn per_write(dir: &std::path::Path, per: u64, every: u64, level: Durability) -> f64 {
+    let db = Db::open(dir, Options::default()).expect("open");
+    let (fast, slow) = (
+        WriteOptions::with_durability(Durability::Buffered),
+        WriteOptions::with_durability(level),
+    );
+    let mut rng = Rng(0xD0);
+    let start = Instant::now();
+    for i in 0..per {
+        let (k, v) = pair(&mut rng);
+        let o = if i % every == every - 1 { &slow } else { &fast };
+        db.set_opt(k, v, o).expect("set");
+    }
+    let rate = per as f64 / start.elapsed().as_secs_f64();
+    let what = if level == Durability::Buffered {
+        "every write Buffered".to_string()
+    } else {
+        format!("{level:?} every {every}, Buffered otherwise")
+    };
+    println!(
+        "  1 writer, {what}: {rate:>10.0} writes/s ({} fsyncs)",
+        db.stats().expect("stats").fsyncs
+    );
+    rate
+}
+
+/// Two `Sync`-level writers and two that ask for `Buffered`, together on a
+/// `Sync` store: each group is brought to the strongest level in it, so the
+/// `Buffered` writers pay for the fsyncs of the groups they share.
+fn mixed_writers(dir: &std::path::Path, per: u64) {
+    let db = Db::open(dir, Options::default()).expect("open");
+    let rates: Vec<(Durability, f64)> = std::thread::scope(|s| {
+        let hs: Vec<_> = [
+            Durability::Sync,
+            Durability::Sync,
+            Durability::Buffered,
+            Durability::Buffered,
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(t, d)| {
+            let db = &db;
+            s.spawn(move || {
+                let o = WriteOptions::with_durability(d);
+                let mut rng = Rng(0xE0 + t as u64);
+                let start = Instant::now();
+                for _ in 0..per {
+                    let (k, v) = pair(&mut rng);
+                    db.set_opt(k, v, &o).expect("set");
+                }
+                (d, per as f64 / start.elapsed().as_secs_f64())
+            })
+        })
+        .collect();
+        hs.into_iter().map(|h| h.join().expect("writer")).collect()
+    });
+    let st = db.stats().expect("stats");
+    for (d, r) in rates {
+        println!("  4 writers (2 Sync, 2 Buffered), a {d:?} writer: {r:>10.0} writes/s");
+    }
+    println!(
+        "    avg group {:.1}, {} fsyncs for {} writes",
+        st.writes as f64 / st.commit_groups.max(1) as f64,
+        st.fsyncs,
+        st.writes
+    );
+}
+
 /// Child mode for the memory figure: open DIR in a fresh process and print
 /// how much the resident set grew, the key count and the key+value bytes.
 fn memory_child(dir: &str) {
@@ -144,6 +216,25 @@ fn main() {
         let r = writers(&tmp.path().join(format!("w{t}")), t, 3000);
         println!("    = {:.2} x single writer", r / one);
     }
+
+    println!("per-write durability (WriteOptions) on a Sync store:");
+    let buffered = per_write(
+        &tmp.path().join("pw1"),
+        30_000,
+        30_000,
+        Durability::Buffered,
+    );
+    println!("    = {:.1} x Sync single writer", buffered / one);
+    for every in [100u64, 10] {
+        let r = per_write(
+            &tmp.path().join(format!("pw{every}")),
+            10_000,
+            every,
+            Durability::Sync,
+        );
+        println!("    = {:.1} x Sync single writer", r / one);
+    }
+    mixed_writers(&tmp.path().join("pwmix"), 2000);
 
     // Bulk load in durable batches of 1000 with automatic checkpoints off,
     // so the whole load stays in the WAL for the replay measurement.

@@ -741,6 +741,14 @@ size_t kv_batch_count(const kv_batch *b);
 kv_status kv_batch_commit(const kv_db *db, const kv_batch *b);
 
 /*
+ `kv_batch_commit` acknowledged at `durability` (`KV_DURABILITY_*`)
+ instead of the store's level; see `kv_set_with` for how levels combine
+ under group commit. Errors as `kv_batch_commit`, plus
+ `KV_INVALID_ARGUMENT` for an unknown `durability` (nothing is applied).
+ */
+kv_status kv_batch_commit_with(const kv_db *db, const kv_batch *b, uint32_t durability);
+
+/*
  Apply a packed batch atomically in one call, without a `kv_batch`:
  `data` holds `len` bytes laid out as the WAL's key-value batch payload
  (docs/format.md), all integers little-endian:
@@ -766,6 +774,14 @@ kv_status kv_batch_commit(const kv_db *db, const kv_batch *b);
  `KV_POISONED`, `KV_IO` (the store is now poisoned).
  */
 kv_status kv_write_packed(const kv_db *db, const uint8_t *data, size_t len);
+
+/*
+ `kv_write_packed` acknowledged at `durability` (`KV_DURABILITY_*`)
+ instead of the store's level; see `kv_set_with`. Errors as
+ `kv_write_packed`, plus `KV_INVALID_ARGUMENT` for an unknown
+ `durability` (nothing is applied).
+ */
+kv_status kv_write_packed_with(const kv_db *db, const uint8_t *data, size_t len, uint32_t durability);
 
 /*
  The default options (see each field of `kv_options`).
@@ -812,9 +828,27 @@ kv_status kv_close(kv_db *db);
 kv_status kv_set(const kv_db *db, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len);
 
 /*
+ `kv_set` acknowledged at `durability` (`KV_DURABILITY_*`) instead of the
+ store's level. Concurrent writes share one commit group, which is
+ brought to the strongest level any of them asked for: a write is never
+ made less durable than it asked, and one at `KV_DURABILITY_SYNC` also
+ makes every earlier write durable (the WAL is one ordered log).
+
+ Errors as `kv_set`, plus `KV_INVALID_ARGUMENT` for an unknown
+ `durability` (nothing is written).
+ */
+kv_status kv_set_with(const kv_db *db, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len, uint32_t durability);
+
+/*
  Remove `key` (succeeds whether or not it existed). Errors as `kv_set`.
  */
 kv_status kv_delete(const kv_db *db, const uint8_t *key, size_t key_len);
+
+/*
+ `kv_delete` acknowledged at `durability` (`KV_DURABILITY_*`); see
+ `kv_set_with`. Errors as `kv_set_with`.
+ */
+kv_status kv_delete_with(const kv_db *db, const uint8_t *key, size_t key_len, uint32_t durability);
 
 /*
  Look up `key`. On success stores a newly allocated copy of the value in

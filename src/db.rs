@@ -6,7 +6,7 @@ use crate::fs::{self, FileSystem, OpenMode};
 use crate::keyspace::{self, Keyspace, KeyspaceStats, Tables};
 use crate::memtable::ENTRY_OVERHEAD_ESTIMATE;
 use crate::metrics::{Metrics, OpKind, Recorder};
-use crate::options::Options;
+use crate::options::{Durability, Options, WriteOptions};
 use crate::recovery::{self, RecoveryStats};
 use crate::snapshot;
 use crate::store::{self, Core};
@@ -36,9 +36,17 @@ struct CheckpointState {
     good: Option<u64>,
 }
 
+/// A batch waiting for its commit group: the encoded payload and the
+/// durability level its writer asked for.
+#[derive(Debug)]
+struct Queued {
+    payload: Vec<u8>,
+    durability: Durability,
+}
+
 pub(crate) struct Inner {
     /// Directory, lock, WAL, group commit, poison, closed flag, recovery.
-    core: Core<Vec<u8>>,
+    core: Core<Queued>,
     opts: Options,
     mem: RwLock<MemState>,
     /// Serializes keyspace creation and drop (catalog changes).
@@ -372,9 +380,22 @@ impl Db {
     /// write or fsync failed; the store is now poisoned and the write may or
     /// may not be on disk).
     pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.set_opt(key, value, &WriteOptions::default())
+    }
+
+    /// [`Db::set`] with per-write options, for example a durability level
+    /// other than the store's ([`WriteOptions::with_durability`]; see
+    /// [`WriteOptions`] for how levels combine under group commit). Errors
+    /// as [`Db::set`].
+    pub fn set_opt(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        opts: &WriteOptions,
+    ) -> Result<()> {
         let mut b = WriteBatch::new();
         b.put(key, value);
-        self.write(b)
+        self.inner.write(b, opts)
     }
 
     /// Remove `key` (succeeds whether or not it existed). Deleting a key
@@ -382,7 +403,13 @@ impl Db {
     /// nothing to make durable (a delete inside a [`WriteBatch`] is always
     /// written). Errors as [`Db::set`], checked for absent keys too.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        self.inner.delete_in(0, key.as_ref())
+        self.inner
+            .delete_in(0, key.as_ref(), &WriteOptions::default())
+    }
+
+    /// [`Db::delete`] with per-write options. Errors as [`Db::set`].
+    pub fn delete_opt(&self, key: impl AsRef<[u8]>, opts: &WriteOptions) -> Result<()> {
+        self.inner.delete_in(0, key.as_ref(), opts)
     }
 
     /// Apply `batch` atomically: after a crash either every operation is
@@ -391,7 +418,12 @@ impl Db {
     /// plus [`Error::NotFound`] if it writes to a dropped keyspace; if any
     /// operation is invalid, nothing is applied.
     pub fn write(&self, batch: WriteBatch) -> Result<()> {
-        self.inner.write(batch)
+        self.inner.write(batch, &WriteOptions::default())
+    }
+
+    /// [`Db::write`] with per-write options. Errors as [`Db::write`].
+    pub fn write_opt(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
+        self.inner.write(batch, opts)
     }
 
     fn read<R>(&self, f: impl FnOnce(&Tables) -> R) -> Result<R> {
@@ -771,7 +803,12 @@ impl Inner {
     /// Delete `key` from keyspace `id` (0: the default one). An absent key
     /// writes nothing, after the same checks as a write; the delete is then
     /// ordered at the moment it found the key absent.
-    pub(crate) fn delete_in(self: &Arc<Self>, id: u32, key: &[u8]) -> Result<()> {
+    pub(crate) fn delete_in(
+        self: &Arc<Self>,
+        id: u32,
+        key: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<()> {
         self.check_key(key)?;
         self.core.check_writable()?;
         self.check_not_read_only()?;
@@ -784,15 +821,17 @@ impl Inner {
         } else {
             b.delete_in_id(id, key);
         }
-        self.write(b)
+        self.write(b, opts)
     }
 
-    pub(crate) fn write(self: &Arc<Self>, batch: WriteBatch) -> Result<()> {
+    /// Validate and commit `batch` at the durability `opts` ask for, with
+    /// metrics. Errors as [`Db::write`].
+    pub(crate) fn write(self: &Arc<Self>, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
         let m = &self.metrics;
         let t0 = m.start();
         let bytes = batch.encoded_len() as u64;
         let r = self.validate(&batch).and_then(|(puts, deletes)| {
-            self.write_validated(batch)?;
+            self.write_validated(batch, opts)?;
             m.wrote(puts, deletes, bytes);
             Ok(())
         });
@@ -860,17 +899,21 @@ impl Inner {
         Ok((puts, deletes))
     }
 
-    fn write_validated(self: &Arc<Self>, batch: WriteBatch) -> Result<()> {
+    fn write_validated(self: &Arc<Self>, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
         let inner = self;
+        let durability = opts.durability.unwrap_or(inner.opts.durability);
         inner.core.check_writable()?;
         inner.check_not_read_only()?;
         if batch.is_empty() {
             return Ok(());
         }
-        inner
-            .core
-            .commit
-            .submit(batch.into_payload(), |group| inner.lead(group))?;
+        inner.core.commit.submit(
+            Queued {
+                payload: batch.into_payload(),
+                durability,
+            },
+            |group| inner.lead(group),
+        )?;
         inner.maybe_auto_checkpoint();
         Ok(())
     }
@@ -985,7 +1028,7 @@ impl Inner {
         }
         let mut b = WriteBatch::new();
         b.keyspace_op(true, id, name);
-        self.write_validated(b)?;
+        self.write_validated(b, &WriteOptions::default())?;
         Ok(handle(id))
     }
 
@@ -997,30 +1040,38 @@ impl Inner {
         };
         let mut b = WriteBatch::new();
         b.keyspace_op(false, id, name);
-        self.write_validated(b)?;
+        self.write_validated(b, &WriteOptions::default())?;
         Ok(true)
     }
 
-    /// Leader of a commit group: write, sync, apply in LSN order.
-    fn lead(&self, group: Vec<Vec<u8>>) -> Result<()> {
+    /// Leader of a commit group: write, bring the group to the strongest
+    /// durability level any member asked for, apply in LSN order.
+    fn lead(&self, group: Vec<Queued>) -> Result<()> {
         self.core.poison.check()?;
         self.metrics.group(group.len());
+        let durability = group
+            .iter()
+            .map(|q| q.durability)
+            .max()
+            .unwrap_or(self.opts.durability);
         let mut wal = self.core.wal.lock();
         let records: Vec<(RecordType, &[u8])> = group
             .iter()
-            .map(|p| (RecordType::KvBatch, &p[..]))
+            .map(|q| (RecordType::KvBatch, &q.payload[..]))
             .collect();
-        let first = self.core.poison_on_err(wal.append(&records, None))?;
+        let first = self
+            .core
+            .poison_on_err(wal.append_at(&records, None, durability))?;
         let bytes: u64 = group
             .iter()
-            .map(|p| crate::wal::record::encoded_len(p.len()) as u64)
+            .map(|q| crate::wal::record::encoded_len(q.payload.len()) as u64)
             .sum();
         // The group's records end at the writer's last LSN (a rotation may
         // have put a segment-link record between two of them).
         let last = wal.next_lsn() - 1;
         debug_assert!(last >= first + group.len() as u64 - 1);
         let mut m = self.mem.write();
-        for p in &group {
+        for Queued { payload: p, .. } in &group {
             // Built by WriteBatch and validated by Db::write: always decodes.
             let r = m.table.apply_batch(p).map_err(|why| {
                 Error::corruption(

@@ -24,6 +24,7 @@ use crate::batch::{self, Op, WriteBatch};
 use crate::db::{Inner, Iter};
 use crate::error::{Error, Result};
 use crate::memtable::{Frozen, MemTable};
+use crate::options::WriteOptions;
 use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
@@ -397,16 +398,33 @@ impl Keyspace {
     /// Errors as [`crate::Db::set`], plus [`Error::NotFound`] if the
     /// keyspace was dropped.
     pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.set_opt(key, value, &WriteOptions::default())
+    }
+
+    /// [`Keyspace::set`] with per-write options (see [`WriteOptions`]).
+    /// Errors as [`Keyspace::set`].
+    pub fn set_opt(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        opts: &WriteOptions,
+    ) -> Result<()> {
         let mut b = WriteBatch::new();
         b.put_in_id(self.id, key.as_ref(), value.as_ref());
-        self.inner.write(b)
+        self.inner.write(b, opts)
     }
 
     /// Remove `key` (succeeds whether or not it existed; an absent key
     /// writes no WAL record, as [`crate::Db::delete`]). Errors as
     /// [`Keyspace::set`], checked for absent keys too.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        self.inner.delete_in(self.id, key.as_ref())
+        self.delete_opt(key, &WriteOptions::default())
+    }
+
+    /// [`Keyspace::delete`] with per-write options. Errors as
+    /// [`Keyspace::set`].
+    pub fn delete_opt(&self, key: impl AsRef<[u8]>, opts: &WriteOptions) -> Result<()> {
+        self.inner.delete_in(self.id, key.as_ref(), opts)
     }
 
     /// Live keys, key bytes and value bytes. Errors: [`Error::NotFound`]

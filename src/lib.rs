@@ -61,5 +61,5 @@ pub use docs::{Collection, CollectionStats, FindOptions, IndexInfo, Page, Plan, 
 pub use error::{Error, Result};
 pub use keyspace::{Keyspace, KeyspaceStats};
 pub use metrics::Metrics;
-pub use options::{Durability, Options, RecoveryMode};
+pub use options::{Durability, Options, RecoveryMode, WriteOptions};
 pub use wal::replay::{RecoveryStats, Truncation};

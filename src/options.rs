@@ -7,7 +7,10 @@ use crate::error::{Error, Result};
 ///
 /// Whatever the level, a write becomes visible to readers only once it has
 /// reached that level, and writes are applied in WAL order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// The levels are ordered `Buffered < Os < Sync`: a later level promises
+/// everything an earlier one does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(C)]
 pub enum Durability {
     /// Acknowledged once the record is in an in-process buffer (flushed to
@@ -22,6 +25,37 @@ pub enum Durability {
     /// OK. Survives power loss. Concurrent writers share one `fdatasync`
     /// (group commit). The default.
     Sync = 2,
+}
+
+/// Options for one write: [`crate::Db::set_opt`], [`crate::Db::delete_opt`],
+/// [`crate::Db::write_opt`] and the same on [`crate::Keyspace`]. Start from
+/// [`WriteOptions::default`] (everything as the store was opened); more
+/// fields may be added, so build it with the methods.
+///
+/// Per-write durability follows redb's `set_durability`, RocksDB's
+/// `WriteOptions::sync` and fjall's `PersistMode`. How it meets group
+/// commit: concurrent writes are queued and written together by one leader
+/// in queue (= LSN) order; the group is brought to the strongest level any
+/// member asked for, so a write may be made more durable than it asked,
+/// never less. Because the WAL is one ordered file sequence, a write
+/// acknowledged at [`Durability::Sync`] also makes every earlier write
+/// durable, whatever level those asked for; one at [`Durability::Os`]
+/// hands every earlier buffered write to the OS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct WriteOptions {
+    /// The durability level of this write; `None` (the default) is the
+    /// level the store was opened with ([`Options::durability`]).
+    pub durability: Option<Durability>,
+}
+
+impl WriteOptions {
+    /// Options that acknowledge the write at `durability`.
+    pub const fn with_durability(durability: Durability) -> WriteOptions {
+        WriteOptions {
+            durability: Some(durability),
+        }
+    }
 }
 
 /// How recovery treats damaged WAL records on open. The names follow tikv

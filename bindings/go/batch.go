@@ -89,3 +89,15 @@ func (b *Batch) Commit() error {
 		return C.kv_write_packed(h, p, n)
 	})
 }
+
+// CommitWith is Commit acknowledged at durability d instead of the store's
+// level (see DB.SetWith for how levels combine under group commit).
+// Errors as Commit, plus ErrInvalidArgument for an unknown level (nothing
+// is applied).
+func (b *Batch) CommitWith(d Durability) error {
+	binary.LittleEndian.PutUint32(b.buf[:4], b.count)
+	return b.db.with(func(h *C.kv_db) C.kv_status {
+		p, n := bytesPtr(b.buf)
+		return C.kv_write_packed_with(h, p, n, C.uint32_t(d))
+	})
+}

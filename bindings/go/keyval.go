@@ -246,6 +246,20 @@ func (db *DB) Set(key, value []byte) error {
 	})
 }
 
+// SetWith is Set acknowledged at durability d instead of the store's
+// level. Concurrent writes share a commit group that is brought to the
+// strongest level any of them asked for, so a write is never made less
+// durable than it asked, and one at DurabilitySync also makes every
+// earlier write durable (the WAL is one ordered log). Errors as Set, plus
+// ErrInvalidArgument for an unknown level (nothing is written).
+func (db *DB) SetWith(key, value []byte, d Durability) error {
+	return db.with(func(h *C.kv_db) C.kv_status {
+		kp, kl := keyPtr(key)
+		vp, vl := bytesPtr(value)
+		return C.kv_set_with(h, kp, kl, vp, vl, C.uint32_t(d))
+	})
+}
+
 // Get returns a copy of the value of key that the caller owns. Errors:
 // ErrNotFound, ErrInvalidArgument, ErrClosed.
 func (db *DB) Get(key []byte) ([]byte, error) {
@@ -269,6 +283,15 @@ func (db *DB) Delete(key []byte) error {
 	return db.with(func(h *C.kv_db) C.kv_status {
 		kp, kl := keyPtr(key)
 		return C.kv_delete(h, kp, kl)
+	})
+}
+
+// DeleteWith is Delete acknowledged at durability d; see SetWith. Errors
+// as SetWith.
+func (db *DB) DeleteWith(key []byte, d Durability) error {
+	return db.with(func(h *C.kv_db) C.kv_status {
+		kp, kl := keyPtr(key)
+		return C.kv_delete_with(h, kp, kl, C.uint32_t(d))
 	})
 }
 

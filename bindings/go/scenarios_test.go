@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -128,6 +129,9 @@ func TestMain(m *testing.M) {
 		db.Close()
 		os.Exit(0)
 	}
+	if dir := os.Getenv("KEYVAL_GO_DURABILITY_CHILD"); dir != "" {
+		durabilityChild(dir)
+	}
 	if dir := os.Getenv("KEYVAL_GO_RAFT_CHILD"); dir != "" {
 		raftChild(dir)
 	}
@@ -241,5 +245,83 @@ func TestGarbageFilesAndOddPaths(t *testing.T) {
 	defer db.Close()
 	if v, err := db.Get([]byte("k")); err != nil || string(v) != "v" {
 		t.Fatalf("after removing the junk: %q %v", v, err)
+	}
+}
+
+// durabilityChild writes on a DurabilityBuffered store: "a" at the store's
+// level, "b" with SetWith(DurabilityOS), "c" at the store's level again,
+// then kills itself with SIGKILL (see TestPerWriteDurabilityAcrossSIGKILL).
+func durabilityChild(dir string) {
+	db, err := Open(dir, append(small(), WithDurability(DurabilityBuffered))...)
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(3)
+	}
+	for _, step := range []func() error{
+		func() error { return db.Set([]byte("a"), []byte("buffered")) },
+		func() error { return db.SetWith([]byte("b"), []byte("os"), DurabilityOS) },
+		func() error { return db.Set([]byte("c"), []byte("buffered")) },
+	} {
+		if err := step(); err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(3)
+		}
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {}
+}
+
+// A write at DurabilityOS on a Buffered store survives the process being
+// killed and carries the buffered write before it; the buffered write
+// after it is lost (so the test can tell the levels apart).
+func TestPerWriteDurabilityAcrossSIGKILL(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "KEYVAL_GO_DURABILITY_CHILD="+dir)
+	out, err := cmd.CombinedOutput()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		t.Fatalf("child was not killed: %v, %s", err, out)
+	}
+	db := openT(t, dir)
+	defer db.Close()
+	for k, want := range map[string]bool{"a": true, "b": true, "c": false} {
+		if has, err := db.Has([]byte(k)); err != nil || has != want {
+			t.Errorf("after SIGKILL, Has(%q) = %v, %v; want %v", k, has, err, want)
+		}
+	}
+}
+
+func TestPerWriteDurabilityInProcess(t *testing.T) {
+	db := openT(t, t.TempDir(), WithDurability(DurabilityBuffered))
+	defer db.Close()
+	fsyncs := func() uint64 {
+		st, err := db.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Fsyncs
+	}
+	if err := db.Set([]byte("a"), []byte("1")); err != nil || fsyncs() != 0 {
+		t.Fatalf("buffered Set: %v, fsyncs %d", err, fsyncs())
+	}
+	if err := db.SetWith([]byte("b"), []byte("2"), DurabilitySync); err != nil || fsyncs() != 1 {
+		t.Fatalf("SetWith(Sync): %v, fsyncs %d", err, fsyncs())
+	}
+	if err := db.DeleteWith([]byte("a"), DurabilitySync); err != nil || fsyncs() != 2 {
+		t.Fatalf("DeleteWith(Sync): %v, fsyncs %d", err, fsyncs())
+	}
+	b := db.NewBatch()
+	b.Set([]byte("c"), []byte("3"))
+	if err := b.CommitWith(DurabilitySync); err != nil || fsyncs() != 3 {
+		t.Fatalf("CommitWith(Sync): %v, fsyncs %d", err, fsyncs())
+	}
+	if err := db.SetWith([]byte("d"), []byte("4"), Durability(9)); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("unknown level: %v", err)
+	}
+	if err := b.CommitWith(Durability(9)); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("unknown level: %v", err)
+	}
+	if n, _ := db.Len(); n != 2 {
+		t.Fatalf("Len %d, want 2 (b, c)", n)
 	}
 }

@@ -39,6 +39,7 @@ use crate::batch::WriteBatch;
 use crate::db::{Db, Inner};
 use crate::error::{Error, Result};
 use crate::keyspace::Keyspace;
+use crate::options::WriteOptions;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -525,7 +526,7 @@ impl Collection {
             multikey,
         };
         batch.put_in(&self.meta, index_meta_key(path), index_meta_value(&info));
-        self.inner.write(batch)
+        self.inner.write(batch, &WriteOptions::default())
     }
 
     /// Drop the index on `path` and its entries in one atomic batch;
@@ -548,7 +549,7 @@ impl Collection {
             batch.delete_in(&self.idx, k);
         }
         batch.delete_in(&self.meta, index_meta_key(path));
-        self.inner.write(batch)?;
+        self.inner.write(batch, &WriteOptions::default())?;
         Ok(true)
     }
 
@@ -886,7 +887,7 @@ impl<'a> Txn<'a> {
                     .put_in(&c.meta, index_meta_key(&ix.path), index_meta_value(ix));
             }
         }
-        c.inner.write(self.batch)
+        c.inner.write(self.batch, &WriteOptions::default())
     }
 }
 

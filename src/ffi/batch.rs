@@ -1,5 +1,6 @@
 //! `kv_batch`: an atomic group of sets and deletes.
 
+use super::db::write_options;
 use super::{bytes, finish, guard, invalid, kv_db, kv_status, with_db, Fail};
 use crate::WriteBatch;
 
@@ -141,6 +142,27 @@ pub unsafe extern "C" fn kv_batch_commit(db: *const kv_db, b: *const kv_batch) -
     })
 }
 
+/// `kv_batch_commit` acknowledged at `durability` (`KV_DURABILITY_*`)
+/// instead of the store's level; see `kv_set_with` for how levels combine
+/// under group commit. Errors as `kv_batch_commit`, plus
+/// `KV_INVALID_ARGUMENT` for an unknown `durability` (nothing is applied).
+#[no_mangle]
+pub unsafe extern "C" fn kv_batch_commit_with(
+    db: *const kv_db,
+    b: *const kv_batch,
+    durability: u32,
+) -> kv_status {
+    with_db(db, |h| {
+        let wo = write_options(durability)?;
+        if b.is_null() {
+            return Err(invalid("batch is NULL"));
+        }
+        // Safety: non-NULL live batch, not used concurrently (documented).
+        let batch = unsafe { (*b).batch.clone() };
+        Ok(h.db.write_opt(batch, &wo)?)
+    })
+}
+
 /// Apply a packed batch atomically in one call, without a `kv_batch`:
 /// `data` holds `len` bytes laid out as the WAL's key-value batch payload
 /// (docs/format.md), all integers little-endian:
@@ -174,5 +196,24 @@ pub unsafe extern "C" fn kv_write_packed(
         // Safety: pointer/length pair as documented above.
         let payload = unsafe { bytes(data, len, "data")? }.to_vec();
         Ok(h.db.write(WriteBatch::from_payload(payload)?)?)
+    })
+}
+
+/// `kv_write_packed` acknowledged at `durability` (`KV_DURABILITY_*`)
+/// instead of the store's level; see `kv_set_with`. Errors as
+/// `kv_write_packed`, plus `KV_INVALID_ARGUMENT` for an unknown
+/// `durability` (nothing is applied).
+#[no_mangle]
+pub unsafe extern "C" fn kv_write_packed_with(
+    db: *const kv_db,
+    data: *const u8,
+    len: usize,
+    durability: u32,
+) -> kv_status {
+    with_db(db, |h| {
+        let wo = write_options(durability)?;
+        // Safety: pointer/length pair as documented for kv_write_packed.
+        let payload = unsafe { bytes(data, len, "data")? }.to_vec();
+        Ok(h.db.write_opt(WriteBatch::from_payload(payload)?, &wo)?)
     })
 }

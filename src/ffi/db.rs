@@ -3,7 +3,7 @@
 use super::{
     bytes, close_handle, invalid, kv_status, malloc_copy, open_handle, put_bytes, with_handle, Fail,
 };
-use crate::{Db, Durability, Options, RecoveryMode};
+use crate::{Db, Durability, Options, RecoveryMode, WriteOptions};
 use std::ffi::c_char;
 use std::sync::Arc;
 
@@ -77,13 +77,24 @@ pub extern "C" fn kv_options_default() -> kv_options {
     }
 }
 
+/// `KV_DURABILITY_*` to the level. Errors: `KV_INVALID_ARGUMENT` for any
+/// other value.
+pub(crate) fn to_durability(d: u32) -> Result<Durability, Fail> {
+    match d {
+        KV_DURABILITY_BUFFERED => Ok(Durability::Buffered),
+        KV_DURABILITY_OS => Ok(Durability::Os),
+        KV_DURABILITY_SYNC => Ok(Durability::Sync),
+        d => Err(invalid(&format!("unknown durability {d}"))),
+    }
+}
+
+/// Per-write options asking for `KV_DURABILITY_*` level `d`.
+pub(crate) fn write_options(d: u32) -> Result<WriteOptions, Fail> {
+    Ok(WriteOptions::with_durability(to_durability(d)?))
+}
+
 pub(crate) fn to_options(c: &kv_options) -> Result<Options, Fail> {
-    let durability = match c.durability {
-        KV_DURABILITY_BUFFERED => Durability::Buffered,
-        KV_DURABILITY_OS => Durability::Os,
-        KV_DURABILITY_SYNC => Durability::Sync,
-        d => return Err(invalid(&format!("unknown durability {d}"))),
-    };
+    let durability = to_durability(c.durability)?;
     let recovery_mode = match c.recovery_mode {
         KV_RECOVERY_ABSOLUTE_CONSISTENCY => RecoveryMode::AbsoluteConsistency,
         KV_RECOVERY_TOLERATE_TAIL_CORRUPTION => RecoveryMode::TolerateTailCorruption,
@@ -184,6 +195,34 @@ pub unsafe extern "C" fn kv_set(
     })
 }
 
+/// `kv_set` acknowledged at `durability` (`KV_DURABILITY_*`) instead of the
+/// store's level. Concurrent writes share one commit group, which is
+/// brought to the strongest level any of them asked for: a write is never
+/// made less durable than it asked, and one at `KV_DURABILITY_SYNC` also
+/// makes every earlier write durable (the WAL is one ordered log).
+///
+/// Errors as `kv_set`, plus `KV_INVALID_ARGUMENT` for an unknown
+/// `durability` (nothing is written).
+#[no_mangle]
+pub unsafe extern "C" fn kv_set_with(
+    db: *const kv_db,
+    key: *const u8,
+    key_len: usize,
+    val: *const u8,
+    val_len: usize,
+    durability: u32,
+) -> kv_status {
+    with_db(db, |h| {
+        let wo = write_options(durability)?;
+        if key.is_null() {
+            return Err(invalid("key is NULL"));
+        }
+        // Safety: pointer/length pairs as documented for kv_set.
+        let (k, v) = unsafe { (bytes(key, key_len, "key")?, bytes(val, val_len, "value")?) };
+        Ok(h.db.set_opt(k, v, &wo)?)
+    })
+}
+
 /// Remove `key` (succeeds whether or not it existed). Errors as `kv_set`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_delete(db: *const kv_db, key: *const u8, key_len: usize) -> kv_status {
@@ -194,6 +233,26 @@ pub unsafe extern "C" fn kv_delete(db: *const kv_db, key: *const u8, key_len: us
         // Safety: pointer/length pair as documented.
         let k = unsafe { bytes(key, key_len, "key") }?;
         Ok(h.db.delete(k)?)
+    })
+}
+
+/// `kv_delete` acknowledged at `durability` (`KV_DURABILITY_*`); see
+/// `kv_set_with`. Errors as `kv_set_with`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_delete_with(
+    db: *const kv_db,
+    key: *const u8,
+    key_len: usize,
+    durability: u32,
+) -> kv_status {
+    with_db(db, |h| {
+        let wo = write_options(durability)?;
+        if key.is_null() {
+            return Err(invalid("key is NULL"));
+        }
+        // Safety: pointer/length pair as documented for kv_delete.
+        let k = unsafe { bytes(key, key_len, "key") }?;
+        Ok(h.db.delete_opt(k, &wo)?)
     })
 }
 

@@ -14,6 +14,11 @@
 //! first. A single writer never waits. (Compare MySQL's
 //! `binlog_group_commit_sync_delay`, which is a fixed delay.)
 //!
+//! Per-write durability: the store's leader brings its whole group to the
+//! strongest level any member asked for (`WriteOptions`), so a member is
+//! never made less durable than it asked, and a `Buffered` member that
+//! shares a group with a `Sync` one waits for that group's fsync.
+//!
 //! Failures are sticky: the leader's closure poisons the store on any error,
 //! so once a group has failed, every later group fails too, and no writer is
 //! ever told "success" for a group whose fsync did not return OK.

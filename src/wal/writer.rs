@@ -148,7 +148,20 @@ impl WalWriter {
     pub fn append(
         &mut self,
         records: &[(RecordType, &[u8])],
+        positions: Option<&mut Vec<(u64, u64)>>,
+    ) -> Result<u64> {
+        self.append_at(records, positions, self.durability)
+    }
+
+    /// [`WalWriter::append`] at `durability` instead of the writer's
+    /// default. Because records reach the file in LSN order, a `Sync`
+    /// append also makes every earlier record durable, and an `Os` append
+    /// hands every earlier buffered record to the OS.
+    pub fn append_at(
+        &mut self,
+        records: &[(RecordType, &[u8])],
         mut positions: Option<&mut Vec<(u64, u64)>>,
+        durability: Durability,
     ) -> Result<u64> {
         let first = self.next_lsn;
         for (rtype, payload) in records {
@@ -180,7 +193,7 @@ impl WalWriter {
                 meta.last_lsn = Some(lsn);
             }
         }
-        match self.durability {
+        match durability {
             Durability::Buffered => {
                 if self.buf.len() >= BUFFER_FLUSH_BYTES {
                     self.flush_buf()?;

@@ -395,6 +395,61 @@ static void test_write_packed(void) {
     CHECK(kv_close(db) == KV_OK);
 }
 
+/* Per-write durability: a Buffered store whose write asks for SYNC is
+ * fsynced up to that write; a Sync store whose write asks for BUFFERED is
+ * not; an unknown level writes nothing. */
+static void test_write_durability(void) {
+    kv_options o = small_opts();
+    o.durability = KV_DURABILITY_BUFFERED;
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("durability"), &o, &db) == KV_OK);
+    if (!db) return;
+    kv_stats st;
+    CHECK(kv_set(db, K("a"), K("1")) == KV_OK);
+    CHECK(kv_stats_get(db, &st) == KV_OK && st.fsyncs == 0 && st.synced_lsn < st.last_lsn);
+    CHECK(kv_set_with(db, K("b"), K("2"), KV_DURABILITY_SYNC) == KV_OK);
+    CHECK(kv_stats_get(db, &st) == KV_OK && st.fsyncs == 1 && st.synced_lsn == st.last_lsn);
+    CHECK(kv_set_with(db, K("c"), K("3"), 7) == KV_INVALID_ARGUMENT);
+    CHECK(strstr(kv_last_error_message(), "durability") != NULL);
+    CHECK(kv_delete_with(db, K("a"), 99) == KV_INVALID_ARGUMENT);
+    CHECK(kv_set_with(NULL, K("c"), K("3"), KV_DURABILITY_SYNC) == KV_INVALID_ARGUMENT);
+    CHECK(kv_set_with(db, NULL, 1, K("3"), KV_DURABILITY_SYNC) == KV_INVALID_ARGUMENT);
+    uint64_t len = 0;
+    CHECK(kv_len(db, &len) == KV_OK && len == 2);
+    CHECK(kv_delete_with(db, K("a"), KV_DURABILITY_SYNC) == KV_OK);
+    CHECK(kv_stats_get(db, &st) == KV_OK && st.fsyncs == 2);
+    kv_batch *b = kv_batch_new();
+    CHECK(kv_batch_put(b, K("d"), K("4")) == KV_OK);
+    CHECK(kv_batch_commit_with(db, b, 5) == KV_INVALID_ARGUMENT);
+    CHECK(kv_batch_commit_with(db, NULL, KV_DURABILITY_SYNC) == KV_INVALID_ARGUMENT);
+    CHECK(kv_batch_commit_with(db, b, KV_DURABILITY_SYNC) == KV_OK);
+    kv_batch_free(b);
+    CHECK(kv_stats_get(db, &st) == KV_OK && st.fsyncs == 3);
+    uint8_t buf[64];
+    uint32_t count = 1;
+    memcpy(buf, &count, 4);
+    size_t n = pack_op(buf, 4, 1, "e", "5");
+    CHECK(kv_write_packed_with(db, buf, n, 3) == KV_INVALID_ARGUMENT);
+    CHECK(kv_write_packed_with(db, buf, n, KV_DURABILITY_SYNC) == KV_OK);
+    CHECK(kv_stats_get(db, &st) == KV_OK && st.fsyncs == 4);
+    CHECK(kv_len(db, &len) == KV_OK && len == 3);
+    CHECK(kv_close(db) == KV_OK);
+
+    /* A Sync store: a BUFFERED or OS write waits for no fsync. */
+    o = small_opts();
+    CHECK(kv_open(path_of("durability2"), &o, &db) == KV_OK);
+    if (!db) return;
+    CHECK(kv_set(db, K("a"), K("1")) == KV_OK);
+    uint64_t before = 0;
+    CHECK(kv_stats_get(db, &st) == KV_OK && (before = st.fsyncs) >= 1);
+    CHECK(kv_set_with(db, K("b"), K("2"), KV_DURABILITY_BUFFERED) == KV_OK);
+    CHECK(kv_set_with(db, K("c"), K("3"), KV_DURABILITY_OS) == KV_OK);
+    CHECK(kv_stats_get(db, &st) == KV_OK && st.fsyncs == before && st.synced_lsn < st.last_lsn);
+    CHECK(kv_sync(db) == KV_OK);
+    CHECK(kv_stats_get(db, &st) == KV_OK && st.synced_lsn == st.last_lsn);
+    CHECK(kv_close(db) == KV_OK);
+}
+
 static void test_batches_and_iterators(void) {
     kv_options o = small_opts();
     kv_db *db = NULL;
@@ -1133,6 +1188,7 @@ int main(int argc, char **argv) {
     test_raft_reopen_and_errors();
     test_keyspaces();
     test_documents();
+    test_write_durability();
 
     printf("c: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -91,16 +91,23 @@ _DURABILITY = {"buffered": 0, "os": 1, "sync": 2}
 _RECOVERY = {"absolute": 0, "tolerate_tail": 1, "tolerate_any": 2}
 
 
+def _durability(durability: str) -> int:
+    """The KV_DURABILITY_* value of ``"buffered"``, ``"os"`` or ``"sync"``;
+    InvalidArgumentError for anything else."""
+    if durability not in _DURABILITY:
+        raise InvalidArgumentError(f"durability must be one of {sorted(_DURABILITY)}")
+    return _DURABILITY[durability]
+
+
 
 def _options(durability: str, recovery_mode: str, *, create_if_missing: bool = True,
              **sizes: Optional[int]) -> _native.KvOptions:
     """Build kv_options from keyword arguments (None keeps the default)."""
-    if durability not in _DURABILITY:
-        raise InvalidArgumentError(f"durability must be one of {sorted(_DURABILITY)}")
+    d = _durability(durability)
     if recovery_mode not in _RECOVERY:
         raise InvalidArgumentError(f"recovery_mode must be one of {sorted(_RECOVERY)}")
     o: _native.KvOptions = lib.kv_options_default()
-    o.durability = _DURABILITY[durability]
+    o.durability = d
     o.recovery_mode = _RECOVERY[recovery_mode]
     widths = {f[0]: ctypes.sizeof(f[1]) for f in _native.KvOptions._fields_}
     for name, val in sizes.items():

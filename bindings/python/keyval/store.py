@@ -11,7 +11,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, List, Optional, Type, Union
 
 from . import _native
-from ._handle import BytesLike, _b, _Handle, _Native, _OrderedBytesMap, _options, _path, _range_args, _walk
+from ._handle import (BytesLike, _b, _durability, _Handle, _Native, _OrderedBytesMap, _options, _path, _range_args,
+                      _walk)
 from ._native import lib
 from .errors import _ERRORS, ClosedError, InvalidArgumentError, NotFoundError, _check
 
@@ -137,6 +138,20 @@ class Store(_Native, _OrderedBytesMap):
         k, v = _b(key), _b(value, "value")
         _check(self._call(lib.kv_set, k, len(k), v, len(v)))
 
+    def set(self, key: BytesLike, value: BytesLike, *, durability: Optional[str] = None) -> None:
+        """``store[key] = value``, acknowledged at ``durability`` (``"buffered"``,
+        ``"os"`` or ``"sync"``) instead of the store's level when given.
+        Concurrent writes share a commit group brought to the strongest level
+        any of them asked for, so a write is never made less durable than it
+        asked, and a ``"sync"`` write also makes every earlier write durable.
+        InvalidArgumentError for an unknown level (nothing is written)."""
+        if durability is None:
+            self[key] = value
+            return
+        d = _durability(durability)
+        k, v = _b(key), _b(value, "value")
+        _check(self._call(lib.kv_set_with, k, len(k), v, len(v), d))
+
     def __getitem__(self, key: BytesLike) -> bytes:
         # The hot path: one library call into this thread's buffer.
         k = key if type(key) is bytes else _b(key)
@@ -177,10 +192,14 @@ class Store(_Native, _OrderedBytesMap):
         except NotFoundError:
             return default
 
-    def discard(self, key: BytesLike) -> None:
-        """Delete ``key`` whether or not it exists (one durable write)."""
+    def discard(self, key: BytesLike, *, durability: Optional[str] = None) -> None:
+        """Delete ``key`` whether or not it exists (an absent key writes
+        nothing). ``durability`` as for :meth:`set`."""
         k = _b(key)
-        _check(self._call(lib.kv_delete, k, len(k)))
+        if durability is None:
+            _check(self._call(lib.kv_delete, k, len(k)))
+        else:
+            _check(self._call(lib.kv_delete_with, k, len(k), _durability(durability)))
 
     def __contains__(self, key: object) -> bool:
         k = _b(key)
@@ -208,10 +227,11 @@ class Store(_Native, _OrderedBytesMap):
         return _walk(it)
 
     # -- batches and maintenance ------------------------------------------
-    def batch(self) -> "Batch":
+    def batch(self, *, durability: Optional[str] = None) -> "Batch":
         """A write batch, applied atomically when its ``with`` block ends without
-        an exception (nothing is applied if the block raises)."""
-        return Batch(self)
+        an exception (nothing is applied if the block raises); committed at
+        ``durability`` as for :meth:`set` when given."""
+        return Batch(self, durability=durability)
 
     def sync(self) -> None:
         """Make every acknowledged write durable (needed under "os"/"buffered")."""
@@ -288,9 +308,11 @@ class Batch:
     """Sets and deletes applied atomically by :meth:`commit` (or at the end of a
     ``with`` block). Not thread-safe."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, durability: Optional[str] = None) -> None:
+        self._b: Optional[int] = None  # before anything can raise: __del__ reads it
         self._store = store
-        self._b: Optional[int] = lib.kv_batch_new()
+        self._durability = None if durability is None else _durability(durability)
+        self._b = lib.kv_batch_new()
         if not self._b:
             raise MemoryError("kv_batch_new failed")
 
@@ -323,12 +345,18 @@ class Batch:
     def __len__(self) -> int:
         return int(lib.kv_batch_count(self._b)) if self._b else 0
 
-    def commit(self) -> None:
+    def commit(self, *, durability: Optional[str] = None) -> None:
         """Apply every operation atomically, then release the batch. If any key
-        or value is invalid, nothing is applied (InvalidArgumentError)."""
+        or value is invalid, nothing is applied (InvalidArgumentError).
+        ``durability`` (or the one given to :meth:`Store.batch`) as for
+        :meth:`Store.set`."""
         b = self._h()
+        d = self._durability if durability is None else _durability(durability)
         try:
-            _check(self._store._call(lib.kv_batch_commit, b))
+            if d is None:
+                _check(self._store._call(lib.kv_batch_commit, b))
+            else:
+                _check(self._store._call(lib.kv_batch_commit_with, b, d))
         finally:
             self.discard()
 

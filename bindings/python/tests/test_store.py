@@ -452,3 +452,29 @@ def test_backup_while_a_thread_writes(tmp_path: Path) -> None:
         assert n > before
         assert all(b.get(b"k%06d" % i) == b"v" * 100 for i in range(n))
         assert b.stats()["last_lsn"] == lsn
+
+
+def test_per_write_durability(tmp_path: Path) -> None:
+    with keyval.open(tmp_path / "d", durability="buffered") as db:
+        def fsyncs() -> int:
+            n: int = db.stats()["fsyncs"]
+            return n
+        db[b"a"] = b"1"
+        db.set(b"x", b"1")
+        assert fsyncs() == 0
+        db.set(b"b", b"2", durability="sync")
+        assert fsyncs() == 1
+        db.discard(b"a", durability="sync")
+        assert fsyncs() == 2
+        with db.batch(durability="sync") as b:
+            b[b"c"] = b"3"
+        assert fsyncs() == 3
+        b2 = db.batch()
+        b2[b"d"] = b"4"
+        b2.commit(durability="sync")
+        assert fsyncs() == 4
+        with pytest.raises(keyval.InvalidArgumentError):
+            db.set(b"e", b"5", durability="fast")
+        with pytest.raises(keyval.InvalidArgumentError):
+            db.batch(durability="fast")
+        assert sorted(db.keys()) == [b"b", b"c", b"d", b"x"]
