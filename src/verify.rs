@@ -1,13 +1,16 @@
-//! Read-only verification of a database directory: every WAL record's
-//! CRC32, every snapshot's SHA-256, sequence-number continuity, and, in
-//! the recovered state, that every document collection's indexes agree
-//! with its documents. Used by `keyval DIR verify`; never modifies
-//! anything.
+//! Read-only verification of a store directory, key-value or Raft log
+//! (told apart by the first segment's header): every WAL record's CRC32,
+//! every snapshot's SHA-256, sequence-number continuity, and, in a
+//! key-value store's recovered state, that every document collection's
+//! indexes agree with its documents. Used by `keyval DIR verify`; never
+//! modifies anything.
 //!
 //! The verdict is open's: the directory is also recovered read-only, with
 //! the same code and the default recovery mode, and [`Report::has_corruption`]
-//! is true exactly when that recovery fails. Every problem the file-by-file
-//! scan finds is listed, classified by what open does about it.
+//! is true exactly when that recovery fails, or, for a Raft log, when its
+//! snapshot fails to load (open does not read it, but the node needs it).
+//! Every problem the file-by-file scan finds is listed, classified by what
+//! open does about it.
 
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, OpenMode};
@@ -17,7 +20,7 @@ use crate::snapshot;
 use crate::store;
 use crate::wal::reader;
 use crate::wal::record::Owner;
-use crate::wal::segment::{self, KIND_KV};
+use crate::wal::segment::{self, KIND_KV, KIND_RAFT};
 use std::path::{Path, PathBuf};
 
 /// What open (in the default recovery mode) does about a [`Problem`].
@@ -72,6 +75,10 @@ pub struct Report {
     /// `(collection, detail)`. Open does not look for these; a store where
     /// they appear has lost or gained writes the engine did not make.
     pub index_problems: Vec<(String, String)>,
+    /// For a Raft log: its bounds, hard state and snapshot as a read-only
+    /// open sees them (`None` for a key-value store, or when recovery
+    /// fails).
+    pub raft: Option<crate::raft::Inspection>,
 }
 
 impl Report {
@@ -123,7 +130,44 @@ impl Report {
 /// [`Error::Corruption`] if it is an unfinished backup (see
 /// [`crate::backup`]). Damage is not an error: it is listed in the report.
 pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
-    let mut rep = scan_files(fs, dir)?;
+    let kind = store::log_kind(fs, dir)?.unwrap_or(KIND_KV);
+    let mut rep = scan_files(fs, dir, kind)?;
+    if kind == KIND_RAFT {
+        match crate::raft::inspect(fs, dir) {
+            Ok(ins) => {
+                if let Some(t) = &ins.recovery.truncation {
+                    rep.mark(
+                        t.file.clone(),
+                        Some(t.offset),
+                        format!(
+                            "{} (torn tail of unacknowledged writes; open truncates it)",
+                            t.reason
+                        ),
+                        Severity::TornTail,
+                    );
+                }
+                if let Some(why) = &ins.snapshot_error {
+                    rep.mark(
+                        dir.join(crate::raft::snapshot::NAME),
+                        None,
+                        format!("{why} (the log opens, but reading its snapshot fails)"),
+                        Severity::Corruption,
+                    );
+                } else if ins.snapshot.is_some() {
+                    rep.snapshots += 1;
+                    rep.bytes += ins.snapshot_bytes;
+                }
+                rep.raft = Some(ins);
+            }
+            Err(Error::Corruption {
+                file,
+                offset,
+                detail,
+            }) => rep.mark(file, offset, detail, Severity::Corruption),
+            Err(e) => return Err(e),
+        }
+        return Ok(rep);
+    }
     match recovery::recover(fs, dir, &Options::default(), true) {
         Ok(rec) => {
             for (coll, docs, problems) in crate::docs::check_tables(&rec.mem) {
@@ -156,7 +200,7 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
 
 /// Check every file on its own; each problem starts out `Harmless` and is
 /// reclassified by what the read-only recovery decides.
-fn scan_files(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
+fn scan_files(fs: &dyn FileSystem, dir: &Path, kind: u32) -> Result<Report> {
     let listing = store::list(fs, dir)?;
     let mut rep = Report::default();
     let mut snapshot_db: Option<u64> = None;
@@ -211,7 +255,7 @@ fn scan_files(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
             .map_err(|e| Error::io(&path, e))?;
         rep.segments += 1;
         rep.bytes += buf.len() as u64;
-        let seg_db = match segment::check_header(&path, &buf, KIND_KV, id) {
+        let seg_db = match segment::check_header(&path, &buf, kind, id) {
             Ok(d) => d,
             Err(Error::Corruption {
                 file,

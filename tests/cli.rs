@@ -351,6 +351,163 @@ fn reading_commands_work_beside_a_writer() {
     );
     db.set("k", "w").expect("the writer goes on");
     assert_eq!(text(&keyval(&dir, &["get", "k"])), "w\n");
+    let o = keyval(&dir, &["verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("checked beside its writer"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("result: OK"), "{}", text(&o));
+}
+
+/// `stats`, `verify` and `dump-wal` on a Raft log directory that has lived:
+/// several segments, a prefix compaction that deleted some, a suffix
+/// truncation, hard states and a snapshot; read beside the log's writer
+/// and after it closed; then damaged.
+#[test]
+fn raft_log_directories() {
+    use keyval::raft::{Entry, HardState, RaftLog, SnapshotMeta};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("raft");
+    let opts = keyval::Options {
+        segment_size: 64 << 10,
+        ..keyval::Options::default()
+    };
+    let log = RaftLog::open(&dir, opts.clone()).expect("open");
+    for i in 1..=400u64 {
+        log.append(&[Entry {
+            index: i,
+            term: 1 + i / 200,
+            data: vec![i as u8; 600],
+        }])
+        .expect("append");
+    }
+    log.save_hard_state(&HardState {
+        term: 2,
+        vote: vec![7],
+        commit: 390,
+    })
+    .expect("hard state");
+    log.truncate_suffix(396).expect("truncate suffix");
+    log.save_snapshot(
+        &SnapshotMeta {
+            last_index: 300,
+            last_term: 2,
+            config: b"n1,n2,n3".to_vec(),
+        },
+        &mut &b"state machine"[..],
+    )
+    .expect("snapshot");
+    log.truncate_prefix(300).expect("truncate prefix");
+    let json = |o: &Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+    };
+    for live in [true, false] {
+        let o = keyval(&dir, &["stats", "--json"]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v = json(&o);
+        assert_eq!(v["kind"], "raft");
+        assert_eq!(v["first_index"], 301);
+        assert_eq!(v["last_index"], 395);
+        assert_eq!(v["hard_state"]["term"], 2);
+        assert_eq!(v["hard_state"]["commit"], 390);
+        assert_eq!(v["hard_state"]["vote_hex"], "07");
+        assert_eq!(v["last_purged"]["index"], 300);
+        assert_eq!(v["snapshot"]["last_index"], 300);
+        assert!(v["wal_segments"].as_u64().expect("segments") >= 1);
+        let o = keyval(&dir, &["stats"]);
+        assert!(
+            text(&o).contains("entries           301..=395"),
+            "{}",
+            text(&o)
+        );
+
+        let o = keyval(&dir, &["verify"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(
+            text(&o).contains("Raft log: entries 301..=395, hard state term 2 commit 390"),
+            "{}",
+            text(&o)
+        );
+        assert_eq!(text(&o).contains("beside its writer"), live, "{}", text(&o));
+
+        let o = keyval(&dir, &["dump-wal"]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let t = text(&o);
+        for want in [
+            "type=RaftEntries",
+            "1 entry from index 395",
+            "type=RaftTruncateSuffix",
+            "entries from index 396 removed",
+            "truncate prefix: entries up to index 300 (term 2) removed",
+            "hard state: term 2 commit 390",
+        ] {
+            assert!(t.contains(want), "dump-wal lacks {want:?}:\n{t}");
+        }
+        assert!(!t.contains("bad header") && !t.contains("malformed"), "{t}");
+        if live {
+            log.close().expect("close");
+        }
+    }
+    // The CLI read the log and changed nothing: it reopens with the same
+    // bounds.
+    let log = RaftLog::open(&dir, opts).expect("reopen");
+    assert_eq!(log.first_index().expect("first"), 301);
+    assert_eq!(log.last_index().expect("last"), Some(395));
+    log.close().expect("close");
+
+    // A damaged snapshot: the log opens, but verify reports it.
+    let snap = dir.join("raft.snap");
+    let good = std::fs::read(&snap).expect("read snapshot");
+    let mut bad = good.clone();
+    let at = bad.len() - 3;
+    bad[at] ^= 0x40;
+    std::fs::write(&snap, &bad).expect("write");
+    let o = keyval(&dir, &["verify"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(text(&o).contains("snapshot DAMAGED"), "{}", text(&o));
+    assert!(text(&o).contains("result: CORRUPTION"), "{}", text(&o));
+    std::fs::write(&snap, &good).expect("restore");
+
+    // A flipped byte inside an entries record that durable records follow:
+    // open refuses it, and verify says so (exit 4) and names the file.
+    let t = text(&keyval(&dir, &["dump-wal"]));
+    let seg = t
+        .lines()
+        .find_map(|l| l.strip_prefix("# segment "))
+        .and_then(|l| {
+            l.split_once('(')?
+                .1
+                .split_once(',')
+                .map(|(p, _)| p.to_string())
+        })
+        .expect("a segment line");
+    let off: u64 = t
+        .lines()
+        .filter(|l| l.contains("type=RaftEntries"))
+        .nth(1)
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("offset=")))
+        .and_then(|o| o.parse().ok())
+        .expect("an entries record");
+    let mut bytes = std::fs::read(&seg).expect("read segment");
+    bytes[off as usize + 40] ^= 0xff;
+    std::fs::write(&seg, &bytes).expect("write segment");
+    let o = keyval(&dir, &["verify"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(text(&o).contains("CORRUPT: "), "{}", text(&o));
+    assert!(text(&o).contains(&seg), "{}", text(&o));
+    assert!(RaftLog::open(&dir, keyval::Options::default()).is_err());
 }
 
 mod dump_restore {

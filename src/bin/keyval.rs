@@ -78,7 +78,8 @@ enum Cmd {
     Scan(ScanArgs),
     /// Print the number of keys.
     Count,
-    /// Print statistics and the last recovery's facts.
+    /// Print statistics and the last recovery's facts (of a key-value
+    /// store or a Raft log directory; read-only, beside a writer).
     Stats {
         /// As JSON.
         #[arg(long, conflicts_with = "prometheus")]
@@ -90,9 +91,11 @@ enum Cmd {
         prometheus: bool,
     },
     /// Check every CRC32 and SHA-256, and that every document collection's
-    /// indexes agree with its documents, without modifying anything.
+    /// indexes agree with its documents, without modifying anything (a
+    /// key-value store or a Raft log directory; beside a writer, a problem
+    /// must show in 5 reads in a row).
     Verify,
-    /// Print every WAL record in readable form.
+    /// Print every WAL record in readable form (key-value or Raft).
     DumpWal,
     /// Write a snapshot now and drop the WAL it covers.
     Checkpoint,
@@ -502,6 +505,14 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             writeln!(out, "{n}").map_err(w)?;
             db.close()?;
         }
+        Cmd::Stats { json, prometheus } if is_raft(&cli.dir)? => {
+            if *prometheus {
+                eprintln!("keyval: stats --prometheus is for key-value stores; a Raft log's metrics come from the process that has it open");
+                return Ok(EXIT_USAGE);
+            }
+            let ins = live_read(&cli.dir, |d| keyval::raft::inspect(&RealFs, d))?;
+            print_raft_stats(&mut out, &ins, *json).map_err(w)?;
+        }
         Cmd::Stats { json, prometheus } => {
             let db = open_read_only(cli)?;
             let s = db.stats()?;
@@ -855,17 +866,7 @@ fn print_stats(out: &mut impl Write, s: &keyval::Stats, json: bool) -> std::io::
             "snapshot_bytes": s.snapshot_bytes, "disk_bytes": s.disk_bytes, "last_lsn": s.last_lsn,
             "synced_lsn": s.synced_lsn, "snapshot_lsn": s.snapshot_lsn, "poisoned": s.poisoned,
             "keyspaces": s.keyspaces, "collections": s.collections,
-            "recovery": {
-                "snapshot_lsn": r.snapshot_lsn, "snapshot_entries": r.snapshot_entries,
-                "snapshots_rejected": r.snapshots_rejected, "snapshot_error": r.snapshot_error,
-                "segments_scanned": r.segments_scanned, "segments_skipped": r.segments_skipped,
-                "records_replayed": r.records_replayed, "bytes_replayed": r.bytes_replayed,
-                "truncation": r.truncation.as_ref().map(|t| serde_json::json!({
-                    "file": t.file.display().to_string(), "offset": t.offset, "bytes": t.bytes,
-                    "records": t.records, "reason": t.reason })),
-                "records_skipped": r.records_skipped, "bytes_skipped": r.bytes_skipped,
-                "last_lsn": r.last_lsn, "duration_micros": r.duration_micros,
-            }
+            "recovery": recovery_json(r),
         });
         return writeln!(
             out,
@@ -888,6 +889,167 @@ fn print_stats(out: &mut impl Write, s: &keyval::Stats, json: bool) -> std::io::
         s.snapshots, s.snapshot_bytes, s.snapshot_lsn
     )?;
     writeln!(out, "last LSN          {}", s.last_lsn)?;
+    print_recovery(out, r)
+}
+
+/// A Raft record's payload in readable form (layouts in `keyval::raft`),
+/// starting with a newline and two spaces.
+fn raft_record(rtype: u8, p: &[u8], hex: bool) -> String {
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(p.get(at..at + 8)?.try_into().ok()?))
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(p.get(at..at + 4)?.try_into().ok()?))
+    };
+    let text = match record::RecordType::from_u8(rtype) {
+        Some(record::RecordType::RaftEntries) => (|| {
+            let (first, count) = (u64_at(0)?, u32_at(8)?);
+            let mut s = format!(
+                "{count} entr{} from index {first}",
+                if count == 1 { "y" } else { "ies" }
+            );
+            let mut at = 12;
+            for i in 0..count as u64 {
+                let (term, len) = (u64_at(at)?, u32_at(at + 8)? as usize);
+                let data = p.get(at + 16..at + 16 + len)?;
+                let shown: Vec<u8> = data.iter().take(32).copied().collect();
+                s += &format!(
+                    "\n    index {} term {term}: {len} byte(s) {}{}",
+                    first + i,
+                    show(hex, &shown),
+                    if len > 32 { "..." } else { "" }
+                );
+                at += 16 + len;
+            }
+            Some(s)
+        })(),
+        Some(record::RecordType::RaftHardState) => (|| {
+            let vl = u32_at(16)? as usize;
+            Some(format!(
+                "hard state: term {} commit {} vote {}",
+                u64_at(0)?,
+                u64_at(8)?,
+                show(hex, p.get(20..20 + vl)?)
+            ))
+        })(),
+        Some(record::RecordType::RaftTruncateSuffix) => {
+            u64_at(0).map(|f| format!("truncate suffix: entries from index {f} removed"))
+        }
+        Some(record::RecordType::RaftTruncatePrefix) => (|| {
+            Some(format!(
+                "truncate prefix: entries up to index {} (term {}) removed",
+                u64_at(0)?,
+                u64_at(8)?
+            ))
+        })(),
+        Some(record::RecordType::RaftReclaim) => u64_at(0).map(|l| {
+            format!("reclaim: segments holding only records below LSN {l} may be deleted")
+        }),
+        _ => Some(format!("{} byte payload", p.len())),
+    };
+    format!(
+        "\n  {}",
+        text.unwrap_or_else(|| "malformed payload".to_string())
+    )
+}
+
+/// `first..=last` of a Raft log's entries, or "none (next N)".
+fn raft_range(r: &keyval::raft::Inspection) -> String {
+    match r.last_index {
+        Some(l) => format!("{}..={l}", r.first_index),
+        None => format!("none (next index {})", r.first_index),
+    }
+}
+
+fn raft_hard_state(r: &keyval::raft::Inspection) -> String {
+    match &r.hard_state {
+        Some(h) => format!(
+            "term {} commit {} vote {}",
+            h.term,
+            h.commit,
+            if h.vote.is_empty() {
+                "none".to_string()
+            } else {
+                format!("0x{}", hex_string(&h.vote))
+            }
+        ),
+        None => "none".into(),
+    }
+}
+
+fn raft_snapshot(r: &keyval::raft::Inspection) -> String {
+    match (&r.snapshot, &r.snapshot_error) {
+        (Some(m), _) => format!(
+            "up to index {} (term {}), {} bytes",
+            m.last_index, m.last_term, r.snapshot_bytes
+        ),
+        (None, Some(e)) => format!("DAMAGED: {e}"),
+        (None, None) => "none".into(),
+    }
+}
+
+fn hex_string(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `stats` of a Raft log directory (read without its lock).
+fn print_raft_stats(
+    out: &mut impl Write,
+    r: &keyval::raft::Inspection,
+    json: bool,
+) -> std::io::Result<()> {
+    if json {
+        let v = serde_json::json!({
+            "kind": "raft",
+            "first_index": r.first_index, "last_index": r.last_index,
+            "hard_state": r.hard_state.as_ref().map(|h| serde_json::json!({
+                "term": h.term, "commit": h.commit, "vote_hex": hex_string(&h.vote) })),
+            "last_purged": r.last_purged.map(|(i, t)| serde_json::json!({"index": i, "term": t})),
+            "snapshot": r.snapshot.as_ref().map(|m| serde_json::json!({
+                "last_index": m.last_index, "last_term": m.last_term,
+                "config_bytes": m.config.len(), "bytes": r.snapshot_bytes })),
+            "snapshot_error": r.snapshot_error,
+            "wal_segments": r.segments, "wal_bytes": r.wal_bytes,
+            "recovery": recovery_json(&r.recovery),
+        });
+        return writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        );
+    }
+    writeln!(out, "Raft log")?;
+    writeln!(out, "entries           {}", raft_range(r))?;
+    writeln!(out, "hard state        {}", raft_hard_state(r))?;
+    if let Some((i, t)) = r.last_purged {
+        writeln!(out, "last purged       index {i} (term {t})")?;
+    }
+    writeln!(out, "snapshot          {}", raft_snapshot(r))?;
+    writeln!(
+        out,
+        "WAL               {} segment(s), {} bytes",
+        r.segments, r.wal_bytes
+    )?;
+    print_recovery(out, &r.recovery)
+}
+
+/// The recovery facts as JSON (the `recovery` member of `stats --json`).
+fn recovery_json(r: &keyval::RecoveryStats) -> serde_json::Value {
+    serde_json::json!({
+        "snapshot_lsn": r.snapshot_lsn, "snapshot_entries": r.snapshot_entries,
+        "snapshots_rejected": r.snapshots_rejected, "snapshot_error": r.snapshot_error,
+        "segments_scanned": r.segments_scanned, "segments_skipped": r.segments_skipped,
+        "records_replayed": r.records_replayed, "bytes_replayed": r.bytes_replayed,
+        "truncation": r.truncation.as_ref().map(|t| serde_json::json!({
+            "file": t.file.display().to_string(), "offset": t.offset, "bytes": t.bytes,
+            "records": t.records, "reason": t.reason })),
+        "records_skipped": r.records_skipped, "bytes_skipped": r.bytes_skipped,
+        "last_lsn": r.last_lsn, "duration_micros": r.duration_micros,
+    })
+}
+
+/// The recovery lines of `stats`.
+fn print_recovery(out: &mut impl Write, r: &keyval::RecoveryStats) -> std::io::Result<()> {
     writeln!(
         out,
         "recovery          snapshot LSN {} ({} entries), {} record(s) / {} bytes replayed in {} us",
@@ -909,16 +1071,61 @@ fn print_stats(out: &mut impl Write, s: &keyval::Stats, json: bool) -> std::io::
     Ok(())
 }
 
+/// Whether `dir` holds a Raft log (by its first segment's header).
+fn is_raft(dir: &Path) -> Result<bool, Error> {
+    Ok(keyval::store::log_kind(&RealFs, dir)? == Some(segment::KIND_RAFT))
+}
+
+/// How many times a read of a directory another process is writing is
+/// tried before what it found is reported.
+const LIVE_READS: u32 = 5;
+
+/// Run `read` on `dir` (which must not change anything), retrying while it
+/// fails with `Corruption` or a vanished file: a writer rotating, appending
+/// or checkpointing under the reader makes both appear for a moment, as the
+/// read-only open documents. Real damage persists and is returned.
+fn live_read<T>(dir: &Path, mut read: impl FnMut(&Path) -> Result<T, Error>) -> Result<T, Error> {
+    let mut attempt = 1;
+    loop {
+        match read(dir) {
+            Err(Error::Corruption { .. })
+            | Err(Error::Io {
+                errno: Some(libc::ENOENT),
+                ..
+            }) if attempt < LIVE_READS => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}
+
 fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
-    // Verification must not race a writer: take the lock like open does.
-    let _lock = match keyval::fs::FileSystem::lock(&RealFs, &dir.join(keyval::store::LOCK_FILE)) {
-        Ok(l) => l,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            return Err(Error::Locked(dir.to_path_buf()))
+    // With the lock free, take it so no writer starts meanwhile. If a
+    // writer holds it, verify beside it: what the writer is appending can
+    // look torn for a moment, so a problem must show in LIVE_READS reads
+    // in a row to be reported.
+    let lock = match keyval::fs::FileSystem::lock(&RealFs, &dir.join(keyval::store::LOCK_FILE)) {
+        Ok(l) => Some(l),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::InvalidArgument(format!(
+                "{} does not exist",
+                dir.display()
+            )))
         }
         Err(e) => return Err(Error::io(dir, e)),
     };
-    let rep = keyval::verify::verify_dir(&RealFs, dir)?;
+    let mut rep = keyval::verify::verify_dir(&RealFs, dir)?;
+    let mut reads = 1;
+    while lock.is_none() && reads < LIVE_READS && !rep.problems.is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        rep = keyval::verify::verify_dir(&RealFs, dir)?;
+        reads += 1;
+    }
+    let live = lock.is_none();
+    drop(lock);
     let w = |e: std::io::Error| Error::from(e);
     writeln!(
         out,
@@ -928,6 +1135,24 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
     .map_err(w)?;
     if let Some((lo, hi)) = rep.lsn_range {
         writeln!(out, "WAL sequence numbers {lo}..={hi}").map_err(w)?;
+    }
+    if live {
+        writeln!(
+            out,
+            "note: another process has {} open; checked beside its writer ({reads} read(s))",
+            dir.display()
+        )
+        .map_err(w)?;
+    }
+    if let Some(r) = &rep.raft {
+        writeln!(
+            out,
+            "Raft log: entries {}, hard state {}, snapshot {}",
+            raft_range(r),
+            raft_hard_state(r),
+            raft_snapshot(r)
+        )
+        .map_err(w)?;
     }
     if rep.collections > 0 {
         writeln!(
@@ -972,6 +1197,7 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
 
 fn dump_wal(dir: &Path, hex: bool, out: &mut impl Write) -> Result<(), Error> {
     let w = |e: std::io::Error| Error::from(e);
+    let kind = keyval::store::log_kind(&RealFs, dir)?.unwrap_or(segment::KIND_KV);
     let listing = keyval::store::list(&RealFs, dir)?;
     for id in listing.segments {
         let path = dir.join(segment::file_name(id));
@@ -983,7 +1209,7 @@ fn dump_wal(dir: &Path, hex: bool, out: &mut impl Write) -> Result<(), Error> {
             buf.len()
         )
         .map_err(w)?;
-        let db_id = match segment::check_header(&path, &buf, segment::KIND_KV, id) {
+        let db_id = match segment::check_header(&path, &buf, kind, id) {
             Ok(d) => d,
             Err(e) => {
                 writeln!(out, "#   bad header: {e}").map_err(w)?;
@@ -1014,6 +1240,10 @@ fn dump_wal(dir: &Path, hex: bool, out: &mut impl Write) -> Result<(), Error> {
                     .and_then(|b| <[u8; 8]>::try_from(b).ok())
                     .map(u64::from_le_bytes);
                 writeln!(out, "\n  the log continues in segment {next:?}").map_err(w)?;
+                continue;
+            }
+            if h.rtype != record::RecordType::KvBatch as u8 {
+                writeln!(out, "{}", raft_record(h.rtype, payload, hex)).map_err(w)?;
                 continue;
             }
             for op in batch::decode(payload) {

@@ -31,7 +31,7 @@
 //! state saves are totally ordered and group-committed; reads run in
 //! parallel with them.
 
-mod snapshot;
+pub(crate) mod snapshot;
 
 pub use snapshot::SnapshotMeta;
 
@@ -364,34 +364,7 @@ impl RaftLog {
         let listing = store::list(fs.as_ref(), &dir)?;
         store::remove_leftovers(fs.as_ref(), &dir, &listing)?;
         snapshot::remove_leftovers(fs.as_ref(), &dir)?;
-        let mut stats = RecoveryStats::default();
-        let mut st = State {
-            first: 1,
-            replaying: true,
-            ..State::default()
-        };
-
-        let start = ReplayStart {
-            kind: KIND_RAFT,
-            applied_lsn: 0,
-            db_id: None,
-            skip_covered: false,
-            must_reach: 0,
-            gap_error: None,
-            start_anywhere: true,
-            read_only: false,
-        };
-        let out = replay(
-            fs.as_ref(),
-            &dir,
-            &listing.segments,
-            &opts,
-            start,
-            &mut stats,
-            |r| st.apply(r.rtype, r.payload, r.segment_id, r.offset, r.file),
-        )?;
-        st.replaying = false;
-        check_reclaimed(&dir, &st, &out, &opts, &mut stats)?;
+        let (mut st, out, stats) = recover(fs.as_ref(), &dir, &listing.segments, &opts, false)?;
         for m in out.resume.iter().flat_map(|r| &r.segments) {
             let p = dir.join(segment::file_name(m.id));
             let f = fs.open(&p, OpenMode::Read).map_err(|e| Error::io(&p, e))?;
@@ -822,6 +795,118 @@ impl Drop for RaftLog {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Replay the log's `segments` into a fresh index and check that nothing
+/// is missing from its start. With `read_only`, nothing on disk changes (a
+/// torn tail is reported in the stats, not truncated).
+fn recover(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    segments: &[u64],
+    opts: &Options,
+    read_only: bool,
+) -> Result<(State, crate::wal::replay::ReplayOutcome, RecoveryStats)> {
+    let mut stats = RecoveryStats::default();
+    let mut st = State {
+        first: 1,
+        replaying: true,
+        ..State::default()
+    };
+    let start = ReplayStart {
+        kind: KIND_RAFT,
+        applied_lsn: 0,
+        db_id: None,
+        skip_covered: false,
+        must_reach: 0,
+        gap_error: None,
+        start_anywhere: true,
+        read_only,
+    };
+    let out = replay(fs, dir, segments, opts, start, &mut stats, |r| {
+        st.apply(r.rtype, r.payload, r.segment_id, r.offset, r.file)
+    })?;
+    st.replaying = false;
+    check_reclaimed(dir, &st, &out, opts, &mut stats)?;
+    Ok((st, out, stats))
+}
+
+/// What [`inspect`] finds in a Raft log directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inspection {
+    /// Index of the first entry (the next one to append if the log is
+    /// empty).
+    pub first_index: u64,
+    /// Index of the last entry, if the log holds any.
+    pub last_index: Option<u64>,
+    /// The latest hard state saved, if any.
+    pub hard_state: Option<HardState>,
+    /// `(index, term)` of the last entry removed by a truncate-prefix.
+    pub last_purged: Option<(u64, u64)>,
+    /// The snapshot's metadata, if it has one and it verifies.
+    pub snapshot: Option<SnapshotMeta>,
+    /// Bytes of snapshot data, if a snapshot verifies.
+    pub snapshot_bytes: u64,
+    /// Why the snapshot fails to load (its SHA-256 or its layout), if it
+    /// does. Open does not read the snapshot; [`RaftLog::snapshot`] would
+    /// return this `Corruption`.
+    pub snapshot_error: Option<String>,
+    /// Live WAL segments and their bytes on disk.
+    pub segments: u64,
+    /// Bytes of the live WAL segments.
+    pub wal_bytes: u64,
+    /// What an open would find and do (a torn tail it would truncate is
+    /// reported here, not truncated).
+    pub recovery: RecoveryStats,
+}
+
+/// Look at the Raft log in `dir` without changing anything on disk and
+/// without its lock: replay it as [`RaftLog::open`] does (same verdict in
+/// the default recovery mode; a torn tail is reported, not truncated) and
+/// load its snapshot. Used by `keyval DIR stats` and `verify`.
+///
+/// A writer working in `dir` meanwhile can make a read look damaged or a
+/// segment vanish; a caller that does not hold the lock retries on
+/// [`Error::Corruption`] and on a vanished file.
+///
+/// Errors: [`Error::InvalidArgument`] (`dir` holds no Raft log);
+/// [`Error::Corruption`] (open would fail: damage before durable records, a
+/// deleted segment, an unfinished backup); [`Error::Io`].
+pub fn inspect(fs: &dyn FileSystem, dir: &Path) -> Result<Inspection> {
+    if store::log_kind(fs, dir)? != Some(KIND_RAFT) {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds no Raft log",
+            dir.display()
+        )));
+    }
+    let listing = store::list(fs, dir)?;
+    let (st, _, recovery) = recover(fs, dir, &listing.segments, &Options::default(), true)?;
+    let mut wal_bytes = 0;
+    for id in &listing.segments {
+        let p = dir.join(segment::file_name(*id));
+        wal_bytes += fs
+            .open(&p, OpenMode::Read)
+            .and_then(|f| f.len())
+            .map_err(|e| Error::io(&p, e))?;
+    }
+    let (snapshot, snapshot_bytes, snapshot_error) = match snapshot::read(fs, dir) {
+        Ok(Some((meta, data))) => (Some(meta), data.len() as u64, None),
+        Ok(None) => (None, 0, None),
+        Err(Error::Corruption { detail, .. }) => (None, 0, Some(detail)),
+        Err(e) => return Err(e),
+    };
+    Ok(Inspection {
+        first_index: st.first,
+        last_index: st.last(),
+        hard_state: st.hard.clone(),
+        last_purged: st.purged,
+        snapshot,
+        snapshot_bytes,
+        snapshot_error,
+        segments: listing.segments.len() as u64,
+        wal_bytes,
+        recovery,
+    })
 }
 
 /// After replay: were the records missing from the start of the log

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"KVRAFTSN";
-const NAME: &str = "raft.snap";
+pub(crate) const NAME: &str = "raft.snap";
 /// The snapshot being written (see [`AtomicFile`]).
 const TMP: &str = "raft.snap.tmp";
 
