@@ -172,6 +172,14 @@
 #define KIND_RAFT 2
 
 /*
+ Size in bytes of a store's first segment when `segment_size` is larger:
+ segments start here and double at each rotation up to `segment_size`,
+ so a store holding a few keys takes about 1 MiB of WAL, and open reads
+ that much, instead of a whole `segment_size` of zeros.
+ */
+#define FIRST_SEGMENT_SIZE (1 << 20)
+
+/*
  Status code returned by every fallible `kv_` function. `KV_OK` is 0;
  codes 1-7 and 10-12 are the engine's errors, 8-9 belong to the C ABI.
  Values never change between releases.
@@ -298,7 +306,8 @@ typedef struct {
    */
   uint32_t recovery_mode;
   /*
-   WAL segment size in bytes (preallocated). Default 64 MiB, min 64 KiB.
+   Largest WAL segment size in bytes (preallocated; segments start at
+   1 MiB and double up to it). Default 64 MiB, min 64 KiB.
    */
   uint64_t segment_size;
   /*

@@ -734,7 +734,7 @@ impl Db {
     /// How: the index is frozen (the same short write-lock pause as a
     /// checkpoint's, reported in [`crate::BackupInfo::pause_micros`]) and
     /// written as one snapshot into a staging directory next to `dest`,
-    /// with an empty WAL segment of [`Options::segment_size`] bytes; the
+    /// with an empty first WAL segment (1 MiB at most); the
     /// directory is renamed to `dest` once everything is `fsync`ed.
     /// Writers never wait for the backup's I/O; checkpoints do (one
     /// snapshot is written at a time). A backup that is interrupted (error,
@@ -1262,7 +1262,7 @@ impl Inner {
         drop(ck);
         staging.bytes += written?.bytes;
         // The log goes on from the snapshot in an empty first segment.
-        let size = self.opts.segment_size;
+        let size = crate::wal::segment::first_size(self.opts.segment_size);
         let p = crate::wal::segment::prepare(fs, &staging.dir, KIND_KV, 1, size, self.db_id)?;
         crate::wal::segment::install(fs, &staging.dir, &p)?;
         staging.bytes += p.size;

@@ -83,9 +83,11 @@ pub enum RecoveryMode {
 pub struct Options {
     /// When writes are acknowledged. Default [`Durability::Sync`].
     pub durability: Durability,
-    /// Size in bytes of each preallocated WAL segment file. Default 64 MiB.
-    /// Minimum 64 KiB. A record larger than a segment gets a segment of its
-    /// own, sized to fit.
+    /// Largest size in bytes of a preallocated WAL segment file. Default
+    /// 64 MiB. Minimum 64 KiB. A new store's first segment is 1 MiB (or
+    /// this, if smaller), and each next one twice the size of the last, up
+    /// to this, so a small store stays small. A record larger than a
+    /// segment gets a segment of its own, sized to fit.
     pub segment_size: u64,
     /// WAL bytes written since the newest snapshot after which an automatic
     /// checkpoint starts in the background. Default 256 MiB. `0` disables

@@ -454,7 +454,9 @@ fn raft_log_reopens_after_many_compactions() {
 #[test]
 fn failed_open_leaves_no_prep_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fs = FaultyFs::new(Fault::Write, 3, true);
+    // The first segment's preallocation: its header is write 1, the
+    // zero fill (one write for a 1 MiB first segment) is write 2.
+    let fs = FaultyFs::new(Fault::Write, 2, true);
     let r = Db::open_with_fs(
         dir.path(),
         Options::default(),

@@ -63,7 +63,8 @@ type Options struct {
 	// RecoveryMode: what open does about damage (default
 	// RecoveryTolerateTailCorruption).
 	RecoveryMode RecoveryMode
-	// SegmentSize: WAL segment size in bytes (default 64 MiB, at least 64 KiB).
+	// SegmentSize: largest WAL segment size in bytes (default 64 MiB, at
+	// least 64 KiB); segments start at 1 MiB and double up to it.
 	SegmentSize uint64
 	// MaxWALSize: WAL bytes after which a checkpoint runs in the background
 	// (default 256 MiB; 0 disables).
@@ -144,7 +145,7 @@ func WithDurability(d Durability) Option { return func(o *Options) { o.Durabilit
 // WithRecoveryMode sets the recovery mode.
 func WithRecoveryMode(m RecoveryMode) Option { return func(o *Options) { o.RecoveryMode = m } }
 
-// WithSegmentSize sets the WAL segment size in bytes (default 64 MiB).
+// WithSegmentSize sets the largest WAL segment size in bytes (default 64 MiB).
 func WithSegmentSize(n uint64) Option { return func(o *Options) { o.SegmentSize = n } }
 
 // WithMaxWALSize sets the WAL bytes after which a checkpoint runs in the

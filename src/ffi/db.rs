@@ -34,7 +34,8 @@ pub struct kv_options {
     pub durability: u32,
     /// `KV_RECOVERY_*`. Default `KV_RECOVERY_TOLERATE_TAIL_CORRUPTION`.
     pub recovery_mode: u32,
-    /// WAL segment size in bytes (preallocated). Default 64 MiB, min 64 KiB.
+    /// Largest WAL segment size in bytes (preallocated; segments start at
+    /// 1 MiB and double up to it). Default 64 MiB, min 64 KiB.
     pub segment_size: u64,
     /// WAL bytes since the last snapshot that trigger an automatic
     /// checkpoint. Default 256 MiB; 0 disables.

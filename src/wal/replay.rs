@@ -540,7 +540,14 @@ fn resume_point(
                 .map_or(0, |m| m.id)
                 .max(ids.last().copied().unwrap_or(0))
                 + 1;
-            let p = segment::prepare(fs, dir, kind, id, opts.segment_size, db_id)?;
+            let p = segment::prepare(
+                fs,
+                dir,
+                kind,
+                id,
+                segment::first_size(opts.segment_size),
+                db_id,
+            )?;
             segment::install(fs, dir, &p)?;
             metas.push(SegmentMeta {
                 id,

@@ -219,6 +219,28 @@ pub struct Prepared {
     pub file: Arc<dyn FileHandle>,
 }
 
+/// Size in bytes of a store's first segment when `segment_size` is larger:
+/// segments start here and double at each rotation up to `segment_size`,
+/// so a store holding a few keys takes about 1 MiB of WAL, and open reads
+/// that much, instead of a whole `segment_size` of zeros.
+pub const FIRST_SEGMENT_SIZE: u64 = 1 << 20;
+
+/// Size of the first segment of a log whose largest is `segment_size`.
+pub fn first_size(segment_size: u64) -> u64 {
+    segment_size.min(FIRST_SEGMENT_SIZE)
+}
+
+/// Size of the segment that follows one of `active` bytes: twice as large,
+/// between [`first_size`] and `segment_size` (a segment sized to fit one
+/// oversized record does not make its successor larger than
+/// `segment_size`).
+pub fn next_size(segment_size: u64, active: u64) -> u64 {
+    active.saturating_mul(2).clamp(
+        first_size(segment_size),
+        segment_size.max(first_size(segment_size)),
+    )
+}
+
 /// Create `<id>.wal.prep` in `dir`: header, zeros up to `size` bytes,
 /// fsync. Zero-filling (rather than `fallocate`) makes later overwrites +
 /// `fdatasync` cheaper, since no extent metadata changes.
@@ -306,5 +328,21 @@ mod tests {
             check_header(p, &big, KIND_KV, 9).is_err(),
             "shorter than preallocated"
         );
+    }
+
+    #[test]
+    fn segment_sizes_double_within_their_bounds() {
+        const MIB: u64 = 1 << 20;
+        assert_eq!(first_size(64 * MIB), MIB);
+        assert_eq!(first_size(64 << 10), 64 << 10);
+        assert_eq!(next_size(64 * MIB, MIB), 2 * MIB);
+        assert_eq!(next_size(64 * MIB, 32 * MIB), 64 * MIB);
+        assert_eq!(next_size(64 * MIB, 64 * MIB), 64 * MIB);
+        assert_eq!(next_size(3 * MIB, 2 * MIB), 3 * MIB);
+        // After an oversized segment, back to at most segment_size.
+        assert_eq!(next_size(64 * MIB, 500 * MIB), 64 * MIB);
+        assert_eq!(next_size(64 << 10, 64 << 10), 64 << 10);
+        // A segment smaller than the first size (an old store's) grows.
+        assert_eq!(next_size(64 * MIB, 64 << 10), MIB);
     }
 }

@@ -1,6 +1,7 @@
 //! The WAL writer: appends framed records to the active segment, rotates to
-//! a preallocated spare segment when it is full, and syncs according to the
-//! durability level. It is not itself thread-safe; the group-commit queue
+//! a preallocated spare segment when it is full (each segment twice the size
+//! of the one before, from [`segment::FIRST_SEGMENT_SIZE`] up to the
+//! store's `segment_size`), and syncs according to the durability level. It is not itself thread-safe; the group-commit queue
 //! (`super::commit`) serialises access to it.
 
 use super::record::{self, Owner, RecordType};
@@ -244,7 +245,8 @@ impl WalWriter {
         }
         let fs = Arc::clone(&self.fs);
         let dir = self.dir.clone();
-        let (kind, id, size, db) = (self.kind, self.active.id + 1, self.segment_size, self.db_id);
+        let size = segment::next_size(self.segment_size, self.active.size);
+        let (kind, id, db) = (self.kind, self.active.id + 1, self.db_id);
         let background = fs.background_threads();
         let h = std::thread::spawn(move || segment::prepare(fs.as_ref(), &dir, kind, id, size, db));
         if !background {
@@ -275,7 +277,8 @@ impl WalWriter {
     fn rotate(&mut self, need: u64) -> Result<()> {
         self.sync()?;
         let id = self.active.id + 1;
-        let want = (need + SEGMENT_HEADER_SIZE + record::LINK_RECORD_LEN).max(self.segment_size);
+        let want = (need + SEGMENT_HEADER_SIZE + record::LINK_RECORD_LEN)
+            .max(segment::next_size(self.segment_size, self.active.size));
         let spare = match self.spare.take() {
             Some(h) => Some(h.join().map_err(|_| {
                 Error::io(
