@@ -1450,6 +1450,38 @@ kv_status kv_raft_save_snapshot_stream(const kv_raft *log, uint64_t last_index, 
  */
 kv_status kv_raft_snapshot(const kv_raft *log, uint64_t *last_index, uint64_t *last_term, uint8_t **config, size_t *config_len, uint8_t **data, size_t *data_len);
 
+/*
+ The log's metrics (`keyval::raft::RaftMetrics`) as one JSON object, a
+ newly allocated NUL-terminated string in `*json` (free with `kv_free`)
+ and its length without the NUL in `*len`. JSON rather than a struct, so
+ that fields can be added without breaking compiled callers. Members:
+ counters since open `appends`, `entries_appended`, `bytes_appended`,
+ `hard_state_saves`, `truncations_suffix`, `truncations_prefix`,
+ `segment_rotations`, `segments_reclaimed`, `snapshots_saved`, `fsyncs`,
+ `commit_groups`, `errors`; gauges `first_index`, `last_index` (0: no
+ entry), `wal_segments`, `wal_disk_bytes`, `poisoned` (bool); `seconds`
+ since open; `recovery_micros`, `recovery_records_replayed`; and latency
+ objects `append_latency`, `hard_state_latency`, `truncate_latency`,
+ `snapshot_latency`, each `{"count", "p50", "p95", "p99", "max",
+ "mean"}` in microseconds.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL log/json/len), `KV_CLOSED`, `KV_IO`
+ (out of memory).
+ */
+kv_status kv_raft_metrics_json(const kv_raft *log, char **json, size_t *len);
+
+/*
+ The log's metrics in Prometheus text exposition format, names starting
+ `keyval_raft_`, every sample labelled `log="<label>"` (`label`: a
+ NUL-terminated string, or NULL for the log's directory path): a newly
+ allocated NUL-terminated string in `*text` (free with `kv_free`) and its
+ length without the NUL in `*len`.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL log/text/len, a label that is not
+ UTF-8), `KV_CLOSED`, `KV_IO` (out of memory).
+ */
+kv_status kv_raft_metrics_prometheus(const kv_raft *log, const char *label, char **text, size_t *len);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -98,7 +98,7 @@ impl Histogram {
     /// Count, p50, p95, p99, max and mean of the recorded values, with
     /// every value divided by `scale` (1000: nanoseconds to microseconds),
     /// and the cumulative counts at `bounds` (in recorded units).
-    fn summary(&self, scale: f64, bounds: &[u64; HISTOGRAM_BOUNDS]) -> Summary {
+    pub(crate) fn summary(&self, scale: f64, bounds: &[u64; HISTOGRAM_BOUNDS]) -> Summary {
         let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
         let total: u64 = counts.iter().sum();
         let q = |p| self.quantile(&counts, total, p) as f64 / scale;
@@ -412,181 +412,234 @@ impl Metrics {
     /// or seconds, plus `keyval_poisoned` (0/1) and `keyval_up` (1). Every
     /// sample carries the label `db="<label>"`.
     pub fn to_prometheus(&self, label: &str) -> String {
-        use std::fmt::Write;
-        let db = label
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
-        let mut o = String::new();
-        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                o,
-                "# HELP keyval_{name} {help}\n# TYPE keyval_{name} counter"
-            );
-            let _ = writeln!(o, "keyval_{name}{{db=\"{db}\"}} {v}");
-        };
-        counter(&mut o, "puts_total", "Put operations.", self.puts);
-        counter(&mut o, "deletes_total", "Delete operations.", self.deletes);
-        counter(
-            &mut o,
+        let mut e = Exposition::new("keyval_", "db", label);
+        e.counter("puts_total", "Put operations.", self.puts);
+        e.counter("deletes_total", "Delete operations.", self.deletes);
+        e.counter(
             "writes_total",
             "Write calls (set, delete, batch).",
             self.writes,
         );
-        counter(&mut o, "gets_total", "Point reads.", self.gets);
-        counter(
-            &mut o,
+        e.counter("gets_total", "Point reads.", self.gets);
+        e.counter(
             "get_hits_total",
             "Point reads that found their key.",
             self.get_hits,
         );
-        counter(
-            &mut o,
+        e.counter(
             "scanned_pairs_total",
             "Pairs returned by iterators.",
             self.scanned_pairs,
         );
-        counter(
-            &mut o,
+        e.counter(
             "written_bytes_total",
             "WAL payload bytes written.",
             self.bytes_written,
         );
-        counter(
-            &mut o,
+        e.counter(
             "read_bytes_total",
             "Key and value bytes returned.",
             self.bytes_read,
         );
-        counter(&mut o, "fsyncs_total", "WAL fdatasync calls.", self.fsyncs);
-        counter(
-            &mut o,
+        e.counter("fsyncs_total", "WAL fdatasync calls.", self.fsyncs);
+        e.counter(
             "commit_groups_total",
             "Group-commit groups written.",
             self.commit_groups,
         );
-        counter(
-            &mut o,
+        e.counter(
             "checkpoints_total",
             "Checkpoints completed.",
             self.checkpoints,
         );
-        let _ = writeln!(o, "# HELP keyval_errors_total Errors returned, by kind.\n# TYPE keyval_errors_total counter");
-        for (i, n) in self.errors.iter().enumerate() {
-            if matches!(i, 0 | 8 | 9) {
-                continue;
-            }
-            let _ = writeln!(
-                o,
-                "keyval_errors_total{{db=\"{db}\",kind=\"{}\"}} {n}",
-                ERROR_NAMES[i]
-            );
-        }
-        let histogram = |o: &mut String,
-                         name: &str,
-                         labels: &str,
-                         s: &Summary,
-                         bounds: &[String],
-                         scale: f64| {
-            for (le, n) in bounds.iter().zip(s.buckets) {
-                let _ = writeln!(o, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
-            }
-            let _ = writeln!(o, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", s.count);
-            let _ = writeln!(o, "{name}_sum{{{labels}}} {}", s.sum * scale);
-            let _ = writeln!(o, "{name}_count{{{labels}}} {}", s.count);
-        };
-        let secs: Vec<String> = LATENCY_BOUNDS_SECONDS
+        let errors: Vec<(&str, u64)> = self
+            .errors
             .iter()
-            .map(|b| b.to_string())
+            .enumerate()
+            .filter(|(i, _)| !matches!(i, 0 | 8 | 9))
+            .map(|(i, n)| (ERROR_NAMES[i], *n))
             .collect();
-        let _ = writeln!(o, "# HELP keyval_operation_duration_seconds Operation latency, by operation.\n# TYPE keyval_operation_duration_seconds histogram");
-        for (op, s) in [
-            ("write", &self.write_latency),
-            ("get", &self.get_latency),
-            ("scan_chunk", &self.scan_latency),
-            ("sync", &self.sync_latency),
-            ("checkpoint", &self.checkpoint_latency),
-        ] {
-            let labels = format!("db=\"{db}\",op=\"{op}\"");
-            histogram(
-                &mut o,
-                "keyval_operation_duration_seconds",
-                &labels,
-                s,
-                &secs,
-                1e-6,
-            );
-        }
-        let sizes: Vec<String> = GROUP_SIZE_BOUNDS.iter().map(|b| b.to_string()).collect();
-        let _ = writeln!(o, "# HELP keyval_commit_group_size Writes per group commit.\n# TYPE keyval_commit_group_size histogram");
-        histogram(
-            &mut o,
-            "keyval_commit_group_size",
-            &format!("db=\"{db}\""),
+        e.labelled_counters("errors_total", "Errors returned, by kind.", "kind", &errors);
+        e.latency_histograms(
+            "operation_duration_seconds",
+            "Operation latency, by operation.",
+            &[
+                ("write", &self.write_latency),
+                ("get", &self.get_latency),
+                ("scan_chunk", &self.scan_latency),
+                ("sync", &self.sync_latency),
+                ("checkpoint", &self.checkpoint_latency),
+            ],
+        );
+        e.histogram(
+            "commit_group_size",
+            "Writes per group commit.",
             &self.group_size,
-            &sizes,
+            &GROUP_SIZE_BOUNDS.map(|b| b.to_string()),
             1.0,
         );
-        let gauge = |o: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(o, "# HELP keyval_{name} {help}\n# TYPE keyval_{name} gauge");
-            let _ = writeln!(o, "keyval_{name}{{db=\"{db}\"}} {v}");
-        };
-        gauge(&mut o, "keys", "Live keys.", self.keys);
-        gauge(
-            &mut o,
+        e.gauge("keys", "Live keys.", self.keys);
+        e.gauge(
             "memory_bytes",
             "Estimated memory of the index.",
             self.memory_bytes,
         );
-        gauge(
-            &mut o,
+        e.gauge(
             "wal_disk_bytes",
             "Bytes of WAL segment files on disk.",
             self.wal_disk_bytes,
         );
-        gauge(
-            &mut o,
+        e.gauge(
             "snapshot_disk_bytes",
             "Bytes of snapshot files on disk.",
             self.snapshot_disk_bytes,
         );
-        gauge(
-            &mut o,
+        e.gauge(
             "recovery_records_replayed",
             "Records replayed by the last recovery.",
             self.recovery_records_replayed,
         );
-        gauge(
-            &mut o,
+        e.gauge(
             "recovery_truncated_bytes",
             "Torn-tail bytes truncated by the last recovery.",
             self.recovery_truncated_bytes,
         );
-        gauge(
-            &mut o,
+        e.gauge(
             "recovery_records_skipped",
             "Records skipped by the last recovery.",
             self.recovery_records_skipped,
         );
-        let _ = writeln!(o, "# HELP keyval_recovery_duration_seconds Duration of the last recovery.\n# TYPE keyval_recovery_duration_seconds gauge");
-        let _ = writeln!(
-            o,
-            "keyval_recovery_duration_seconds{{db=\"{db}\"}} {}",
-            self.recovery_micros as f64 / 1e6
+        e.gauge_f64(
+            "recovery_duration_seconds",
+            "Duration of the last recovery.",
+            self.recovery_micros as f64 / 1e6,
         );
-        gauge(
-            &mut o,
+        e.gauge(
             "poisoned",
             "1 if an earlier write or fsync failed and the store refuses writes until reopened.",
             u64::from(self.poisoned),
         );
-        gauge(
-            &mut o,
+        e.gauge(
             "up",
             "1: the store is open and answered (metrics of a closed store are an error, not 0).",
             1,
         );
-        o
+        e.finish()
+    }
+}
+
+/// A Prometheus text exposition (format 0.0.4) being written: every
+/// metric gets its `# HELP` and `# TYPE` lines, every sample the one
+/// identifying label this exposition was made with.
+pub(crate) struct Exposition {
+    out: String,
+    prefix: &'static str,
+    labels: String,
+}
+
+impl Exposition {
+    /// Metric names start with `prefix`; every sample is labelled
+    /// `key="value"` (escaped as the format requires).
+    pub(crate) fn new(prefix: &'static str, key: &str, value: &str) -> Exposition {
+        let v = value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        Exposition {
+            out: String::new(),
+            prefix,
+            labels: format!("{key}=\"{v}\""),
+        }
+    }
+
+    fn head(&mut self, name: &str, help: &str, kind: &str) {
+        use std::fmt::Write;
+        let p = self.prefix;
+        let _ = writeln!(self.out, "# HELP {p}{name} {help}\n# TYPE {p}{name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, extra: &str, v: impl std::fmt::Display) {
+        use std::fmt::Write;
+        let (p, l) = (self.prefix, &self.labels);
+        let _ = writeln!(self.out, "{p}{name}{{{l}{extra}}} {v}");
+    }
+
+    pub(crate) fn counter(&mut self, name: &str, help: &str, v: u64) {
+        self.head(name, help, "counter");
+        self.sample(name, "", v);
+    }
+
+    /// One counter with a sample per value of label `key`.
+    pub(crate) fn labelled_counters(
+        &mut self,
+        name: &str,
+        help: &str,
+        key: &str,
+        v: &[(&str, u64)],
+    ) {
+        self.head(name, help, "counter");
+        for (k, n) in v {
+            self.sample(name, &format!(",{key}=\"{k}\""), n);
+        }
+    }
+
+    pub(crate) fn gauge(&mut self, name: &str, help: &str, v: u64) {
+        self.head(name, help, "gauge");
+        self.sample(name, "", v);
+    }
+
+    pub(crate) fn gauge_f64(&mut self, name: &str, help: &str, v: f64) {
+        self.head(name, help, "gauge");
+        self.sample(name, "", v);
+    }
+
+    fn buckets(&mut self, name: &str, extra: &str, s: &Summary, bounds: &[String], scale: f64) {
+        for (le, n) in bounds.iter().zip(s.buckets) {
+            self.sample(
+                &format!("{name}_bucket"),
+                &format!("{extra},le=\"{le}\""),
+                n,
+            );
+        }
+        self.sample(
+            &format!("{name}_bucket"),
+            &format!("{extra},le=\"+Inf\""),
+            s.count,
+        );
+        self.sample(&format!("{name}_sum"), extra, s.sum * scale);
+        self.sample(&format!("{name}_count"), extra, s.count);
+    }
+
+    /// A histogram from `s` at `bounds`; `scale` converts `s.sum` to the
+    /// histogram's unit.
+    pub(crate) fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        s: &Summary,
+        bounds: &[String],
+        scale: f64,
+    ) {
+        self.head(name, help, "histogram");
+        self.buckets(name, "", s, bounds, scale);
+    }
+
+    /// Latency histograms in seconds (from summaries in microseconds) at
+    /// [`LATENCY_BOUNDS_SECONDS`], one per value of label `op`.
+    pub(crate) fn latency_histograms(&mut self, name: &str, help: &str, ops: &[(&str, &Summary)]) {
+        self.head(name, help, "histogram");
+        let secs: Vec<String> = LATENCY_BOUNDS_SECONDS
+            .iter()
+            .map(|b| b.to_string())
+            .collect();
+        for (op, s) in ops {
+            self.buckets(name, &format!(",op=\"{op}\""), s, &secs, 1e-6);
+        }
+    }
+
+    /// The text.
+    pub(crate) fn finish(self) -> String {
+        self.out
     }
 }
 

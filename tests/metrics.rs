@@ -223,3 +223,71 @@ fn prometheus_histograms_and_health_gauges() {
     let v = check_exposition(&db.metrics().expect("metrics").to_prometheus("db"));
     assert_eq!(v["keyval_poisoned"], 1.0);
 }
+
+/// A Raft log that lived (rotations, compaction deleting segments, suffix
+/// truncation, hard states, a snapshot) counts each of those, and its
+/// exposition reads like the key-value store's.
+#[test]
+fn raft_log_metrics() {
+    use keyval::raft::{Entry, HardState, RaftLog, SnapshotMeta};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = RaftLog::open(dir.path(), common::small_opts()).expect("open");
+    for i in 1..=300u64 {
+        log.append(&[Entry {
+            index: i,
+            term: 1,
+            data: vec![1; 500],
+        }])
+        .expect("append");
+    }
+    log.append(&[Entry {
+        index: 302,
+        term: 1,
+        data: vec![],
+    }])
+    .expect_err("a gap is refused");
+    for c in [10, 20] {
+        log.save_hard_state(&HardState {
+            term: 1,
+            vote: vec![1],
+            commit: c,
+        })
+        .expect("hard state");
+    }
+    log.truncate_suffix(291).expect("suffix");
+    let meta = SnapshotMeta {
+        last_index: 250,
+        last_term: 1,
+        config: vec![],
+    };
+    log.save_snapshot(&meta, &mut &b"sm"[..]).expect("snapshot");
+    log.truncate_prefix(250).expect("prefix");
+    let m = log.metrics().expect("metrics");
+    assert_eq!(m.appends, 301);
+    assert_eq!(m.entries_appended, 300);
+    assert_eq!(m.bytes_appended, 300 * 500);
+    assert_eq!(m.errors, 1);
+    assert!(m.hard_state_saves >= 2, "{m:?}");
+    assert_eq!((m.truncations_suffix, m.truncations_prefix), (1, 1));
+    assert_eq!(m.snapshots_saved, 1);
+    assert!(m.segment_rotations >= 2, "{m:?}");
+    assert!(m.segments_reclaimed >= 1, "{m:?}");
+    assert!(m.fsyncs >= 300 && m.commit_groups >= 300, "{m:?}");
+    assert_eq!((m.first_index, m.last_index), (251, 290));
+    assert_eq!(m.append_latency.count, 301);
+    assert!(!m.poisoned);
+    let text = m.to_prometheus("node \"1\"");
+    let v = check_exposition(&text);
+    assert_eq!(v["keyval_raft_first_index"], 251.0);
+    assert_eq!(v["keyval_raft_last_index"], 290.0);
+    assert_eq!(v["keyval_raft_up"], 1.0);
+    assert_eq!(v["keyval_raft_poisoned"], 0.0);
+    assert!(
+        text.contains("keyval_raft_truncations_total{log=\"node \\\"1\\\"\",side=\"prefix\"} 1\n")
+    );
+    assert!(text.contains(
+        "keyval_raft_operation_duration_seconds_count{log=\"node \\\"1\\\"\",op=\"append\"} 301\n"
+    ));
+    log.close().expect("close");
+    assert!(matches!(log.metrics(), Err(keyval::Error::Closed)));
+}

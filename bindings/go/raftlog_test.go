@@ -265,3 +265,44 @@ func TestRaftLogBackup(t *testing.T) {
 		t.Fatalf("hard state %+v %v", got, err)
 	}
 }
+
+func TestRaftLogMetrics(t *testing.T) {
+	l := openLogT(t, t.TempDir())
+	defer l.Close()
+	appendRange(t, l, 1, 101, 1)
+	if err := l.SaveHardState(HardState{Term: 1, Commit: 90}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.TruncateSuffix(96); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.TruncatePrefix(50); err != nil {
+		t.Fatal(err)
+	}
+	m, err := l.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.EntriesAppended != 101 || m.TruncationsSuffix != 1 || m.TruncationsPrefix != 1 ||
+		m.FirstIndex != 51 || m.LastIndex != 95 || m.HardStateSaves < 1 || m.Fsyncs == 0 ||
+		m.AppendLatency.Count != m.Appends || m.Poisoned {
+		t.Fatalf("metrics %+v", m)
+	}
+	text, err := l.PrometheusMetrics("node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`keyval_raft_last_index{log="node-1"} 95`,
+		`keyval_raft_truncations_total{log="node-1",side="suffix"} 1`,
+		"# TYPE keyval_raft_operation_duration_seconds histogram",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("exposition lacks %q:\n%s", want, text)
+		}
+	}
+	l.Close()
+	if _, err := l.Metrics(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed: %v", err)
+	}
+}

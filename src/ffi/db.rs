@@ -1,8 +1,6 @@
 //! `kv_db`: open, close, reads, writes, maintenance.
 
-use super::{
-    bytes, close_handle, invalid, kv_status, malloc_copy, open_handle, put_bytes, with_handle, Fail,
-};
+use super::{bytes, close_handle, invalid, kv_status, open_handle, put_bytes, with_handle, Fail};
 use crate::{Db, Durability, Options, RecoveryMode, WriteOptions};
 use std::ffi::c_char;
 use std::sync::Arc;
@@ -684,15 +682,8 @@ pub unsafe extern "C" fn kv_metrics_prometheus(
             return Err(invalid("text and len must not be NULL"));
         }
         let m = h.db.metrics()?;
-        let mut s = m.to_prometheus(&h.db.path().to_string_lossy()).into_bytes();
-        let n = s.len();
-        s.push(0);
-        let p = malloc_copy(&s)?;
-        // Safety: both outputs checked non-NULL.
-        unsafe {
-            *text = p as *mut c_char;
-            *len = n;
-        }
-        Ok(())
+        let s = m.to_prometheus(&h.db.path().to_string_lossy());
+        // Safety: outputs as documented above.
+        unsafe { super::put_text(text, len, s) }
     })
 }

@@ -374,6 +374,33 @@ pub(crate) unsafe fn put_bytes(
     Ok(())
 }
 
+/// Store `s` as a fresh NUL-terminated string in `*text` (free with
+/// `kv_free`) and its length without the NUL in `*len`.
+///
+/// Errors: `KV_INVALID_ARGUMENT` if either pointer is NULL (nothing is
+/// allocated), `KV_IO` if out of memory.
+///
+/// Safety: `text` and `len` are NULL or writable.
+pub(crate) unsafe fn put_text(
+    text: *mut *mut std::ffi::c_char,
+    len: *mut usize,
+    s: String,
+) -> Result<(), Fail> {
+    if text.is_null() || len.is_null() {
+        return Err(invalid("text and len must not be NULL"));
+    }
+    let n = s.len();
+    let mut b = s.into_bytes();
+    b.push(0);
+    let p = malloc_copy(&b)?;
+    // Safety: both checked non-NULL, writable per the contract.
+    unsafe {
+        *text = p as *mut std::ffi::c_char;
+        *len = n;
+    }
+    Ok(())
+}
+
 /// Copy `data` into a fresh `malloc` block (at least 1 byte, so that an
 /// empty value still gets a non-NULL pointer) for the caller to `kv_free`.
 pub(crate) fn malloc_copy(data: &[u8]) -> Result<*mut u8, Fail> {

@@ -605,3 +605,93 @@ pub unsafe extern "C" fn kv_raft_snapshot(
         Ok(())
     })
 }
+
+/// The log's metrics (`keyval::raft::RaftMetrics`) as one JSON object, a
+/// newly allocated NUL-terminated string in `*json` (free with `kv_free`)
+/// and its length without the NUL in `*len`. JSON rather than a struct, so
+/// that fields can be added without breaking compiled callers. Members:
+/// counters since open `appends`, `entries_appended`, `bytes_appended`,
+/// `hard_state_saves`, `truncations_suffix`, `truncations_prefix`,
+/// `segment_rotations`, `segments_reclaimed`, `snapshots_saved`, `fsyncs`,
+/// `commit_groups`, `errors`; gauges `first_index`, `last_index` (0: no
+/// entry), `wal_segments`, `wal_disk_bytes`, `poisoned` (bool); `seconds`
+/// since open; `recovery_micros`, `recovery_records_replayed`; and latency
+/// objects `append_latency`, `hard_state_latency`, `truncate_latency`,
+/// `snapshot_latency`, each `{"count", "p50", "p95", "p99", "max",
+/// "mean"}` in microseconds.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL log/json/len), `KV_CLOSED`, `KV_IO`
+/// (out of memory).
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_metrics_json(
+    log: *const kv_raft,
+    json: *mut *mut c_char,
+    len: *mut usize,
+) -> kv_status {
+    with_raft(log, |h| {
+        if json.is_null() || len.is_null() {
+            return Err(invalid("json and len must not be NULL"));
+        }
+        let m = h.log.metrics()?;
+        let lat = |s: &crate::metrics::Summary| {
+            serde_json::json!({"count": s.count, "p50": s.p50, "p95": s.p95,
+                "p99": s.p99, "max": s.max, "mean": s.mean})
+        };
+        let v = serde_json::json!({
+            "seconds": m.seconds, "appends": m.appends,
+            "entries_appended": m.entries_appended, "bytes_appended": m.bytes_appended,
+            "hard_state_saves": m.hard_state_saves,
+            "truncations_suffix": m.truncations_suffix,
+            "truncations_prefix": m.truncations_prefix,
+            "segment_rotations": m.segment_rotations,
+            "segments_reclaimed": m.segments_reclaimed,
+            "snapshots_saved": m.snapshots_saved, "fsyncs": m.fsyncs,
+            "commit_groups": m.commit_groups, "errors": m.errors,
+            "first_index": m.first_index, "last_index": m.last_index,
+            "wal_segments": m.wal_segments, "wal_disk_bytes": m.wal_disk_bytes,
+            "recovery_micros": m.recovery_micros,
+            "recovery_records_replayed": m.recovery_records_replayed,
+            "poisoned": m.poisoned,
+            "append_latency": lat(&m.append_latency),
+            "hard_state_latency": lat(&m.hard_state_latency),
+            "truncate_latency": lat(&m.truncate_latency),
+            "snapshot_latency": lat(&m.snapshot_latency),
+        });
+        // Safety: outputs as documented above.
+        unsafe { super::put_text(json, len, v.to_string()) }
+    })
+}
+
+/// The log's metrics in Prometheus text exposition format, names starting
+/// `keyval_raft_`, every sample labelled `log="<label>"` (`label`: a
+/// NUL-terminated string, or NULL for the log's directory path): a newly
+/// allocated NUL-terminated string in `*text` (free with `kv_free`) and its
+/// length without the NUL in `*len`.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL log/text/len, a label that is not
+/// UTF-8), `KV_CLOSED`, `KV_IO` (out of memory).
+#[no_mangle]
+pub unsafe extern "C" fn kv_raft_metrics_prometheus(
+    log: *const kv_raft,
+    label: *const c_char,
+    text: *mut *mut c_char,
+    len: *mut usize,
+) -> kv_status {
+    with_raft(log, |h| {
+        if text.is_null() || len.is_null() {
+            return Err(invalid("text and len must not be NULL"));
+        }
+        let label = if label.is_null() {
+            h.log.path().to_string_lossy().into_owned()
+        } else {
+            // Safety: non-NULL and NUL-terminated as documented.
+            unsafe { std::ffi::CStr::from_ptr(label) }
+                .to_str()
+                .map_err(|_| invalid("label is not UTF-8"))?
+                .to_string()
+        };
+        let s = h.log.metrics()?.to_prometheus(&label);
+        // Safety: outputs as documented above.
+        unsafe { super::put_text(text, len, s) }
+    })
+}

@@ -31,9 +31,13 @@
 //! state saves are totally ordered and group-committed; reads run in
 //! parallel with them.
 
+mod metrics;
 pub(crate) mod snapshot;
 
+pub use metrics::RaftMetrics;
 pub use snapshot::SnapshotMeta;
+
+use metrics::{RaftOp, RaftRecorder};
 
 use crate::codec::{u32_at, u64_at};
 use crate::error::{Error, Result};
@@ -315,6 +319,7 @@ struct Inner {
     state: RwLock<State>,
     reserved: Mutex<Reserved>,
     cache: Mutex<Cache>,
+    metrics: RaftRecorder,
 }
 
 /// A durable Raft log. See the module docs.
@@ -381,6 +386,7 @@ impl RaftLog {
                 state: RwLock::new(st),
                 reserved: Mutex::new(reserved),
                 cache: Mutex::new(Cache::default()),
+                metrics: RaftRecorder::default(),
             }),
         })
     }
@@ -412,6 +418,12 @@ impl RaftLog {
     /// Errors: `InvalidArgument` (not contiguous, or an entry larger than
     /// `max_value_size`), `Closed`, `Poisoned`, `Io` (now poisoned).
     pub fn append(&self, entries: &[Entry]) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.append_entries(entries);
+        self.inner.metrics.finish(RaftOp::Append, t0, r)
+    }
+
+    fn append_entries(&self, entries: &[Entry]) -> Result<()> {
         let Some(first) = entries.first() else {
             return Ok(());
         };
@@ -451,6 +463,8 @@ impl RaftLog {
             })
         })?;
         self.inner.cache.lock().insert(entries);
+        let bytes = entries.iter().map(|e| e.data.len() as u64).sum();
+        self.inner.metrics.appended(n, bytes);
         Ok(())
     }
 
@@ -458,12 +472,14 @@ impl RaftLog {
     ///
     /// Errors: `Closed`, `Poisoned`, `Io` (now poisoned).
     pub fn save_hard_state(&self, hs: &HardState) -> Result<()> {
-        self.write(|_| {
+        let t0 = std::time::Instant::now();
+        let r = self.write(|_| {
             Ok(Op {
                 rtype: RecordType::RaftHardState,
                 payload: encode_hard_state(hs),
             })
-        })
+        });
+        self.inner.metrics.finish(RaftOp::HardState, t0, r)
     }
 
     /// The last saved hard state, if any.
@@ -477,6 +493,12 @@ impl RaftLog {
     ///
     /// Errors: `Closed`, `Poisoned`, `Io`.
     pub fn truncate_suffix(&self, from: u64) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.truncate_suffix_at(from);
+        self.inner.metrics.finish(RaftOp::Truncate, t0, r)
+    }
+
+    fn truncate_suffix_at(&self, from: u64) -> Result<()> {
         self.write(|r| {
             if r.used {
                 r.next = r.next.min(from);
@@ -487,6 +509,7 @@ impl RaftLog {
             })
         })?;
         self.inner.cache.lock().remove_from(from);
+        self.inner.metrics.truncated(false);
         Ok(())
     }
 
@@ -496,6 +519,12 @@ impl RaftLog {
     ///
     /// Errors: `Closed`, `Poisoned`, `Io`.
     pub fn truncate_prefix(&self, upto: u64) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.truncate_prefix_at(upto);
+        self.inner.metrics.finish(RaftOp::Truncate, t0, r)
+    }
+
+    fn truncate_prefix_at(&self, upto: u64) -> Result<()> {
         let term = self.term(upto).unwrap_or(0);
         self.write(|r| {
             if !r.used || r.next <= upto {
@@ -510,6 +539,7 @@ impl RaftLog {
             })
         })?;
         self.inner.cache.lock().remove_upto(upto);
+        self.inner.metrics.truncated(true);
         self.reclaim()
     }
 
@@ -563,10 +593,11 @@ impl RaftLog {
         // truncate-prefix and re-written hard-state records may still be in
         // the page cache; sync them before the old segments go.
         let core = &self.inner.core;
-        core.poison_on_err({
+        let removed = core.poison_on_err({
             let mut w = core.wal.lock();
             w.sync().and_then(|()| w.remove_segments_upto(upto_lsn))
         })?;
+        self.inner.metrics.reclaimed(removed as u64);
         let live: Vec<u64> = self
             .inner
             .core
@@ -678,9 +709,37 @@ impl RaftLog {
     ///
     /// Errors: `Io` (the previous snapshot stays in place), `Closed`.
     pub fn save_snapshot(&self, meta: &SnapshotMeta, data: &mut dyn std::io::Read) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let core = &self.inner.core;
-        core.check_writable()?;
-        snapshot::write(core.fs.as_ref(), &core.dir, meta, data)
+        let r = core
+            .check_writable()
+            .and_then(|()| snapshot::write(core.fs.as_ref(), &core.dir, meta, data));
+        self.inner.metrics.finish(RaftOp::Snapshot, t0, r)
+    }
+
+    /// Counters, latency histograms and gauges of this log (see
+    /// [`RaftMetrics`]; [`RaftMetrics::to_prometheus`] renders them for
+    /// Prometheus). Cheap: atomic loads and one WAL lock to read the
+    /// segment list.
+    ///
+    /// Errors: [`Error::Closed`].
+    pub fn metrics(&self) -> Result<RaftMetrics> {
+        let (first, last) = self.read(|s| Ok((s.first, s.last().unwrap_or(0))))?;
+        let core = &self.inner.core;
+        let mut m = self.inner.metrics.snapshot();
+        {
+            let w = core.wal.lock();
+            m.fsyncs = w.fsyncs();
+            m.segment_rotations = w.rotations();
+            m.wal_segments = w.segments().len() as u64;
+            m.wal_disk_bytes = w.segments().iter().map(|s| s.size).sum();
+        }
+        m.first_index = first;
+        m.last_index = last;
+        m.recovery_micros = core.recovery.duration_micros;
+        m.recovery_records_replayed = core.recovery.records_replayed;
+        m.poisoned = core.poison.reason().is_some();
+        Ok(m)
     }
 
     /// The latest snapshot, verified, if any.
@@ -967,6 +1026,7 @@ impl Inner {
     fn lead(&self, group: Vec<Op>) -> Result<()> {
         let core = &self.core;
         core.poison.check()?;
+        self.metrics.group();
         let mut wal = core.wal.lock();
         let records: Vec<(RecordType, &[u8])> =
             group.iter().map(|o| (o.rtype, &o.payload[..])).collect();

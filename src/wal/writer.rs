@@ -56,6 +56,7 @@ pub struct WalWriter {
     buf_pos: u64,
     spare: Option<JoinHandle<Result<Prepared>>>,
     fsyncs: u64,
+    rotations: u64,
     db_id: u64,
 }
 
@@ -109,6 +110,7 @@ impl WalWriter {
             buf: Vec::with_capacity(64 << 10),
             spare: None,
             fsyncs: 0,
+            rotations: 0,
             db_id: resume.db_id,
         })
     }
@@ -121,6 +123,11 @@ impl WalWriter {
     /// Highest LSN known durable.
     pub fn synced_lsn(&self) -> u64 {
         self.synced_lsn
+    }
+
+    /// Number of segment rotations so far.
+    pub fn rotations(&self) -> u64 {
+        self.rotations
     }
 
     /// Number of fdatasync calls on segments so far.
@@ -299,6 +306,7 @@ impl WalWriter {
             }
         };
         let path = segment::install(self.fs.as_ref(), &self.dir, &prepared)?;
+        self.rotations += 1;
         let lsn = self.next_lsn;
         let owner = Owner {
             db_id: self.db_id,

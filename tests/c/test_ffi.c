@@ -898,6 +898,32 @@ static void test_raft_reopen_and_errors(void) {
     kv_free(data);
     CHECK(kv_raft_hard_state(log, &term, &data, &len, &commit) == KV_OK && term == 6 && commit == 200);
     kv_free(data);
+    /* Metrics of this open: the bounds as gauges, no append yet. */
+    char *text = NULL;
+    CHECK(kv_raft_metrics_json(log, &text, &len) == KV_OK && text && strlen(text) == len);
+    if (text) {
+        CHECK(strstr(text, "\"first_index\":201") != NULL);
+        CHECK(strstr(text, "\"last_index\":251") != NULL);
+        CHECK(strstr(text, "\"appends\":0") != NULL);
+        kv_free((uint8_t *)text);
+    }
+    kv_raft_entry e1 = {252, 9, (const uint8_t *)"x", 1};
+    CHECK(kv_raft_append(log, &e1, 1) == KV_OK);
+    CHECK(kv_raft_metrics_prometheus(log, "n1", &text, &len) == KV_OK && text);
+    if (text) {
+        CHECK(strstr(text, "keyval_raft_appends_total{log=\"n1\"} 1\n") != NULL);
+        CHECK(strstr(text, "keyval_raft_last_index{log=\"n1\"} 252\n") != NULL);
+        kv_free((uint8_t *)text);
+    }
+    CHECK(kv_raft_metrics_prometheus(log, NULL, &text, &len) == KV_OK && text);
+    if (text) {
+        CHECK(strstr(text, "{log=\"/") != NULL); /* the directory path */
+        kv_free((uint8_t *)text);
+    }
+    CHECK(kv_raft_metrics_json(log, NULL, &len) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_metrics_json(NULL, &text, &len) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_metrics_prometheus(log, "n1", &text, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_raft_truncate_suffix(log, 252) == KV_OK);
     CHECK(kv_raft_close(log) == KV_OK);
 
     /* NULL arguments. */

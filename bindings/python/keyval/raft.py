@@ -13,6 +13,7 @@ ordered by the caller (they must continue the log).
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 from ctypes import byref, c_size_t, c_uint64, c_void_p
 from dataclasses import dataclass
@@ -212,6 +213,33 @@ class RaftLog(_Native):
         _check(st)
         config = _take(cp, cn.value)
         return SnapshotMeta(li.value, lt.value, config), _take(dp, dn.value)
+
+    def _text_out(self, fn: Any, *args: Any) -> str:
+        """Call a kv_raft_ function that returns a malloc'd string."""
+        p = _native._u8p()
+        n = c_size_t()
+        _check(self._call(fn, *args, byref(p), byref(n)))
+        try:
+            return ctypes.string_at(p, n.value).decode()
+        finally:
+            lib.kv_free(p)
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters since open (``appends``, ``entries_appended``,
+        ``bytes_appended``, ``hard_state_saves``, ``truncations_suffix``,
+        ``truncations_prefix``, ``segment_rotations``, ``segments_reclaimed``,
+        ``snapshots_saved``, ``fsyncs``, ``commit_groups``, ``errors``), gauges
+        (``first_index``, ``last_index`` (0: none), ``wal_segments``,
+        ``wal_disk_bytes``, ``poisoned``) and latencies (``append_latency``,
+        ``hard_state_latency``, ``truncate_latency``, ``snapshot_latency``: dicts
+        of count, p50, p95, p99, max, mean in microseconds). ClosedError."""
+        m: dict[str, Any] = json.loads(self._text_out(lib.kv_raft_metrics_json))
+        return m
+
+    def prometheus_metrics(self, label: Optional[str] = None) -> str:
+        """The metrics in Prometheus text exposition format, names starting
+        ``keyval_raft_``, labelled ``log="<label>"`` (the directory by default)."""
+        return self._text_out(lib.kv_raft_metrics_prometheus, None if label is None else label.encode())
 
     def __repr__(self) -> str:
         return f"keyval.RaftLog({self.path!r}{', closed' if self.closed else ''})"

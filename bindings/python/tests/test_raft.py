@@ -160,3 +160,22 @@ def test_raft_backup(tmp_path: Path) -> None:
     with RaftLog.open(tmp_path / "copy") as b:
         assert b.entry(10).data == b"e10"
         assert b.hard_state() == HardState(term=1, vote=b"n1", commit=10)
+
+
+def test_metrics(tmp_path: Path) -> None:
+    with RaftLog(tmp_path / "log", segment_size=64 << 10) as log:
+        fill(log, 1, 100, 1)
+        log.truncate_suffix(91)
+        log.truncate_prefix(40)
+        m = log.metrics()
+        assert m["entries_appended"] == 100
+        assert (m["truncations_suffix"], m["truncations_prefix"]) == (1, 1)
+        assert (m["first_index"], m["last_index"]) == (41, 90)
+        assert m["append_latency"]["count"] == m["appends"]
+        assert m["poisoned"] is False
+        text = log.prometheus_metrics("n1")
+        assert 'keyval_raft_first_index{log="n1"} 41\n' in text
+        assert "# TYPE keyval_raft_operation_duration_seconds histogram" in text
+        assert str(tmp_path) in log.prometheus_metrics()
+    with pytest.raises(keyval.ClosedError):
+        log.metrics()
