@@ -132,62 +132,46 @@ impl Report {
 pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
     let kind = store::log_kind(fs, dir)?.unwrap_or(KIND_KV);
     let mut rep = scan_files(fs, dir, kind)?;
-    if kind == KIND_RAFT {
-        match crate::raft::inspect(fs, dir) {
-            Ok(ins) => {
-                if let Some(t) = &ins.recovery.truncation {
-                    rep.mark(
-                        t.file.clone(),
-                        Some(t.offset),
-                        format!(
-                            "{} (torn tail of unacknowledged writes; open truncates it)",
-                            t.reason
-                        ),
-                        Severity::TornTail,
-                    );
-                }
-                if let Some(why) = &ins.snapshot_error {
-                    rep.mark(
-                        dir.join(crate::raft::snapshot::NAME),
-                        None,
-                        format!("{why} (the log opens, but reading its snapshot fails)"),
-                        Severity::Corruption,
-                    );
-                } else if ins.snapshot.is_some() {
-                    rep.snapshots += 1;
-                    rep.bytes += ins.snapshot_bytes;
-                }
-                rep.raft = Some(ins);
+    // Recover read-only, as open would; keep what it says of a torn tail.
+    let recovered = if kind == KIND_RAFT {
+        crate::raft::inspect(fs, dir).map(|ins| {
+            if let Some(why) = &ins.snapshot_error {
+                rep.mark(
+                    dir.join(crate::raft::snapshot::NAME),
+                    None,
+                    format!("{why} (the log opens, but reading its snapshot fails)"),
+                    Severity::Corruption,
+                );
+            } else if ins.snapshot.is_some() {
+                rep.snapshots += 1;
+                rep.bytes += ins.snapshot_bytes;
             }
-            Err(Error::Corruption {
-                file,
-                offset,
-                detail,
-            }) => rep.mark(file, offset, detail, Severity::Corruption),
-            Err(e) => return Err(e),
-        }
-        return Ok(rep);
-    }
-    match recovery::recover(fs, dir, &Options::default(), true) {
-        Ok(rec) => {
+            let torn = ins.recovery.truncation.clone();
+            rep.raft = Some(ins);
+            torn
+        })
+    } else {
+        recovery::recover(fs, dir, &Options::default(), true).map(|rec| {
             for (coll, docs, problems) in crate::docs::check_tables(&rec.mem) {
                 rep.collections += 1;
                 rep.documents += docs;
                 rep.index_problems
                     .extend(problems.into_iter().map(|p| (coll.clone(), p)));
             }
-            if let Some(t) = rec.stats.truncation {
-                rep.mark(
-                    t.file,
-                    Some(t.offset),
-                    format!(
-                        "{} (torn tail of unacknowledged writes; open truncates it)",
-                        t.reason
-                    ),
-                    Severity::TornTail,
-                );
-            }
-        }
+            rec.stats.truncation
+        })
+    };
+    match recovered {
+        Ok(Some(t)) => rep.mark(
+            t.file,
+            Some(t.offset),
+            format!(
+                "{} (torn tail of unacknowledged writes; open truncates it)",
+                t.reason
+            ),
+            Severity::TornTail,
+        ),
+        Ok(None) => {}
         Err(Error::Corruption {
             file,
             offset,

@@ -132,13 +132,26 @@ pub unsafe extern "C" fn kv_batch_count(b: *const kv_batch) -> usize {
 /// applied), `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_batch_commit(db: *const kv_db, b: *const kv_batch) -> kv_status {
+    // Safety: forwarded from the caller, as documented above.
+    unsafe { commit_at(db, b, None) }
+}
+
+/// `kv_batch_commit` (`durability` None: the store's level) and
+/// `kv_batch_commit_with`.
+///
+/// Safety: as documented for `kv_batch_commit`.
+unsafe fn commit_at(db: *const kv_db, b: *const kv_batch, durability: Option<u32>) -> kv_status {
     with_db(db, |h| {
+        let wo = durability
+            .map(write_options)
+            .transpose()?
+            .unwrap_or_default();
         if b.is_null() {
             return Err(invalid("batch is NULL"));
         }
         // Safety: non-NULL live batch, not used concurrently (documented).
         let batch = unsafe { (*b).batch.clone() };
-        Ok(h.db.write(batch)?)
+        Ok(h.db.write_opt(batch, &wo)?)
     })
 }
 
@@ -152,15 +165,8 @@ pub unsafe extern "C" fn kv_batch_commit_with(
     b: *const kv_batch,
     durability: u32,
 ) -> kv_status {
-    with_db(db, |h| {
-        let wo = write_options(durability)?;
-        if b.is_null() {
-            return Err(invalid("batch is NULL"));
-        }
-        // Safety: non-NULL live batch, not used concurrently (documented).
-        let batch = unsafe { (*b).batch.clone() };
-        Ok(h.db.write_opt(batch, &wo)?)
-    })
+    // Safety: forwarded from the caller, as documented for kv_batch_commit.
+    unsafe { commit_at(db, b, Some(durability)) }
 }
 
 /// Apply a packed batch atomically in one call, without a `kv_batch`:
@@ -192,10 +198,28 @@ pub unsafe extern "C" fn kv_write_packed(
     data: *const u8,
     len: usize,
 ) -> kv_status {
+    // Safety: forwarded from the caller, as documented above.
+    unsafe { write_packed_at(db, data, len, None) }
+}
+
+/// `kv_write_packed` (`durability` None: the store's level) and
+/// `kv_write_packed_with`.
+///
+/// Safety: as documented for `kv_write_packed`.
+unsafe fn write_packed_at(
+    db: *const kv_db,
+    data: *const u8,
+    len: usize,
+    durability: Option<u32>,
+) -> kv_status {
     with_db(db, |h| {
-        // Safety: pointer/length pair as documented above.
+        let wo = durability
+            .map(write_options)
+            .transpose()?
+            .unwrap_or_default();
+        // Safety: pointer/length pair as documented for kv_write_packed.
         let payload = unsafe { bytes(data, len, "data")? }.to_vec();
-        Ok(h.db.write(WriteBatch::from_payload(payload)?)?)
+        Ok(h.db.write_opt(WriteBatch::from_payload(payload)?, &wo)?)
     })
 }
 
@@ -210,10 +234,6 @@ pub unsafe extern "C" fn kv_write_packed_with(
     len: usize,
     durability: u32,
 ) -> kv_status {
-    with_db(db, |h| {
-        let wo = write_options(durability)?;
-        // Safety: pointer/length pair as documented for kv_write_packed.
-        let payload = unsafe { bytes(data, len, "data")? }.to_vec();
-        Ok(h.db.write_opt(WriteBatch::from_payload(payload)?, &wo)?)
-    })
+    // Safety: forwarded from the caller, as documented for kv_write_packed.
+    unsafe { write_packed_at(db, data, len, Some(durability)) }
 }

@@ -184,13 +184,32 @@ pub unsafe extern "C" fn kv_set(
     val: *const u8,
     val_len: usize,
 ) -> kv_status {
+    // Safety: forwarded from the caller, as documented above.
+    unsafe { set_at(db, key, key_len, val, val_len, None) }
+}
+
+/// `kv_set` (`durability` None: the store's level) and `kv_set_with`.
+///
+/// Safety: as documented for `kv_set`.
+unsafe fn set_at(
+    db: *const kv_db,
+    key: *const u8,
+    key_len: usize,
+    val: *const u8,
+    val_len: usize,
+    durability: Option<u32>,
+) -> kv_status {
     with_db(db, |h| {
+        let wo = durability
+            .map(write_options)
+            .transpose()?
+            .unwrap_or_default();
         if key.is_null() {
             return Err(invalid("key is NULL"));
         }
-        // Safety: pointer/length pairs as documented above.
+        // Safety: pointer/length pairs as documented for kv_set.
         let (k, v) = unsafe { (bytes(key, key_len, "key")?, bytes(val, val_len, "value")?) };
-        Ok(h.db.set(k, v)?)
+        Ok(h.db.set_opt(k, v, &wo)?)
     })
 }
 
@@ -211,27 +230,38 @@ pub unsafe extern "C" fn kv_set_with(
     val_len: usize,
     durability: u32,
 ) -> kv_status {
-    with_db(db, |h| {
-        let wo = write_options(durability)?;
-        if key.is_null() {
-            return Err(invalid("key is NULL"));
-        }
-        // Safety: pointer/length pairs as documented for kv_set.
-        let (k, v) = unsafe { (bytes(key, key_len, "key")?, bytes(val, val_len, "value")?) };
-        Ok(h.db.set_opt(k, v, &wo)?)
-    })
+    // Safety: forwarded from the caller, as documented for kv_set.
+    unsafe { set_at(db, key, key_len, val, val_len, Some(durability)) }
 }
 
 /// Remove `key` (succeeds whether or not it existed). Errors as `kv_set`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_delete(db: *const kv_db, key: *const u8, key_len: usize) -> kv_status {
+    // Safety: forwarded from the caller, as documented.
+    unsafe { delete_at(db, key, key_len, None) }
+}
+
+/// `kv_delete` (`durability` None: the store's level) and
+/// `kv_delete_with`.
+///
+/// Safety: as documented for `kv_delete`.
+unsafe fn delete_at(
+    db: *const kv_db,
+    key: *const u8,
+    key_len: usize,
+    durability: Option<u32>,
+) -> kv_status {
     with_db(db, |h| {
+        let wo = durability
+            .map(write_options)
+            .transpose()?
+            .unwrap_or_default();
         if key.is_null() {
             return Err(invalid("key is NULL"));
         }
-        // Safety: pointer/length pair as documented.
+        // Safety: pointer/length pair as documented for kv_delete.
         let k = unsafe { bytes(key, key_len, "key") }?;
-        Ok(h.db.delete(k)?)
+        Ok(h.db.delete_opt(k, &wo)?)
     })
 }
 
@@ -244,15 +274,8 @@ pub unsafe extern "C" fn kv_delete_with(
     key_len: usize,
     durability: u32,
 ) -> kv_status {
-    with_db(db, |h| {
-        let wo = write_options(durability)?;
-        if key.is_null() {
-            return Err(invalid("key is NULL"));
-        }
-        // Safety: pointer/length pair as documented for kv_delete.
-        let k = unsafe { bytes(key, key_len, "key") }?;
-        Ok(h.db.delete_opt(k, &wo)?)
-    })
+    // Safety: forwarded from the caller, as documented for kv_delete.
+    unsafe { delete_at(db, key, key_len, Some(durability)) }
 }
 
 /// Look up `key`. On success stores a newly allocated copy of the value in
