@@ -20,8 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::store::LOCK_FILE;
-
 struct MemState {
     table: Tables,
     closed: bool,

@@ -17,6 +17,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Thread safety: `Error` is `Send + Sync + 'static` and cheap to clone
 /// (the OS error is kept as its kind and message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An operating-system I/O call failed (open, read, write, fsync,
     /// rename, ...). `path` names the file or directory involved when known,

@@ -32,34 +32,55 @@
 
 #![warn(missing_docs)]
 
+// The public surface is what this file re-exports, plus the `raft` and
+// `metrics` modules. Modules marked `#[doc(hidden)]` are public only so
+// that the `keyval` CLI, the tests, the benchmarks and the fuzz targets can
+// reach engine internals; they are not part of the API and may change in
+// any release.
 mod atomic_file;
+#[doc(hidden)]
 pub mod backup;
+#[doc(hidden)]
 pub mod batch;
 mod codec;
-pub mod db;
-pub mod docs;
-pub mod error;
+mod db;
+mod docs;
+mod error;
+#[doc(hidden)]
 pub mod ffi;
+#[doc(hidden)]
 pub mod fs;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
 pub mod fuzzing;
-pub mod keyspace;
-pub mod memtable;
+mod keyspace;
+mod memtable;
 pub mod metrics;
-pub mod options;
+mod options;
 mod poison;
 pub mod raft;
-pub mod recovery;
+mod recovery;
+#[doc(hidden)]
 pub mod snapshot;
+#[doc(hidden)]
 pub mod store;
+#[doc(hidden)]
 pub mod verify;
+#[doc(hidden)]
 pub mod wal;
 
 pub use backup::BackupInfo;
 pub use batch::WriteBatch;
 pub use db::{Db, Iter, Stats};
-pub use docs::{Collection, CollectionStats, FindOptions, IndexInfo, Page, Plan, SortOrder};
+pub use docs::{
+    Collection, CollectionStats, FindOptions, IndexInfo, Page, Plan, SortOrder,
+    MAX_COLLECTION_NAME, MAX_INDEX_PATH,
+};
 pub use error::{Error, Result};
-pub use keyspace::{Keyspace, KeyspaceStats};
+pub use keyspace::{Keyspace, KeyspaceStats, MAX_KEYSPACE_NAME};
 pub use metrics::Metrics;
-pub use options::{Durability, Options, RecoveryMode, WriteOptions};
+pub use options::{
+    Durability, Options, RecoveryMode, WriteOptions, MAX_KEY_SIZE_LIMIT, MAX_VALUE_SIZE_LIMIT,
+    MIN_SEGMENT_SIZE,
+};
 pub use wal::replay::{RecoveryStats, Truncation};

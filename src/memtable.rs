@@ -345,11 +345,6 @@ impl MemTable {
         self.delta = None;
         self.applied_lsn = lsn;
     }
-
-    /// Drop all contents (after close), returning the memory.
-    pub fn clear(&mut self) {
-        *self = MemTable::default();
-    }
 }
 
 #[cfg(test)]

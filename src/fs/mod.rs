@@ -9,9 +9,11 @@
 //! This module and `src/ffi/` are the only places allowed to use `unsafe`.
 
 mod real;
+#[cfg(feature = "testing")]
 pub mod sim;
 
 pub use real::RealFs;
+#[cfg(feature = "testing")]
 pub use sim::{CrashMode, SimFs};
 
 use std::fmt;
