@@ -20,12 +20,13 @@
  *     kv_strerror(status) describes a code; kv_last_error_message() gives
  *     the detail of the most recent failure on the calling thread (file,
  *     offset, OS error), valid until the next kv_ call on that thread.
+ *     Codes never change meaning; new codes may be added.
  *
  *  4. Every pointer argument is checked: NULL where it is not allowed gives
  *     KV_INVALID_ARGUMENT, never a crash. Output parameters are written
  *     only on success (the one exception, documented at kv_get_into, is the
- *     needed length on KV_BUFFER_TOO_SMALL). There are no in/out
- *     parameters.
+ *     needed length on KV_BUFFER_TOO_SMALL). The only value read from an
+ *     output is the struct_size of convention 10.
  *
  *  5. Memory returned to you (kv_get values, Raft entries, votes and
  *     snapshots) comes from malloc inside the library; release it with
@@ -51,7 +52,26 @@
  *     as KV_PANIC.
  *
  *  9. Versions: KV_VERSION_* below describe this header; kv_version() and
- *     kv_version_number() describe the linked library. They must agree.
+ *     kv_version_number() describe the linked library. A program compiled
+ *     against this header runs with any library of the same major
+ *     version (0.x: the same minor version) that is as new or newer.
+ *
+ * 10. Structs that may grow (kv_options, kv_stats, kv_metrics) start with
+ *     size_t struct_size. Set it to sizeof the struct before passing the
+ *     struct in, for input and output alike:
+ *
+ *         kv_stats st = { .struct_size = sizeof st };
+ *         kv_stats_get(db, &st);
+ *
+ *     New versions add fields only at the end. The library reads and
+ *     writes only the first struct_size bytes, so an old program works
+ *     with a new library. A new program with an old library gets zeros in
+ *     the output fields that library does not know; in kv_options those
+ *     fields must stay zero, or the call fails with KV_INVALID_ARGUMENT
+ *     rather than ignore what it cannot do. A struct_size smaller than the
+ *     first layout, or more than 4096 bytes larger than the library's,
+ *     fails with KV_INVALID_ARGUMENT and nothing is written. kv_summary and
+ *     kv_raft_entry (array elements) are frozen: they never change.
  */
 
 
@@ -70,41 +90,6 @@
 #define KV_VERSION_STRING "0.1.0"
 #define KV_VERSION_NUMBER 100
 
-
-/*
- Longest collection name, in bytes.
- */
-#define MAX_COLLECTION_NAME 200
-
-/*
- Longest indexed path, in bytes.
- */
-#define MAX_INDEX_PATH 200
-
-/*
- Tag of a missing value.
- */
-#define TAG_MISSING 0
-
-/*
- Tag of a number.
- */
-#define TAG_NUMBER 4
-
-/*
- Tag of a string.
- */
-#define TAG_STRING 5
-
-/*
- Default page size of [`Collection::find`].
- */
-#define DEFAULT_LIMIT 50
-
-/*
- Largest page size.
- */
-#define MAX_LIMIT 1000
 
 /*
  `kv_options.durability`: acknowledged from an in-process buffer; lost
@@ -139,45 +124,6 @@
  `kv_options.recovery_mode`: salvage every valid record, report skips.
  */
 #define KV_RECOVERY_TOLERATE_ANY_CORRUPTION 2
-
-/*
- Longest keyspace name, in bytes (UTF-8).
- */
-#define MAX_KEYSPACE_NAME 255
-
-/*
- Number of finite bounds of the Prometheus histograms.
- */
-#define HISTOGRAM_BOUNDS 20
-
-/*
- Version written when only the default keyspace has entries.
- */
-#define VERSION_DEFAULT_ONLY 1
-
-/*
- Bytes a [`RecordType::SegmentLink`] record occupies (header + 8-byte
- successor id). Every segment keeps this much room free for it.
- */
-#define LINK_RECORD_LEN (uint64_t)(HEADER_SIZE + 8)
-
-/*
- Oldest segment format version this build reads.
- */
-#define MIN_SEGMENT_VERSION 1
-
-/*
- Log kind of a Raft log.
- */
-#define KIND_RAFT 2
-
-/*
- Size in bytes of a store's first segment when `segment_size` is larger:
- segments start here and double at each rotation up to `segment_size`,
- so a store holding a few keys takes about 1 MiB of WAL, and open reads
- that much, instead of a whole `segment_size` of zeros.
- */
-#define FIRST_SEGMENT_SIZE (1 << 20)
 
 /*
  Status code returned by every fallible `kv_` function. `KV_OK` is 0;
@@ -247,11 +193,6 @@ typedef enum {
 } kv_status;
 
 /*
- What a crash does to data that was not synced.
- */
-typedef struct CrashMode CrashMode;
-
-/*
  A write batch. Opaque; create with `kv_batch_new`, free with
  `kv_batch_free`. Not thread-safe: use one batch from one thread at a
  time. It does not belong to any database until committed.
@@ -292,11 +233,24 @@ typedef struct kv_keyspace kv_keyspace;
 typedef struct kv_raft kv_raft;
 
 /*
- Options for `kv_open`. Get the defaults from `kv_options_default()` and
- change fields; every field of the Rust `Options` is here. Sizes are in
- bytes.
+ Options for `kv_open` and `kv_raft_open`; every field of the Rust
+ `Options` is here. Sizes are in bytes. Set `struct_size` and fill the
+ defaults with `kv_options_init`, then change fields:
+
+ ```c
+ kv_options o = { .struct_size = sizeof o };
+ kv_options_init(&o);
+ o.durability = KV_DURABILITY_OS;
+ ```
+
+ Growth rule (convention 10): later versions add fields only at the end.
  */
 typedef struct {
+  /*
+   `sizeof(kv_options)` as compiled by the caller, set before the
+   struct is passed to the library.
+   */
+  size_t struct_size;
   /*
    `KV_DURABILITY_*`. Default `KV_DURABILITY_SYNC`.
    */
@@ -348,9 +302,15 @@ typedef struct {
 } kv_options;
 
 /*
- Statistics filled in by `kv_stats`. Byte counts are in bytes.
+ Statistics filled in by `kv_stats_get`. Byte counts are in bytes.
+ Initialise as `kv_stats st = { .struct_size = sizeof st };`
+ (convention 10).
  */
 typedef struct {
+  /*
+   `sizeof(kv_stats)` as compiled by the caller, set before the call.
+   */
+  size_t struct_size;
   /*
    Live keys.
    */
@@ -504,9 +464,14 @@ typedef struct {
 /*
  Operation metrics, filled by `kv_metrics_get`. Counters and summaries
  cover `seconds` (since open or the last `kv_metrics_reset`); gauges are
- current values. Fields may be added at the end in later versions.
+ current values. Initialise as `kv_metrics m = { .struct_size = sizeof m };`
+ (convention 10: fields are added only at the end).
  */
 typedef struct {
+  /*
+   `sizeof(kv_metrics)` as compiled by the caller, set before the call.
+   */
+  size_t struct_size;
   /*
    Seconds covered by the counters.
    */
@@ -644,16 +609,6 @@ typedef int64_t (*kv_read_fn)(void *ctx, uint8_t *buf, size_t cap);
 
 
 
-/*
- Bounds (`le`) of the latency histograms, in seconds: 5 µs to 10 s.
- */
-#define LATENCY_BOUNDS_SECONDS { 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, }
-
-/*
- Bounds (`le`) of the group-commit size histogram, in writes per group.
- */
-#define GROUP_SIZE_BOUNDS { 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, }
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -674,13 +629,14 @@ const char *kv_strerror(int32_t status);
 const char *kv_last_error_message(void);
 
 /*
- Free memory returned by the library (`kv_get` values). NULL is a no-op.
+ Free memory returned by the library (values, strings, Raft entries,
+ votes, snapshots, JSON texts). NULL is a no-op.
 
  # Safety
  `p` must be NULL or a pointer returned by this library that was not
  freed yet.
  */
-void kv_free(uint8_t *p);
+void kv_free(void *p);
 
 /*
  The library's version as a static string, e.g. "0.1.0". Compare it with
@@ -793,9 +749,15 @@ kv_status kv_write_packed(const kv_db *db, const uint8_t *data, size_t len);
 kv_status kv_write_packed_with(const kv_db *db, const uint8_t *data, size_t len, uint32_t durability);
 
 /*
- The default options (see each field of `kv_options`).
+ Fill `*opts` with the default options (see each field of `kv_options`).
+ `opts->struct_size` must be set to `sizeof(kv_options)` first; fields
+ past what this library knows are set to zero, fields past
+ `struct_size` are not touched.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL `opts`, or `struct_size` smaller
+ than the first released `kv_options`).
  */
-kv_options kv_options_default(void);
+kv_status kv_options_init(kv_options *opts);
 
 /*
  Open (creating if allowed, then recovering) the database in directory
@@ -929,16 +891,20 @@ kv_status kv_checkpoint(const kv_db *db);
 kv_status kv_backup(const kv_db *db, const char *dest, uint64_t *lsn);
 
 /*
- Fill `*out` with the store's statistics.
+ Fill `*out` with the store's statistics. `out->struct_size` must be
+ set; only the fields that fit in it are written (convention 10).
 
- Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
+ Errors: `KV_INVALID_ARGUMENT` (NULL db/out, `struct_size` smaller than
+ the first released `kv_stats`), `KV_CLOSED`.
  */
 kv_status kv_stats_get(const kv_db *db, kv_stats *out);
 
 /*
- Fill `*out` with the store's metrics.
+ Fill `*out` with the store's metrics. `out->struct_size` must be set;
+ only the fields that fit in it are written (convention 10).
 
- Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
+ Errors: `KV_INVALID_ARGUMENT` (NULL db/out, `struct_size` smaller than
+ the first released `kv_metrics`), `KV_CLOSED`.
  */
 kv_status kv_metrics_get(const kv_db *db, kv_metrics *out);
 

@@ -1,8 +1,16 @@
 package keyval
 
+// Linking: cgo asks pkg-config for the flags of the installed C library
+// (`make install` writes keyval.pc). For a library in a non-standard
+// prefix, set PKG_CONFIG_PATH=<prefix>/lib/pkgconfig and, at run time,
+// LD_LIBRARY_PATH=<prefix>/lib (or link with CGO_LDFLAGS=-Wl,-rpath,<prefix>/lib).
+// Without pkg-config, set PKG_CONFIG=true and give the flags yourself:
+// CGO_CFLAGS=-I<prefix>/include CGO_LDFLAGS="-L<prefix>/lib -lkeyval".
+// Inside the KeyVal repository, `make go-test` points PKG_CONFIG_PATH at
+// target/pkgconfig, which links the freshly built static library.
+
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: ${SRCDIR}/../../target/release/libkeyval.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+#cgo pkg-config: keyval
 #include <stdlib.h>
 #include "keyval.h"
 */

@@ -121,7 +121,7 @@ func (db *DB) jsonOut(f func(h *C.kv_db, out **C.uint8_t, n *C.size_t) C.kv_stat
 		st := f(h, &out, &n)
 		if st == C.KV_OK && out != nil {
 			raw = C.GoBytes(unsafe.Pointer(out), C.int(n))
-			C.kv_free(out)
+			C.kv_free(unsafe.Pointer(out))
 		}
 		return st
 	})
@@ -183,7 +183,7 @@ func (c *Collection) Insert(doc any) (string, error) {
 		st := C.kv_doc_insert(h, cp, cl, ap, al, o, n)
 		if st == C.KV_OK {
 			raw = C.GoBytes(unsafe.Pointer(*o), C.int(*n))
-			C.kv_free(*o)
+			C.kv_free(unsafe.Pointer(*o))
 			*o = nil
 		}
 		return st

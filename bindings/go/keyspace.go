@@ -94,7 +94,7 @@ func (k *Keyspace) Get(key []byte) ([]byte, error) {
 		st := C.kv_keyspace_get(h, kp, kl, &v, &n)
 		if st == C.KV_OK {
 			out = C.GoBytes(unsafe.Pointer(v), C.int(n))
-			C.kv_free(v)
+			C.kv_free(unsafe.Pointer(v))
 		}
 		return st
 	})

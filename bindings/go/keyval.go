@@ -90,9 +90,9 @@ type Options struct {
 	ReadOnly bool
 }
 
-// DefaultOptions returns the library's defaults (kv_options_default).
+// DefaultOptions returns the library's defaults (kv_options_init).
 func DefaultOptions() Options {
-	o := C.kv_options_default()
+	o := defaultCOptions()
 	return Options{
 		Durability:      Durability(o.durability),
 		RecoveryMode:    RecoveryMode(o.recovery_mode),
@@ -108,9 +108,20 @@ func DefaultOptions() Options {
 	}
 }
 
+// defaultCOptions is kv_options_init on a struct of the size this package
+// was compiled with (the header's convention 10).
+func defaultCOptions() C.kv_options {
+	var c C.kv_options
+	c.struct_size = C.size_t(unsafe.Sizeof(c))
+	if st := C.kv_options_init(&c); st != C.KV_OK {
+		panic("keyval: kv_options_init failed: the linked library is older than its header")
+	}
+	return c
+}
+
 // c converts o to the C struct.
 func (o Options) c() C.kv_options {
-	c := C.kv_options_default()
+	c := defaultCOptions()
 	c.durability = C.uint32_t(o.Durability)
 	c.recovery_mode = C.uint32_t(o.RecoveryMode)
 	c.segment_size = C.uint64_t(o.SegmentSize)
@@ -272,7 +283,7 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 		st := C.kv_get(h, kp, kl, &v, &n)
 		if st == C.KV_OK {
 			out = C.GoBytes(unsafe.Pointer(v), C.int(n))
-			C.kv_free(v)
+			C.kv_free(unsafe.Pointer(v))
 		}
 		return st
 	})
@@ -344,3 +355,8 @@ func (db *DB) Backup(dest string) (uint64, error) {
 func (db *DB) Checkpoint() error {
 	return db.with(func(h *C.kv_db) C.kv_status { return C.kv_checkpoint(h) })
 }
+
+// Version returns the linked C library's version, e.g. "0.1.0"
+// (kv_version). It can differ from the header this package was compiled
+// with only if the shared library was replaced after the build.
+func Version() string { return C.GoString(C.kv_version()) }

@@ -39,6 +39,7 @@ func summary(s C.kv_summary) Summary {
 // Metrics returns the DB's metrics. Errors: ErrClosed.
 func (db *DB) Metrics() (Metrics, error) {
 	var m C.kv_metrics
+	m.struct_size = C.size_t(unsafe.Sizeof(m))
 	if err := db.with(func(h *C.kv_db) C.kv_status { return C.kv_metrics_get(h, &m) }); err != nil {
 		return Metrics{}, err
 	}
@@ -76,7 +77,7 @@ func (db *DB) PrometheusMetrics() (string, error) {
 		st := C.kv_metrics_prometheus(h, &text, &n)
 		if st == C.KV_OK {
 			out = C.GoStringN(text, C.int(n))
-			C.kv_free((*C.uint8_t)(unsafe.Pointer(text)))
+			C.kv_free(unsafe.Pointer(text))
 		}
 		return st
 	})

@@ -130,7 +130,7 @@ func (l *RaftLog) Entry(index uint64) (Entry, error) {
 		if st == C.KV_OK {
 			e.Term = uint64(term)
 			e.Data = C.GoBytes(unsafe.Pointer(p), C.int(n))
-			C.kv_free(p)
+			C.kv_free(unsafe.Pointer(p))
 		}
 		return st
 	})
@@ -155,7 +155,7 @@ func (l *RaftLog) Entries(lo, hi, maxBytes uint64) ([]Entry, error) {
 			out[i] = Entry{Index: uint64(e.index), Term: uint64(e.term),
 				Data: C.GoBytes(unsafe.Pointer(e.data), C.int(e.data_len))}
 		}
-		C.kv_free((*C.uint8_t)(unsafe.Pointer(arr)))
+		C.kv_free(unsafe.Pointer(arr))
 		return st
 	})
 	return out, err
@@ -235,7 +235,7 @@ func (l *RaftLog) HardState() (HardState, error) {
 		if st == C.KV_OK {
 			hs = HardState{Term: uint64(term), Commit: uint64(commit),
 				Vote: C.GoBytes(unsafe.Pointer(p), C.int(n))}
-			C.kv_free(p)
+			C.kv_free(unsafe.Pointer(p))
 		}
 		return st
 	})
@@ -267,8 +267,8 @@ func (l *RaftLog) Snapshot() (SnapshotMeta, []byte, error) {
 			meta = SnapshotMeta{LastIndex: uint64(li), LastTerm: uint64(lt),
 				Config: C.GoBytes(unsafe.Pointer(cp), C.int(cl))}
 			data = C.GoBytes(unsafe.Pointer(dp), C.int(dl))
-			C.kv_free(cp)
-			C.kv_free(dp)
+			C.kv_free(unsafe.Pointer(cp))
+			C.kv_free(unsafe.Pointer(dp))
 		}
 		return st
 	})

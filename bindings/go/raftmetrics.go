@@ -63,7 +63,7 @@ func (l *RaftLog) Metrics() (RaftMetrics, error) {
 		st := C.kv_raft_metrics_json(h, &text, &n)
 		if st == C.KV_OK {
 			raw = C.GoBytes(unsafe.Pointer(text), C.int(n))
-			C.kv_free((*C.uint8_t)(unsafe.Pointer(text)))
+			C.kv_free(unsafe.Pointer(text))
 		}
 		return st
 	})
@@ -89,7 +89,7 @@ func (l *RaftLog) PrometheusMetrics(label string) (string, error) {
 		st := C.kv_raft_metrics_prometheus(h, cl, &text, &n)
 		if st == C.KV_OK {
 			out = C.GoStringN(text, C.int(n))
-			C.kv_free((*C.uint8_t)(unsafe.Pointer(text)))
+			C.kv_free(unsafe.Pointer(text))
 		}
 		return st
 	})

@@ -5,6 +5,8 @@ package keyval
 */
 import "C"
 
+import "unsafe"
+
 // Stats is a point-in-time summary of a DB. Sizes are in bytes.
 type Stats struct {
 	Keys, KeyBytes, ValueBytes, MemoryBytes        uint64
@@ -29,6 +31,7 @@ type RecoveryStats struct {
 // Stats returns the DB's statistics. Errors: ErrClosed.
 func (db *DB) Stats() (Stats, error) {
 	var s C.kv_stats
+	s.struct_size = C.size_t(unsafe.Sizeof(s))
 	err := db.with(func(h *C.kv_db) C.kv_status { return C.kv_stats_get(h, &s) })
 	if err != nil {
 		return Stats{}, err

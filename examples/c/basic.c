@@ -33,7 +33,8 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    kv_options opts = kv_options_default();
+    kv_options opts = {.struct_size = sizeof opts}; /* convention 10 */
+    TRY("kv_options_init", kv_options_init(&opts));
     opts.durability = KV_DURABILITY_SYNC; /* the default: fdatasync before OK */
     TRY("kv_open", kv_open(dir, &opts, &db));
 

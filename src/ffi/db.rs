@@ -22,12 +22,23 @@ pub const KV_RECOVERY_TOLERATE_TAIL_CORRUPTION: u32 = 1;
 /// `kv_options.recovery_mode`: salvage every valid record, report skips.
 pub const KV_RECOVERY_TOLERATE_ANY_CORRUPTION: u32 = 2;
 
-/// Options for `kv_open`. Get the defaults from `kv_options_default()` and
-/// change fields; every field of the Rust `Options` is here. Sizes are in
-/// bytes.
+/// Options for `kv_open` and `kv_raft_open`; every field of the Rust
+/// `Options` is here. Sizes are in bytes. Set `struct_size` and fill the
+/// defaults with `kv_options_init`, then change fields:
+///
+/// ```c
+/// kv_options o = { .struct_size = sizeof o };
+/// kv_options_init(&o);
+/// o.durability = KV_DURABILITY_OS;
+/// ```
+///
+/// Growth rule (convention 10): later versions add fields only at the end.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct kv_options {
+    /// `sizeof(kv_options)` as compiled by the caller, set before the
+    /// struct is passed to the library.
+    pub struct_size: usize,
     /// `KV_DURABILITY_*`. Default `KV_DURABILITY_SYNC`.
     pub durability: u32,
     /// `KV_RECOVERY_*`. Default `KV_RECOVERY_TOLERATE_TAIL_CORRUPTION`.
@@ -58,11 +69,25 @@ pub struct kv_options {
     pub read_only: u32,
 }
 
-/// The default options (see each field of `kv_options`).
+/// Fill `*opts` with the default options (see each field of `kv_options`).
+/// `opts->struct_size` must be set to `sizeof(kv_options)` first; fields
+/// past what this library knows are set to zero, fields past
+/// `struct_size` are not touched.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL `opts`, or `struct_size` smaller
+/// than the first released `kv_options`).
 #[no_mangle]
-pub extern "C" fn kv_options_default() -> kv_options {
+pub unsafe extern "C" fn kv_options_init(opts: *mut kv_options) -> kv_status {
+    // Safety: `opts` is NULL or points to `struct_size` writable bytes
+    // whose first field is `struct_size` (the header's contract).
+    super::guard(|| super::finish(unsafe { super::write_sized(opts, default_options()) }))
+}
+
+/// The library's defaults as a `kv_options` of this version's size.
+pub(crate) fn default_options() -> kv_options {
     let o = Options::default();
     kv_options {
+        struct_size: std::mem::size_of::<kv_options>(),
         durability: o.durability as u32,
         recovery_mode: o.recovery_mode as u32,
         segment_size: o.segment_size,
@@ -434,10 +459,14 @@ pub unsafe extern "C" fn kv_backup(
     })
 }
 
-/// Statistics filled in by `kv_stats`. Byte counts are in bytes.
+/// Statistics filled in by `kv_stats_get`. Byte counts are in bytes.
+/// Initialise as `kv_stats st = { .struct_size = sizeof st };`
+/// (convention 10).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct kv_stats {
+    /// `sizeof(kv_stats)` as compiled by the caller, set before the call.
+    pub struct_size: usize,
     /// Live keys.
     pub keys: u64,
     /// Bytes of live keys.
@@ -498,9 +527,11 @@ pub struct kv_stats {
     pub collections: u64,
 }
 
-/// Fill `*out` with the store's statistics.
+/// Fill `*out` with the store's statistics. `out->struct_size` must be
+/// set; only the fields that fit in it are written (convention 10).
 ///
-/// Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db/out, `struct_size` smaller than
+/// the first released `kv_stats`), `KV_CLOSED`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_stats_get(db: *const kv_db, out: *mut kv_stats) -> kv_status {
     with_db(db, |h| {
@@ -510,6 +541,7 @@ pub unsafe extern "C" fn kv_stats_get(db: *const kv_db, out: *mut kv_stats) -> k
         let s = h.db.stats()?;
         let r = &s.recovery;
         let st = kv_stats {
+            struct_size: std::mem::size_of::<kv_stats>(),
             keys: s.keys,
             key_bytes: s.key_bytes,
             value_bytes: s.value_bytes,
@@ -540,9 +572,9 @@ pub unsafe extern "C" fn kv_stats_get(db: *const kv_db, out: *mut kv_stats) -> k
             keyspaces: s.keyspaces,
             collections: s.collections,
         };
-        // Safety: `out` is non-NULL and writable.
-        unsafe { *out = st };
-        Ok(())
+        // Safety: `out` is non-NULL and points to `struct_size` writable
+        // bytes (the header's contract).
+        unsafe { super::write_sized(out, st) }
     })
 }
 
@@ -568,10 +600,13 @@ pub struct kv_summary {
 
 /// Operation metrics, filled by `kv_metrics_get`. Counters and summaries
 /// cover `seconds` (since open or the last `kv_metrics_reset`); gauges are
-/// current values. Fields may be added at the end in later versions.
+/// current values. Initialise as `kv_metrics m = { .struct_size = sizeof m };`
+/// (convention 10: fields are added only at the end).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct kv_metrics {
+    /// `sizeof(kv_metrics)` as compiled by the caller, set before the call.
+    pub struct_size: usize,
     /// Seconds covered by the counters.
     pub seconds: f64,
     /// Put operations (including inside batches).
@@ -637,9 +672,11 @@ fn summary(s: &crate::metrics::Summary) -> kv_summary {
     }
 }
 
-/// Fill `*out` with the store's metrics.
+/// Fill `*out` with the store's metrics. `out->struct_size` must be set;
+/// only the fields that fit in it are written (convention 10).
 ///
-/// Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db/out, `struct_size` smaller than
+/// the first released `kv_metrics`), `KV_CLOSED`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_metrics_get(db: *const kv_db, out: *mut kv_metrics) -> kv_status {
     with_db(db, |h| {
@@ -648,6 +685,7 @@ pub unsafe extern "C" fn kv_metrics_get(db: *const kv_db, out: *mut kv_metrics) 
         }
         let m = h.db.metrics()?;
         let c = kv_metrics {
+            struct_size: std::mem::size_of::<kv_metrics>(),
             seconds: m.seconds,
             puts: m.puts,
             deletes: m.deletes,
@@ -674,9 +712,9 @@ pub unsafe extern "C" fn kv_metrics_get(db: *const kv_db, out: *mut kv_metrics) 
             recovery_records_replayed: m.recovery_records_replayed,
             recovery_truncated_bytes: m.recovery_truncated_bytes,
         };
-        // Safety: `out` is non-NULL and writable.
-        unsafe { *out = c };
-        Ok(())
+        // Safety: `out` is non-NULL and points to `struct_size` writable
+        // bytes (the header's contract).
+        unsafe { super::write_sized(out, c) }
     })
 }
 

@@ -259,8 +259,9 @@ pub(crate) unsafe fn open_handle<T>(
             let options = if opts.is_null() {
                 Options::default()
             } else {
-                // Safety: non-NULL, points to a kv_options per the header.
-                to_options(unsafe { &*opts })?
+                // Safety: non-NULL, points to `struct_size` readable bytes
+                // starting with a kv_options layout, per the header.
+                to_options(&unsafe { read_sized(opts, db::default_options()) }?)?
             };
             let h = open(OsStr::from_bytes(p.to_bytes()), options)?;
             // Safety: `out` is non-NULL and writable.
@@ -268,6 +269,118 @@ pub(crate) unsafe fn open_handle<T>(
             Ok(())
         })())
     })
+}
+
+/// A struct that crosses the C boundary with `size_t struct_size` as its
+/// first field (the header's convention 10): `kv_options`, `kv_stats`,
+/// `kv_metrics`. Later versions add fields only at the end, so a caller
+/// compiled against an older header passes a smaller size and a newer one
+/// a larger size.
+pub(crate) trait Growable: Copy {
+    /// The struct's name, for error messages.
+    const NAME: &'static str;
+    /// Its size in the first release that had `struct_size` (0.1); no
+    /// caller can have a smaller one.
+    const FIRST_SIZE: usize;
+}
+
+impl Growable for kv_options {
+    const NAME: &'static str = "kv_options";
+    const FIRST_SIZE: usize = std::mem::size_of::<kv_options>();
+}
+impl Growable for kv_stats {
+    const NAME: &'static str = "kv_stats";
+    const FIRST_SIZE: usize = std::mem::size_of::<kv_stats>();
+}
+impl Growable for kv_metrics {
+    const NAME: &'static str = "kv_metrics";
+    const FIRST_SIZE: usize = std::mem::size_of::<kv_metrics>();
+}
+
+/// How many bytes a growable struct may be larger than this library's
+/// layout: room for many versions' fields, small enough that a
+/// `struct_size` left uninitialised is usually caught instead of trusted.
+const MAX_GROWTH: usize = 4096;
+
+/// The caller's `struct_size`, checked against the smallest layout and a
+/// plausible largest one.
+///
+/// Safety: `p` is NULL or points to at least a `usize` of readable memory.
+unsafe fn caller_size<T: Growable>(p: *const T) -> Result<usize, Fail> {
+    if p.is_null() {
+        return Err(invalid(&format!("{} pointer is NULL", T::NAME)));
+    }
+    // Safety: non-NULL; every Growable starts with `struct_size: usize`.
+    let n = unsafe { std::ptr::read_unaligned(p as *const usize) };
+    if n > std::mem::size_of::<T>() + MAX_GROWTH {
+        return Err(invalid(&format!(
+            "{}.struct_size is {n}, far larger than any {} layout: was it set to sizeof({})?",
+            T::NAME,
+            T::NAME,
+            T::NAME
+        )));
+    }
+    if n < T::FIRST_SIZE {
+        return Err(invalid(&format!(
+            "{}.struct_size is {n}, smaller than any {} layout ({} bytes): set it to sizeof({})",
+            T::NAME,
+            T::NAME,
+            T::FIRST_SIZE,
+            T::NAME
+        )));
+    }
+    Ok(n)
+}
+
+/// Read a growable input struct: the fields the caller's `struct_size`
+/// covers come from the caller, the rest from `defaults`. Bytes past the
+/// fields this library knows must be zero (a newer caller asking for
+/// something this library cannot do is refused, not ignored).
+///
+/// Safety: `p` is NULL or points to `struct_size` readable bytes.
+pub(crate) unsafe fn read_sized<T: Growable>(p: *const T, defaults: T) -> Result<T, Fail> {
+    // Safety: per this function's contract.
+    let n = unsafe { caller_size(p) }?;
+    let own = std::mem::size_of::<T>();
+    // Safety: the caller's block holds `n` readable bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, n) };
+    if let Some(at) = bytes[own.min(n)..].iter().position(|&b| b != 0) {
+        return Err(invalid(&format!(
+            "{} has a non-zero field at byte {} that this library (version {}) does not know; \
+             link a newer library or leave it zero",
+            T::NAME,
+            own + at,
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    let mut v = defaults;
+    // Safety: copies min(n, own) initialised bytes into `v`, which is a
+    // plain-old-data `repr(C)` struct of `own` bytes; n >= FIRST_SIZE, so
+    // whole fields are copied.
+    unsafe {
+        std::ptr::copy_nonoverlapping(p as *const u8, &mut v as *mut T as *mut u8, own.min(n))
+    };
+    Ok(v)
+}
+
+/// Write a growable output struct: as many of `value`'s bytes as the
+/// caller's `struct_size` holds, zeros in the caller's bytes past this
+/// library's fields, and the caller's `struct_size` kept.
+///
+/// Safety: `p` is NULL or points to `struct_size` writable bytes.
+pub(crate) unsafe fn write_sized<T: Growable>(p: *mut T, value: T) -> Result<(), Fail> {
+    // Safety: per this function's contract.
+    let n = unsafe { caller_size(p) }?;
+    let own = std::mem::size_of::<T>();
+    let k = own.min(n);
+    // Safety: the caller's block holds `n` >= `k` writable bytes; `value`
+    // is a `repr(C)` struct of `own` >= `k` bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(&value as *const T as *const u8, p as *mut u8, k);
+        std::ptr::write_bytes((p as *mut u8).add(k), 0, n - k);
+        std::ptr::write_unaligned(p as *mut usize, n);
+    }
+    Ok(())
 }
 
 /// Borrow the NUL-terminated path `p` (bytes, not necessarily UTF-8).
@@ -434,16 +547,17 @@ pub extern "C" fn kv_last_error_message() -> *const c_char {
     LAST_ERROR.with(|l| l.borrow().as_ptr())
 }
 
-/// Free memory returned by the library (`kv_get` values). NULL is a no-op.
+/// Free memory returned by the library (values, strings, Raft entries,
+/// votes, snapshots, JSON texts). NULL is a no-op.
 ///
 /// # Safety
 /// `p` must be NULL or a pointer returned by this library that was not
 /// freed yet.
 #[no_mangle]
-pub unsafe extern "C" fn kv_free(p: *mut u8) {
+pub unsafe extern "C" fn kv_free(p: *mut std::ffi::c_void) {
     // Safety: the caller passes NULL or a block from `malloc_copy`, which
     // used libc::malloc; free(NULL) is a no-op.
-    unsafe { libc::free(p as *mut libc::c_void) }
+    unsafe { libc::free(p) }
 }
 
 const VERSION_C: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");

@@ -7,7 +7,9 @@
 #include <string>
 
 int main() {
-    kv_options o = kv_options_default();
+    kv_options o = {};
+    o.struct_size = sizeof o;
+    if (kv_options_init(&o) != KV_OK) return 1;
     std::string v = kv_version();
     if (v != KV_VERSION_STRING || o.durability != KV_DURABILITY_SYNC) return 1;
     kv_db *db = nullptr;

@@ -37,7 +37,8 @@ static const char *path_of(const char *name) {
 }
 
 static kv_options small_opts(void) {
-    kv_options o = kv_options_default();
+    kv_options o = {.struct_size = sizeof o};
+    if (kv_options_init(&o) != KV_OK) abort();
     o.segment_size = 64 * 1024;
     return o;
 }
@@ -60,13 +61,71 @@ static void test_versions_and_strings(void) {
 }
 
 static void test_options_defaults(void) {
-    kv_options o = kv_options_default();
+    kv_options o = {.struct_size = sizeof o};
+    CHECK(kv_options_init(&o) == KV_OK);
+    CHECK(o.struct_size == sizeof o);
     CHECK(o.durability == KV_DURABILITY_SYNC);
     CHECK(o.recovery_mode == KV_RECOVERY_TOLERATE_TAIL_CORRUPTION);
     CHECK(o.segment_size == 64u * 1024 * 1024);
     CHECK(o.keep_snapshots == 2);
     CHECK(o.create_if_missing == 1);
     CHECK(o.checkpoint_interval_ms == 0);
+}
+
+/* Convention 10, as a program compiled against another version of the
+ * header meets it: a newer program passes a larger struct (its extra
+ * fields must stay zero in inputs and come back zero in outputs), a
+ * struct_size below the first layout is refused, and the library never
+ * writes past struct_size. */
+static void test_struct_size_rule(void) {
+    struct newer_options { kv_options o; uint64_t future_field; };
+    struct newer_stats { kv_stats s; uint64_t future_field; uint64_t guard; };
+    struct newer_metrics { kv_metrics m; uint64_t future_field; uint64_t guard; };
+    struct newer_options no;
+    memset(&no, 0xAB, sizeof no);
+    no.o.struct_size = sizeof no;
+    CHECK(kv_options_init(&no.o) == KV_OK);
+    CHECK(no.o.struct_size == sizeof no && no.future_field == 0);
+    CHECK(no.o.durability == KV_DURABILITY_SYNC);
+    no.o.segment_size = 64 * 1024;
+    char p[8192];
+    snprintf(p, sizeof p, "%s", path_of("structs"));
+    kv_db *db = NULL;
+    no.future_field = 1; /* something this library cannot do: refused */
+    CHECK(kv_open(p, &no.o, &db) == KV_INVALID_ARGUMENT && db == NULL);
+    CHECK(strstr(kv_last_error_message(), "kv_options") != NULL);
+    no.future_field = 0;
+    CHECK(kv_open(p, &no.o, &db) == KV_OK);
+    CHECK(kv_set(db, K("k"), K("v")) == KV_OK);
+
+    struct newer_stats ns;
+    memset(&ns, 0xCD, sizeof ns);
+    ns.s.struct_size = offsetof(struct newer_stats, guard);
+    CHECK(kv_stats_get(db, &ns.s) == KV_OK);
+    CHECK(ns.s.struct_size == offsetof(struct newer_stats, guard) && ns.s.keys == 1);
+    CHECK(ns.future_field == 0 && ns.guard == 0xCDCDCDCDCDCDCDCDull);
+    struct newer_metrics nm;
+    memset(&nm, 0xCD, sizeof nm);
+    nm.m.struct_size = offsetof(struct newer_metrics, guard);
+    CHECK(kv_metrics_get(db, &nm.m) == KV_OK && nm.m.puts == 1);
+    CHECK(nm.future_field == 0 && nm.guard == 0xCDCDCDCDCDCDCDCDull);
+
+    /* Too small for any layout: refused, nothing written. */
+    kv_stats small;
+    memset(&small, 0xEE, sizeof small);
+    small.struct_size = sizeof small - 8;
+    CHECK(kv_stats_get(db, &small) == KV_INVALID_ARGUMENT);
+    CHECK(small.keys == 0xEEEEEEEEEEEEEEEEull);
+    kv_stats huge = {.struct_size = (size_t)1 << 40}; /* never initialised, say */
+    CHECK(kv_stats_get(db, &huge) == KV_INVALID_ARGUMENT && huge.keys == 0);
+    kv_metrics msmall = {.struct_size = 0};
+    CHECK(kv_metrics_get(db, &msmall) == KV_INVALID_ARGUMENT);
+    kv_options osmall = {.struct_size = 4};
+    CHECK(kv_options_init(&osmall) == KV_INVALID_ARGUMENT && osmall.durability == 0);
+    CHECK(kv_options_init(NULL) == KV_INVALID_ARGUMENT);
+    kv_db *db2 = NULL;
+    CHECK(kv_open(p, &osmall, &db2) == KV_INVALID_ARGUMENT && db2 == NULL);
+    CHECK(kv_close(db) == KV_OK);
 }
 
 /* read_only: a second handle without the lock, beside the writer; it
@@ -116,7 +175,7 @@ static void test_backup(void) {
     CHECK(kv_open(dest, &o, &b) == KV_OK);
     uint64_t n = 0;
     CHECK(kv_len(b, &n) == KV_OK && n == 100);
-    kv_stats st;
+    kv_stats st = {.struct_size = sizeof st};
     CHECK(kv_stats_get(b, &st) == KV_OK && st.last_lsn == lsn);
     CHECK(kv_close(b) == KV_OK);
     CHECK(kv_close(db) == KV_OK);
@@ -154,6 +213,7 @@ static void test_checkpoint_interval(void) {
     CHECK(kv_set(db, K("a"), K("1")) == KV_OK);
     kv_stats s;
     memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
     for (int i = 0; i < 6000 && s.checkpoints == 0; i++) { /* at most 60 s */
         CHECK(kv_stats_get(db, &s) == KV_OK);
         if (s.checkpoints == 0) usleep(10000);
@@ -215,7 +275,7 @@ static void test_null_handles(void) {
     size_t n;
     uint64_t u;
     int32_t b;
-    kv_stats s;
+    kv_stats s = {.struct_size = sizeof s};
     kv_iter *it;
     CHECK(kv_close(NULL) == KV_OK);
     CHECK(kv_set(NULL, K("k"), K("v")) == KV_INVALID_ARGUMENT);
@@ -323,6 +383,7 @@ static void test_crud_and_errors(void) {
     CHECK(kv_checkpoint(db) == KV_OK);
     kv_stats s;
     memset(&s, 0xAB, sizeof s);
+    s.struct_size = sizeof s;
     CHECK(kv_stats_get(db, &s) == KV_OK);
     CHECK(s.keys == 2 && s.snapshots >= 1 && s.checkpoints == 1 && s.poisoned == 0);
     CHECK(s.wal_segments >= 1 && s.disk_bytes == s.wal_bytes + s.snapshot_bytes);
@@ -404,7 +465,7 @@ static void test_write_durability(void) {
     kv_db *db = NULL;
     CHECK(kv_open(path_of("durability"), &o, &db) == KV_OK);
     if (!db) return;
-    kv_stats st;
+    kv_stats st = {.struct_size = sizeof st};
     CHECK(kv_set(db, K("a"), K("1")) == KV_OK);
     CHECK(kv_stats_get(db, &st) == KV_OK && st.fsyncs == 0 && st.synced_lsn < st.last_lsn);
     CHECK(kv_set_with(db, K("b"), K("2"), KV_DURABILITY_SYNC) == KV_OK);
@@ -571,7 +632,7 @@ static void test_threads(void) {
     }
     uint64_t len = 0;
     CHECK(kv_len(db, &len) == KV_OK && len == 400);
-    kv_stats s;
+    kv_stats s = {.struct_size = sizeof s};
     CHECK(kv_stats_get(db, &s) == KV_OK && s.writes == 400);
     CHECK(kv_close(db) == KV_OK);
 }
@@ -716,7 +777,7 @@ static void test_enospc(void) {
     CHECK(kv_checkpoint(db) == KV_POISONED);
     int32_t has = 0;
     CHECK(kv_contains(db, K("k000000"), &has) == KV_OK && has == 1);
-    kv_stats s;
+    kv_stats s = {.struct_size = sizeof s};
     CHECK(kv_stats_get(db, &s) == KV_OK && s.poisoned == 1);
     CHECK(kv_close(db) == KV_POISONED);
     CHECK(kv_open(db_dir, &o, &db) == KV_OK);
@@ -975,7 +1036,7 @@ static void test_metrics(void) {
     kv_free(v);
     CHECK(kv_get(db, K("nope"), &v, &n) == KV_NOT_FOUND);
     CHECK(kv_set(db, (const uint8_t *)"", 0, K("v")) == KV_INVALID_ARGUMENT);
-    kv_metrics m;
+    kv_metrics m = {.struct_size = sizeof m};
     CHECK(kv_metrics_get(db, &m) == KV_OK);
     CHECK(m.puts == 20 && m.writes == 21 && m.gets == 2 && m.get_hits == 1);
     CHECK(m.errors[KV_INVALID_ARGUMENT] == 1 && m.errors[KV_IO] == 0);
@@ -1131,7 +1192,7 @@ static void test_documents(void) {
     CHECK(json_has(out, n, "[\"2\",\"z\"]"));
     kv_free(out);
     CHECK(kv_doc_insert(db, K("users"), K("{\"_id\":\"z\"}"), NULL, NULL) == KV_DUPLICATE_KEY);
-    kv_stats ds;
+    kv_stats ds = {.struct_size = sizeof ds};
     CHECK(kv_stats_get(db, &ds) == KV_OK && ds.collections == 1 && ds.keyspaces == 3);
     CHECK(kv_doc_insert(db, K("users"), K("[1]"), NULL, NULL) == KV_INVALID_ARGUMENT);
     CHECK(kv_doc_insert(db, K("users"), K("{not json"), NULL, NULL) == KV_INVALID_ARGUMENT);
@@ -1196,6 +1257,7 @@ int main(int argc, char **argv) {
     if (!realpath(argv[0], self_path)) snprintf(self_path, sizeof self_path, "%s", argv[0]);
     test_versions_and_strings();
     test_options_defaults();
+    test_struct_size_rule();
     test_checkpoint_interval();
     test_read_only();
     test_backup();

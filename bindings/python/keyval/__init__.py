@@ -17,6 +17,10 @@ any use after close raises :class:`ClosedError`.
 """
 from __future__ import annotations
 
+#: The package's version; the bundled library reports the same
+#: (:func:`version`), and the tests check that they agree.
+__version__ = "0.1.0"
+
 from ._handle import BytesLike
 from .documents import Collection, IndexInfo, Keyspace, Page, Plan
 from .errors import (BufferTooSmallError, ClosedError, CompactedError, CorruptionError,
@@ -26,7 +30,7 @@ from .raft import Entry, HardState, RaftLog, SnapshotMeta, open_raft_log
 from .store import Batch, Store, open, version
 
 __all__ = [
-    "open", "Store", "Batch", "Error", "IoError", "CorruptionError", "InvalidArgumentError",
+    "__version__", "open", "Store", "Batch", "Error", "IoError", "CorruptionError", "InvalidArgumentError",
     "LockedError", "PoisonedError", "ClosedError", "NotFoundError", "BufferTooSmallError",
     "PanicError", "CompactedError", "OutOfRangeError", "version", "RaftLog", "Entry", "HardState",
     "SnapshotMeta", "BytesLike", "open_raft_log", "DuplicateKeyError", "Collection", "Keyspace",

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import MutableMapping
 from types import TracebackType
-from ctypes import c_void_p
+from ctypes import byref, c_void_p
 from typing import Any, Iterator, Optional, Type, TypeVar, Union
 
 from . import _native
@@ -106,7 +106,8 @@ def _options(durability: str, recovery_mode: str, *, create_if_missing: bool = T
     d = _durability(durability)
     if recovery_mode not in _RECOVERY:
         raise InvalidArgumentError(f"recovery_mode must be one of {sorted(_RECOVERY)}")
-    o: _native.KvOptions = lib.kv_options_default()
+    o = _native.KvOptions()
+    _check(lib.kv_options_init(byref(o)))
     o.durability = d
     o.recovery_mode = _RECOVERY[recovery_mode]
     widths = {f[0]: ctypes.sizeof(f[1]) for f in _native.KvOptions._fields_}

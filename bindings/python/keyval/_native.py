@@ -5,16 +5,29 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 from ctypes import POINTER, Structure, c_char_p, c_int32, c_size_t, c_uint32, c_uint64, c_uint8, c_void_p
 from pathlib import Path
+from typing import Any
 
 KV_OK = 0
 KV_NOT_FOUND = 7
 KV_BUFFER_TOO_SMALL = 8
 
 
-class KvOptions(Structure):
+class _Growable(Structure):
+    """A struct whose first field is ``size_t struct_size`` (keyval.h,
+    convention 10): every instance starts with it set to this layout's size,
+    so the library reads and writes only the fields this module knows."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.struct_size = ctypes.sizeof(self)
+
+
+class KvOptions(_Growable):
     _fields_ = [
+        ("struct_size", c_size_t),
         ("durability", c_uint32),
         ("recovery_mode", c_uint32),
         ("segment_size", c_uint64),
@@ -41,25 +54,31 @@ RECOVERY_FIELDS = [
 ]
 
 
-class KvStats(Structure):
+class KvStats(_Growable):
     _fields_ = (
-        [(n, c_uint64) for n in STATS_FIELDS]
+        [("struct_size", c_size_t)]
+        + [(n, c_uint64) for n in STATS_FIELDS]
         + [("poisoned", c_uint32), ("recovery_truncated", c_uint32)]
         + [(n, c_uint64) for n in RECOVERY_FIELDS]
         + [(n, c_uint64) for n in STATS_TAIL_FIELDS]
     )
 
 
+LIB_NAME = "libkeyval.dylib" if sys.platform == "darwin" else "libkeyval.so"
+
+
 def _find_library() -> str:
+    """KEYVAL_LIBRARY if set (for a system-wide install of the C library),
+    else the library bundled in this package by the build."""
     env = os.environ.get("KEYVAL_LIBRARY")
     if env:
         return env
-    bundled = Path(__file__).resolve().parent / "libkeyval.so"
+    bundled = Path(__file__).resolve().parent / LIB_NAME
     if bundled.is_file():
         return str(bundled)
     raise ImportError(
-        f"keyval: the native library is missing ({bundled}); install with `pip install ./bindings/python` "
-        "or point KEYVAL_LIBRARY at libkeyval.so"
+        f"keyval: the native library is missing ({bundled}); install the package with pip "
+        f"(which builds it, and needs Rust) or point KEYVAL_LIBRARY at {LIB_NAME}"
     )
 
 
@@ -77,10 +96,10 @@ def _decl(name: str, restype: object, *argtypes: object) -> None:
 
 _decl("kv_strerror", c_char_p, _status)
 _decl("kv_last_error_message", c_char_p)
-_decl("kv_free", None, _u8p)
+_decl("kv_free", None, c_void_p)
+_decl("kv_options_init", _status, POINTER(KvOptions))
 _decl("kv_version", c_char_p)
 _decl("kv_version_number", c_uint32)
-_decl("kv_options_default", KvOptions)
 _decl("kv_open", _status, c_char_p, POINTER(KvOptions), POINTER(c_void_p))
 _decl("kv_close", _status, c_void_p)
 _decl("kv_set", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t)
@@ -191,9 +210,10 @@ METRIC_GAUGES = ["keys", "memory_bytes", "wal_disk_bytes", "snapshot_disk_bytes"
                  "recovery_truncated_bytes"]
 
 
-class KvMetrics(Structure):
+class KvMetrics(_Growable):
     _fields_ = (
-        [("seconds", ctypes.c_double)]
+        [("struct_size", c_size_t)]
+        + [("seconds", ctypes.c_double)]
         + [(n, c_uint64) for n in METRIC_COUNTERS]
         + [(n, KvSummary) for n in METRIC_SUMMARIES]
         + [("errors", c_uint64 * 13)]

@@ -13,7 +13,8 @@ import keyval
 
 
 def test_version_and_types(db: keyval.Store) -> None:
-    assert keyval.version() == "0.1.0"
+    assert keyval.version() == keyval.__version__
+    assert keyval.__version__.count(".") == 2
     assert isinstance(db, MutableMapping)
     assert "closed" not in repr(db)
 
