@@ -33,11 +33,22 @@ fn root_tests_possible() -> bool {
         && std::path::Path::new("/dev/loop-control").exists()
 }
 
+/// The shared library's ABI version (its SONAME is `libkeyval.so.N`).
+/// Keep in step with `SOVERSION` in the Makefile.
+const SOVERSION: u32 = 0;
+
 fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     println!("cargo::rustc-check-cfg=cfg(keyval_root_tests)");
     if root_tests_possible() {
         println!("cargo::rustc-cfg=keyval_root_tests");
+    }
+    // A versioned shared library: libkeyval.so.0 is the name programs
+    // record at link time, so `make install` can install
+    // libkeyval.so.<version> with the usual symlinks. The number is the
+    // ABI's: it changes only when a compiled program would break.
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libkeyval.so.{SOVERSION}");
     }
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
