@@ -7,7 +7,7 @@ require (
 	github.com/hashicorp/raft v1.7.3
 	github.com/hashicorp/raft-boltdb/v2 v2.3.1
 	github.com/hashicorp/raft-wal v0.4.0
-	github.com/keyval/keyval/bindings/go v0.0.0
+	github.com/keyval/keyval/bindings/go v0.1.0
 )
 
 require (
@@ -28,5 +28,3 @@ require (
 	golang.org/x/exp v0.0.0-20220827204233-334a2380cb91 // indirect
 	golang.org/x/sys v0.13.0 // indirect
 )
-
-replace github.com/keyval/keyval/bindings/go => ../
