@@ -302,6 +302,23 @@ typedef struct {
 } kv_options;
 
 /*
+ One value in the result of `kv_get_many`: `value` points to `value_len`
+ bytes inside the result block, or is NULL (and `value_len` 0) when the
+ key is absent. A present empty value has a non-NULL `value`. Frozen: an
+ array element, it never changes (convention 10).
+ */
+typedef struct {
+  /*
+   The value's bytes, or NULL for an absent key.
+   */
+  const uint8_t *value;
+  /*
+   The value's length in bytes (0 for an absent key).
+   */
+  size_t value_len;
+} kv_value;
+
+/*
  Statistics filled in by `kv_stats_get`. Byte counts are in bytes.
  Initialise as `kv_stats st = { .struct_size = sizeof st };`
  (convention 10).
@@ -842,6 +859,26 @@ kv_status kv_get(const kv_db *db, const uint8_t *key, size_t key_len, uint8_t **
  (NULL db/key/val_len, NULL buf with cap > 0, bad key), `KV_CLOSED`.
  */
 kv_status kv_get_into(const kv_db *db, const uint8_t *key, size_t key_len, uint8_t *buf, size_t cap, size_t *val_len);
+
+/*
+ Look up `n` keys in one call. The keys are packed: `keys` holds them
+ back to back, key `i` being the `key_lens[i]` bytes after keys
+ `0..i` (so `keys` holds the sum of `key_lens` bytes; it may be NULL only
+ when that sum is 0). All are read under one read lock, so the values are
+ consistent with each other as of one point in the write order.
+
+ On success `*out` is one `malloc` block: an array of `n` `kv_value`
+ (value `i` for key `i`) followed by the values' bytes, which the array's
+ pointers point into; release everything with one `kv_free(*out)`. With
+ `n == 0`, `*out` is NULL. An absent key is not an error: its `value` is
+ NULL. Each key counts as one point read in `kv_metrics`.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL db/out, NULL keys with a non-zero
+ total, NULL key_lens with n > 0, an empty or oversized key: nothing is
+ returned), `KV_IO` (out of memory), `KV_CLOSED`. `*out` is untouched on
+ error.
+ */
+kv_status kv_get_many(const kv_db *db, const uint8_t *keys, const size_t *key_lens, size_t n, kv_value **out);
 
 /*
  Store 1 in `*out` if `key` is present, else 0.

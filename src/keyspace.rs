@@ -379,6 +379,15 @@ impl Keyspace {
             .get_in(self.id, key.as_ref(), |v| v.map(|v| v.to_vec()))
     }
 
+    /// The values of `keys` in this keyspace, read under one read lock (see
+    /// [`crate::Db::get_many`]). Errors as [`Keyspace::get`].
+    pub fn get_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        self.inner
+            .get_many_in(self.id, keys, |_, v| out.push(v.map(<[u8]>::to_vec)))?;
+        Ok(out)
+    }
+
     /// Call `f` with the value of `key` (or `None`) under the read lock,
     /// without copying. Errors as [`Keyspace::get`].
     pub fn get_with<R>(

@@ -377,6 +377,109 @@ pub unsafe extern "C" fn kv_get_into(
     })
 }
 
+/// One value in the result of `kv_get_many`: `value` points to `value_len`
+/// bytes inside the result block, or is NULL (and `value_len` 0) when the
+/// key is absent. A present empty value has a non-NULL `value`. Frozen: an
+/// array element, it never changes (convention 10).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct kv_value {
+    /// The value's bytes, or NULL for an absent key.
+    pub value: *const u8,
+    /// The value's length in bytes (0 for an absent key).
+    pub value_len: usize,
+}
+
+/// Look up `n` keys in one call. The keys are packed: `keys` holds them
+/// back to back, key `i` being the `key_lens[i]` bytes after keys
+/// `0..i` (so `keys` holds the sum of `key_lens` bytes; it may be NULL only
+/// when that sum is 0). All are read under one read lock, so the values are
+/// consistent with each other as of one point in the write order.
+///
+/// On success `*out` is one `malloc` block: an array of `n` `kv_value`
+/// (value `i` for key `i`) followed by the values' bytes, which the array's
+/// pointers point into; release everything with one `kv_free(*out)`. With
+/// `n == 0`, `*out` is NULL. An absent key is not an error: its `value` is
+/// NULL. Each key counts as one point read in `kv_metrics`.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db/out, NULL keys with a non-zero
+/// total, NULL key_lens with n > 0, an empty or oversized key: nothing is
+/// returned), `KV_IO` (out of memory), `KV_CLOSED`. `*out` is untouched on
+/// error.
+#[no_mangle]
+pub unsafe extern "C" fn kv_get_many(
+    db: *const kv_db,
+    keys: *const u8,
+    key_lens: *const usize,
+    n: usize,
+    out: *mut *mut kv_value,
+) -> kv_status {
+    with_db(db, |h| {
+        if out.is_null() {
+            return Err(invalid("out must not be NULL"));
+        }
+        if n == 0 {
+            // Safety: `out` is non-NULL and writable.
+            unsafe { *out = std::ptr::null_mut() };
+            return Ok(());
+        }
+        if key_lens.is_null() {
+            return Err(invalid("key_lens must not be NULL when n > 0"));
+        }
+        // Safety: `key_lens` points to `n` lengths (the header's contract).
+        let lens = unsafe { std::slice::from_raw_parts(key_lens, n) };
+        let total = lens
+            .iter()
+            .try_fold(0usize, |a, &l| a.checked_add(l))
+            .ok_or_else(|| invalid("key_lens add up to more than the address space"))?;
+        // Safety: `keys` holds `total` bytes (NULL only when 0).
+        let packed = unsafe { bytes(keys, total, "keys") }?;
+        let mut ks: Vec<&[u8]> = Vec::with_capacity(n);
+        let mut at = 0;
+        for &l in lens {
+            ks.push(&packed[at..at + l]);
+            at += l;
+        }
+        // Gather under the read lock, then build the block outside it.
+        let mut found: Vec<Option<(usize, usize)>> = Vec::with_capacity(n);
+        let mut data: Vec<u8> = Vec::new();
+        h.db.get_many_with(&ks, |_, v| {
+            found.push(v.map(|v| {
+                data.extend_from_slice(v);
+                (data.len() - v.len(), v.len())
+            }))
+        })?;
+        let head = n * std::mem::size_of::<kv_value>();
+        // Safety: malloc has no preconditions; checked for NULL below.
+        let block = unsafe { libc::malloc(head + data.len()) } as *mut u8;
+        if block.is_null() {
+            return Err(Fail::Status(kv_status::KV_IO, c"out of memory"));
+        }
+        let arr = block as *mut kv_value;
+        // Safety: `block` holds `head + data.len()` bytes: the array of `n`
+        // kv_value (malloc's alignment suits pointers) followed by the
+        // values; each (offset, len) lies inside `data`.
+        unsafe {
+            let values = block.add(head);
+            std::ptr::copy_nonoverlapping(data.as_ptr(), values, data.len());
+            for (i, f) in found.iter().enumerate() {
+                arr.add(i).write(match *f {
+                    Some((off, len)) => kv_value {
+                        value: values.add(off),
+                        value_len: len,
+                    },
+                    None => kv_value {
+                        value: std::ptr::null(),
+                        value_len: 0,
+                    },
+                });
+            }
+            *out = arr;
+        }
+        Ok(())
+    })
+}
+
 /// Store 1 in `*out` if `key` is present, else 0.
 ///
 /// Errors: `KV_INVALID_ARGUMENT` (NULL db/key/out, bad key), `KV_CLOSED`.

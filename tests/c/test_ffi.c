@@ -1247,6 +1247,44 @@ static void test_documents(void) {
     CHECK(kv_close(db) == KV_OK);
 }
 
+/* kv_get_many: packed keys in, one block out with values or NULLs, one
+ * kv_free; bad input refuses the call and leaves *out alone. */
+static void test_get_many(void) {
+    kv_options o = small_opts();
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("getmany"), &o, &db) == KV_OK);
+    CHECK(kv_set(db, K("alpha"), K("1")) == KV_OK);
+    CHECK(kv_set(db, K("beta"), (const uint8_t *)"", 0) == KV_OK);
+    CHECK(kv_set(db, K("gamma"), K("three")) == KV_OK);
+    const char packed[] = "alphabetazetagammaalpha";
+    size_t lens[] = {5, 4, 4, 5, 5};
+    kv_value *vals = NULL;
+    CHECK(kv_get_many(db, (const uint8_t *)packed, lens, 5, &vals) == KV_OK && vals != NULL);
+    if (vals) {
+        CHECK(vals[0].value_len == 1 && memcmp(vals[0].value, "1", 1) == 0);
+        CHECK(vals[1].value != NULL && vals[1].value_len == 0); /* present, empty */
+        CHECK(vals[2].value == NULL && vals[2].value_len == 0); /* absent */
+        CHECK(vals[3].value_len == 5 && memcmp(vals[3].value, "three", 5) == 0);
+        CHECK(vals[4].value_len == 1 && memcmp(vals[4].value, "1", 1) == 0);
+        kv_free(vals);
+    }
+    kv_metrics m = {.struct_size = sizeof m};
+    CHECK(kv_metrics_get(db, &m) == KV_OK && m.gets == 5 && m.get_hits == 4);
+
+    kv_value *none = (kv_value *)&m; /* a sentinel: must stay untouched */
+    CHECK(kv_get_many(db, NULL, NULL, 0, &none) == KV_OK && none == NULL);
+    kv_value *keep = (kv_value *)&m;
+    size_t bad[] = {5, 0};
+    CHECK(kv_get_many(db, (const uint8_t *)packed, bad, 2, &keep) == KV_INVALID_ARGUMENT);
+    CHECK(keep == (kv_value *)&m);
+    CHECK(kv_get_many(db, NULL, lens, 1, &keep) == KV_INVALID_ARGUMENT);
+    CHECK(kv_get_many(db, (const uint8_t *)packed, NULL, 1, &keep) == KV_INVALID_ARGUMENT);
+    CHECK(kv_get_many(db, (const uint8_t *)packed, lens, 1, NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_get_many(NULL, (const uint8_t *)packed, lens, 1, &keep) == KV_INVALID_ARGUMENT);
+    CHECK(keep == (kv_value *)&m);
+    CHECK(kv_close(db) == KV_OK);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--lock-probe") == 0) return lock_probe(argv[2]);
     if (argc < 2) {
@@ -1277,6 +1315,7 @@ int main(int argc, char **argv) {
     test_keyspaces();
     test_documents();
     test_write_durability();
+    test_get_many();
 
     printf("c: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
