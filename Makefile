@@ -224,6 +224,7 @@ bench: build raftbench bench-tools docbench
 	$(CARGO) run --release --locked -p keyval-bench --bin keyval-bench -- --n $(BENCH_N)
 	$(PYENV)/bin/python bench/chart.py docs/bench/results.json docs/bench/results.png
 	$(PYENV)/bin/python bench/python_bench.py docs/bench/results.md
+	cd bindings/go && go test -run '^$$' -bench 'BenchmarkGet' -benchtime 2s . | tee $(CURDIR)/target/gobench.txt
 	$(CARGO) run --release --locked --example engine_bench
 
 # PoloDB builds RocksDB from source (about 15 minutes the first time),

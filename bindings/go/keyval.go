@@ -290,6 +290,58 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 	return out, err
 }
 
+// GetMany returns the values of keys in one cgo call (kv_get_many): out[i]
+// is the value of keys[i], or nil if that key is absent (a present empty
+// value is a non-nil empty slice). All keys are read at one point in the
+// write order, so the values are consistent with each other. The values
+// share one allocation; each is capped at its length, so appending to one
+// never changes another. Errors: ErrInvalidArgument (any empty or
+// oversized key: nothing is returned), ErrClosed.
+func (db *DB) GetMany(keys [][]byte) ([][]byte, error) {
+	if len(keys) == 0 {
+		return [][]byte{}, db.with(func(*C.kv_db) C.kv_status { return C.KV_OK })
+	}
+	total := 0
+	for _, k := range keys {
+		total += len(k)
+	}
+	packed := make([]byte, 0, total)
+	lens := make([]C.size_t, len(keys))
+	for i, k := range keys {
+		packed = append(packed, k...)
+		lens[i] = C.size_t(len(k))
+	}
+	var out [][]byte
+	err := db.with(func(h *C.kv_db) C.kv_status {
+		var arr *C.kv_value
+		kp, _ := bytesPtr(packed)
+		st := C.kv_get_many(h, kp, &lens[0], C.size_t(len(keys)), &arr)
+		if st != C.KV_OK {
+			return st
+		}
+		defer C.kv_free(unsafe.Pointer(arr))
+		vals := unsafe.Slice(arr, len(keys))
+		size := 0
+		for _, v := range vals {
+			size += int(v.value_len)
+		}
+		buf := make([]byte, size)
+		out = make([][]byte, len(keys))
+		at := 0
+		for i, v := range vals {
+			if v.value == nil {
+				continue
+			}
+			n := int(v.value_len)
+			copy(buf[at:at+n], unsafe.Slice((*byte)(unsafe.Pointer(v.value)), n))
+			out[i] = buf[at : at+n : at+n]
+			at += n
+		}
+		return st
+	})
+	return out, err
+}
+
 // Delete removes key (nil whether or not it existed). Errors as Set.
 func (db *DB) Delete(key []byte) error {
 	return db.with(func(h *C.kv_db) C.kv_status {
