@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from array import array
 from ctypes import POINTER, Structure, c_char_p, c_int32, c_size_t, c_uint32, c_uint64, c_uint8, c_void_p
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,12 @@ _decl("kv_delete", _status, c_void_p, c_char_p, c_size_t)
 _decl("kv_set_with", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, c_uint32)
 _decl("kv_delete_with", _status, c_void_p, c_char_p, c_size_t, c_uint32)
 _decl("kv_get", _status, c_void_p, c_char_p, c_size_t, POINTER(_u8p), POINTER(c_size_t))
+#: kv_value: the (pointer, length) pair of one kv_get_many result.
+KV_VALUE_SIZE = 2 * ctypes.sizeof(c_size_t)
+#: The array module's type code of size_t, for packing key lengths.
+SIZE_T_CODE = next(c for c in "LQI" if array(c).itemsize == ctypes.sizeof(c_size_t))
+# key_lens is passed as the bytes of an array of size_t.
+_decl("kv_get_many", _status, c_void_p, c_char_p, c_char_p, c_size_t, POINTER(c_void_p))
 _decl("kv_get_into", _status, c_void_p, c_char_p, c_size_t, c_void_p, c_size_t, POINTER(c_size_t))
 # The same function for Store.__getitem__'s hot path, with the buffer and the
 # length slot passed as plain addresses: converting ints is cheaper than

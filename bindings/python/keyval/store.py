@@ -5,7 +5,9 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterable, Iterator
+from itertools import accumulate
 from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, List, Optional, Type, Union
@@ -182,6 +184,43 @@ class Store(_Native, _OrderedBytesMap):
         _check(st)
         try:
             return ctypes.string_at(out, n.value)
+        finally:
+            lib.kv_free(out)
+
+    def get_many(self, keys: Iterable[BytesLike]) -> list[Optional[bytes]]:
+        """The values of ``keys`` in one library call (``kv_get_many``): a
+        list in the same order, with ``None`` for an absent key. All keys
+        are read at one point in the write order, so the values are
+        consistent with each other. Raises :class:`InvalidArgumentError`
+        for any empty or oversized key (nothing is returned)."""
+        ks = keys if type(keys) is list else list(keys)
+        if not all(type(k) is bytes for k in ks):
+            ks = [_b(k) for k in ks]
+        n = len(ks)
+        out = c_void_p()
+        if n == 0:  # still reports a closed store
+            _check(self._call(lib.kv_get_many, None, None, 0, byref(out)))
+            return []
+        lens = array(_native.SIZE_T_CODE, map(len, ks)).tobytes()
+        _check(self._call(lib.kv_get_many, b"".join(ks), lens, n, byref(out)))
+        base = out.value
+        assert base is not None
+        try:
+            # n (pointer, length) pairs, then the values back to back in key
+            # order (an absent key has pointer 0 and length 0): two reads,
+            # then slices, with no Python loop over the keys unless some are
+            # absent.
+            head = n * _native.KV_VALUE_SIZE
+            pairs = memoryview(ctypes.string_at(base, head)).cast("P")  # pointer-sized, as size_t
+            ends = list(accumulate(pairs[1::2].tolist()))
+            blob = ctypes.string_at(base + head, ends[-1])
+            values: list[Optional[bytes]] = list(map(blob.__getitem__, map(slice, [0, *ends[:-1]], ends)))
+            ptrs = pairs[0::2].tolist()
+            if 0 in ptrs:
+                for i, p in enumerate(ptrs):
+                    if not p:
+                        values[i] = None
+            return values
         finally:
             lib.kv_free(out)
 

@@ -479,3 +479,24 @@ def test_per_write_durability(tmp_path: Path) -> None:
         with pytest.raises(keyval.InvalidArgumentError):
             db.batch(durability="fast")
         assert sorted(db.keys()) == [b"b", b"c", b"d", b"x"]
+
+
+def test_get_many(db: keyval.Store) -> None:
+    db[b"a"] = b"1"
+    db[b"e"] = b""
+    db[b"c"] = b"three"
+    got = db.get_many([b"a", b"zz", bytearray(b"e"), memoryview(b"c"), b"a"])
+    assert got == [b"1", None, b"", b"three", b"1"]
+    assert db.get_many([]) == []
+    assert db.get_many(iter([b"c"])) == [b"three"]
+    with pytest.raises(keyval.InvalidArgumentError):
+        db.get_many([b"a", b""])
+    with pytest.raises(TypeError):
+        db.get_many(["a"])  # type: ignore[list-item]
+    m = db.metrics()
+    assert m["gets"] == 6 and m["get_hits"] == 5
+    db.close()
+    with pytest.raises(keyval.ClosedError):
+        db.get_many([b"a"])
+    with pytest.raises(keyval.ClosedError):
+        db.get_many([])
