@@ -262,8 +262,9 @@ impl Tables {
                     if id == CATALOG || name.is_empty() {
                         return Err("keyspace operation with id 0 or an empty name");
                     }
-                    self.named.put(&named_key(CATALOG, name), &id.to_le_bytes());
+                    self.named.flush_bulk(); // next_id reads the catalog
                     let next = id.saturating_add(1).max(self.next_id());
+                    self.named.put(&named_key(CATALOG, name), &id.to_le_bytes());
                     self.named
                         .put(&named_key(CATALOG, &[]), &next.to_le_bytes());
                     self.live.entry(id).or_default();
@@ -272,12 +273,15 @@ impl Tables {
                     if id == CATALOG || name.is_empty() {
                         return Err("keyspace operation with id 0 or an empty name");
                     }
-                    self.named.delete(&named_key(CATALOG, name));
+                    // The drop visits the keyspace's keys: flush first, and
+                    // read them before writing anything.
+                    self.named.flush_bulk();
                     let mut keys = Vec::new();
                     self.visit(id, Bound::Unbounded, Bound::Unbounded, |k, _| {
                         keys.push(named_key(id, k));
                         true
                     });
+                    self.named.delete(&named_key(CATALOG, name));
                     for k in keys {
                         self.named.delete(&k);
                     }
@@ -302,6 +306,20 @@ impl Tables {
         let a = self.default.merge_step(max);
         let b = self.named.merge_step(max);
         a && b
+    }
+
+    /// Bulk mode for both tables (recovery's replay); see
+    /// [`MemTable::begin_bulk`].
+    pub fn begin_bulk(&mut self) {
+        self.default.begin_bulk();
+        self.named.begin_bulk();
+    }
+
+    /// Leave bulk mode: apply what is listed and recount every keyspace.
+    pub fn end_bulk(&mut self) {
+        self.default.end_bulk();
+        self.named.end_bulk();
+        self.rebuild_live();
     }
 
     /// Rebuild the live-keyspace table from the catalog and count each

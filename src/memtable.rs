@@ -143,11 +143,18 @@ pub struct MemTable {
     counts: KeyspaceStats,
     /// LSN of the last applied record.
     pub applied_lsn: u64,
+    /// Bulk mode (recovery): writes in arrival order, `true` = delete,
+    /// applied by [`MemTable::flush_bulk`] with one sort and one merge.
+    bulk: Option<Vec<(Entry, bool)>>,
 }
 
 impl MemTable {
     /// Look up `key`.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        debug_assert!(
+            self.bulk_is_flushed(),
+            "read of a memtable with unflushed bulk writes"
+        );
         if let Some(d) = &self.delta {
             if let Some(e) = d.get(key) {
                 return e.as_ref().map(|e| e.value());
@@ -160,6 +167,10 @@ impl MemTable {
     /// Returns the length of the value it replaced, if any.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Option<usize> {
         let e = Entry::new(key, value);
+        if let Some(b) = &mut self.bulk {
+            b.push((e, false));
+            return None;
+        }
         let old = match &mut self.delta {
             Some(d) => match d.insert(key.into(), Some(e)) {
                 Some(prev) => prev.map(|p| p.value().len()),
@@ -175,6 +186,10 @@ impl MemTable {
 
     /// Remove `key` if present. Returns the length of the value removed.
     pub fn delete(&mut self, key: &[u8]) -> Option<usize> {
+        if let Some(b) = &mut self.bulk {
+            b.push((Entry::probe(key), true));
+            return None;
+        }
         let old = match &mut self.delta {
             Some(d) => {
                 let old = match d.get(key) {
@@ -225,6 +240,10 @@ impl MemTable {
         end: Bound<&[u8]>,
         mut f: impl FnMut(&[u8], &[u8]) -> bool,
     ) {
+        debug_assert!(
+            self.bulk_is_flushed(),
+            "read of a memtable with unflushed bulk writes"
+        );
         let end_probe = end.map(Entry::probe);
         let end_bound = end_probe.as_ref();
         let start_key = match start {
@@ -332,6 +351,73 @@ impl MemTable {
             self.delta = None;
         }
         done
+    }
+
+    /// Enter bulk mode, for recovery's replay: `put` and `delete` only
+    /// append to a list (and return `None`: the counts are recomputed by
+    /// [`MemTable::end_bulk`]); [`MemTable::flush_bulk`] applies the list
+    /// with one stable sort and one merge, which replaces a B-tree search
+    /// per write. Reads must not run before a flush. Not while a checkpoint
+    /// holds a frozen base.
+    pub fn begin_bulk(&mut self) {
+        debug_assert!(self.delta.is_none(), "bulk mode during a checkpoint");
+        self.bulk.get_or_insert_with(Vec::new);
+    }
+
+    /// Apply the writes listed in bulk mode, in their order (the last write
+    /// to a key wins), and stay in bulk mode.
+    pub fn flush_bulk(&mut self) {
+        let Some(ops) = self.bulk.as_mut().filter(|b| !b.is_empty()) else {
+            return;
+        };
+        let mut ops = std::mem::take(ops);
+        // Stable: writes to one key keep their arrival order.
+        ops.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut last: Vec<(Entry, bool)> = Vec::with_capacity(ops.len());
+        for op in ops {
+            match last.last_mut() {
+                Some(prev) if prev.0 == op.0 => *prev = op,
+                _ => last.push(op),
+            }
+        }
+        let base = std::mem::take(Arc::make_mut(&mut self.base));
+        let merged: BTreeSet<Entry> = if base.is_empty() {
+            last.into_iter()
+                .filter(|(_, del)| !del)
+                .map(|(e, _)| e)
+                .collect()
+        } else {
+            let mut out = Vec::with_capacity(base.len() + last.len());
+            let mut old = base.into_iter().peekable();
+            for (e, del) in last {
+                while let Some(o) = old.next_if(|o| *o < e) {
+                    out.push(o);
+                }
+                old.next_if(|o| *o == e);
+                if !del {
+                    out.push(e);
+                }
+            }
+            out.extend(old);
+            // Sorted and unique: BTreeSet builds it in one pass.
+            out.into_iter().collect()
+        };
+        self.base = Arc::new(merged);
+        self.counts = KeyspaceStats::default();
+        for e in self.base.iter() {
+            self.counts
+                .account(e.key().len(), None, Some(e.value().len()));
+        }
+    }
+
+    /// Flush and leave bulk mode; the counts are right again.
+    pub fn end_bulk(&mut self) {
+        self.flush_bulk();
+        self.bulk = None;
+    }
+
+    fn bulk_is_flushed(&self) -> bool {
+        self.bulk.as_ref().is_none_or(Vec::is_empty)
     }
 
     /// Replace the whole contents (used by recovery to install a snapshot).
