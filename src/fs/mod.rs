@@ -74,7 +74,8 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
 
     /// Read the whole file, from offset 0 to the end as seen now.
     fn read_all(&self) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
+        // Sized for the file as it is now (it may still grow or shrink).
+        let mut out = Vec::with_capacity(self.len().unwrap_or(0).min(1 << 30) as usize);
         let mut chunk = vec![0u8; 1 << 20];
         let mut offset = 0u64;
         loop {
@@ -119,6 +120,13 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// Take an exclusive advisory lock on the file at `path` (creating it).
     /// Fails with `WouldBlock` if another handle holds it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>>;
+
+    /// Hint that `path` will be read front to back soon, so the OS may start
+    /// reading it in the background (`posix_fadvise(POSIX_FADV_WILLNEED)`
+    /// on Linux). Recovery calls it for the next WAL segment while it
+    /// decodes the current one, so reading overlaps decoding. Only a hint:
+    /// failures are ignored. Default: nothing.
+    fn will_need(&self, _path: &Path) {}
 
     /// Whether the engine may do work in background threads on this file
     /// system (preparing the next WAL segment, automatic checkpoints). A

@@ -138,6 +138,17 @@ impl FileSystem for RealFs {
         Ok(out)
     }
 
+    fn will_need(&self, path: &Path) {
+        let Ok(f) = File::open(path) else { return };
+        #[allow(unsafe_code)]
+        // Safety: `f` is an open descriptor for the duration of the call;
+        // posix_fadvise reads no memory of ours. Offset 0 and length 0 mean
+        // the whole file. The result is ignored: it is only a hint.
+        unsafe {
+            libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
+        }
+    }
+
     fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
         let f = OpenOptions::new()
             .read(true)

@@ -620,6 +620,14 @@ pub fn replay(
                 continue;
             }
         }
+        if i == 0 {
+            fs.will_need(&path);
+        }
+        if let Some(&next) = ids.get(i + 1) {
+            // Read the next segment in the background while this one is
+            // decoded and applied.
+            fs.will_need(&dir.join(segment::file_name(next)));
+        }
         let file = fs
             .open(&path, OpenMode::Read)
             .map_err(|e| Error::io(&path, e))?;
