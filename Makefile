@@ -226,6 +226,7 @@ bench: build raftbench bench-tools docbench
 	$(PYENV)/bin/python bench/python_bench.py docs/bench/results.md
 	cd bindings/go && go test -run '^$$' -bench 'BenchmarkGet' -benchtime 2s . | tee $(CURDIR)/target/gobench.txt
 	$(CARGO) run --release --locked --example engine_bench
+	$(CARGO) run --release --locked --example recovery_bench
 
 # PoloDB builds RocksDB from source (about 15 minutes the first time),
 # which needs libclang for its bindings.
