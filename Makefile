@@ -227,6 +227,7 @@ bench: build raftbench bench-tools docbench
 	cd bindings/go && go test -run '^$$' -bench 'BenchmarkGet' -benchtime 2s . | tee $(CURDIR)/target/gobench.txt
 	$(CARGO) run --release --locked --example engine_bench
 	$(CARGO) run --release --locked --example recovery_bench
+	$(CARGO) run --release --locked --example checkpoint_bench
 
 # PoloDB builds RocksDB from source (about 15 minutes the first time),
 # which needs libclang for its bindings.

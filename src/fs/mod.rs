@@ -72,6 +72,17 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Start writing back the dirty pages of `offset..offset + len` to the
+    /// device, and with `wait` also wait until that range has been written
+    /// back (`sync_file_range` on Linux). Not a durability barrier: no
+    /// device cache flush, no metadata; `sync_data`/`sync_all` still make
+    /// the file durable. Used to pace large writes so that they do not pile
+    /// up dirty pages and then flood the device queue in front of the WAL's
+    /// `fdatasync`. Default: nothing.
+    fn write_back(&self, _offset: u64, _len: u64, _wait: bool) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Read the whole file, from offset 0 to the end as seen now.
     fn read_all(&self) -> io::Result<Vec<u8>> {
         // Sized for the file as it is now (it may still grow or shrink).

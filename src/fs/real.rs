@@ -36,6 +36,27 @@ impl FileHandle for RealFile {
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
+    fn write_back(&self, offset: u64, len: u64, wait: bool) -> io::Result<()> {
+        let flags = if wait {
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER
+        } else {
+            libc::SYNC_FILE_RANGE_WRITE
+        };
+        let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return Ok(());
+        };
+        #[allow(unsafe_code)]
+        // Safety: the descriptor is open for the duration of the call and
+        // sync_file_range reads no memory of ours.
+        let rc = unsafe { libc::sync_file_range(self.0.as_raw_fd(), off, n, flags) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
 }
 
 /// An exclusive `flock` on one open file or directory.
