@@ -28,8 +28,9 @@
  *     needed length on KV_BUFFER_TOO_SMALL). The only value read from an
  *     output is the struct_size of convention 10.
  *
- *  5. Memory returned to you (kv_get values, Raft entries, votes and
- *     snapshots) comes from malloc inside the library; release it with
+ *  5. Memory returned to you (kv_get values, kv_get_many results, Raft
+ *     entries, votes and snapshots, JSON and Prometheus texts) comes from
+ *     malloc inside the library; release it with
  *     kv_free. Strings returned as const char *
  *     (kv_strerror, kv_version, kv_last_error_message) belong to the
  *     library: never free them. Key and value pointers handed out by an
@@ -53,8 +54,9 @@
  *
  *  9. Versions: KV_VERSION_* below describe this header; kv_version() and
  *     kv_version_number() describe the linked library. A program compiled
- *     against this header runs with any library of the same major
- *     version (0.x: the same minor version) that is as new or newer.
+ *     against this header runs with any library as new or newer that has
+ *     the same SONAME (libkeyval.so.0): within a SONAME, functions are only
+ *     added, never removed or changed.
  *
  * 10. Structs that may grow (kv_options, kv_stats, kv_metrics) start with
  *     size_t struct_size. Set it to sizeof the struct before passing the
