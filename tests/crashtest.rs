@@ -23,6 +23,13 @@
 //!   a `sync` (or checkpoint) that returned: newer data may be lost, but
 //!   only as a clean suffix of each writer's stream.
 //!
+//! In about half the generations each operation also asks for its own
+//! level (`WriteOptions`: `Buffered`, `Os`, `Sync` or the store's), at
+//! random. Then `durable` is the writer's last acknowledged operation
+//! whose own level was `Os` or `Sync` (the WAL is one ordered log, so it
+//! carries the writer's earlier operations), or the last one covered by a
+//! sync, whichever is later.
+//!
 //! Every key must hold its expected value or the in-flight one, nothing
 //! else; key groups not written in a generation must be unchanged.
 //!
@@ -37,7 +44,7 @@
 mod common;
 use common::Rng;
 use keyval::raft::{Entry, HardState, RaftLog, SnapshotMeta};
-use keyval::{Db, Durability, Options, WriteBatch};
+use keyval::{Db, Durability, Options, WriteBatch, WriteOptions};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -80,6 +87,8 @@ struct GenConfig {
     /// Close cleanly after this many operations per writer instead of
     /// waiting to be killed.
     clean_after: Option<u64>,
+    /// Each operation asks for its own durability level (`op_level`).
+    per_write: bool,
 }
 
 impl GenConfig {
@@ -94,6 +103,7 @@ impl GenConfig {
             max_wal_size: [0, 192 << 10, 512 << 10, 2 << 20][rng.below(4) as usize],
             keep_snapshots: 1 + rng.below(2) as u32,
             clean_after: (rng.below(6) == 0).then(|| 20 + rng.below(200)),
+            per_write: rng.below(2) == 0,
         }
     }
 
@@ -109,7 +119,7 @@ impl GenConfig {
 
     fn to_env(&self) -> String {
         format!(
-            "{} {} {} {} {} {} {} {}",
+            "{} {} {} {} {} {} {} {} {}",
             self.generation,
             self.seed,
             self.writers,
@@ -117,7 +127,8 @@ impl GenConfig {
             self.segment_size,
             self.max_wal_size,
             self.keep_snapshots,
-            self.clean_after.unwrap_or(0)
+            self.clean_after.unwrap_or(0),
+            self.per_write as u8
         )
     }
 
@@ -139,6 +150,7 @@ impl GenConfig {
             max_wal_size: f[5],
             keep_snapshots: f[6] as u32,
             clean_after: (f[7] > 0).then_some(f[7]),
+            per_write: f[8] != 0,
         }
     }
 }
@@ -177,6 +189,21 @@ fn next_op(rng: &mut Rng, g: u64, w: u64, seq: u64) -> KvOp {
                 }
             })
             .collect(),
+    }
+}
+
+/// The level operation `seq` of writer `w` asks for, if it asks (`None`:
+/// the store's level). Drawn from its own hash, so the operations' stream
+/// is the same with and without per-write levels.
+fn op_level(cfg: &GenConfig, w: u64, seq: u64) -> Option<Durability> {
+    if !cfg.per_write {
+        return None;
+    }
+    match mix(mix(cfg.seed, 1000 + w), seq) % 4 {
+        0 => Some(Durability::Buffered),
+        1 => Some(Durability::Os),
+        2 => Some(Durability::Sync),
+        _ => None,
     }
 }
 
@@ -222,7 +249,22 @@ fn kv_child() {
                         break;
                     }
                     let op = next_op(&mut rng, cfg.generation, w, seq);
-                    let r = if op.len() == 1 {
+                    let level = op_level(cfg, w, seq);
+                    let r = if let Some(d) = level {
+                        let wo = WriteOptions::with_durability(d);
+                        let mut b = WriteBatch::new();
+                        for (k, v) in &op {
+                            match v {
+                                Some(v) => b.put(key(w, *k), v),
+                                None => b.delete(key(w, *k)),
+                            };
+                        }
+                        match &op[..] {
+                            [(k, Some(v))] => db.set_opt(key(w, *k), v, &wo),
+                            [(k, None)] => db.delete_opt(key(w, *k), &wo),
+                            _ => db.write_opt(b, &wo),
+                        }
+                    } else if op.len() == 1 {
                         match &op[0] {
                             (k, Some(v)) => db.set(key(w, *k), v),
                             (k, None) => db.delete(key(w, *k)),
@@ -435,6 +477,7 @@ struct Totals {
     acked_ops: u64,
     keys_checked: u64,
     lost_suffix_ops: u64,
+    per_write_generations: u64,
 }
 
 fn check_kv(
@@ -476,10 +519,14 @@ fn check_kv(
             continue;
         }
         let acked = log.acked.get(&w).copied().unwrap_or(0);
-        let durable = match cfg.durability {
-            Durability::Sync | Durability::Os => acked,
-            Durability::Buffered => log.synced.get(&w).copied().unwrap_or(0),
-        };
+        // The writer's last acknowledged operation that was at least at
+        // `Os` (its own level, or the store's) survives a killed process,
+        // and so does everything a returned sync covered.
+        let own = (1..=acked)
+            .rev()
+            .find(|&seq| op_level(cfg, w, seq).unwrap_or(cfg.durability) >= Durability::Os)
+            .unwrap_or(0);
+        let durable = own.max(log.synced.get(&w).copied().unwrap_or(0));
         let hi = if log.closed { acked } else { acked + 1 };
         let lo = if log.closed { acked } else { durable };
         match find_prefix(cfg, w, before, got, lo, hi) {
@@ -530,14 +577,17 @@ fn long_lived_kv_store_survives_kills() {
         }
         check_kv(dir.path(), &cfg, &log, &mut model, &mut totals, &mut rng);
         totals.generations += 1;
+        totals.per_write_generations += cfg.per_write as u64;
         generation += 1;
     }
     let files = std::fs::read_dir(dir.path()).expect("dir").count();
     println!(
-        "crashtest kv: seed {seed}: {} generations, {} kills, {} clean closes, {} acknowledged \
-         operations, {} keys checked, {} acknowledged-but-unsynced operations lost under Buffered \
-         (allowed), 0 acknowledged writes lost, 0 wrong values, 0 failed reopens; {files} files",
+        "crashtest kv: seed {seed}: {} generations ({} with per-write levels), {} kills, {} clean \
+         closes, {} acknowledged operations, {} keys checked, {} acknowledged-but-unsynced \
+         operations lost under Buffered (allowed), 0 acknowledged writes lost, 0 wrong values, 0 \
+         failed reopens; {files} files",
         totals.generations,
+        totals.per_write_generations,
         totals.kills,
         totals.clean_closes,
         totals.acked_ops,
