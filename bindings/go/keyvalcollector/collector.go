@@ -1,13 +1,17 @@
-// Package keyvalcollector exposes a KeyVal store's metrics to Prometheus
-// through client_golang:
+// Package keyvalcollector exposes a KeyVal store's or Raft log's metrics to
+// Prometheus through client_golang:
 //
-//	prometheus.MustRegister(keyvalcollector.New(db))
+//	prometheus.MustRegister(keyvalcollector.New(db, "main"))
+//	prometheus.MustRegister(keyvalcollector.NewRaft(raftLog, "node1"))
 //
 // On every scrape it reads db.PrometheusMetrics() (counters ending in
 // _total, latency histograms in seconds, gauges in bytes and seconds,
 // keyval_poisoned and keyval_up) and hands the samples to the registry as
 // constant metrics, labelled db="<directory>". A closed store is reported
-// as keyval_up 0 rather than as a scrape error.
+// as keyval_up 0 rather than as a scrape error. NewRaft does the same for a
+// RaftLog (keyval.RaftLog.PrometheusMetrics: keyval_raft_* families
+// labelled log="<label>", and keyval_raft_up 0 once the log is closed);
+// hashicorp/raft users get the log from raftstore.Store.RaftLog.
 //
 // It is its own module so that the binding itself does not depend on
 // client_golang.
@@ -26,9 +30,9 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// Collector is a prometheus.Collector over one KeyVal store.
+// Collector is a prometheus.Collector over one KeyVal store or Raft log.
 type Collector struct {
-	db    *keyval.DB
+	text  func() (string, error)
 	label string
 	up    *prometheus.Desc
 }
@@ -38,11 +42,24 @@ type Collector struct {
 // own directory). Register it once per store.
 func New(db *keyval.DB, label string) *Collector {
 	return &Collector{
-		db:    db,
+		text:  db.PrometheusMetrics,
 		label: label,
 		up: prometheus.NewDesc("keyval_up",
 			"1: the store is open and answered (metrics of a closed store are an error, not 0).",
 			[]string{"db"}, nil),
+	}
+}
+
+// NewRaft returns a collector for a Raft log; every sample is labelled
+// log="<label>" (the log's directory if label is empty), keyval_raft_up
+// included. Register it once per log.
+func NewRaft(log *keyval.RaftLog, label string) *Collector {
+	return &Collector{
+		text:  func() (string, error) { return log.PrometheusMetrics(label) },
+		label: label,
+		up: prometheus.NewDesc("keyval_raft_up",
+			"1: the log is open and answered.",
+			[]string{"log"}, nil),
 	}
 }
 
@@ -52,7 +69,7 @@ func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 
 // Collect reads the store's metrics and sends them as constant metrics.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	text, err := c.db.PrometheusMetrics()
+	text, err := c.text()
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0, c.label)
 		return

@@ -65,3 +65,45 @@ keyval_up{db="test"} 0
 		t.Error(err)
 	}
 }
+
+// A Raft log through NewRaft: linted, its appends counted under its label,
+// and keyval_raft_up 0 once the log is closed.
+func TestRaftCollector(t *testing.T) {
+	l, err := keyval.OpenRaftLog(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 10; i++ {
+		if err := l.Append([]keyval.Entry{{Index: i, Term: 1, Data: []byte("x")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := NewRaft(l, "node1")
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP keyval_raft_last_index Index of the last entry (0: none).
+# TYPE keyval_raft_last_index gauge
+keyval_raft_last_index{log="node1"} 10
+# HELP keyval_raft_up 1: the log is open and answered.
+# TYPE keyval_raft_up gauge
+keyval_raft_up{log="node1"} 1
+`), "keyval_raft_last_index", "keyval_raft_up"); err != nil {
+		t.Error(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP keyval_raft_up 1: the log is open and answered.
+# TYPE keyval_raft_up gauge
+keyval_raft_up{log="node1"} 0
+`), "keyval_raft_up"); err != nil {
+		t.Error(err)
+	}
+}
