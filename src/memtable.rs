@@ -146,6 +146,8 @@ pub struct MemTable {
     /// Bulk mode (recovery): writes in arrival order, `true` = delete,
     /// applied by [`MemTable::flush_bulk`] with one sort and one merge.
     bulk: Option<Vec<(Entry, bool)>>,
+    /// Key and value bytes in `bulk`.
+    bulk_bytes: u64,
 }
 
 impl MemTable {
@@ -169,6 +171,8 @@ impl MemTable {
         let e = Entry::new(key, value);
         if let Some(b) = &mut self.bulk {
             b.push((e, false));
+            self.bulk_bytes += (key.len() + value.len()) as u64;
+            self.bound_bulk();
             return None;
         }
         let old = match &mut self.delta {
@@ -188,6 +192,8 @@ impl MemTable {
     pub fn delete(&mut self, key: &[u8]) -> Option<usize> {
         if let Some(b) = &mut self.bulk {
             b.push((Entry::probe(key), true));
+            self.bulk_bytes += key.len() as u64;
+            self.bound_bulk();
             return None;
         }
         let old = match &mut self.delta {
@@ -371,6 +377,7 @@ impl MemTable {
             return;
         };
         let mut ops = std::mem::take(ops);
+        self.bulk_bytes = 0;
         // Stable: writes to one key keep their arrival order.
         ops.sort_by(|a, b| a.0.cmp(&b.0));
         let mut last: Vec<(Entry, bool)> = Vec::with_capacity(ops.len());
@@ -414,6 +421,18 @@ impl MemTable {
     pub fn end_bulk(&mut self) {
         self.flush_bulk();
         self.bulk = None;
+    }
+
+    /// Flush once the list holds as many key and value bytes as the table
+    /// (and at least 64 MiB): a log that overwrites a few keys many times
+    /// then needs memory for about twice the live data plus 64 MiB, not
+    /// for every write in it, and each flush's merge is paid for by at
+    /// least as many bytes of listed writes.
+    fn bound_bulk(&mut self) {
+        let live = self.counts.key_bytes + self.counts.value_bytes;
+        if self.bulk_bytes >= live.max(64 << 20) {
+            self.flush_bulk();
+        }
     }
 
     fn bulk_is_flushed(&self) -> bool {
