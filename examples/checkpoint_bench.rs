@@ -16,23 +16,8 @@ use keyval::{Db, Durability, Options, WriteBatch};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
-    }
-    fn pair(&mut self) -> ([u8; 24], [u8; 150]) {
-        let (mut k, mut v) = ([0u8; 24], [0u8; 150]);
-        for c in k.chunks_mut(8).chain(v.chunks_mut(8)) {
-            let x = self.next().to_le_bytes();
-            c.copy_from_slice(&x[..c.len()]);
-        }
-        (k, v)
-    }
-}
+mod workload;
+use workload::{pair, Rng};
 
 fn pct(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -70,7 +55,7 @@ fn phase<R: Send>(
 fn singles(db: &Db, rng: &mut Rng, until: Instant) -> Vec<u64> {
     let mut lat = Vec::new();
     while Instant::now() < until {
-        let (k, v) = rng.pair();
+        let (k, v) = pair(rng);
         let t = Instant::now();
         db.set(k, v).expect("set");
         lat.push(t.elapsed().as_micros() as u64);
@@ -85,7 +70,7 @@ fn batches(db: &Db, rng: &mut Rng, until: Instant) -> f64 {
     while Instant::now() < until {
         let mut b = WriteBatch::new();
         for _ in 0..1000 {
-            let (k, v) = rng.pair();
+            let (k, v) = pair(rng);
             b.put(k, v);
         }
         db.write(b).expect("batch");
@@ -114,15 +99,7 @@ fn main() {
         },
     )
     .expect("open");
-    let mut rng = Rng(42);
-    for _ in 0..n / 1000 {
-        let mut b = WriteBatch::new();
-        for _ in 0..1000 {
-            let (k, v) = rng.pair();
-            b.put(k, v);
-        }
-        db.write(b).expect("load");
-    }
+    workload::load(&db, &mut Rng(42), n);
     let t = Instant::now();
     db.checkpoint().expect("first checkpoint");
     let alone = t.elapsed().as_secs_f64();

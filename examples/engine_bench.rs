@@ -8,34 +8,13 @@
 //! per-write durability (`WriteOptions`) on a `Sync` store, bulk load,
 //! random gets, replay speed, checkpoint pause, memory per entry.
 
-use keyval::{Db, Durability, Options, WriteBatch, WriteOptions};
+use keyval::{Db, Durability, Options, WriteOptions};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
-    }
-    fn fill(&mut self, b: &mut [u8]) {
-        for c in b.chunks_mut(8) {
-            let x = self.next().to_le_bytes();
-            c.copy_from_slice(&x[..c.len()]);
-        }
-    }
-}
-
-fn pair(rng: &mut Rng) -> ([u8; 24], [u8; 150]) {
-    let mut k = [0u8; 24];
-    let mut v = [0u8; 150];
-    rng.fill(&mut k);
-    rng.fill(&mut v);
-    (k, v)
-}
+mod workload;
+use workload::{pair, Rng};
 
 fn rss_bytes() -> u64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -245,17 +224,8 @@ fn main() {
         ..Options::default()
     };
     let db = Db::open(&dir, opts.clone()).expect("open");
-    let mut rng = Rng(42);
     let start = Instant::now();
-    let mut b = WriteBatch::new();
-    for i in 0..n {
-        let (k, v) = pair(&mut rng);
-        b.put(k, v);
-        if (i + 1) % 1000 == 0 {
-            db.write(std::mem::take(&mut b)).expect("batch");
-        }
-    }
-    db.write(b).expect("batch");
+    workload::load(&db, &mut Rng(42), n);
     let bulk = n as f64 / start.elapsed().as_secs_f64();
     println!("bulk load, durable batches of 1000: {bulk:.0} keys/s");
 

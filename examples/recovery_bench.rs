@@ -13,7 +13,9 @@
 //!
 //! Without root the cold figures are skipped and said so.
 
-use keyval::{Db, Durability, Options, WriteBatch};
+use keyval::{Db, Durability, Options};
+
+mod workload;
 use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
@@ -21,7 +23,7 @@ use std::time::Instant;
 const ROUNDS: usize = 3;
 
 fn drop_caches() -> bool {
-    // Safety of the figures: sync first so that dirty pages do not stay.
+    // Sync first, so that dirty pages do not stay in the cache.
     let _ = std::process::Command::new("sync").status();
     std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
 }
@@ -63,7 +65,7 @@ fn replay(dir: &Path, opts: &Options) -> (u64, u64, f64) {
 }
 
 fn main() {
-    let n: usize = std::env::var("KEYVAL_BENCH_N")
+    let n: u64 = std::env::var("KEYVAL_BENCH_N")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
@@ -76,27 +78,7 @@ fn main() {
         ..Options::default()
     };
     let db = Db::open(&dir, opts.clone()).expect("open");
-    let mut x = 42u64;
-    let mut fill = |b: &mut [u8]| {
-        for c in b.chunks_mut(8) {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            let r = x.wrapping_mul(0x2545F4914F6CDD1D).to_le_bytes();
-            c.copy_from_slice(&r[..c.len()]);
-        }
-    };
-    let mut b = WriteBatch::new();
-    for i in 0..n {
-        let (mut k, mut v) = ([0u8; 24], [0u8; 150]);
-        fill(&mut k);
-        fill(&mut v);
-        b.put(k, v);
-        if (i + 1) % 1000 == 0 {
-            db.write(std::mem::take(&mut b)).expect("batch");
-        }
-    }
-    db.write(b).expect("batch");
+    workload::load(&db, &mut workload::Rng(42), n);
     db.crash_for_testing();
     let files = segments(&dir);
     println!(

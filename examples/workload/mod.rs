@@ -1,0 +1,51 @@
+//! The benchmark workload shared by the engine examples (`engine_bench`,
+//! `recovery_bench`, `checkpoint_bench`): 24-byte random keys and 150-byte
+//! random values from a seeded xorshift generator, loaded in durable
+//! batches of 1000. A directory module, so that cargo does not take it for
+//! an example of its own.
+
+use keyval::{Db, WriteBatch};
+
+/// A seeded xorshift64* generator: the same seed gives the same stream.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+
+    /// Fill `b` with random bytes.
+    pub fn fill(&mut self, b: &mut [u8]) {
+        for c in b.chunks_mut(8) {
+            let x = self.next().to_le_bytes();
+            c.copy_from_slice(&x[..c.len()]);
+        }
+    }
+}
+
+/// One pair of the workload: a 24-byte key and a 150-byte value.
+pub fn pair(rng: &mut Rng) -> ([u8; 24], [u8; 150]) {
+    let mut k = [0u8; 24];
+    let mut v = [0u8; 150];
+    rng.fill(&mut k);
+    rng.fill(&mut v);
+    (k, v)
+}
+
+/// Write `n` pairs drawn from `rng` into `db` in batches of 1000, each
+/// committed at the store's durability level.
+pub fn load(db: &Db, rng: &mut Rng, n: u64) {
+    let mut b = WriteBatch::new();
+    for i in 0..n {
+        let (k, v) = pair(rng);
+        b.put(k, v);
+        if (i + 1) % 1000 == 0 {
+            db.write(std::mem::take(&mut b)).expect("batch");
+        }
+    }
+    db.write(b).expect("batch");
+}
