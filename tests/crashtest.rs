@@ -249,35 +249,22 @@ fn kv_child() {
                         break;
                     }
                     let op = next_op(&mut rng, cfg.generation, w, seq);
-                    let level = op_level(cfg, w, seq);
-                    let r = if let Some(d) = level {
-                        let wo = WriteOptions::with_durability(d);
-                        let mut b = WriteBatch::new();
-                        for (k, v) in &op {
-                            match v {
-                                Some(v) => b.put(key(w, *k), v),
-                                None => b.delete(key(w, *k)),
-                            };
+                    // No level: the store's, as the plain set/delete/write.
+                    let wo = op_level(cfg, w, seq)
+                        .map_or_else(WriteOptions::default, WriteOptions::with_durability);
+                    let r = match &op[..] {
+                        [(k, Some(v))] => db.set_opt(key(w, *k), v, &wo),
+                        [(k, None)] => db.delete_opt(key(w, *k), &wo),
+                        _ => {
+                            let mut b = WriteBatch::new();
+                            for (k, v) in &op {
+                                match v {
+                                    Some(v) => b.put(key(w, *k), v),
+                                    None => b.delete(key(w, *k)),
+                                };
+                            }
+                            db.write_opt(b, &wo)
                         }
-                        match &op[..] {
-                            [(k, Some(v))] => db.set_opt(key(w, *k), v, &wo),
-                            [(k, None)] => db.delete_opt(key(w, *k), &wo),
-                            _ => db.write_opt(b, &wo),
-                        }
-                    } else if op.len() == 1 {
-                        match &op[0] {
-                            (k, Some(v)) => db.set(key(w, *k), v),
-                            (k, None) => db.delete(key(w, *k)),
-                        }
-                    } else {
-                        let mut b = WriteBatch::new();
-                        for (k, v) in &op {
-                            match v {
-                                Some(v) => b.put(key(w, *k), v),
-                                None => b.delete(key(w, *k)),
-                            };
-                        }
-                        db.write(b)
                     };
                     r.expect("write");
                     print_line(&format!("A {w} {seq}"));
