@@ -40,8 +40,7 @@ build:
 # library, so test binaries need no run-time library path.
 target/pkgconfig/keyval.pc: bindings/c/keyval.pc.in Makefile
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(CURDIR)|; s|@LIBDIR@|$(CURDIR)/$(REL)|; s|@INCLUDEDIR@|$(CURDIR)/include|' \
-	    -e 's|@VERSION@|$(VERSION)|; s|@STATIC_LIBS@|$(STATIC_LIBS)|' \
+	$(call subst_in,$(CURDIR),$(CURDIR)/$(REL),$(CURDIR)/include) \
 	    -e 's|^Libs: .*|Libs: $${libdir}/libkeyval.a $(STATIC_LIBS)|' $< > $@
 
 # Regenerate include/keyval.h (build.rs runs cbindgen).
@@ -114,10 +113,12 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DESTDIR ?=
 CMAKE_STATIC_LIBS := $(subst $(eval) ,;,$(patsubst -l%,%,$(STATIC_LIBS)))
-SUBST = sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+# The templates in bindings/c/ with prefix $(1), libdir $(2), includedir $(3).
+subst_in = sed -e 's|@PREFIX@|$(1)|; s|@LIBDIR@|$(2)|; s|@INCLUDEDIR@|$(3)|' \
 	-e 's|@VERSION@|$(VERSION)|g; s|@SOVERSION@|$(SOVERSION)|g; s|@STATIC_LIBS@|$(STATIC_LIBS)|' \
 	-e 's|@CMAKE_STATIC_LIBS@|$(CMAKE_STATIC_LIBS)|; s|@VERSION_MAJOR@|$(word 1,$(subst ., ,$(VERSION)))|' \
 	-e 's|@VERSION_MAJOR_MINOR@|$(word 1,$(subst ., ,$(VERSION))).$(word 2,$(subst ., ,$(VERSION)))|'
+SUBST = $(call subst_in,$(PREFIX),$(LIBDIR),$(INCLUDEDIR))
 install: build
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(LIBDIR)/cmake/KeyVal $(DESTDIR)$(INCLUDEDIR)
 	install -m 755 $(REL)/libkeyval.so $(DESTDIR)$(LIBDIR)/libkeyval.so.$(VERSION)
