@@ -50,12 +50,13 @@ use std::io::Cursor;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Node ids are `u64`.
 pub type NodeId = u64;
 
-/// A client request: set or delete a key.
+/// A client request: set, delete or compare-and-set a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Set `key` to `value`.
@@ -69,6 +70,18 @@ pub enum Request {
     Delete {
         /// The key.
         key: String,
+    },
+    /// Set `key` to `value` only if its current value is `expected`
+    /// (`None`: only if the key is absent). The response's `previous` is
+    /// the value the comparison saw, so the swap happened exactly when
+    /// `previous == expected`.
+    CompareAndSet {
+        /// The key.
+        key: String,
+        /// The value the key must hold for the swap (`None`: absent).
+        expected: Option<String>,
+        /// The new value.
+        value: String,
     },
 }
 
@@ -138,6 +151,17 @@ impl<NID: openraft::NodeId> Default for Meta<NID> {
 struct LogInner<C: RaftTypeConfig> {
     log: RaftLog,
     meta: Mutex<Meta<C::NodeId>>,
+    counters: LogCounters,
+}
+
+/// How often a [`LogStore`] was truncated since it was opened (not
+/// persisted), for operators and fault tests.
+#[derive(Debug, Default)]
+pub struct LogCounters {
+    /// `purge` calls: prefix truncations after a snapshot.
+    pub purges: AtomicU64,
+    /// `truncate` calls: suffix truncations of conflicting entries.
+    pub truncations: AtomicU64,
 }
 
 /// openraft [`RaftLogStorage`] (and [`RaftLogReader`]) on a KeyVal
@@ -190,6 +214,7 @@ where
             inner: Arc::new(LogInner {
                 log,
                 meta: Mutex::new(meta),
+                counters: LogCounters::default(),
             }),
             _c: PhantomData,
         })
@@ -198,6 +223,11 @@ where
     /// The underlying KeyVal Raft log (for inspection).
     pub fn raft_log(&self) -> &RaftLog {
         &self.inner.log
+    }
+
+    /// Purge and truncate counts since this store was opened.
+    pub fn counters(&self) -> &LogCounters {
+        &self.inner.counters
     }
 
     /// Close the log (sync, release the directory lock). Later calls fail.
@@ -420,6 +450,10 @@ where
     }
 
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        self.inner
+            .counters
+            .truncations
+            .fetch_add(1, Ordering::Relaxed);
         self.blocking(move |i| i.log.truncate_suffix(log_id.index))
             .await
             .map_err(|e| StorageIOError::write_logs(any(e)).into())
@@ -427,6 +461,7 @@ where
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
         let upto = log_id.index;
+        self.inner.counters.purges.fetch_add(1, Ordering::Relaxed);
         self.blocking(move |i| {
             Self::save_meta(i, |m| {
                 if m.purged.as_ref().is_none_or(|p| p.index < log_id.index) {
@@ -452,6 +487,17 @@ pub struct StateMachine {
     db: Arc<Db>,
     /// Serializes apply, snapshot install and snapshot build.
     lock: Arc<tokio::sync::Mutex<()>>,
+    counters: Arc<SnapshotCounters>,
+}
+
+/// How many snapshots a [`StateMachine`] built and installed since it was
+/// opened (not persisted), for operators and fault tests.
+#[derive(Debug, Default)]
+pub struct SnapshotCounters {
+    /// Snapshots built from the local state.
+    pub built: AtomicU64,
+    /// Snapshots received from a leader and installed.
+    pub installed: AtomicU64,
 }
 
 /// A snapshot's content: every key-value pair.
@@ -477,7 +523,14 @@ impl StateMachine {
         Ok(StateMachine {
             db: Arc::new(db),
             lock: Arc::new(tokio::sync::Mutex::new(())),
+            counters: Arc::default(),
         })
+    }
+
+    /// Snapshot build and install counts since this state machine was
+    /// opened.
+    pub fn counters(&self) -> &SnapshotCounters {
+        &self.counters
     }
 
     /// The value of `key` in the applied state.
@@ -568,6 +621,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             .await
             .map_err(sm_write)?
             .map_err(sm_write)?;
+        self.counters.built.fetch_add(1, Ordering::Relaxed);
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -608,20 +662,29 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     out.push(Response::default());
                 }
                 EntryPayload::Normal(req) => {
-                    let (key, new) = match req {
-                        Request::Set { key, value } => (key, Some(value.into_bytes())),
-                        Request::Delete { key } => (key, None),
+                    let (key, new, expected) = match req {
+                        Request::Set { key, value } => (key, Some(value.into_bytes()), None),
+                        Request::Delete { key } => (key, None, None),
+                        Request::CompareAndSet {
+                            key,
+                            expected,
+                            value,
+                        } => (key, Some(value.into_bytes()), Some(expected)),
                     };
                     let k = [DATA, key.as_bytes()].concat();
                     let previous = match pending.get(&k) {
                         Some(v) => v.clone(),
                         None => self.db.get(&k).map_err(sm_read)?,
                     };
-                    match &new {
-                        Some(v) => b.put(&k, v),
-                        None => b.delete(&k),
-                    };
-                    pending.insert(k, new);
+                    // A compare-and-set whose comparison fails changes nothing.
+                    let swap = expected.is_none_or(|e| e.map(String::into_bytes) == previous);
+                    if swap {
+                        match &new {
+                            Some(v) => b.put(&k, v),
+                            None => b.delete(&k),
+                        };
+                        pending.insert(k, new);
+                    }
                     out.push(Response {
                         previous: previous.map(|v| String::from_utf8_lossy(&v).into_owned()),
                     });
@@ -678,7 +741,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         tokio::task::spawn_blocking(move || db.write(b))
             .await
             .map_err(sm_write)?
-            .map_err(sm_write)
+            .map_err(sm_write)?;
+        self.counters.installed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {

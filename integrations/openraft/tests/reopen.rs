@@ -240,3 +240,58 @@ fn acknowledged_state_survives_sigkill() {
         });
     }
 }
+
+/// Compare-and-set applies only when the key holds the expected value
+/// (or is absent, for `None`), within one apply batch and across batches,
+/// and reports the value the comparison saw; the counters count purges
+/// and suffix truncations.
+#[test]
+fn compare_and_set_and_counters() {
+    use openraft::storage::RaftStateMachine;
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().expect("temp dir");
+    rt().block_on(async {
+        let (mut log, mut sm) = open(dir.path(), opts()).expect("open");
+        let normal = |index: u64, req: Request| Entry::<TypeConfig> {
+            log_id: log_id(1, index),
+            payload: EntryPayload::Normal(req),
+        };
+        let cas = |expected: Option<&str>, value: &str| Request::CompareAndSet {
+            key: "k".into(),
+            expected: expected.map(str::to_string),
+            value: value.into(),
+        };
+        let out = sm
+            .apply(vec![
+                normal(1, cas(Some("a"), "x")), // absent: no swap
+                normal(2, cas(None, "a")),      // absent: swap
+                normal(3, cas(None, "b")),      // present: no swap
+                normal(4, cas(Some("a"), "c")), // swap, seen within the batch
+            ])
+            .await
+            .expect("apply");
+        let prev: Vec<_> = out.into_iter().map(|r| r.previous).collect();
+        assert_eq!(prev, [None, None, Some("a".into()), Some("a".into())]);
+        assert_eq!(sm.get("k").expect("get"), Some("c".into()));
+        let out = sm
+            .apply(vec![
+                normal(5, cas(Some("a"), "d")),
+                normal(6, cas(Some("c"), "e")),
+            ])
+            .await
+            .expect("apply");
+        assert_eq!(out[0].previous.as_deref(), Some("c"));
+        assert_eq!(out[1].previous.as_deref(), Some("c"));
+        assert_eq!(sm.get("k").expect("get"), Some("e".into()));
+
+        log.append_entries((1..50).map(|i| entry(1, i)))
+            .await
+            .expect("append");
+        log.truncate(log_id(1, 40)).await.expect("truncate");
+        log.purge(log_id(1, 10)).await.expect("purge");
+        log.purge(log_id(1, 20)).await.expect("purge");
+        assert_eq!(log.counters().truncations.load(Ordering::Relaxed), 1);
+        assert_eq!(log.counters().purges.load(Ordering::Relaxed), 2);
+        assert_eq!(sm.counters().installed.load(Ordering::Relaxed), 0);
+    });
+}
