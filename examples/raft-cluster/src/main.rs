@@ -18,145 +18,17 @@
 
 use keyval::Options;
 use keyval_openraft::{LogStore, NodeId, Request, StateMachine, TypeConfig};
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use raft_cluster::{serve, Network};
 use std::collections::{BTreeMap, BTreeSet};
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
-
-/// One RPC on the wire.
-#[derive(Serialize, Deserialize)]
-enum Rpc {
-    Append(AppendEntriesRequest<TypeConfig>),
-    Vote(VoteRequest<NodeId>),
-    Snapshot(InstallSnapshotRequest<TypeConfig>),
-}
-
-/// Client side: one TCP connection per RPC to `addr`.
-struct Conn {
-    target: NodeId,
-    addr: String,
-}
-
-impl Conn {
-    async fn call<Resp, E>(
-        &self,
-        rpc: &Rpc,
-        option: &RPCOption,
-    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
-    where
-        Resp: DeserializeOwned,
-        E: Error + DeserializeOwned,
-    {
-        let io = async {
-            let mut s = TcpStream::connect(&self.addr).await?;
-            let mut line = serde_json::to_vec(rpc)?;
-            line.push(b'\n');
-            s.write_all(&line).await?;
-            let mut r = BufReader::new(s);
-            let mut reply = String::new();
-            r.read_line(&mut reply).await?;
-            let v: Result<Resp, RaftError<NodeId, E>> = serde_json::from_str(&reply)?;
-            Ok::<_, std::io::Error>(v)
-        };
-        match tokio::time::timeout(option.hard_ttl(), io).await {
-            Ok(Ok(Ok(resp))) => Ok(resp),
-            Ok(Ok(Err(remote))) => {
-                Err(RPCError::RemoteError(RemoteError::new(self.target, remote)))
-            }
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                Err(RPCError::Unreachable(Unreachable::new(&e)))
-            }
-            Ok(Err(e)) => Err(RPCError::Network(NetworkError::new(&e))),
-            Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
-        }
-    }
-}
-
-impl RaftNetwork<TypeConfig> for Conn {
-    async fn append_entries(
-        &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(&Rpc::Append(rpc), &option).await
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        self.call(&Rpc::Snapshot(rpc), &option).await
-    }
-
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<NodeId>,
-        option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(&Rpc::Vote(rpc), &option).await
-    }
-}
-
-struct Network;
-
-impl RaftNetworkFactory<TypeConfig> for Network {
-    type Network = Conn;
-
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Conn {
-        Conn {
-            target,
-            addr: node.addr.clone(),
-        }
-    }
-}
-
-/// Server side: answer each connection's RPCs with the local Raft.
-async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
-    loop {
-        let Ok((s, _)) = listener.accept().await else {
-            continue;
-        };
-        let raft = raft.clone();
-        tokio::spawn(async move {
-            let (r, mut w) = s.into_split();
-            let mut lines = BufReader::new(r).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let reply = match serde_json::from_str::<Rpc>(&line) {
-                    Ok(Rpc::Append(req)) => serde_json::to_vec(&raft.append_entries(req).await),
-                    Ok(Rpc::Vote(req)) => serde_json::to_vec(&raft.vote(req).await),
-                    Ok(Rpc::Snapshot(req)) => serde_json::to_vec(&raft.install_snapshot(req).await),
-                    Err(_) => return,
-                };
-                let Ok(mut reply) = reply else { return };
-                reply.push(b'\n');
-                if w.write_all(&reply).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
-}
 
 struct Node {
     id: NodeId,
@@ -186,7 +58,7 @@ fn config() -> Res<Arc<Config>> {
 
 async fn start(id: NodeId, addr: &str, dir: &Path) -> Res<Node> {
     let (log, sm) = keyval_openraft::open(dir, Options::default())?;
-    let raft = Raft::new(id, config()?, Network, log.clone(), sm.clone()).await?;
+    let raft = Raft::new(id, config()?, Network::default(), log.clone(), sm.clone()).await?;
     let listener = TcpListener::bind(addr).await?;
     let server = tokio::spawn(serve(listener, raft.clone()));
     Ok(Node {
