@@ -24,7 +24,7 @@ STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
 
-.PHONY: all build install uninstall c-install-test go-module-test py-wheel py-sdist-test header header-check lint rust-test crashtest coverage c-test c-example go-test py-install py-test raft-example test demo bench bench-quick bench-tools docbench docbench-tools raftbench soak fuzz clean
+.PHONY: all build install uninstall c-install-test go-module-test py-wheel py-sdist-test header header-check lint rust-test crashtest coverage c-test c-example go-test py-install py-test raft-example jepsen-bins jepsen-test jepsen test demo bench bench-quick bench-tools docbench docbench-tools raftbench soak fuzz clean
 
 all: build
 
@@ -201,7 +201,38 @@ py-test: py-install
 raft-example: build
 	$(REL)/raft-cluster
 
-test: header-check lint rust-test raft-example c-test c-install-test go-test go-module-test py-test py-sdist-test
+# Replicated KeyVal under faults (tests/jepsen, docs/raft.md): three node
+# processes per engine (hashicorp/raft on raftstore, openraft on
+# keyval-openraft), concurrent clients, a nemesis that kills, restarts,
+# pauses and partitions them, and porcupine's linearizability check.
+# `jepsen-test` is the bounded run of `make test` (JEPSEN_TEST_SECS of
+# faults per engine); `make jepsen DURATION=30m` is the long one. Logs,
+# histories and summaries land in target/jepsen/.
+JEPSEN_TEST_SECS ?= 60
+DURATION ?= 30m
+JEPSEN_ENGINES ?= hashicorp openraft
+JEPSEN_DIR := target/jepsen
+jepsen_node_bin = $(if $(filter hashicorp,$(1)),$(JEPSEN_DIR)/raftkv-node,$(REL)/raft-node)
+# $(1): engine, $(2): duration, $(3): output directory, $(4): extra flags.
+jepsen_run = rm -rf $(3) && $(JEPSEN_DIR)/jepsen --engine $(1) --node-bin $(call jepsen_node_bin,$(1)) \
+	--keyval-bin $(REL)/keyval --duration $(2) --out $(3) $(4)
+jepsen-bins: build
+	cd tests/jepsen && go vet ./... && go test -count=1 ./... && go build -o $(CURDIR)/$(JEPSEN_DIR)/jepsen .
+	cd bindings/go/raftstore && go build -o $(CURDIR)/$(JEPSEN_DIR)/raftkv-node ./cmd/raftkv-node
+
+# First the checker's self-check: nodes that serve stale reads, one fault
+# kind, and the run must find the history not linearizable.
+jepsen-test: jepsen-bins
+	$(call jepsen_run,hashicorp,15s,$(JEPSEN_DIR)/selfcheck,--node-args --stale-reads \
+	  --faults isolate-follower,isolate-leader --min-events 1 --min-leader-kills 0 --expect-illegal)
+	$(foreach e,$(JEPSEN_ENGINES),$(call jepsen_run,$(e),$(JEPSEN_TEST_SECS)s,$(JEPSEN_DIR)/test-$(e)) &&) true
+
+jepsen: jepsen-bins
+	$(foreach e,$(JEPSEN_ENGINES),$(call jepsen_run,$(e),$(DURATION),$(JEPSEN_DIR)/run-$(e)) &&) true
+	cat $(foreach e,$(JEPSEN_ENGINES),$(JEPSEN_DIR)/run-$(e)/summary.md) > $(JEPSEN_DIR)/summary.md
+	@echo "summary: $(JEPSEN_DIR)/summary.md"
+
+test: header-check lint rust-test raft-example c-test c-install-test go-test go-module-test py-test py-sdist-test jepsen-test
 	@echo "make test: all suites passed"
 
 demo: build py-install
