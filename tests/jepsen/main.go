@@ -120,7 +120,8 @@ type summary struct {
 	Ops             map[string]int `json:"ops"` // "read ok", "cas unknown", ...
 	Nemesis         map[string]int `json:"nemesis"`
 	NodeEvents      map[string]int `json:"node_events"`
-	LeaderTerms     int            `json:"leader_terms"` // terms in which a leader was elected
+	LeaderTerms     int            `json:"leader_terms"`   // terms in which a leader was elected
+	LeaderChanges   int            `json:"leader_changes"` // a different node seen leading (polled every 200 ms)
 	Keys            int            `json:"keys"`
 	UniqueAcked     int            `json:"unique_writes_acknowledged"`
 	CheckedOps      int            `json:"checked_ops"`
@@ -194,6 +195,7 @@ func run(cfg config) (err error) {
 	close(stopNemesis)
 	<-nemDone
 	sum.Nemesis = nem.counts
+	sum.LeaderChanges = int(w.changes.Load())
 	var problems []string
 	for _, e := range nem.errs {
 		problems = append(problems, e.Error())
@@ -458,7 +460,8 @@ func (s *summary) markdown() string {
 		s.Seed, s.Duration, s.Clients, s.Keys, s.UniqueAcked)
 	fmt.Fprintf(&b, "- operations: %s\n", counts(s.Ops))
 	fmt.Fprintf(&b, "- nemesis events: %s\n", counts(s.Nemesis))
-	fmt.Fprintf(&b, "- leaders: elected in %d distinct terms\n", s.LeaderTerms)
+	fmt.Fprintf(&b, "- leaders: %d changes of the leading node, leaders elected in %d distinct terms\n",
+		s.LeaderChanges, s.LeaderTerms)
 	fmt.Fprintf(&b, "- node events: %s\n", counts(s.NodeEvents))
 	fmt.Fprintf(&b, "- linearizability (porcupine, %d operations): %s in %s\n", s.CheckedOps, s.Linearizability, s.CheckTime)
 	fmt.Fprintf(&b, "- keyval verify: %s\n", strings.Join(s.Verify, "; "))

@@ -40,11 +40,17 @@ func (n *nemesis) pause(lo, hi time.Duration) {
 	time.Sleep(lo + time.Duration(n.rng.Int63n(int64(hi-lo))))
 }
 
-// pick returns the leader (if want is "leader") or a follower, as far as
-// the cluster says; ok is false when no leader is known.
-func (n *nemesis) pick(wantLeader bool) (int, bool) {
-	l, _ := n.c.leader(300 * time.Millisecond)
+// pick returns the leader (if wantLeader) or a follower, as far as the
+// cluster says, waiting up to 3 s for a leader to be known; ok is false
+// when none is, and id is then a random node.
+func (n *nemesis) pick(wantLeader bool) (id int, ok bool) {
 	ids := len(n.c.procs)
+	deadline := time.Now().Add(3 * time.Second)
+	l, _ := n.c.leader(300 * time.Millisecond)
+	for l == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		l, _ = n.c.leader(300 * time.Millisecond)
+	}
 	if l == 0 {
 		return 1 + n.rng.Intn(ids), false
 	}

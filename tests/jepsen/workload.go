@@ -175,6 +175,7 @@ type workload struct {
 	epoch    time.Duration // the key set changes every epoch
 	timeout  time.Duration // a request without an answer by then is unknown
 	leader   atomic.Int64  // the monitor's current leader guess (0: none)
+	changes  atomic.Int64  // times the monitor saw a different node lead
 	stop     atomic.Bool
 	mu       sync.Mutex
 	lastSeen map[string]string // last value observed per key, for cas
@@ -295,6 +296,7 @@ func (w *workload) issue(clientID, target int, conns map[int]*client, in kvInput
 func (w *workload) monitor(done <-chan struct{}) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
+	last := 0
 	for {
 		select {
 		case <-done:
@@ -302,6 +304,12 @@ func (w *workload) monitor(done <-chan struct{}) {
 		case <-t.C:
 		}
 		if l, _ := w.c.leader(300 * time.Millisecond); l != 0 {
+			if l != last {
+				if last != 0 {
+					w.changes.Add(1)
+				}
+				last = l
+			}
 			w.leader.Store(int64(l))
 		}
 	}
