@@ -229,6 +229,11 @@ pub fn index_ranges(conds: &[Cond], multikey: bool) -> Option<Ranges> {
     }
     let mut lo: Option<(Bound<Vec<u8>>, u8)> = None;
     let mut hi: Option<(Bound<Vec<u8>>, u8)> = None;
+    // A range operator matches only values of its own type class, so two
+    // of them with different classes (`{"$lte": false, "$lt": 0}`) match
+    // nothing on a scalar path. Keeping only the tighter bound of each
+    // side would forget the other class's condition.
+    let mut first_class: Option<u8> = None;
     for c in conds {
         let (v, lower, incl) = match c {
             Cond::Gt(v) => (v, true, false),
@@ -239,6 +244,9 @@ pub fn index_ranges(conds: &[Cond], multikey: bool) -> Option<Ranges> {
         };
         if !indexable(v) {
             return None;
+        }
+        if *first_class.get_or_insert(class(v)) != class(v) {
+            return Some(Vec::new());
         }
         let e = encode(Some(v));
         let b = if incl {
@@ -339,5 +347,24 @@ mod tests {
             index_ranges(&[Cond::Gt(json!(1)), Cond::Lt(json!("a"))], false),
             Some(Vec::new())
         );
+    }
+
+    /// Found by `find_agrees_with_a_naive_evaluator`: two upper (or two
+    /// lower) bounds of different type classes kept only the tighter one,
+    /// so an index scan returned `{"a": false}` for `{"$lte": false,
+    /// "$lt": 0}`, which matches nothing.
+    #[test]
+    fn index_ranges_of_two_classes_on_one_side_are_empty() {
+        for conds in [
+            vec![Cond::Lte(json!(false)), Cond::Lt(json!(0))],
+            vec![Cond::Lt(json!(0)), Cond::Lte(json!(false))],
+            vec![Cond::Gte(json!("a")), Cond::Gt(json!(true))],
+            vec![Cond::Gt(json!(1)), Cond::Lt(json!(5)), Cond::Lt(json!("z"))],
+        ] {
+            assert_eq!(index_ranges(&conds, false), Some(Vec::new()), "{conds:?}");
+        }
+        // On a multikey path only the first range operator narrows.
+        let r = index_ranges(&[Cond::Lte(json!(false)), Cond::Lt(json!(0))], true);
+        assert_eq!(r.map(|r| r.len()), Some(1));
     }
 }
