@@ -285,6 +285,13 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// The transport asks for every server's address, its own included:
+	// the members' addresses unless a route overrides them.
+	for sid, addr := range members {
+		if _, ok := rt[sid]; !ok {
+			rt[sid] = addr
+		}
+	}
 	if *id == "" || *dir == "" || *raftAddr == "" || *clientAddr == "" || len(members) == 0 {
 		flag.Usage()
 		os.Exit(2)
