@@ -1,8 +1,9 @@
 //! Three openraft nodes on KeyVal storage, talking over loopback TCP.
 //!
 //! Each node has its own directories (`<base>/nodeN/log`, `<base>/nodeN/sm`)
-//! and its own TCP listener. The transport follows the shape of openraft's
-//! own examples (one request, one JSON reply; remote errors travel as
+//! and its own TCP listener. The transport is the crate's library
+//! (`src/lib.rs`, shared with `raft-node`): the shape of openraft's own
+//! examples (one request, one JSON reply; remote errors travel as
 //! `RaftError`), over plain TCP with newline-delimited JSON instead of HTTP.
 //!
 //! The run:
