@@ -6,26 +6,10 @@
 
 use keyval::{Db, WriteBatch};
 
-/// A seeded xorshift64* generator: the same seed gives the same stream.
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
-    }
-
-    /// Fill `b` with random bytes.
-    pub fn fill(&mut self, b: &mut [u8]) {
-        for c in b.chunks_mut(8) {
-            let x = self.next().to_le_bytes();
-            c.copy_from_slice(&x[..c.len()]);
-        }
-    }
-}
+/// The seeded xorshift64* generator of the crash simulator (the
+/// `testing` feature, which the crate's dev-dependency on itself turns on
+/// for examples too): the same seed gives the same stream.
+pub use keyval::fs::Rng;
 
 /// One pair of the workload: a 24-byte key and a 150-byte value.
 pub fn pair(rng: &mut Rng) -> ([u8; 24], [u8; 150]) {

@@ -14,7 +14,7 @@ pub mod sim;
 
 pub use real::RealFs;
 #[cfg(feature = "testing")]
-pub use sim::{CrashMode, SimFs};
+pub use sim::{CrashMode, Rng, SimFs};
 
 use std::fmt;
 use std::io;

@@ -104,17 +104,36 @@ impl State {
     }
 }
 
-/// Minimal deterministic RNG (xorshift64*).
-struct Rng(u64);
+/// A seeded xorshift64* generator (Marsaglia's xorshift with Vigna's
+/// multiplier): the same seed gives the same stream, so simulated crashes,
+/// tests and benchmarks replay by seed. The seed must not be 0 (the stream
+/// would stay 0). Not for anything that needs unpredictability.
+/// Not thread-safe to share; each user owns one.
+pub struct Rng(pub u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    // Not `Iterator::next`: the stream never ends, so no `Option`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545F4914F6CDD1D)
     }
-    fn coin(&mut self) -> bool {
+    /// A number in `0..n` (`n` > 0; slightly biased for huge `n`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// A fair coin.
+    pub fn coin(&mut self) -> bool {
         self.next() & 1 == 1
+    }
+    /// Fill `b` with random bytes.
+    pub fn fill(&mut self, b: &mut [u8]) {
+        for c in b.chunks_mut(8) {
+            let x = self.next().to_le_bytes();
+            c.copy_from_slice(&x[..c.len()]);
+        }
     }
 }
 

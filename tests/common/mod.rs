@@ -161,15 +161,5 @@ pub fn snapshots(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Tiny deterministic RNG (xorshift64*), so failures replay by seed.
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[allow(unused_imports)] // not every test uses it
+pub use keyval::fs::Rng;
