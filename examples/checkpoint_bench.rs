@@ -80,10 +80,7 @@ fn batches(db: &Db, rng: &mut Rng, until: Instant) -> f64 {
 }
 
 fn main() {
-    let n: u64 = std::env::var("KEYVAL_BENCH_N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
+    let n = workload::bench_n();
     let secs: f64 = std::env::var("KEYVAL_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -169,10 +169,7 @@ fn main() {
     if let Ok(dir) = std::env::var("KEYVAL_BENCH_MEMORY_CHILD") {
         return memory_child(&dir);
     }
-    let n: u64 = std::env::var("KEYVAL_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n = workload::bench_n();
     let tmp = tempfile::tempdir().expect("tempdir");
     println!("KeyVal engine bench: N = {n}, dir {}", tmp.path().display());
     println!(

@@ -65,10 +65,7 @@ fn replay(dir: &Path, opts: &Options) -> (u64, u64, f64) {
 }
 
 fn main() {
-    let n: u64 = std::env::var("KEYVAL_BENCH_N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
+    let n = workload::bench_n();
     let tmp = tempfile::tempdir_in(std::env::var("TMPDIR").unwrap_or_else(|_| "target".into()))
         .expect("tempdir");
     let dir = tmp.path().join("bulk");

@@ -11,6 +11,14 @@ use keyval::{Db, WriteBatch};
 /// for examples too): the same seed gives the same stream.
 pub use keyval::fs::Rng;
 
+/// The key count: `KEYVAL_BENCH_N`, 1M when unset or not a number.
+pub fn bench_n() -> u64 {
+    std::env::var("KEYVAL_BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
 /// One pair of the workload: a 24-byte key and a 150-byte value.
 pub fn pair(rng: &mut Rng) -> ([u8; 24], [u8; 150]) {
     let mut k = [0u8; 24];
