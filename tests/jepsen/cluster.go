@@ -128,7 +128,6 @@ type proc struct {
 // cluster is three nodes, the six links between them and the event
 // counts the nodes report on stdout.
 type cluster struct {
-	engine   string
 	nodeBin  string
 	nodeArgs []string // extra flags for every node
 	procs    []*proc
@@ -148,8 +147,8 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func newCluster(engine, nodeBin, base string, n int) (*cluster, error) {
-	c := &cluster{engine: engine, nodeBin: nodeBin, links: map[[2]int]*link{},
+func newCluster(nodeBin, base string, n int) (*cluster, error) {
+	c := &cluster{nodeBin: nodeBin, links: map[[2]int]*link{},
 		events: map[string]int{}, terms: map[uint64]bool{}}
 	for i := 1; i <= n; i++ {
 		ra, err := freeAddr()
@@ -393,12 +392,10 @@ type reply struct {
 	Found    bool              `json:"found"`
 	Value    *string           `json:"value"`
 	CasOK    bool              `json:"cas_ok"`
-	Err      string            `json:"err"`
 	Definite bool              `json:"definite"`
 	Leader   json.RawMessage   `json:"leader"`
 	Term     uint64            `json:"term"`
 	Applied  *uint64           `json:"applied"`
-	Last     *uint64           `json:"last_index"`
 	Data     map[string]string `json:"data"`
 }
 

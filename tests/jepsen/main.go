@@ -143,7 +143,7 @@ func run(cfg config) (err error) {
 		fmt.Printf("[%s %s] %s\n", cfg.engine, time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 	}
 	logf("seed %d, %v of faults, %d clients, output in %s", cfg.seed, cfg.duration, cfg.clients, cfg.out)
-	c, err := newCluster(cfg.engine, cfg.nodeBin, cfg.out, 3)
+	c, err := newCluster(cfg.nodeBin, cfg.out, 3)
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func run(cfg config) (err error) {
 		go w.runClient(i, cfg.seed+int64(i)+1, &clients)
 	}
 
-	nem := &nemesis{kinds: cfg.faults, c: c, w: w, rng: rand.New(rand.NewSource(cfg.seed)), logf: logf, counts: map[string]int{}}
+	nem := &nemesis{kinds: cfg.faults, c: c, rng: rand.New(rand.NewSource(cfg.seed)), logf: logf, counts: map[string]int{}}
 	stopNemesis := make(chan struct{})
 	nemDone := make(chan struct{})
 	go func() {

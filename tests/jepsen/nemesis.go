@@ -29,7 +29,6 @@ var nemesisKinds = []string{killLeader, killFollower, killMany, pauseLeader, pau
 type nemesis struct {
 	kinds  []string // the fault kinds to draw from
 	c      *cluster
-	w      *workload
 	rng    *rand.Rand
 	logf   func(format string, args ...any)
 	counts map[string]int

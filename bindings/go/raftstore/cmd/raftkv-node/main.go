@@ -35,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -129,11 +130,7 @@ func (f *fsm) Restore(r io.ReadCloser) error {
 func (f *fsm) dump() map[string]string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c := make(map[string]string, len(f.m))
-	for k, v := range f.m {
-		c[k] = v
-	}
-	return c
+	return maps.Clone(f.m)
 }
 
 type snapshot []byte
@@ -197,10 +194,10 @@ type node struct {
 	// log: not linearizable, for the fault test's self-check only.
 	staleReads bool
 	id         raft.ServerID
-	raft  *raft.Raft
-	fsm   *fsm
-	store *raftstore.Store
-	trans *raft.NetworkTransport
+	raft       *raft.Raft
+	fsm        *fsm
+	store      *raftstore.Store
+	trans      *raft.NetworkTransport
 }
 
 func failure(err error, definite bool, leader raft.ServerID) map[string]any {
