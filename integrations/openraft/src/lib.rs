@@ -155,7 +155,8 @@ struct LogInner<C: RaftTypeConfig> {
 }
 
 /// How often a [`LogStore`] was truncated since it was opened (not
-/// persisted), for operators and fault tests.
+/// persisted), for operators and fault tests. Atomics: read them from any
+/// thread (`Ordering::Relaxed` suffices; they are counts, not fences).
 #[derive(Debug, Default)]
 pub struct LogCounters {
     /// `purge` calls: prefix truncations after a snapshot.
@@ -491,7 +492,8 @@ pub struct StateMachine {
 }
 
 /// How many snapshots a [`StateMachine`] built and installed since it was
-/// opened (not persisted), for operators and fault tests.
+/// opened (not persisted), for operators and fault tests. Atomics: read
+/// them from any thread; a count goes up once the snapshot is durable.
 #[derive(Debug, Default)]
 pub struct SnapshotCounters {
     /// Snapshots built from the local state.
