@@ -172,11 +172,12 @@ fn run_ticker(weak: std::sync::Weak<Inner>, ticker: Arc<Ticker>, every: Duration
 
 /// A durable, ordered key-value store in one directory.
 ///
-/// All live keys and values are held in memory (an ordered B-tree), so the
-/// dataset is limited by RAM: plan for the key and value bytes plus about
-/// 56-58 bytes per entry ([`ENTRY_OVERHEAD_ESTIMATE`] is 56; the resident
-/// memory measured at 1M entries was 58). Reads never touch the disk. On disk there are only
-/// the write-ahead log and the snapshots (see `docs/format.md`).
+/// All live keys and values are held in memory (an ordered B-tree, and a
+/// hash index beside it for point reads), so the dataset is limited by RAM:
+/// plan for the key and value bytes plus about 82-87 bytes per entry
+/// ([`ENTRY_OVERHEAD_ESTIMATE`] is 82, measured at 1M entries; see
+/// `docs/bench/gets.md`). Reads never touch the disk. On disk there are
+/// only the write-ahead log and the snapshots (see `docs/format.md`).
 ///
 /// Keys are non-empty byte strings of at most [`Options::max_key_size`]
 /// bytes; the empty key is rejected everywhere with

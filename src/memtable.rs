@@ -1,12 +1,19 @@
-//! The in-memory ordered index of live keys and values.
+//! The in-memory index of live keys and values: ordered, plus a hash
+//! index beside it for point lookups.
 //!
-//! Every live pair is one heap allocation, `[u32 key length][key][value]`,
-//! kept in a `BTreeSet` ordered by key. Beyond the key and value bytes an
-//! entry costs its slot in a B-tree node (see [`ENTRY_OVERHEAD_ESTIMATE`]),
-//! the 4-byte length, and the allocator's own overhead.
+//! Every live pair is one reference-counted allocation (a
+//! [`triomphe::ThinArc`]: count, key length, slice length, then
+//! `[key][value]`), held twice: by a `BTreeSet` ordered by key, for scans
+//! and for the snapshot's ordered stream, and by a hash table keyed by the
+//! key's bytes, for `get`. A point lookup in the B-tree took about 8
+//! dependent cache misses at 1M keys (one per level, then the entry); the
+//! hash table takes about three (its control bytes, its slot, the entry).
+//! Beyond the key and value bytes an entry costs its slot in a B-tree
+//! node, its slot in the hash table, the allocation's 24-byte header and
+//! the allocator's own overhead (see [`ENTRY_OVERHEAD_ESTIMATE`]).
 //!
 //! Checkpoints must not stop writers while the snapshot is written, so the
-//! base set sits behind an `Arc`: [`MemTable::freeze`] hands out a clone of
+//! base index sits behind an `Arc`: [`MemTable::freeze`] hands out a clone of
 //! that `Arc` (O(1)) and diverts later writes into a small `delta` map that
 //! readers consult first. When the snapshot is written, [`MemTable::merge_step`]
 //! folds the delta back in small chunks.
@@ -14,21 +21,33 @@
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use hashbrown::hash_table::Entry as Slot;
+use hashbrown::{DefaultHashBuilder, HashTable};
+use triomphe::ThinArc;
+
 use crate::keyspace::KeyspaceStats;
 
-/// One live key-value pair in a single allocation, plus the first 8 bytes
-/// of its key inline (big-endian, zero-padded) so that most comparisons in
-/// a B-tree search never leave the node: for keys that differ in their
-/// first 8 bytes, comparing the prefixes gives the same order as comparing
-/// the keys byte by byte.
+/// One pair's allocation: the header is the key length, the slice is the
+/// key followed by the value.
+type Data = ThinArc<u32, u8>;
+
+fn data_key(d: &Data) -> &[u8] {
+    &d.slice[..d.header.header as usize]
+}
+
+/// One live key-value pair, plus the first 8 bytes of its key inline
+/// (big-endian, zero-padded) so that most comparisons in a B-tree search
+/// never leave the node: for keys that differ in their first 8 bytes,
+/// comparing the prefixes gives the same order as comparing the keys byte
+/// by byte.
 #[derive(Clone)]
 pub struct Entry {
     prefix: u64,
-    /// `[u32 key length][key][value]`
-    data: Box<[u8]>,
+    data: Data,
 }
 
 fn key_prefix(key: &[u8]) -> u64 {
@@ -38,17 +57,31 @@ fn key_prefix(key: &[u8]) -> u64 {
     u64::from_be_bytes(p)
 }
 
+thread_local! {
+    /// Where [`Entry::new`] joins key and value before the one copy into
+    /// the shared allocation.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 impl Entry {
     /// Build an entry. `key.len()` must fit in a u32 (keys are limited to
     /// 16 MiB by the options).
     pub fn new(key: &[u8], value: &[u8]) -> Entry {
-        let mut v = Vec::with_capacity(4 + key.len() + value.len());
-        v.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        v.extend_from_slice(key);
-        v.extend_from_slice(value);
+        let data = SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            s.clear();
+            s.extend_from_slice(key);
+            s.extend_from_slice(value);
+            let d = ThinArc::from_header_and_slice(key.len() as u32, &s);
+            // Do not keep a large value's buffer for the thread's lifetime.
+            if s.capacity() > 64 << 10 {
+                *s = Vec::new();
+            }
+            d
+        });
         Entry {
             prefix: key_prefix(key),
-            data: v.into_boxed_slice(),
+            data,
         }
     }
     /// A key-only entry to search with.
@@ -56,25 +89,31 @@ impl Entry {
         Entry::new(key, &[])
     }
     /// Make this key-only entry hold `key`, reusing its allocation when the
-    /// length is unchanged (the common case: keys of one length).
+    /// length is unchanged (the common case: keys of one length) and
+    /// nothing else holds it.
     fn set_probe_key(&mut self, key: &[u8]) {
-        if self.data.len() == 4 + key.len() {
-            self.data[4..].copy_from_slice(key);
+        let reused = self.data.slice.len() == key.len()
+            && self.data.with_arc_mut(|a| match triomphe::Arc::get_mut(a) {
+                Some(d) => {
+                    d.slice_mut().copy_from_slice(key);
+                    *d.header_mut() = key.len() as u32;
+                    true
+                }
+                None => false,
+            });
+        if reused {
             self.prefix = key_prefix(key);
         } else {
             *self = Entry::probe(key);
         }
     }
-    fn key_len(&self) -> usize {
-        u32::from_le_bytes([self.data[0], self.data[1], self.data[2], self.data[3]]) as usize
-    }
     /// The key.
     pub fn key(&self) -> &[u8] {
-        &self.data[4..4 + self.key_len()]
+        data_key(&self.data)
     }
     /// The value.
     pub fn value(&self) -> &[u8] {
-        &self.data[4 + self.key_len()..]
+        &self.data.slice[self.data.header.header as usize..]
     }
 }
 
@@ -108,6 +147,107 @@ impl Ord for Entry {
     }
 }
 
+/// The live pairs, indexed twice: ordered (`set`) and hashed (`hash`,
+/// holding the same allocations). Every change goes through the methods
+/// below, which keep the two in step.
+#[derive(Clone, Default)]
+pub struct Index {
+    set: BTreeSet<Entry>,
+    hash: HashTable<Data>,
+    /// Seeded per process (foldhash), so that keys chosen to collide in
+    /// one process do not collide in another.
+    hasher: DefaultHashBuilder,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Index({} entries)", self.len())
+    }
+}
+
+impl Index {
+    /// Build from an ordered set, adding the hash index.
+    pub fn from_set(set: BTreeSet<Entry>) -> Index {
+        let mut ix = Index {
+            hash: HashTable::with_capacity(set.len()),
+            set,
+            hasher: DefaultHashBuilder::default(),
+        };
+        let Index { set, hash, hasher } = &mut ix;
+        for e in set.iter() {
+            hash.insert_unique(hasher.hash_one(e.key()), e.data.clone(), |d| {
+                hasher.hash_one(data_key(d))
+            });
+        }
+        ix
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// The pairs in key order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.set.iter()
+    }
+
+    /// The entry of `key`, through the hash index.
+    fn get(&self, key: &[u8]) -> Option<&Data> {
+        self.hash
+            .find(self.hasher.hash_one(key), |d| data_key(d) == key)
+    }
+
+    /// Insert `e`, or replace the entry with its key. Returns the entry
+    /// replaced.
+    fn replace(&mut self, e: Entry) -> Option<Entry> {
+        hash_upsert(&mut self.hash, &self.hasher, &e.data);
+        self.set.replace(e)
+    }
+
+    /// Remove `key`'s entry, if any, and return it.
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let data = hash_remove(&mut self.hash, &self.hasher, key)?;
+        // The removed allocation is its own search key: no new allocation.
+        self.set.take(&Entry {
+            prefix: key_prefix(key),
+            data,
+        })
+    }
+}
+
+/// Point `data`'s key at `data` in `hash`.
+fn hash_upsert(hash: &mut HashTable<Data>, hasher: &DefaultHashBuilder, data: &Data) {
+    let key = data_key(data);
+    match hash.entry(
+        hasher.hash_one(key),
+        |d| data_key(d) == key,
+        |d| hasher.hash_one(data_key(d)),
+    ) {
+        Slot::Occupied(mut o) => *o.get_mut() = data.clone(),
+        Slot::Vacant(v) => {
+            v.insert(data.clone());
+        }
+    }
+}
+
+/// Take `key` out of `hash`.
+fn hash_remove(
+    hash: &mut HashTable<Data>,
+    hasher: &DefaultHashBuilder,
+    key: &[u8],
+) -> Option<Data> {
+    let slot = hash
+        .find_entry(hasher.hash_one(key), |d| data_key(d) == key)
+        .ok()?;
+    Some(slot.remove().0)
+}
+
 thread_local! {
     /// This thread's search key for point lookups, so that a `get` or
     /// `delete` allocates nothing (a B-tree search needs an `Entry`).
@@ -125,19 +265,22 @@ fn with_probe<R>(key: &[u8], f: impl FnOnce(&Entry) -> R) -> R {
     })
 }
 
-/// A frozen, immutable view of the base set, for snapshot writing.
-pub type Frozen = Arc<BTreeSet<Entry>>;
+/// A frozen, immutable view of the base index, for snapshot writing.
+pub type Frozen = Arc<Index>;
 
 /// Estimated bytes of bookkeeping per entry beyond its key and value: the
-/// 24-byte slot in a B-tree node at about 2/3 occupancy (36), the 4-byte
-/// length, and about 16 bytes of allocator overhead. Measured with
-/// `make bench` (24-byte keys, 150-byte values, 1M entries).
-pub const ENTRY_OVERHEAD_ESTIMATE: u64 = 56;
+/// 16-byte slot in a B-tree node at about 2/3 occupancy plus its share of
+/// inner nodes (about 28), the 8-byte hash slot and control byte at a load
+/// of 1/2 to 7/8 (about 16), the allocation's 24-byte header, and the
+/// allocator's rounding (about 10-14). Measured with `getbench`'s counting
+/// allocator (24-byte keys, 150-byte values): 82 at 1M entries, 82-87
+/// from 10k to 10M.
+pub const ENTRY_OVERHEAD_ESTIMATE: u64 = 82;
 
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct MemTable {
-    base: Arc<BTreeSet<Entry>>,
+    base: Arc<Index>,
     /// Writes made while a checkpoint holds a frozen base; `None` = delete.
     delta: Option<BTreeMap<Box<[u8]>, Option<Entry>>>,
     counts: KeyspaceStats,
@@ -162,10 +305,11 @@ impl MemTable {
                 return e.as_ref().map(|e| e.value());
             }
         }
-        with_probe(key, |p| self.base.get(p)).map(|e| e.value())
+        self.base.get(key).map(|d| &d.slice[key.len()..])
     }
 
-    /// Set `key` to `value`. One B-tree search when no checkpoint runs.
+    /// Set `key` to `value`. One hash probe and one B-tree search when no
+    /// checkpoint runs.
     /// Returns the length of the value it replaced, if any.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Option<usize> {
         let e = Entry::new(key, value);
@@ -178,7 +322,7 @@ impl MemTable {
         let old = match &mut self.delta {
             Some(d) => match d.insert(key.into(), Some(e)) {
                 Some(prev) => prev.map(|p| p.value().len()),
-                None => with_probe(key, |p| self.base.get(p)).map(|p| p.value().len()),
+                None => self.base.get(key).map(|d| d.slice.len() - key.len()),
             },
             None => Arc::make_mut(&mut self.base)
                 .replace(e)
@@ -200,7 +344,7 @@ impl MemTable {
             Some(d) => {
                 let old = match d.get(key) {
                     Some(prev) => prev.as_ref().map(|p| p.value().len()),
-                    None => with_probe(key, |p| self.base.get(p)).map(|p| p.value().len()),
+                    None => self.base.get(key).map(|d| d.slice.len() - key.len()),
                 };
                 if old.is_some() {
                     d.insert(key.into(), None);
@@ -208,10 +352,9 @@ impl MemTable {
                 old
             }
             // No checkpoint holds the base, so make_mut never copies here.
-            None => {
-                let base = Arc::make_mut(&mut self.base);
-                with_probe(key, |p| base.take(p)).map(|p| p.value().len())
-            }
+            None => Arc::make_mut(&mut self.base)
+                .remove(key)
+                .map(|p| p.value().len()),
         };
         self.counts.account(key.len(), old, None);
         old
@@ -270,7 +413,7 @@ impl MemTable {
                     return;
                 }
             }
-            let mut base = self.base.range((start_bound, end_bound)).peekable();
+            let mut base = self.base.set.range((start_bound, end_bound)).peekable();
             let Some(delta) = &self.delta else {
                 for e in base {
                     if !f(e.key(), e.value()) {
@@ -320,10 +463,15 @@ impl MemTable {
 
     /// Freeze the current contents for a snapshot: O(1). Later writes go to
     /// the delta until [`MemTable::merge_step`] reports completion.
+    ///
+    /// The checkpoint merges the delta fully before it freezes again; if a
+    /// delta is still there (a merge cut short), it is merged first, so
+    /// that the view never misses the writes held in it.
     pub fn freeze(&mut self) -> Frozen {
-        if self.delta.is_none() {
-            self.delta = Some(BTreeMap::new());
+        if self.delta.is_some() {
+            self.merge_step(usize::MAX);
         }
+        self.delta = Some(BTreeMap::new());
         Arc::clone(&self.base)
     }
 
@@ -349,7 +497,7 @@ impl MemTable {
                     base.replace(e);
                 }
                 None => {
-                    with_probe(&k, |p| base.remove(p));
+                    base.remove(&k);
                 }
             }
         }
@@ -388,14 +536,28 @@ impl MemTable {
             }
         }
         let base = std::mem::take(Arc::make_mut(&mut self.base));
-        let merged: BTreeSet<Entry> = if base.is_empty() {
-            last.into_iter()
-                .filter(|(_, del)| !del)
-                .map(|(e, _)| e)
-                .collect()
+        self.base = Arc::new(if base.is_empty() {
+            Index::from_set(
+                last.into_iter()
+                    .filter(|(_, del)| !del)
+                    .map(|(e, _)| e)
+                    .collect(),
+            )
         } else {
-            let mut out = Vec::with_capacity(base.len() + last.len());
-            let mut old = base.into_iter().peekable();
+            let Index {
+                set,
+                mut hash,
+                hasher,
+            } = base;
+            for (e, del) in &last {
+                if *del {
+                    hash_remove(&mut hash, &hasher, e.key());
+                } else {
+                    hash_upsert(&mut hash, &hasher, &e.data);
+                }
+            }
+            let mut out = Vec::with_capacity(set.len() + last.len());
+            let mut old = set.into_iter().peekable();
             for (e, del) in last {
                 while let Some(o) = old.next_if(|o| *o < e) {
                     out.push(o);
@@ -406,10 +568,13 @@ impl MemTable {
                 }
             }
             out.extend(old);
-            // Sorted and unique: BTreeSet builds it in one pass.
-            out.into_iter().collect()
-        };
-        self.base = Arc::new(merged);
+            Index {
+                // Sorted and unique: BTreeSet builds it in one pass.
+                set: out.into_iter().collect(),
+                hash,
+                hasher,
+            }
+        });
         self.counts = KeyspaceStats::default();
         for e in self.base.iter() {
             self.counts
@@ -446,7 +611,7 @@ impl MemTable {
             key_bytes: set.iter().map(|e| e.key().len() as u64).sum(),
             value_bytes: set.iter().map(|e| e.value().len() as u64).sum(),
         };
-        self.base = Arc::new(set);
+        self.base = Arc::new(Index::from_set(set));
         self.delta = None;
         self.applied_lsn = lsn;
     }
@@ -502,5 +667,113 @@ mod tests {
         while !m.merge_step(1) {}
         assert_eq!(pairs(&m), all);
         assert_eq!(m.bytes(), (2, 3));
+    }
+}
+
+#[cfg(test)]
+mod model {
+    //! The two indexes against a `BTreeMap` model, through checkpoints
+    //! (freeze, delta, merge) and bulk mode: point reads use the hash
+    //! index, scans the ordered one, and both must match the model.
+    use super::*;
+    use proptest::prelude::*;
+    use std::ops::Bound::*;
+
+    type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put(u8, Vec<u8>),
+        Delete(u8),
+        Freeze,
+        Merge(usize),
+        Bulk,
+        EndBulk,
+    }
+
+    fn key(k: u8) -> Vec<u8> {
+        // Two shapes: long keys sharing an 8-byte prefix, and short ones.
+        if k % 2 == 0 {
+            format!("shared-prefix-{k:03}").into_bytes()
+        } else {
+            vec![k]
+        }
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (0u8..24, proptest::collection::vec(any::<u8>(), 0..20))
+                .prop_map(|(k, v)| Op::Put(k, v)),
+            4 => (0u8..24).prop_map(Op::Delete),
+            1 => Just(Op::Freeze),
+            2 => (1usize..5).prop_map(Op::Merge),
+            1 => Just(Op::Bulk),
+            1 => Just(Op::EndBulk),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn both_indexes_match_a_model(ops in proptest::collection::vec(op(), 1..120)) {
+            let mut m = MemTable::default();
+            let mut model = Model::new();
+            let mut frozen: Option<(Frozen, Model)> = None;
+            let mut bulk = false;
+            for op in ops {
+                match op {
+                    Op::Put(k, v) => {
+                        let old = m.put(&key(k), &v);
+                        let want = model.insert(key(k), v).map(|v| v.len());
+                        if !bulk {
+                            prop_assert_eq!(old, want);
+                        }
+                    }
+                    Op::Delete(k) => {
+                        let old = m.delete(&key(k));
+                        let want = model.remove(&key(k)).map(|v| v.len());
+                        if !bulk {
+                            prop_assert_eq!(old, want);
+                        }
+                    }
+                    Op::Freeze if !bulk && frozen.is_none() => {
+                        frozen = Some((m.freeze(), model.clone()));
+                    }
+                    Op::Merge(n) => {
+                        // The snapshot is written: drop the view, then merge.
+                        if let Some((f, at_freeze)) = frozen.take() {
+                            let seen: Model = f
+                                .iter()
+                                .map(|e| (e.key().to_vec(), e.value().to_vec()))
+                                .collect();
+                            prop_assert_eq!(seen, at_freeze);
+                        }
+                        m.merge_step(n);
+                    }
+                    Op::Bulk if frozen.is_none() && m.delta.is_none() => {
+                        m.begin_bulk();
+                        bulk = true;
+                    }
+                    Op::EndBulk if bulk => {
+                        m.end_bulk();
+                        bulk = false;
+                    }
+                    _ => {}
+                }
+                if bulk {
+                    continue;
+                }
+                for k in 0u8..24 {
+                    prop_assert_eq!(m.get(&key(k)), model.get(&key(k)).map(|v| &v[..]));
+                }
+                let mut all = Vec::new();
+                m.visit(Unbounded, Unbounded, |k, v| {
+                    all.push((k.to_vec(), v.to_vec()));
+                    true
+                });
+                let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                prop_assert_eq!(all, want);
+                prop_assert_eq!(m.len(), model.len() as u64);
+            }
+        }
     }
 }

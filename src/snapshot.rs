@@ -88,7 +88,7 @@ pub struct Section<'a> {
 
 impl<'a> Section<'a> {
     /// A section holding every entry of `set`.
-    pub fn new(set: &'a std::collections::BTreeSet<crate::memtable::Entry>) -> Section<'a> {
+    pub fn new(set: &'a crate::memtable::Index) -> Section<'a> {
         Section::from_iter(set.len() as u64, set.iter().map(|e| (e.key(), e.value())))
     }
 

@@ -36,6 +36,12 @@ fn check(db: &Db, model: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), TestCaseErro
     let got: Vec<(Vec<u8>, Vec<u8>)> = db.iter().map(|r| r.expect("iter")).collect();
     let want: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     prop_assert_eq!(got, want);
+    // Point reads go through the hash index, scans through the ordered one:
+    // both must agree with the model, present keys and absent ones.
+    for k in 0u8..40 {
+        let got = db.get(key(k)).expect("get");
+        prop_assert_eq!(got.as_ref(), model.get(&key(k)));
+    }
     Ok(())
 }
 
