@@ -17,6 +17,10 @@ use std::thread::JoinHandle;
 /// the OS.
 pub const BUFFER_FLUSH_BYTES: usize = 1 << 20;
 
+/// Capacity the record buffer may keep after a flush; a larger one (grown
+/// by a large batch) is released.
+const BUFFER_KEEP_BYTES: usize = 2 << 20;
+
 /// What the writer knows about one live segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentMeta {
@@ -224,6 +228,12 @@ impl WalWriter {
             .map_err(|e| Error::io(&self.active.path, e))?;
         self.buf_pos += self.buf.len() as u64;
         self.buf.clear();
+        // A large batch grows the buffer to its size; do not keep that
+        // memory for the store's lifetime (a 100,000-pair batch of the
+        // benchmark's pairs held about 19 MB here until close).
+        if self.buf.capacity() > BUFFER_KEEP_BYTES {
+            self.buf = Vec::with_capacity(64 << 10);
+        }
         Ok(())
     }
 
