@@ -265,6 +265,7 @@ bench: build raftbench bench-tools docbench
 	$(CARGO) run --release --locked --example engine_bench
 	$(CARGO) run --release --locked --example recovery_bench
 	$(CARGO) run --release --locked --example checkpoint_bench
+	$(CARGO) run --release --locked -p keyval-bench --bin getbench
 
 # PoloDB builds RocksDB from source (about 15 minutes the first time),
 # which needs libclang for its bindings.
