@@ -1,8 +1,24 @@
 //! The engines under test behind one trait, each at its durable setting.
 
+use rand::rngs::SmallRng;
+use rand::Rng;
 use redb::{ReadableDatabase, ReadableTableMetadata};
 use std::ops::Bound;
 use std::path::Path;
+
+/// `n` pairs of redb's comparison workload: random 24-byte keys and
+/// 150-byte values.
+pub fn pairs(rng: &mut SmallRng, n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    (0..n)
+        .map(|_| {
+            let mut k = vec![0u8; 24];
+            let mut v = vec![0u8; 150];
+            rng.fill(&mut k[..]);
+            rng.fill(&mut v[..]);
+            (k, v)
+        })
+        .collect()
+}
 
 /// A key-value engine as the benchmark drives it. Every write method is
 /// durable (fsync before return) unless its name says `nosync`.

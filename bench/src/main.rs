@@ -11,7 +11,7 @@
 mod engines;
 
 use clap::Parser;
-use engines::{Engine, Fjall, KeyVal, Lmdb, Redb, Sqlite};
+use engines::{pairs, Engine, Fjall, KeyVal, Lmdb, Redb, Sqlite};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -43,18 +43,6 @@ struct Sizes {
     gets: usize,
     ranges: usize,
     nosync: usize,
-}
-
-fn pairs(rng: &mut SmallRng, n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-    (0..n)
-        .map(|_| {
-            let mut k = vec![0u8; 24];
-            let mut v = vec![0u8; 150];
-            rng.fill(&mut k[..]);
-            rng.fill(&mut v[..]);
-            (k, v)
-        })
-        .collect()
 }
 
 fn dir_size(p: &Path) -> u64 {

@@ -134,15 +134,7 @@ fn run(cli: &Cli, n: usize) -> Row {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("mkdir");
     let mut rng = SmallRng::seed_from_u64(7);
-    let data: Vec<(Vec<u8>, Vec<u8>)> = (0..n)
-        .map(|_| {
-            let mut k = vec![0u8; 24];
-            let mut v = vec![0u8; 150];
-            rng.fill(&mut k[..]);
-            rng.fill(&mut v[..]);
-            (k, v)
-        })
-        .collect();
+    let data = engines::pairs(&mut rng, n);
     let order: Vec<u32> = (0..cli.gets).map(|_| rng.gen_range(0..n) as u32).collect();
 
     let before = LIVE.load(Relaxed);
