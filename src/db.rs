@@ -174,7 +174,7 @@ fn run_ticker(weak: std::sync::Weak<Inner>, ticker: Arc<Ticker>, every: Duration
 ///
 /// All live keys and values are held in memory (an ordered B-tree, and a
 /// hash index beside it for point reads), so the dataset is limited by RAM:
-/// plan for the key and value bytes plus about 82-87 bytes per entry
+/// plan for the key and value bytes plus about 76-86 bytes per entry
 /// ([`ENTRY_OVERHEAD_ESTIMATE`] is 82, measured at 1M entries; see
 /// `docs/bench/gets.md`). Reads never touch the disk. On disk there are
 /// only the write-ahead log and the snapshots (see `docs/format.md`).

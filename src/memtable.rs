@@ -273,7 +273,7 @@ pub type Frozen = Arc<Index>;
 /// inner nodes (about 28), the 8-byte hash slot and control byte at a load
 /// of 1/2 to 7/8 (about 16), the allocation's 24-byte header, and the
 /// allocator's rounding (about 10-14). Measured with `getbench`'s counting
-/// allocator (24-byte keys, 150-byte values): 82 at 1M entries, 82-87
+/// allocator (24-byte keys, 150-byte values): 82 at 1M entries, 76-86
 /// from 10k to 10M.
 pub const ENTRY_OVERHEAD_ESTIMATE: u64 = 82;
 
