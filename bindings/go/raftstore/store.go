@@ -32,13 +32,43 @@
 //   - Get and GetUint64 of a missing key return an error whose text is
 //     exactly "not found" (ErrKeyNotFound), as raft expects.
 //   - DeleteRange(min, max) is inclusive. A range that reaches the last
-//     entry is a suffix truncation (conflict resolution or removal of every
-//     entry); a range that starts at or before the first entry is a prefix
-//     truncation (compaction), which reclaims whole WAL segments. A range
-//     strictly inside the log is refused: Raft never asks for one.
+//     entry is a suffix truncation (conflict resolution); a range that
+//     starts at or before the first entry is a prefix truncation
+//     (compaction), which reclaims whole WAL segments. A range strictly
+//     inside the log is refused: Raft never asks for one. A range that
+//     covers every entry is deferred, as described next.
 //   - The store is monotonic: StoreLogs must continue the log without gaps,
 //     except that an empty log accepts any next index (after a snapshot
 //     restore, raft removes every entry and continues after the snapshot).
+//
+// # Removing every entry
+//
+// hashicorp/raft removes every entry, DeleteRange(first, last), in two
+// situations: after installing a snapshot on a MonotonicLogStore
+// (removeOldLogs) and when conflict resolution starts at the first entry.
+// In the first, raft 1.7.3 keeps its in-memory last index when the log ran
+// ahead of the snapshot, and may then append at that stale last index + 1
+// and apply the entries between the snapshot and it: with the entries gone
+// it panics with "log not found", and again on every restart, since the
+// append left a gap after the snapshot (hashicorp/raft issue 697, open
+// upstream; seen in this repository's fault test, docs/raft.md).
+//
+// So a DeleteRange that covers every entry is recorded and carried out by
+// the next write, which shows what raft meant:
+//
+//   - StoreLogs that continues the held entries (index last+1): raft
+//     still holds them, and it appends only after matching the leader's
+//     entry at last (index and term), so by the Log Matching property every
+//     held entry is the leader's. They stay, and the removal is dropped.
+//   - any other StoreLogs (after the snapshot, or at the first index after
+//     a conflict): every entry is removed durably first, then the append
+//     follows the rules above.
+//   - Close carries out a pending removal.
+//
+// Until then FirstIndex, LastIndex and GetLog still show the entries,
+// which is what raft's stale last index expects. A crash before the next
+// write leaves them in place: the state of a crash just before the
+// DeleteRange call, which raft recovers from like any other.
 package raftstore
 
 import (
@@ -46,6 +76,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -62,6 +93,13 @@ const formatVersion = 1
 type Store struct {
 	log    *keyval.RaftLog
 	stable *keyval.DB
+
+	// mu orders the log's writes (StoreLogs, DeleteRange, Close) with the
+	// pending removal; reads need no lock.
+	mu sync.Mutex
+	// removeAll: a DeleteRange covered every entry and waits for the next
+	// write (see "Removing every entry").
+	removeAll bool
 }
 
 var (
@@ -92,9 +130,27 @@ func Open(dir string, opts ...keyval.Option) (*Store, error) {
 	return &Store{log: l, stable: db}, nil
 }
 
-// Close syncs and releases both directories. Closing twice is a no-op.
+// Close carries out a pending removal of every entry, then syncs and
+// releases both directories. Closing twice is a no-op.
 func (s *Store) Close() error {
-	return errors.Join(s.log.Close(), s.stable.Close())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	if s.removeAll {
+		s.removeAll = false
+		err = s.removeEntries()
+	}
+	return errors.Join(err, s.log.Close(), s.stable.Close())
+}
+
+// removeEntries removes every entry durably (a suffix truncation from the
+// first index). The caller holds s.mu.
+func (s *Store) removeEntries() error {
+	first, last, err := s.log.Bounds()
+	if err != nil || last < first {
+		return err
+	}
+	return s.log.TruncateSuffix(first)
 }
 
 // RaftLog gives access to the underlying log (for inspection and tests).
@@ -140,7 +196,8 @@ func (s *Store) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l})
 
 // StoreLogs stores entries durably, in one WAL record (one fsync, shared
 // with concurrent callers). The indexes must be consecutive and continue
-// the log; an empty log accepts any next index.
+// the log; an empty log accepts any next index. It first settles a pending
+// removal of every entry (see "Removing every entry").
 func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
@@ -152,9 +209,24 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		}
 		es[i] = keyval.Entry{Index: l.Index, Term: l.Term, Data: encode(l)}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	first, last, err := s.log.Bounds()
 	if err != nil {
 		return err
+	}
+	if s.removeAll {
+		if logs[0].Index != last+1 {
+			if err := s.removeEntries(); err != nil {
+				return err
+			}
+			if first, last, err = s.log.Bounds(); err != nil {
+				return err
+			}
+		}
+		// Either way the removal is settled; if the entries were kept,
+		// raft continues them.
+		s.removeAll = false
 	}
 	if next := logs[0].Index; last < first && next > first {
 		// An empty log restarting after a snapshot: record the gap as a
@@ -167,8 +239,11 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 }
 
 // DeleteRange deletes the entries min..max, inclusive (see the package
-// documentation for how ranges map onto truncations).
+// documentation for how ranges map onto truncations, and "Removing every
+// entry" for a range that covers them all).
 func (s *Store) DeleteRange(min, max uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	first, last, err := s.log.Bounds()
 	if err != nil {
 		return err
@@ -176,6 +251,9 @@ func (s *Store) DeleteRange(min, max uint64) error {
 	switch {
 	case last < first || max < min || max < first || min > last:
 		return nil // nothing held in the range
+	case min <= first && max >= last:
+		s.removeAll = true
+		return nil
 	case max >= last:
 		return s.log.TruncateSuffix(maxU(min, first))
 	case min <= first:

@@ -187,10 +187,10 @@ func TestRemoveAllThenContinueAfterSnapshot(t *testing.T) {
 	if err := s.DeleteRange(1, 3); err != nil {
 		t.Fatal(err)
 	}
-	if f, l := bounds(t, s); f != 0 || l != 0 {
-		t.Fatalf("after removing everything: %d..%d, want 0 0", f, l)
-	}
 	mustStore(t, s, testLog(501, 4, "after snapshot"))
+	if f, l := bounds(t, s); f != 501 || l != 501 {
+		t.Fatalf("after the append past the snapshot: %d..%d, want 501..501", f, l)
+	}
 	s.Close()
 	s = openT(t, dir)
 	defer s.Close()
@@ -208,6 +208,105 @@ func TestRemoveAllThenContinueAfterSnapshot(t *testing.T) {
 	mustStore(t, s, testLog(501, 5, "replaced"))
 	if err := s.GetLog(501, &out); err != nil || out.Term != 5 || string(out.Data) != "replaced" {
 		t.Fatalf("replaced first entry: %+v %v", out, err)
+	}
+	if f, l := bounds(t, s); f != 501 || l != 501 {
+		t.Fatalf("after the replacement: %d..%d, want 501..501", f, l)
+	}
+}
+
+// The call sequence of hashicorp/raft 1.7.3 that crash-looped a node of
+// the fault test (seed 1796419114555229331; upstream issue 697), taken
+// from that node's WAL: the log held 165..396 (term 2), the leader sent
+// a snapshot at 330, installSnapshot's removeOldLogs removed every entry,
+// raft kept 396 as its last index, matched the leader's entry 396 and
+// appended 397, then applied from 331, which was gone: "panic: log not
+// found", and the same panic in NewRaft on every restart.
+func TestRemoveAllThenContinueTheHeldEntries(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	var logs []*raft.Log
+	for i := uint64(165); i <= 396; i++ {
+		logs = append(logs, testLog(i, 2, "x"))
+	}
+	mustStore(t, s, logs...)
+	// removeOldLogs: compactLogsWithTrailing(last, last, 0).
+	if err := s.DeleteRange(165, 396); err != nil {
+		t.Fatal(err)
+	}
+	// raft's last index is still 396: it reads the entries it believes in.
+	var out raft.Log
+	if err := s.GetLog(396, &out); err != nil || out.Term != 2 {
+		t.Fatalf("GetLog(396) while the removal waits: %+v %v", out, err)
+	}
+	mustStore(t, s, testLog(397, 2, "after the stale last index"))
+	check := func(when string) {
+		t.Helper()
+		if f, l := bounds(t, s); f != 165 || l != 397 {
+			t.Fatalf("%s: %d..%d, want 165..397", when, f, l)
+		}
+		// processLogs after the snapshot at 330, and NewRaft's scan.
+		for i := uint64(331); i <= 397; i++ {
+			if err := s.GetLog(i, &out); err != nil {
+				t.Fatalf("%s: GetLog(%d): %v", when, i, err)
+			}
+		}
+	}
+	check("after the append")
+	s.Close()
+	s = openT(t, dir)
+	defer s.Close()
+	check("after reopen")
+}
+
+// A removal of every entry that no write follows is carried out by Close
+// (raft's RecoverCluster removes the log and returns).
+func TestRemoveAllIsCarriedOutByClose(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	mustStore(t, s, testLog(1, 1, "a"), testLog(2, 1, "b"))
+	if err := s.DeleteRange(1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir)
+	defer s.Close()
+	if f, l := bounds(t, s); f != 0 || l != 0 {
+		t.Fatalf("after Close and reopen: %d..%d, want 0 0", f, l)
+	}
+}
+
+// While a removal of every entry waits, compaction and conflict resolution
+// act on the held entries, and an append that continues them keeps them.
+func TestTruncationsWhileRemoveAllWaits(t *testing.T) {
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	var logs []*raft.Log
+	for i := uint64(1); i <= 20; i++ {
+		logs = append(logs, testLog(i, 1, "x"))
+	}
+	mustStore(t, s, logs...)
+	if err := s.DeleteRange(1, 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRange(1, 5); err != nil { // compaction after a snapshot
+		t.Fatal(err)
+	}
+	if err := s.DeleteRange(15, 20); err != nil { // a conflict at 15
+		t.Fatal(err)
+	}
+	if f, l := bounds(t, s); f != 6 || l != 14 {
+		t.Fatalf("held entries: %d..%d, want 6..14", f, l)
+	}
+	mustStore(t, s, testLog(15, 3, "leader's"))
+	if f, l := bounds(t, s); f != 6 || l != 15 {
+		t.Fatalf("after continuing: %d..%d, want 6..15", f, l)
+	}
+	// The removal was settled by that append: the next append past a gap
+	// is refused, as in any non-empty log.
+	if err := s.StoreLogs([]*raft.Log{testLog(40, 3, "gap")}); err == nil {
+		t.Fatal("a gap after a settled removal was accepted")
 	}
 }
 
