@@ -548,7 +548,11 @@ typedef struct {
    */
   kv_summary write_latency;
   /*
-   Latency of point reads, microseconds.
+   Latency of point reads, microseconds, sampled: one kv_get,
+   kv_get_into or kv_keyspace_get in 32 is timed (the store's first
+   included), because reading the clock on every get halved their
+   rate; `count` is the number of samples (`gets` counts every get). A
+   kv_get_many call is one sample, always taken.
    */
   kv_summary get_latency;
   /*

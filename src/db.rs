@@ -1011,6 +1011,33 @@ impl Inner {
         f: impl FnOnce(Option<&[u8]>) -> R,
     ) -> Result<R> {
         let m = &self.metrics;
+        if m.sample_get() {
+            return self.get_in_timed(id, key, f);
+        }
+        // Not timed: see crate::metrics (timing every get halved their rate).
+        let r = self.check_key(key).and_then(|()| {
+            self.read_in(id, |t| {
+                let v = t.get(id, key);
+                m.got(v.map(|v| v.len()));
+                f(v)
+            })
+        });
+        if let Err(e) = &r {
+            m.error(e);
+        }
+        r
+    }
+
+    /// [`Inner::get_in`] for the point reads whose latency is sampled.
+    #[cold]
+    #[inline(never)]
+    fn get_in_timed<R>(
+        &self,
+        id: u32,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R> {
+        let m = &self.metrics;
         let t0 = m.start();
         let r = self.check_key(key).and_then(|()| {
             self.read_in(id, |t| {

@@ -18,6 +18,7 @@ type Summary struct {
 // Metrics are a DB's operation counters and latency summaries since Open
 // or the last ResetMetrics, plus current gauges. Errors is indexed by
 // Status.
+// GetLatency is sampled: one Get in 32 is timed (Gets counts every get).
 type Metrics struct {
 	Seconds                                         float64
 	Puts, Deletes, Writes, Gets, GetHits, Scanned   uint64

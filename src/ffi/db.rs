@@ -738,7 +738,11 @@ pub struct kv_metrics {
     pub group_size: kv_summary,
     /// Latency of write calls, microseconds.
     pub write_latency: kv_summary,
-    /// Latency of point reads, microseconds.
+    /// Latency of point reads, microseconds, sampled: one kv_get,
+    /// kv_get_into or kv_keyspace_get in 32 is timed (the store's first
+    /// included), because reading the clock on every get halved their
+    /// rate; `count` is the number of samples (`gets` counts every get). A
+    /// kv_get_many call is one sample, always taken.
     pub get_latency: kv_summary,
     /// Latency of one iterator chunk fetch (up to 256 pairs), microseconds.
     pub scan_latency: kv_summary,

@@ -1040,7 +1040,8 @@ static void test_metrics(void) {
     CHECK(kv_metrics_get(db, &m) == KV_OK);
     CHECK(m.puts == 20 && m.writes == 21 && m.gets == 2 && m.get_hits == 1);
     CHECK(m.errors[KV_INVALID_ARGUMENT] == 1 && m.errors[KV_IO] == 0);
-    CHECK(m.write_latency.count == 21 && m.get_latency.count == 2);
+    /* Gets are timed one in 32, the store's first included. */
+    CHECK(m.write_latency.count == 21 && m.get_latency.count == 1);
     CHECK(m.write_latency.p50 <= m.write_latency.p99 && m.write_latency.p99 <= m.write_latency.max);
     CHECK(m.fsyncs >= 20 && m.keys == 20 && m.bytes_read == 5);
     char *text = NULL;

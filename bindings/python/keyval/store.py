@@ -319,8 +319,9 @@ class Store(_Native, _OrderedBytesMap):
     def metrics(self) -> dict[str, Any]:
         """Operation counters and latency summaries since open or the last
         :meth:`reset_metrics`, plus gauges, as a dict. Latencies are in
-        microseconds: ``m["get_latency"]["p99"]``; ``m["errors"]`` maps error
-        kind names to counts."""
+        microseconds: ``m["get_latency"]["p99"]`` (gets are timed one in 32;
+        ``m["gets"]`` counts them all); ``m["errors"]`` maps error kind names
+        to counts."""
         m = _native.KvMetrics()
         _check(self._call(lib.kv_metrics_get, byref(m)))
         d: dict[str, Any] = {"seconds": m.seconds}
