@@ -5,10 +5,12 @@
 //! Point reads are timed one in [`GET_SAMPLE_EVERY`] (by the store's count
 //! of point reads, so the first after open or a reset is timed); every
 //! other operation is timed every time. Timing every get made random gets
-//! at 1M keys more than twice as slow: the clock reads and the histogram's
-//! atomic adds kept the cache misses of consecutive gets from overlapping
-//! (see docs/bench/reads-and-recovery.md). So the get latency histogram
-//! counts samples; the `gets` counter counts every get.
+//! at 1M keys more than twice as slow, measured side by side (see
+//! docs/bench/reads-and-recovery.md): about half from the clock reads,
+//! half from carrying an optional timestamp through the common path, which
+//! is why sampled gets take a separate cold path (`get_in_timed` in
+//! src/db.rs). The get latency
+//! histogram counts samples; the `gets` counter counts every get.
 //!
 //! Latencies go into log-linear histograms (4 buckets per power of two of
 //! nanoseconds, so a reported percentile is within 25% of the true value,
