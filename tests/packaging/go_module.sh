@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The Go modules as a user meets them: module zips of the binding and of
-# raftstore are served from a file-based GOPROXY (no network, no replace
+# raftstore are served from a file-based GOPROXY (not from the network, no replace
 # directives, no go.work), a fresh module outside the repository requires
 # them by version, and `go build` links it against the C library installed
 # into a temporary prefix, found through pkg-config. The program runs.
 # Third-party modules come from the local module cache, also as a file
-# proxy. Run from the repository root (make go-module-test).
+# proxy, and from the usual Go proxy for what the cache lacks: the
+# checkout's builds select newer versions of some (golang.org/x/sys)
+# through go.work, so a fresh machine's cache need not hold the versions
+# this module selects. Run from the repository root (make go-module-test).
 set -euo pipefail
 repo=$(pwd)
 work=$(mktemp -d)
@@ -57,7 +60,8 @@ require (
 )
 GOMOD
 export GOWORK=off GOFLAGS=-mod=mod GOSUMDB=off GONOSUMDB= GOPRIVATE= GONOPROXY=
-export GOPROXY="file://$proxy,file://$cache/cache/download"
+upstream=$(go env GOPROXY)
+export GOPROXY="file://$proxy,file://$cache/cache/download,$upstream"
 export GOMODCACHE=$work/modcache
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 go build -o consumer .
