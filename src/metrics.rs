@@ -9,8 +9,8 @@
 //! docs/bench/reads-and-recovery.md): about half from the clock reads,
 //! half from carrying an optional timestamp through the common path, which
 //! is why sampled gets take a separate cold path (`get_in_timed` in
-//! src/db.rs). The get latency
-//! histogram counts samples; the `gets` counter counts every get.
+//! src/db.rs). The get latency histogram counts samples; the `gets`
+//! counter counts every get.
 //!
 //! Latencies go into log-linear histograms (4 buckets per power of two of
 //! nanoseconds, so a reported percentile is within 25% of the true value,
