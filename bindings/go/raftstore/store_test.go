@@ -32,6 +32,17 @@ func mustStore(t *testing.T, s *Store, logs ...*raft.Log) {
 	}
 }
 
+// mustStoreRange stores entries lo..hi (inclusive) of one term in one
+// StoreLogs call.
+func mustStoreRange(t *testing.T, s *Store, lo, hi, term uint64) {
+	t.Helper()
+	var logs []*raft.Log
+	for i := lo; i <= hi; i++ {
+		logs = append(logs, testLog(i, term, "x"))
+	}
+	mustStore(t, s, logs...)
+}
+
 func bounds(t *testing.T, s *Store) (uint64, uint64) {
 	t.Helper()
 	f, err := s.FirstIndex()
@@ -129,11 +140,7 @@ func TestStoreLogAndStoreLogs(t *testing.T) {
 func TestDeleteRangeIsInclusive(t *testing.T) {
 	s := openT(t, t.TempDir())
 	defer s.Close()
-	var logs []*raft.Log
-	for i := uint64(1); i <= 10; i++ {
-		logs = append(logs, testLog(i, 1, "x"))
-	}
-	mustStore(t, s, logs...)
+	mustStoreRange(t, s, 1, 10, 1)
 	// Compaction: a prefix.
 	if err := s.DeleteRange(1, 3); err != nil {
 		t.Fatal(err)
@@ -224,11 +231,7 @@ func TestRemoveAllThenContinueAfterSnapshot(t *testing.T) {
 func TestRemoveAllThenContinueTheHeldEntries(t *testing.T) {
 	dir := t.TempDir()
 	s := openT(t, dir)
-	var logs []*raft.Log
-	for i := uint64(165); i <= 396; i++ {
-		logs = append(logs, testLog(i, 2, "x"))
-	}
-	mustStore(t, s, logs...)
+	mustStoreRange(t, s, 165, 396, 2)
 	// removeOldLogs: compactLogsWithTrailing(last, last, 0).
 	if err := s.DeleteRange(165, 396); err != nil {
 		t.Fatal(err)
@@ -282,11 +285,7 @@ func TestRemoveAllIsCarriedOutByClose(t *testing.T) {
 func TestTruncationsWhileRemoveAllWaits(t *testing.T) {
 	s := openT(t, t.TempDir())
 	defer s.Close()
-	var logs []*raft.Log
-	for i := uint64(1); i <= 20; i++ {
-		logs = append(logs, testLog(i, 1, "x"))
-	}
-	mustStore(t, s, logs...)
+	mustStoreRange(t, s, 1, 20, 1)
 	if err := s.DeleteRange(1, 20); err != nil {
 		t.Fatal(err)
 	}
