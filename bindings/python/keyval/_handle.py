@@ -140,7 +140,9 @@ class _Handle:
     drain. So either close() sees the call and waits for it, or the call sees
     the cleared handle and raises. ``list.append``/``list.pop`` are atomic
     (under the GIL, and per object in free-threaded builds), which makes this
-    several times cheaper per call than a lock plus a condition variable."""
+    several times cheaper per call than a lock plus a condition variable.
+    Store.__getitem__ inlines acquire and release (its hot path): change
+    the protocol there too."""
 
     def __init__(self, h: c_void_p) -> None:
         self._h: Optional[int] = h.value
