@@ -13,7 +13,7 @@
 //! open does about it.
 
 use crate::error::{Error, Result};
-use crate::fs::{FileSystem, OpenMode};
+use crate::fs::FileSystem;
 use crate::options::Options;
 use crate::recovery;
 use crate::snapshot;
@@ -233,10 +233,7 @@ fn scan_files(fs: &dyn FileSystem, dir: &Path, kind: u32) -> Result<Report> {
     let mut db_id = snapshot_db;
     for &id in &listing.segments {
         let path = dir.join(segment::file_name(id));
-        let buf = fs
-            .open(&path, OpenMode::Read)
-            .and_then(|f| f.read_all())
-            .map_err(|e| Error::io(&path, e))?;
+        let buf = segment::read_file(fs, &path, kind, id, None)?;
         rep.segments += 1;
         rep.bytes += buf.len() as u64;
         let seg_db = match segment::check_header(&path, &buf, kind, id) {

@@ -55,6 +55,12 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     /// Current size in bytes (a hint only: never trusted by recovery).
     fn len(&self) -> io::Result<u64>;
 
+    /// Bytes of storage the file occupies (for a sparse file, less than
+    /// [`FileHandle::len`]: holes take none). Default: `len()`.
+    fn allocated_len(&self) -> io::Result<u64> {
+        self.len()
+    }
+
     /// Read exactly `buf.len()` bytes at `offset`, or fail with
     /// `UnexpectedEof`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
@@ -83,16 +89,37 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
         Ok(())
     }
 
-    /// Read the whole file, from offset 0 to the end as seen now.
+    /// Read the whole file, from offset 0 to the end as seen now; the same
+    /// as [`FileHandle::read_upto`] with no limit.
     fn read_all(&self) -> io::Result<Vec<u8>> {
-        // Sized for the file as it is now (it may still grow or shrink).
-        let mut out = Vec::with_capacity(self.len().unwrap_or(0).min(1 << 30) as usize);
+        self.read_upto(u64::MAX)
+    }
+
+    /// Read the file from offset 0, at most `max` bytes, in 1 MiB chunks.
+    /// The buffer is sized from the file's current length (capped at
+    /// `max`) with a fallible reservation, so a huge or sparse file gives
+    /// an `OutOfMemory` error instead of aborting the process; reading
+    /// stops at `max` bytes even if the file grows meanwhile.
+    fn read_upto(&self, max: u64) -> io::Result<Vec<u8>> {
+        let want = self.len().unwrap_or(0).min(max);
+        let mut out = Vec::new();
+        let cap = usize::try_from(want).unwrap_or(usize::MAX);
+        out.try_reserve_exact(cap).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("a file of {want} bytes does not fit in memory"),
+            )
+        })?;
         let mut chunk = vec![0u8; 1 << 20];
         let mut offset = 0u64;
-        loop {
-            match self.read_at(&mut chunk, offset) {
-                Ok(0) => return Ok(out),
+        while offset < max {
+            let n = (max - offset).min(chunk.len() as u64) as usize;
+            match self.read_at(&mut chunk[..n], offset) {
+                Ok(0) => break,
                 Ok(n) => {
+                    out.try_reserve(n).map_err(|_| {
+                        io::Error::new(io::ErrorKind::OutOfMemory, "a file grew beyond memory")
+                    })?;
                     out.extend_from_slice(&chunk[..n]);
                     offset += n as u64;
                 }
@@ -100,6 +127,7 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
                 Err(e) => return Err(e),
             }
         }
+        Ok(out)
     }
 }
 

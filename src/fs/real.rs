@@ -36,6 +36,11 @@ impl FileHandle for RealFile {
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
+    fn allocated_len(&self) -> io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        // st_blocks counts 512-byte units whatever the block size.
+        Ok(self.0.metadata()?.blocks().saturating_mul(512))
+    }
     fn write_back(&self, offset: u64, len: u64, wait: bool) -> io::Result<()> {
         let flags = if wait {
             libc::SYNC_FILE_RANGE_WAIT_BEFORE
@@ -56,6 +61,25 @@ impl FileHandle for RealFile {
         } else {
             Err(io::Error::last_os_error())
         }
+    }
+}
+
+/// What kind of non-regular file `m` describes, for error messages.
+fn kind_name(m: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -123,14 +147,51 @@ impl FileSystem for RealFs {
     }
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        use std::os::unix::fs::OpenOptionsExt;
         let mut o = OpenOptions::new();
         match mode {
             OpenMode::Read => o.read(true),
             OpenMode::ReadWrite => o.read(true).write(true),
             OpenMode::CreateNew => o.read(true).write(true).create_new(true),
-            OpenMode::CreateTruncate => o.read(true).write(true).create(true).truncate(true),
+            OpenMode::CreateTruncate => {
+                // Never write through what someone left at this name: a
+                // symlink would send the bytes to its target, a hard link
+                // would change another file. Remove it and create a new
+                // file exclusively (O_EXCL does not follow links either).
+                match fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                o.read(true).write(true).create_new(true)
+            }
         };
-        Ok(Arc::new(RealFile(o.open(path)?)))
+        // O_NOFOLLOW: a symlink planted in the store's directory is refused,
+        // never followed out of it. O_NONBLOCK: opening a FIFO does not wait
+        // for a writer (it is then refused below); it has no effect on
+        // regular files.
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+        let f = o.open(path).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "is a symbolic link; KeyVal opens only regular files in a store directory and never follows links there",
+                )
+            } else {
+                e
+            }
+        })?;
+        let meta = f.metadata()?;
+        if !meta.file_type().is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "is not a regular file ({}); KeyVal opens only regular files in a store directory",
+                    kind_name(&meta)
+                ),
+            ));
+        }
+        Ok(Arc::new(RealFile(f)))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -160,7 +221,17 @@ impl FileSystem for RealFs {
     }
 
     fn will_need(&self, path: &Path) {
-        let Ok(f) = File::open(path) else { return };
+        use std::os::unix::fs::OpenOptionsExt;
+        let Ok(f) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+        else {
+            return;
+        };
+        if !f.metadata().is_ok_and(|m| m.file_type().is_file()) {
+            return;
+        }
         #[allow(unsafe_code)]
         // Safety: `f` is an open descriptor for the duration of the call;
         // posix_fadvise reads no memory of ours. Offset 0 and length 0 mean
@@ -171,12 +242,20 @@ impl FileSystem for RealFs {
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
+        use std::os::unix::fs::OpenOptionsExt;
         let f = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(path)?;
+        if !f.metadata()?.file_type().is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the LOCK file is not a regular file",
+            ));
+        }
         // The directory first: it is the lock that survives a deleted LOCK.
         let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
             Some(d) => Some(Flock::take(File::open(d)?)?),

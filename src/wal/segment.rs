@@ -206,6 +206,51 @@ pub fn check_header(path: &Path, buf: &[u8], kind: u32, id: u64) -> Result<u64> 
     Ok(h.db_id)
 }
 
+/// Largest segment file recovery reads when its header cannot be trusted
+/// (salvage of a damaged header): a segment is at most `segment_size`
+/// bytes, or one record of up to 4 GiB plus the header and a link.
+pub fn salvage_read_limit(segment_size: u64) -> u64 {
+    segment_size.max(u64::from(u32::MAX)) + 2 * SEGMENT_HEADER_SIZE
+}
+
+/// Read segment file `path` for recovery without trusting the file's
+/// size: when the header verifies, at most the size the header records
+/// (the writer never writes past it; a shorter file is then reported by
+/// [`check_size`]); when it does not, only the header, or with
+/// `salvage_limit` (salvage mode) at most that many bytes and no more than
+/// 1 MiB past the storage the file occupies. Reads go in
+/// bounded chunks into a fallibly reserved buffer, so a sparse 100 GiB
+/// file costs neither an allocation abort nor a read of 100 GiB.
+///
+/// Errors: [`Error::Io`] (including a non-regular file or a symbolic link,
+/// which [`FileSystem::open`] refuses, and a file too large for memory).
+pub fn read_file(
+    fs: &dyn FileSystem,
+    path: &Path,
+    kind: u32,
+    id: u64,
+    salvage_limit: Option<u64>,
+) -> Result<Vec<u8>> {
+    let io = |e| Error::io(path, e);
+    let file = fs.open(path, OpenMode::Read).map_err(io)?;
+    let head = file.read_upto(SEGMENT_HEADER_SIZE).map_err(io)?;
+    let limit = match parse_header(path, &head, kind, id) {
+        Ok(h) => h.size.max(SEGMENT_HEADER_SIZE),
+        // A real segment has no holes before its last record (holes are
+        // only in its preallocated tail), so salvage reads no further
+        // than the storage the file occupies: a sparse 100 GiB file costs
+        // a read of its few real blocks, not of 4 GiB.
+        Err(_) => match salvage_limit {
+            Some(l) => {
+                let used = file.allocated_len().map_err(io)?;
+                l.min(used.saturating_add(1 << 20))
+            }
+            None => return Ok(head),
+        },
+    };
+    file.read_upto(limit).map_err(io)
+}
+
 /// A fully written, synced segment file still under its `.prep` name.
 #[derive(Debug)]
 pub struct Prepared {
