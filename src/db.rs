@@ -1370,7 +1370,21 @@ impl Inner {
                 let p = self.core.dir.join(snapshot::file_name(*lsn));
                 self.core.fs.remove_file(&p).map_err(|e| Error::io(&p, e))?;
             }
-            self.core.wal.lock().remove_segments_upto(u64::MAX)?;
+            let mut wal = self.core.wal.lock();
+            wal.remove_segments_upto(u64::MAX)?;
+            // Also every segment file the writer never adopted: one whose
+            // header was damaged (salvage read its records but never
+            // appends to it), left below the active segment.
+            let active = wal.active_id();
+            for id in listing.segments.iter().filter(|id| **id < active) {
+                let p = self.core.dir.join(crate::wal::segment::file_name(*id));
+                match self.core.fs.remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&p, e)),
+                }
+            }
+            drop(wal);
             self.core
                 .fs
                 .sync_dir(&self.core.dir)

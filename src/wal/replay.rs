@@ -340,10 +340,7 @@ fn covered_segment(
 fn all_empty(fs: &dyn FileSystem, dir: &Path, ids: &[u64], kind: u32) -> Result<bool> {
     for &id in ids {
         let path = dir.join(segment::file_name(id));
-        let buf = fs
-            .open(&path, OpenMode::Read)
-            .and_then(|f| f.read_all())
-            .map_err(|e| Error::io(&path, e))?;
+        let buf = segment::read_file(fs, &path, kind, id, None)?;
         let empty = segment::parse_header(&path, &buf, kind, id).is_ok()
             && buf
                 .get(SEGMENT_HEADER_SIZE as usize..)
@@ -353,6 +350,11 @@ fn all_empty(fs: &dyn FileSystem, dir: &Path, ids: &[u64], kind: u32) -> Result<
         }
     }
     Ok(true)
+}
+
+/// A segment's file name, for messages.
+fn dir_entry(id: u64) -> String {
+    segment::file_name(id)
 }
 
 fn u64_payload(p: &[u8]) -> Option<u64> {
@@ -369,6 +371,10 @@ struct Cursor<'s> {
     last_lsn: Option<u64>,
     start: &'s ReplayStart,
     any: bool,
+    /// Id of the segment the last record read (or passed over) lives in.
+    last_segment: Option<u64>,
+    /// Salvage passed over a gap in the LSNs.
+    gapped: bool,
 }
 
 impl Cursor<'_> {
@@ -385,6 +391,7 @@ impl Cursor<'_> {
         apply: &mut impl FnMut(&Replayed<'_>) -> Result<()>,
     ) -> Result<Option<u64>> {
         let lsn = r.header.lsn;
+        let prev_segment = self.last_segment.replace(id);
         self.last_lsn = Some(lsn);
         if self.first_lsn.is_none() {
             self.first_lsn = Some(lsn);
@@ -396,20 +403,36 @@ impl Cursor<'_> {
             return Ok(None);
         }
         if lsn != self.applied + 1 {
+            // Segment ids are consecutive: a hole in them names the files
+            // that held the missing records.
+            let missing = prev_segment.filter(|p| id > p + 1).map(|p| (p + 1, id - 1));
             if !self.any {
                 if let Some(e) = &self.start.gap_error {
                     return Err(e.clone());
                 }
-                return Err(Error::corruption(
-                    path,
-                    Some(r.offset),
-                    format!(
-                        "gap in the log: expected sequence number {}, found {lsn}",
-                        self.applied + 1
+                let (from, to) = (self.applied + 1, lsn - 1);
+                let msg = match missing {
+                    Some((a, b)) if a == b => format!(
+                        "WAL segment {} is missing (deleted?): sequence numbers {from}..={to} are gone",
+                        dir_entry(a)
                     ),
-                ));
+                    Some((a, b)) => format!(
+                        "WAL segments {} to {} are missing (deleted?): sequence numbers {from}..={to} are gone",
+                        dir_entry(a),
+                        dir_entry(b)
+                    ),
+                    None => format!(
+                        "gap in the log: expected sequence number {from}, found {lsn} \
+                         (sequence numbers {from}..={to} are gone)"
+                    ),
+                };
+                return Err(Error::corruption(path, Some(r.offset), msg));
+            }
+            if let Some((a, b)) = missing {
+                stats.segments_missing += b - a + 1;
             }
             stats.records_skipped += lsn - self.applied - 1;
+            self.gapped = true;
         }
         let rtype = RecordType::from_u8(r.header.rtype)
             .ok_or_else(|| Error::corruption(path, Some(r.offset), "unknown record type"))?;
@@ -455,6 +478,7 @@ fn missing_segment(
     dir: &Path,
     missing: u64,
     named_by: &Path,
+    last_lsn: Option<u64>,
     any: bool,
     stats: &mut RecoveryStats,
 ) -> Result<()> {
@@ -462,11 +486,16 @@ fn missing_segment(
         stats.segments_missing += 1;
         return Ok(());
     }
+    let gone = match last_lsn {
+        Some(l) => format!("sequence numbers after {l} (the last in that file) are gone"),
+        None => "the sequence numbers it held are gone".to_string(),
+    };
     Err(Error::corruption(
         dir.join(segment::file_name(missing)),
         None,
         format!(
-            "WAL segment {missing} is missing: {} says the log continues in it (the file was deleted)",
+            "WAL segment {} is missing (deleted?): {} says the log continues in it; {gone}",
+            segment::file_name(missing),
             named_by.display()
         ),
     ))
@@ -588,6 +617,8 @@ pub fn replay(
         last_lsn: None,
         start: &start,
         any,
+        last_segment: None,
+        gapped: false,
     };
     let mut db_id = start.db_id;
     let mut metas: Vec<SegmentMeta> = Vec::new();
@@ -604,8 +635,10 @@ pub fn replay(
         let mut linked = false;
         if let Some((want, named_by)) = expect.take() {
             if want != id {
-                missing_segment(dir, want, &named_by, any, stats)?;
+                missing_segment(dir, want, &named_by, cur.last_lsn, any, stats)?;
                 salvaged = true;
+                // Counted here: not again at the LSN gap it leaves.
+                cur.last_segment = None;
             } else {
                 linked = true;
             }
@@ -616,6 +649,7 @@ pub fn replay(
                 stats.segments_skipped += 1;
                 max_lsn_seen = max_lsn_seen.max(meta.last_lsn.unwrap_or(0));
                 cur.last_lsn = meta.last_lsn;
+                cur.last_segment = Some(id);
                 metas.push(meta);
                 continue;
             }
@@ -628,10 +662,8 @@ pub fn replay(
             // decoded and applied.
             fs.will_need(&dir.join(segment::file_name(next)));
         }
-        let file = fs
-            .open(&path, OpenMode::Read)
-            .map_err(|e| Error::io(&path, e))?;
-        let buf = file.read_all().map_err(|e| Error::io(&path, e))?;
+        let salvage_limit = any.then(|| segment::salvage_read_limit(opts.segment_size));
+        let buf = segment::read_file(fs, &path, start.kind, id, salvage_limit)?;
         let header = segment::parse_header(&path, &buf, start.kind, id).and_then(|h| match db_id {
             Some(want) if want != h.db_id => Err(Error::corruption(
                 &path,
@@ -643,29 +675,49 @@ pub fn replay(
             )),
             _ => Ok(h),
         });
+        let mut unusable = false;
         let h = match header {
-            Ok(h) => h,
-            Err(_) if any => {
-                // Salvage: nothing in this file can be trusted.
-                stats.bytes_skipped += buf.len() as u64;
-                salvaged = true;
-                if is_last {
-                    last = None;
+            Ok(h) => {
+                if let Err(e) = segment::check_size(&path, buf.len() as u64, &h) {
+                    if !any {
+                        return Err(e);
+                    }
+                    // Salvage every record the shortened file still holds.
+                    stats.bytes_skipped += h.size.saturating_sub(buf.len() as u64);
+                    salvaged = true;
+                    unusable = true;
                 }
-                continue;
+                h
+            }
+            Err(_) if any => {
+                // Salvage of a damaged header: the header's fields cannot
+                // be trusted, but every record carries its own checksum
+                // over its database id, segment id and LSN, so the records
+                // of this file can still be found and verified one by one,
+                // with the database id known from the snapshot or an
+                // earlier segment (or, failing both, the header's own
+                // field). Nothing is written to this file again.
+                salvaged = true;
+                unusable = true;
+                stats.bytes_skipped += SEGMENT_HEADER_SIZE.min(buf.len() as u64);
+                match db_id.or_else(|| crate::codec::u64_at(&buf, 40)) {
+                    Some(g) => segment::SegmentHeader {
+                        version: segment::SEGMENT_VERSION,
+                        size: buf.len() as u64,
+                        db_id: g,
+                    },
+                    None => {
+                        stats.bytes_skipped +=
+                            (buf.len() as u64).saturating_sub(SEGMENT_HEADER_SIZE);
+                        if is_last {
+                            last = None;
+                        }
+                        continue;
+                    }
+                }
             }
             Err(e) => return Err(e),
         };
-        let mut unusable = false;
-        if let Err(e) = segment::check_size(&path, buf.len() as u64, &h) {
-            if !any {
-                return Err(e);
-            }
-            // Salvage every record the shortened file still holds.
-            stats.bytes_skipped += h.size.saturating_sub(buf.len() as u64);
-            salvaged = true;
-            unusable = true;
-        }
         if oldest_version == 0 {
             oldest_version = h.version;
         }
@@ -764,7 +816,7 @@ pub fn replay(
         // race, and a missing newest segment is reported as ever.)
         let after_listing = ids.last().is_none_or(|&l| want > l);
         if !(start.read_only && opts.read_only && after_listing) {
-            missing_segment(dir, want, &named_by, any, stats)?;
+            missing_segment(dir, want, &named_by, cur.last_lsn, any, stats)?;
             salvaged = true;
         }
     }
@@ -774,6 +826,7 @@ pub fn replay(
         }
     }
     let applied = cur.applied;
+    salvaged |= cur.gapped;
     let db_id = db_id.unwrap_or_else(segment::new_database_id);
     let next_lsn = max_lsn_seen.max(applied) + 1;
     let outcome = |resume| ReplayOutcome {

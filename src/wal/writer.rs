@@ -354,6 +354,11 @@ impl WalWriter {
         Ok(())
     }
 
+    /// The id of the segment records are appended to now.
+    pub fn active_id(&self) -> u64 {
+        self.active.id
+    }
+
     /// Delete every non-active segment whose records all have LSN <=
     /// `upto`, then fsync the directory. Returns how many were deleted.
     ///
