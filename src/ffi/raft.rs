@@ -390,9 +390,13 @@ pub unsafe extern "C" fn kv_raft_truncate_suffix(log: *const kv_raft, from: u64)
 
 /// Remove every entry with index <= `upto` (compaction after a snapshot),
 /// durably, and delete the WAL segments that hold nothing still needed.
-/// The first index becomes `upto + 1`, even if `upto` is beyond the end.
+/// The first index becomes `upto + 1`, even if `upto` is beyond the end
+/// (then `kv_raft_last_purged` reports term 0 for it). The purge point
+/// never moves backwards: `upto` at or below the last purged index
+/// changes nothing and returns `KV_OK`.
 ///
-/// Errors: as `kv_raft_truncate_suffix`.
+/// Errors: `KV_INVALID_ARGUMENT` (NULL log, or `upto` is `UINT64_MAX`:
+/// the first index would not fit), `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_raft_truncate_prefix(log: *const kv_raft, upto: u64) -> kv_status {
     with_raft(log, |h| Ok(h.log.truncate_prefix(upto)?))

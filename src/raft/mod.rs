@@ -269,6 +269,13 @@ impl State {
             RecordType::RaftTruncatePrefix => {
                 let upto = u64_at(p, 0).ok_or_else(|| bad("short truncate record"))?;
                 let term = u64_at(p, 8).ok_or_else(|| bad("short truncate record"))?;
+                // Logs written before the purge point was kept monotone may
+                // hold a purge below an earlier one, or of u64::MAX (which
+                // wrapped the first index): neither moves anything back now.
+                if self.purged.is_some_and(|(q, _)| q >= upto) {
+                    return Ok(());
+                }
+                let upto = upto.min(u64::MAX - 1);
                 if !self.used {
                     self.first = upto + 1;
                 } else if upto >= self.first {
@@ -515,17 +522,46 @@ impl RaftLog {
 
     /// Remove every entry with index <= `upto` (compaction after a
     /// snapshot), durably, and delete the WAL segments that no longer hold
-    /// anything needed. The first index becomes `upto + 1`.
+    /// anything needed. The first index becomes `upto + 1`, and
+    /// [`RaftLog::last_purged`] becomes `(upto, term of entry upto)`; the
+    /// term is 0 when entry `upto` is not in the log (`upto` beyond the
+    /// last index: use [`RaftLog::truncate_prefix_with_term`] to record
+    /// it).
     ///
-    /// Errors: `Closed`, `Poisoned`, `Io`.
+    /// The purge point never moves backwards: `upto` at or below the last
+    /// purged index changes nothing (and keeps that index's term).
+    ///
+    /// Errors: `InvalidArgument` (`upto` is `u64::MAX`: the first index
+    /// would not fit), `Closed`, `Poisoned`, `Io`.
     pub fn truncate_prefix(&self, upto: u64) -> Result<()> {
         let t0 = std::time::Instant::now();
-        let r = self.truncate_prefix_at(upto);
+        let r = self.truncate_prefix_at(upto, None);
         self.inner.metrics.finish(RaftOp::Truncate, t0, r)
     }
 
-    fn truncate_prefix_at(&self, upto: u64) -> Result<()> {
-        let term = self.term(upto).unwrap_or(0);
+    /// [`RaftLog::truncate_prefix`] with the term of entry `upto` given by
+    /// the caller (a Raft snapshot's last log id), for a purge beyond the
+    /// last index, as after installing a snapshot from the leader. When
+    /// entry `upto` is in the log, its stored term is recorded and `term`
+    /// is ignored.
+    ///
+    /// Errors: as [`RaftLog::truncate_prefix`].
+    pub fn truncate_prefix_with_term(&self, upto: u64, term: u64) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.truncate_prefix_at(upto, Some(term));
+        self.inner.metrics.finish(RaftOp::Truncate, t0, r)
+    }
+
+    fn truncate_prefix_at(&self, upto: u64, term: Option<u64>) -> Result<()> {
+        if upto == u64::MAX {
+            return Err(Error::InvalidArgument(
+                "truncate_prefix: upto must be below 2^64 - 1 (the first index is upto + 1)".into(),
+            ));
+        }
+        if self.last_purged()?.is_some_and(|(p, _)| p >= upto) {
+            return Ok(());
+        }
+        let term = self.term(upto).ok().or(term).unwrap_or(0);
         self.write(|r| {
             if !r.used || r.next <= upto {
                 r.next = upto + 1;

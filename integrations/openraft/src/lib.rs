@@ -207,7 +207,7 @@ where
                 .first_index()
                 .map_err(|e| StorageIOError::read_logs(any(e)))?;
             if p.index >= first {
-                log.truncate_prefix(p.index)
+                log.truncate_prefix_with_term(p.index, p.leader_id.term)
                     .map_err(|e| StorageIOError::write_logs(any(e)))?;
             }
         }
@@ -461,7 +461,7 @@ where
     }
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        let upto = log_id.index;
+        let (upto, term) = (log_id.index, log_id.leader_id.term);
         self.inner.counters.purges.fetch_add(1, Ordering::Relaxed);
         self.blocking(move |i| {
             Self::save_meta(i, |m| {
@@ -469,7 +469,9 @@ where
                     m.purged = Some(log_id);
                 }
             })?;
-            i.log.truncate_prefix(upto)
+            // The term comes with the log id: recorded even when the purge
+            // goes beyond the last local entry (after a snapshot install).
+            i.log.truncate_prefix_with_term(upto, term)
         })
         .await
         .map_err(|e| StorageIOError::write_logs(any(e)).into())
