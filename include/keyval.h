@@ -128,6 +128,41 @@
 #define KV_RECOVERY_TOLERATE_ANY_CORRUPTION 2
 
 /*
+ Deepest nesting of a stored document, in levels (the document object
+ is level 1; each object or array inside it adds one). A document or an
+ update result nested deeper is refused with `KV_INVALID_ARGUMENT`, as
+ is a filter nested deeper. (MongoDB's limit; the JSON parser stops at
+ 128, so every stored document stays readable.)
+ */
+#define KV_DOC_MAX_DEPTH 100
+
+/*
+ Most segments in a dotted field path (filters, updates, sorts,
+ projections, indexes); more is `KV_INVALID_ARGUMENT`. Segments must be
+ non-empty (`a..b` is refused everywhere) and may not start with `$`;
+ stored documents may not have member names starting with `$`.
+ */
+#define KV_DOC_MAX_PATH_SEGMENTS 100
+
+/*
+ Longest field path in a filter, update, sort or projection, in bytes
+ (an index path: 200 bytes); longer is `KV_INVALID_ARGUMENT`.
+ */
+#define KV_DOC_MAX_PATH_BYTES 4096
+
+/*
+ Most field paths one update may name (every operator's paths and
+ `$rename` targets together); more is `KV_INVALID_ARGUMENT`. Two paths
+ that are equal or where one is a parent of the other also are.
+ */
+#define KV_DOC_MAX_UPDATE_PATHS 10000
+
+/*
+ Most values in one `$in` or `$nin` list; more is `KV_INVALID_ARGUMENT`.
+ */
+#define KV_DOC_MAX_IN_VALUES 10000
+
+/*
  Status code returned by every fallible `kv_` function. `KV_OK` is 0;
  codes 1-7 and 10-12 are the engine's errors, 8-9 belong to the C ABI.
  Values never change between releases.
@@ -991,8 +1026,8 @@ kv_status kv_coll_list(const kv_db *db, uint8_t **out, size_t *out_len);
 
 /*
  Counters of collection `coll` as JSON: `{"documents": n, "bytes": n,
- "indexes": n, "index_entries": n}` (bytes of stored JSON text).
- Errors: `KV_NOT_FOUND` (no such collection), and as `kv_coll_list`.
+ "indexes": n, "index_entries": n}` (bytes of stored JSON text); all 0
+ for a missing collection (it reads as empty). Errors as `kv_coll_list`.
  */
 kv_status kv_coll_stats(const kv_db *db, const uint8_t *coll, size_t coll_len, uint8_t **out, size_t *out_len);
 
@@ -1008,14 +1043,15 @@ kv_status kv_coll_create_index(const kv_db *db, const uint8_t *coll, size_t coll
 
 /*
  Drop the index on `path`; `*existed` (may be NULL) is set to 1 if it
- existed. Errors: `KV_NOT_FOUND` (no such collection), and as
+ existed (0 for a missing collection). Errors as
  `kv_coll_create_index`.
  */
 kv_status kv_coll_drop_index(const kv_db *db, const uint8_t *coll, size_t coll_len, const uint8_t *path, size_t path_len, int32_t *existed);
 
 /*
  The indexes of `coll` as JSON: `[{"path": "_id", "unique": true,
- "multikey": false}, ...]`, `_id` first. Errors as `kv_coll_stats`.
+ "multikey": false}, ...]`, `_id` first (only `_id` for a missing
+ collection). Errors as `kv_coll_stats`.
  */
 kv_status kv_coll_list_indexes(const kv_db *db, const uint8_t *coll, size_t coll_len, uint8_t **out, size_t *out_len);
 
@@ -1044,8 +1080,8 @@ kv_status kv_doc_get(const kv_db *db, const uint8_t *coll, size_t coll_len, cons
 
 /*
  Delete document `id`; `*existed` (may be NULL) is set to 1 if it
- existed. Errors: `KV_NOT_FOUND` (no such collection),
- `KV_INVALID_ARGUMENT`, `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
+ existed (0 in a missing collection, which this does not create).
+ Errors: `KV_INVALID_ARGUMENT`, `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
  */
 kv_status kv_doc_delete(const kv_db *db, const uint8_t *coll, size_t coll_len, const uint8_t *id, size_t id_len, int32_t *existed);
 
@@ -1095,7 +1131,7 @@ kv_status kv_doc_explain(const kv_db *db, const uint8_t *coll, size_t coll_len, 
 
 /*
  The number of documents of `coll` matching `filter` (JSON; NULL/0 for
- all) in `*out`. Errors: `KV_NOT_FOUND` (no such collection),
+ all) in `*out` (0 for a missing collection). Errors:
  `KV_INVALID_ARGUMENT` (NULL out, a bad filter), `KV_CLOSED`.
  */
 kv_status kv_doc_count(const kv_db *db, const uint8_t *coll, size_t coll_len, const uint8_t *filter, size_t filter_len, uint64_t *out);

@@ -72,6 +72,9 @@ pub mod wal;
 pub use backup::BackupInfo;
 pub use batch::WriteBatch;
 pub use db::{Db, Iter, Stats};
+pub use docs::limits::{
+    MAX_DEPTH, MAX_IN_VALUES, MAX_PATH_BYTES, MAX_PATH_SEGMENTS, MAX_UPDATE_PATHS,
+};
 pub use docs::{
     Collection, CollectionStats, FindOptions, IndexInfo, Page, Plan, SortOrder,
     MAX_COLLECTION_NAME, MAX_INDEX_PATH,

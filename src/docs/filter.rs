@@ -16,6 +16,7 @@
 //! class (numbers with numbers, strings with strings, ...), in the order of
 //! [`super::order`]. `{"f": null}` also matches documents without `f`.
 
+use super::limits::{check_field_path, MAX_DEPTH, MAX_IN_VALUES};
 use super::order::{self, class, class_end, encode};
 use crate::error::{Error, Result};
 use serde_json::Value;
@@ -66,8 +67,18 @@ fn bad(msg: impl Into<String>) -> Error {
 /// Parse a filter from its JSON form. `null` and `{}` match everything.
 ///
 /// Errors: [`Error::InvalidArgument`] naming the offending part (not an
-/// object, an unknown operator, `$in` without an array, ...).
+/// object, an unknown operator, an object mixing operators and field
+/// names, `$in` without an array or with more than [`MAX_IN_VALUES`]
+/// values, a bad field path (see [`check_field_path`]), nesting deeper
+/// than [`MAX_DEPTH`], ...).
 pub fn parse(v: &Value) -> Result<Filter> {
+    parse_at(v, 1)
+}
+
+fn parse_at(v: &Value, depth: usize) -> Result<Filter> {
+    if depth > MAX_DEPTH {
+        return Err(bad(format!("nested more than {MAX_DEPTH} levels deep")));
+    }
     match v {
         Value::Null => Ok(Filter::And(Vec::new())),
         Value::Object(o) => {
@@ -78,19 +89,24 @@ pub fn parse(v: &Value) -> Result<Filter> {
                         let Value::Array(list) = v else {
                             return Err(bad(format!("{k} takes an array of filters")));
                         };
-                        let fs = list.iter().map(parse).collect::<Result<Vec<_>>>()?;
+                        let fs = list
+                            .iter()
+                            .map(|f| parse_at(f, depth + 1))
+                            .collect::<Result<Vec<_>>>()?;
                         if k == "$and" {
                             Filter::And(fs)
                         } else {
                             Filter::Or(fs)
                         }
                     }
-                    "$not" => Filter::Not(Box::new(parse(v)?)),
+                    "$not" => Filter::Not(Box::new(parse_at(v, depth + 1)?)),
                     op if op.starts_with('$') => {
                         return Err(bad(format!("unknown top-level operator {op}")))
                     }
-                    "" => return Err(bad("empty field path")),
-                    path => Filter::Path(path.to_string(), parse_conds(v)?),
+                    path => {
+                        check_field_path(path, "filter")?;
+                        Filter::Path(path.to_string(), parse_conds(v, depth + 1)?)
+                    }
                 });
             }
             Ok(if all.len() == 1 {
@@ -107,7 +123,26 @@ fn is_operator_object(v: &Value) -> bool {
     matches!(v, Value::Object(o) if !o.is_empty() && o.keys().all(|k| k.starts_with('$')))
 }
 
-fn parse_conds(v: &Value) -> Result<Vec<Cond>> {
+fn parse_conds(v: &Value, depth: usize) -> Result<Vec<Cond>> {
+    if depth > MAX_DEPTH {
+        return Err(bad(format!("nested more than {MAX_DEPTH} levels deep")));
+    }
+    if let Value::Object(o) = v {
+        // An object mixing operators and field names is refused, as
+        // MongoDB does: silently treating it as a literal equality would
+        // match nothing.
+        let ops = o.keys().filter(|k| k.starts_with('$')).count();
+        if ops > 0 && ops < o.len() {
+            let op = o
+                .keys()
+                .find(|k| k.starts_with('$'))
+                .cloned()
+                .unwrap_or_default();
+            return Err(bad(format!(
+                "unknown operator: {op} is mixed with field names in one object"
+            )));
+        }
+    }
     if !is_operator_object(v) {
         return Ok(vec![Cond::Eq(v.clone())]);
     }
@@ -115,6 +150,10 @@ fn parse_conds(v: &Value) -> Result<Vec<Cond>> {
         unreachable!("checked by is_operator_object")
     };
     let list = |k: &str, v: &Value| match v {
+        Value::Array(a) if a.len() > MAX_IN_VALUES => Err(bad(format!(
+            "{k} takes at most {MAX_IN_VALUES} values ({} given)",
+            a.len()
+        ))),
         Value::Array(a) => Ok(a.clone()),
         _ => Err(bad(format!("{k} takes an array"))),
     };
@@ -137,7 +176,7 @@ fn parse_conds(v: &Value) -> Result<Vec<Cond>> {
                     if !is_operator_object(v) {
                         return Err(bad("$not on a path takes an object of operators"));
                     }
-                    Cond::Not(parse_conds(v)?)
+                    Cond::Not(parse_conds(v, depth + 1)?)
                 }
                 other => return Err(bad(format!("unknown operator {other}"))),
             })

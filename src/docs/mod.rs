@@ -29,6 +29,7 @@
 //! Thread safety: [`Collection`] is `Send + Sync` and cheap to clone.
 
 pub mod filter;
+pub mod limits;
 pub mod order;
 mod query;
 pub mod update;
@@ -41,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::keyspace::Keyspace;
 use crate::options::WriteOptions;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Longest collection name, in bytes.
@@ -85,6 +86,44 @@ pub struct IndexInfo {
     pub multikey: bool,
 }
 
+impl IndexInfo {
+    /// The primary index: `_id`, unique, never multikey.
+    pub fn primary() -> IndexInfo {
+        IndexInfo {
+            path: "_id".into(),
+            unique: true,
+            multikey: false,
+        }
+    }
+}
+
+/// Collection `name` for a write, created if missing; also says whether
+/// this call created it (see [`drop_if_empty`]).
+///
+/// Errors: as [`Db::collection`].
+pub(crate) fn collection_for_write(db: &Db, name: &str) -> Result<(Collection, bool)> {
+    Collection::open(db.inner(), name, true)
+}
+
+/// Drop collection `name` if it holds no document: a write that created
+/// it and then failed leaves nothing behind. Under the document write
+/// lock, so a document another thread inserted meanwhile keeps it.
+/// Returns whether it was dropped.
+///
+/// Errors: as [`Db::drop_collection`].
+pub(crate) fn drop_if_empty(db: &Db, name: &str) -> Result<bool> {
+    let inner = db.inner();
+    let _w = inner.docs_lock.lock();
+    match inner.keyspace(&format!("{DOCS}{name}"), false) {
+        Ok(docs) if docs.len()? == 0 => {}
+        _ => return Ok(false),
+    }
+    inner.drop_keyspace(&format!("{DOCS}{name}"))?;
+    inner.drop_keyspace(&format!("{INDEX}{name}"))?;
+    inner.drop_keyspace(&format!("{META}{name}"))?;
+    Ok(true)
+}
+
 /// Counters of one collection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CollectionStats {
@@ -108,16 +147,16 @@ fn check_collection_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// An index path: a field path (see [`limits::check_field_path`]) of at
+/// most [`MAX_INDEX_PATH`] bytes.
 fn check_path(path: &str) -> Result<()> {
-    if path.is_empty()
-        || path.len() > MAX_INDEX_PATH
-        || path.split('.').any(|s| s.is_empty() || s.starts_with('$'))
-    {
+    if path.len() > MAX_INDEX_PATH {
         return Err(Error::InvalidArgument(format!(
-            "bad field path {path:?} (dotted names, 1 to {MAX_INDEX_PATH} bytes, no '$')"
+            "index: a field path of {} bytes (1 to {MAX_INDEX_PATH} allowed)",
+            path.len()
         )));
     }
-    Ok(())
+    limits::check_field_path(path, "index")
 }
 
 fn parse_doc(bytes: &[u8]) -> Result<Value> {
@@ -200,7 +239,7 @@ impl Db {
     /// Errors: [`Error::InvalidArgument`] (a name of 0 or more than 200
     /// bytes), [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`].
     pub fn collection(&self, name: &str) -> Result<Collection> {
-        Collection::open(self.inner(), name, true)
+        Collection::open(self.inner(), name, true).map(|(c, _)| c)
     }
 
     /// Create the collection `name` if missing (idempotent); the same as
@@ -212,7 +251,7 @@ impl Db {
     /// The existing collection `name`. Errors: [`Error::NotFound`], and as
     /// [`Db::collection`].
     pub fn open_collection(&self, name: &str) -> Result<Collection> {
-        Collection::open(self.inner(), name, false)
+        Collection::open(self.inner(), name, false).map(|(c, _)| c)
     }
 
     /// The names of every collection, sorted bytewise.
@@ -273,7 +312,8 @@ impl std::fmt::Debug for Collection {
 }
 
 impl Collection {
-    fn open(inner: &Arc<Inner>, name: &str, create: bool) -> Result<Collection> {
+    /// The collection, and whether this call created it.
+    fn open(inner: &Arc<Inner>, name: &str, create: bool) -> Result<(Collection, bool)> {
         check_collection_name(name)?;
         let docs_name = format!("{DOCS}{name}");
         let (idx_name, meta_name) = (format!("{INDEX}{name}"), format!("{META}{name}"));
@@ -287,14 +327,14 @@ impl Collection {
             })
         };
         if let Ok(docs) = inner.keyspace(&docs_name, false) {
-            return open(docs);
+            return Ok((open(docs)?, false));
         }
         if !create {
             return Err(Error::NotFound(format!("no collection named {name:?}")));
         }
         let _w = inner.docs_lock.lock();
         if let Ok(docs) = inner.keyspace(&docs_name, false) {
-            return open(docs);
+            return Ok((open(docs)?, false));
         }
         // Leftovers of a drop that a crash interrupted start over empty.
         inner.drop_keyspace(&idx_name)?;
@@ -303,7 +343,7 @@ impl Collection {
         inner.keyspace(&meta_name, true)?;
         // The documents keyspace last: the collection exists once it does.
         let docs = inner.keyspace(&docs_name, true)?;
-        open(docs)
+        Ok((open(docs)?, true))
     }
 
     /// The collection's name.
@@ -555,11 +595,7 @@ impl Collection {
 
     /// Every index, `_id` first, then by path.
     pub fn list_indexes(&self) -> Result<Vec<IndexInfo>> {
-        let mut out = vec![IndexInfo {
-            path: "_id".into(),
-            unique: true,
-            multikey: false,
-        }];
+        let mut out = vec![IndexInfo::primary()];
         out.extend(self.secondary_indexes()?);
         Ok(out)
     }
@@ -759,6 +795,9 @@ struct Txn<'a> {
     pending: HashMap<String, Option<Value>>,
     /// Unique index values claimed by pending documents: (index, value) -> id.
     claimed: HashMap<(usize, Vec<u8>), String>,
+    /// The same claims by document, so a document written twice in one
+    /// operation releases its own claims without a scan of all of them.
+    claims_of: HashMap<String, Vec<(usize, Vec<u8>)>>,
     next_id: Option<u64>,
     multikey_changed: bool,
 }
@@ -771,6 +810,7 @@ impl<'a> Txn<'a> {
             indexes: coll.secondary_indexes()?,
             pending: HashMap::new(),
             claimed: HashMap::new(),
+            claims_of: HashMap::new(),
             next_id: None,
             multikey_changed: false,
         })
@@ -827,7 +867,12 @@ impl<'a> Txn<'a> {
     /// [`Txn::current`] returned for it), with its index changes.
     fn put(&mut self, id: &str, old: Option<&Value>, new: Option<Value>) -> Result<()> {
         let c = self.coll;
-        self.claimed.retain(|_, owner| owner != id);
+        if let Some(d) = &new {
+            limits::check_document(d)?;
+        }
+        for k in self.claims_of.remove(id).unwrap_or_default() {
+            self.claimed.remove(&k);
+        }
         for (i, ix) in self.indexes.iter_mut().enumerate() {
             let (old_vals, _) = match old {
                 Some(d) => order::index_values(d, &ix.path),
@@ -841,6 +886,9 @@ impl<'a> Txn<'a> {
                 ix.multikey = true;
                 self.multikey_changed = true;
             }
+            // Sets, not list scans: an indexed array of 40k elements costs
+            // O(n), not O(n^2), under the document write lock.
+            let old_set: HashSet<&[u8]> = old_vals.iter().map(Vec::as_slice).collect();
             for v in &new_vals {
                 if ix.unique && is_unique_checked(v) {
                     if let Some(other) = self.claimed.get(&(i, v.clone())) {
@@ -854,13 +902,18 @@ impl<'a> Txn<'a> {
                         }
                     }
                     self.claimed.insert((i, v.clone()), id.to_string());
+                    self.claims_of
+                        .entry(id.to_string())
+                        .or_default()
+                        .push((i, v.clone()));
                 }
-                if !old_vals.contains(v) {
+                if !old_set.contains(v.as_slice()) {
                     self.batch
                         .put_in(&c.idx, index_key(&ix.path, v, id), id.as_bytes());
                 }
             }
-            for v in old_vals.iter().filter(|v| !new_vals.contains(v)) {
+            let new_set: HashSet<&[u8]> = new_vals.iter().map(Vec::as_slice).collect();
+            for v in old_vals.iter().filter(|v| !new_set.contains(v.as_slice())) {
                 self.batch.delete_in(&c.idx, index_key(&ix.path, v, id));
             }
         }

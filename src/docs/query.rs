@@ -144,7 +144,7 @@ impl FindOptions {
             return Err(bad("give `after` or `before`, not both"));
         }
         for (p, _) in &self.sort {
-            super::check_path(p)?;
+            super::limits::check_field_path(p, "sort")?;
         }
         if let Some(p) = &self.projection {
             projection_mode(p)?;
@@ -383,6 +383,34 @@ impl Collection {
             Filter::And(list) => list.iter().collect(),
             other => vec![other],
         };
+        // The primary index: `_id` equality or `$in` names the documents
+        // themselves (ids are strings, so other values match nothing).
+        for c in &conjuncts {
+            let Filter::Path(path, conds) = c else {
+                continue;
+            };
+            if path != "_id" {
+                continue;
+            }
+            let ids: Option<Vec<&Value>> = match conds.as_slice() {
+                [Cond::Eq(v)] => Some(vec![v]),
+                [Cond::In(vs)] => Some(vs.iter().collect()),
+                _ => None,
+            };
+            let Some(ids) = ids else {
+                continue;
+            };
+            let mut keys: Vec<Vec<u8>> = ids
+                .iter()
+                .filter_map(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(id_key)
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let n = keys.len() as u64;
+            return Ok((Source::Index(IndexInfo::primary(), n as usize, keys), n));
+        }
         let indexes = self.secondary_indexes()?;
         let mut best: Option<(Source, u64)> = None;
         for c in conjuncts {
@@ -613,7 +641,16 @@ impl Collection {
         let has_prev = start > 0;
         let has_next = end < total;
         let next_cursor = (has_next && end > start).then(|| encode_cursor(tag, &rows[end - 1].0));
-        let prev_cursor = (has_prev && end > start).then(|| encode_cursor(tag, &rows[start].0));
+        let prev_cursor = has_prev.then(|| match rows.get(start) {
+            Some(r) if end > start => encode_cursor(tag, &r.0),
+            // An empty page past the end (or of limit 0): the page before
+            // it ends with row `start - 1`; the smallest key above that row.
+            _ => {
+                let mut k = rows[start - 1].0.clone();
+                k.push(0);
+                encode_cursor(tag, &k)
+            }
+        });
         let next_cursor = next_cursor.or_else(|| {
             // An empty page in the middle (limit 0): continue from its start.
             (has_next && start > 0).then(|| encode_cursor(tag, &rows[start - 1].0))
@@ -804,7 +841,11 @@ impl Iterator for DocIter {
 fn composite_key(doc: &Value, sort: &[(String, SortOrder)], id_key: &[u8]) -> Vec<u8> {
     let mut k = Vec::new();
     for (path, dir) in sort {
-        let e = order::sort_key(doc, path);
+        let e = if path == "_id" {
+            id_sort_key(id_key)
+        } else {
+            order::sort_key(doc, path)
+        };
         match dir {
             SortOrder::Asc => k.extend_from_slice(&e),
             SortOrder::Desc => k.extend(e.iter().map(|b| !b)),
@@ -812,6 +853,24 @@ fn composite_key(doc: &Value, sort: &[(String, SortOrder)], id_key: &[u8]) -> Ve
     }
     k.extend_from_slice(id_key);
     k
+}
+
+/// `_id` sorts in id-key order, the order of the primary index (and of
+/// results without a sort): canonical decimal ids by value, before every
+/// other id, bytewise. The id key's string form is made self-delimiting
+/// (the value encoding of a string) so a later sort field cannot reorder
+/// it.
+fn id_sort_key(id_key: &[u8]) -> Vec<u8> {
+    match id_key.split_first() {
+        Some((0x02, rest)) => {
+            let mut k = vec![0x02];
+            k.extend(order::encode(Some(&Value::String(
+                String::from_utf8_lossy(rest).into_owned(),
+            ))));
+            k
+        }
+        _ => id_key.to_vec(),
+    }
 }
 
 fn encode_cursor(tag: u32, key: &[u8]) -> String {
@@ -842,6 +901,7 @@ fn projection_mode(p: &Value) -> Result<bool> {
     };
     let mut mode = None;
     for (k, v) in o {
+        super::limits::check_field_path(k, "projection")?;
         let on = match v {
             Value::Bool(b) => *b,
             Value::Number(n) => n.as_f64() != Some(0.0),

@@ -10,9 +10,11 @@
 //! touch one path twice or a path and its parent (as MongoDB refuses
 //! them), so the order of the operators never matters.
 
+use super::limits::{check_field_path, MAX_UPDATE_PATHS};
 use super::order::encode;
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
 
 fn bad(msg: impl Into<String>) -> Error {
     Error::InvalidArgument(msg.into())
@@ -102,8 +104,9 @@ fn arith(op: &str, old: Option<&Value>, by: &Value, path: &str) -> Result<Value>
 /// `{"$set": {"a.b": 1}, "$inc": {"n": 2}}`) to `doc`.
 ///
 /// Errors: [`Error::InvalidArgument`]: not an object, an unknown operator,
-/// an operator's argument that is not an object, a path through a
-/// non-object, `$inc`/`$mul` on a non-number, `$push`/`$pull` on a
+/// an operator's argument that is not an object, a bad field path (see
+/// [`check_field_path`]), more than [`MAX_UPDATE_PATHS`] paths, two paths
+/// that conflict, a path through a non-object, `$inc`/`$mul` on a non-number, `$push`/`$pull` on a
 /// non-array, a path naming `_id`. `doc` may be partly changed on error:
 /// callers apply updates to a copy.
 pub fn apply_ops(doc: &mut Value, ops: &Value) -> Result<()> {
@@ -114,27 +117,46 @@ pub fn apply_ops(doc: &mut Value, ops: &Value) -> Result<()> {
         return Err(bad("no update operator given"));
     }
     let mut paths: Vec<&str> = Vec::new();
-    for args in ops.values() {
-        if let Value::Object(args) = args {
-            for (p, arg) in args {
-                paths.push(p);
+    for (op, args) in ops {
+        let Value::Object(args) = args else {
+            return Err(bad(format!("{op} takes an object of field paths")));
+        };
+        for (p, arg) in args {
+            paths.push(p);
+            if op == "$rename" {
                 if let Value::String(to) = arg {
-                    if ops
-                        .get("$rename")
-                        .is_some_and(|r| r.get(p.as_str()) == Some(arg))
-                    {
-                        paths.push(to);
-                    }
+                    paths.push(to);
                 }
             }
         }
     }
-    for (i, a) in paths.iter().enumerate() {
-        for b in &paths[i + 1..] {
-            let overlap = |x: &str, y: &str| x == y || y.starts_with(&format!("{x}."));
-            if overlap(a, b) || overlap(b, a) {
-                return Err(bad(format!("update paths {a:?} and {b:?} conflict")));
+    if paths.len() > MAX_UPDATE_PATHS {
+        return Err(bad(format!(
+            "an update names {} field paths (at most {MAX_UPDATE_PATHS})",
+            paths.len()
+        )));
+    }
+    for p in &paths {
+        check_field_path(p, "update")?;
+    }
+    // Two paths conflict when they are equal or one is a parent of the
+    // other. Each path's parents are looked up among the paths seen, and
+    // each path among the parents seen: O(total segments), not pairwise.
+    let mut seen: HashSet<&str> = HashSet::with_capacity(paths.len());
+    let mut parents: HashMap<&str, &str> = HashMap::new();
+    for p in &paths {
+        if let Some(child) = parents.get(p) {
+            return Err(bad(format!("update paths {p:?} and {child:?} conflict")));
+        }
+        for (i, _) in p.match_indices('.') {
+            let parent = &p[..i];
+            if seen.contains(parent) {
+                return Err(bad(format!("update paths {parent:?} and {p:?} conflict")));
             }
+            parents.entry(parent).or_insert(p);
+        }
+        if !seen.insert(p) {
+            return Err(bad(format!("update paths {p:?} and {p:?} conflict")));
         }
     }
     for (op, args) in ops {

@@ -45,7 +45,33 @@ unsafe fn put_flag(out: *mut i32, v: bool) {
     }
 }
 
-/// Run `f` on collection `coll` of `db` (created if `create`).
+/// Deepest nesting of a stored document, in levels (the document object
+/// is level 1; each object or array inside it adds one). A document or an
+/// update result nested deeper is refused with `KV_INVALID_ARGUMENT`, as
+/// is a filter nested deeper. (MongoDB's limit; the JSON parser stops at
+/// 128, so every stored document stays readable.)
+pub const KV_DOC_MAX_DEPTH: u32 = 100;
+/// Most segments in a dotted field path (filters, updates, sorts,
+/// projections, indexes); more is `KV_INVALID_ARGUMENT`. Segments must be
+/// non-empty (`a..b` is refused everywhere) and may not start with `$`;
+/// stored documents may not have member names starting with `$`.
+pub const KV_DOC_MAX_PATH_SEGMENTS: u32 = 100;
+/// Longest field path in a filter, update, sort or projection, in bytes
+/// (an index path: 200 bytes); longer is `KV_INVALID_ARGUMENT`.
+pub const KV_DOC_MAX_PATH_BYTES: u32 = 4096;
+/// Most field paths one update may name (every operator's paths and
+/// `$rename` targets together); more is `KV_INVALID_ARGUMENT`. Two paths
+/// that are equal or where one is a parent of the other also are.
+pub const KV_DOC_MAX_UPDATE_PATHS: u32 = 10000;
+/// Most values in one `$in` or `$nin` list; more is `KV_INVALID_ARGUMENT`.
+pub const KV_DOC_MAX_IN_VALUES: u32 = 10000;
+
+/// Run `f` on collection `coll` of `db`. With `create` (a write) the
+/// collection is created if missing, and dropped again if `f` fails while
+/// it is still empty, so a failed write leaves nothing behind. Without it
+/// (a read, or a write that only removes) a missing collection is
+/// `KV_NOT_FOUND`; callers that answer it as an empty collection use
+/// [`with_coll_or`].
 ///
 /// Safety: `coll` points to `coll_len` readable bytes.
 unsafe fn with_coll(
@@ -58,12 +84,38 @@ unsafe fn with_coll(
     with_db(db, |h| {
         // Safety: pointer/length pair as documented.
         let name = unsafe { text(coll, coll_len, "coll") }?;
-        let c = if create {
-            h.db.collection(name)?
-        } else {
-            h.db.open_collection(name)?
-        };
-        f(&c)
+        if !create {
+            return f(&h.db.open_collection(name)?);
+        }
+        let (c, created) = crate::docs::collection_for_write(&h.db, name)?;
+        let r = f(&c);
+        if r.is_err() && created {
+            // Best effort: the write's own error is what the caller needs.
+            let _ = crate::docs::drop_if_empty(&h.db, name);
+        }
+        r
+    })
+}
+
+/// [`with_coll`] for a read: a missing collection reads as an empty one,
+/// answered by `missing` (one rule for every read: see docs/documents.md).
+///
+/// Safety: `coll` points to `coll_len` readable bytes.
+unsafe fn with_coll_or(
+    db: *const kv_db,
+    coll: *const u8,
+    coll_len: usize,
+    f: impl FnOnce(&Collection) -> Result<(), Fail>,
+    missing: impl FnOnce() -> Result<(), Fail>,
+) -> kv_status {
+    with_db(db, |h| {
+        // Safety: pointer/length pair as documented.
+        let name = unsafe { text(coll, coll_len, "coll") }?;
+        match h.db.open_collection(name) {
+            Ok(c) => f(&c),
+            Err(crate::Error::NotFound(_)) => missing(),
+            Err(e) => Err(e.into()),
+        }
     })
 }
 
@@ -120,8 +172,8 @@ pub unsafe extern "C" fn kv_coll_list(
 }
 
 /// Counters of collection `coll` as JSON: `{"documents": n, "bytes": n,
-/// "indexes": n, "index_entries": n}` (bytes of stored JSON text).
-/// Errors: `KV_NOT_FOUND` (no such collection), and as `kv_coll_list`.
+/// "indexes": n, "index_entries": n}` (bytes of stored JSON text); all 0
+/// for a missing collection (it reads as empty). Errors as `kv_coll_list`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_coll_stats(
     db: *const kv_db,
@@ -132,15 +184,21 @@ pub unsafe extern "C" fn kv_coll_stats(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        with_coll(db, coll, coll_len, false, |c| {
-            if out.is_null() {
-                return Err(invalid("out is NULL"));
-            }
-            let s = c.stats()?;
+        if out.is_null() {
+            return with_db(db, |_| Err(invalid("out is NULL")));
+        }
+        let put = |s: crate::docs::CollectionStats| {
             let v = serde_json::json!({"documents": s.documents, "bytes": s.bytes,
                 "indexes": s.indexes, "index_entries": s.index_entries});
             put_json(out, out_len, &v)
-        })
+        };
+        with_coll_or(
+            db,
+            coll,
+            coll_len,
+            |c| put(c.stats()?),
+            || put(Default::default()),
+        )
     }
 }
 
@@ -169,7 +227,7 @@ pub unsafe extern "C" fn kv_coll_create_index(
 }
 
 /// Drop the index on `path`; `*existed` (may be NULL) is set to 1 if it
-/// existed. Errors: `KV_NOT_FOUND` (no such collection), and as
+/// existed (0 for a missing collection). Errors as
 /// `kv_coll_create_index`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_coll_drop_index(
@@ -182,15 +240,29 @@ pub unsafe extern "C" fn kv_coll_drop_index(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        with_coll(db, coll, coll_len, false, |c| {
-            put_flag(existed, c.drop_index(text(path, path_len, "path")?)?);
-            Ok(())
-        })
+        let path = match text(path, path_len, "path") {
+            Ok(p) => p,
+            Err(e) => return with_db(db, |_| Err(e)),
+        };
+        with_coll_or(
+            db,
+            coll,
+            coll_len,
+            |c| {
+                put_flag(existed, c.drop_index(path)?);
+                Ok(())
+            },
+            || {
+                put_flag(existed, false);
+                Ok(())
+            },
+        )
     }
 }
 
 /// The indexes of `coll` as JSON: `[{"path": "_id", "unique": true,
-/// "multikey": false}, ...]`, `_id` first. Errors as `kv_coll_stats`.
+/// "multikey": false}, ...]`, `_id` first (only `_id` for a missing
+/// collection). Errors as `kv_coll_stats`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_coll_list_indexes(
     db: *const kv_db,
@@ -201,17 +273,23 @@ pub unsafe extern "C" fn kv_coll_list_indexes(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        with_coll(db, coll, coll_len, false, |c| {
-            if out.is_null() {
-                return Err(invalid("out is NULL"));
-            }
-            let v: Vec<Value> = c
-                .list_indexes()?
+        if out.is_null() {
+            return with_db(db, |_| Err(invalid("out is NULL")));
+        }
+        let put = |list: Vec<crate::docs::IndexInfo>| {
+            let v: Vec<Value> = list
                 .into_iter()
                 .map(|i| serde_json::json!({"path": i.path, "unique": i.unique, "multikey": i.multikey}))
                 .collect();
             put_json(out, out_len, &Value::from(v))
-        })
+        };
+        with_coll_or(
+            db,
+            coll,
+            coll_len,
+            |c| put(c.list_indexes()?),
+            || put(vec![crate::docs::IndexInfo::primary()]),
+        )
     }
 }
 
@@ -269,22 +347,32 @@ pub unsafe extern "C" fn kv_doc_get(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        with_coll(db, coll, coll_len, false, |c| {
-            if out.is_null() {
-                return Err(invalid("out is NULL"));
-            }
+        if out.is_null() {
+            return with_db(db, |_| Err(invalid("out is NULL")));
+        }
+        let id = match text(id, id_len, "id") {
+            Ok(id) if !id.is_empty() => id,
+            Ok(_) => return with_db(db, |_| Err(invalid("empty document id"))),
+            Err(e) => return with_db(db, |_| Err(e)),
+        };
+        let none = || Err(Fail::Status(kv_status::KV_NOT_FOUND, c"no such document"));
+        with_coll_or(
+            db,
+            coll,
+            coll_len,
             // The stored text is what serializing the document gives.
-            match c.get_json(text(id, id_len, "id")?)? {
+            |c| match c.get_json(id)? {
                 Some(j) => put_bytes(out, out_len, &j),
-                None => Err(Fail::Status(kv_status::KV_NOT_FOUND, c"no such document")),
-            }
-        })
+                None => none(),
+            },
+            none,
+        )
     }
 }
 
 /// Delete document `id`; `*existed` (may be NULL) is set to 1 if it
-/// existed. Errors: `KV_NOT_FOUND` (no such collection),
-/// `KV_INVALID_ARGUMENT`, `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
+/// existed (0 in a missing collection, which this does not create).
+/// Errors: `KV_INVALID_ARGUMENT`, `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_doc_delete(
     db: *const kv_db,
@@ -296,10 +384,24 @@ pub unsafe extern "C" fn kv_doc_delete(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        with_coll(db, coll, coll_len, false, |c| {
-            put_flag(existed, c.delete(text(id, id_len, "id")?)?);
-            Ok(())
-        })
+        let id = match text(id, id_len, "id") {
+            Ok(id) if !id.is_empty() => id,
+            Ok(_) => return with_db(db, |_| Err(invalid("empty document id"))),
+            Err(e) => return with_db(db, |_| Err(e)),
+        };
+        with_coll_or(
+            db,
+            coll,
+            coll_len,
+            |c| {
+                put_flag(existed, c.delete(id)?);
+                Ok(())
+            },
+            || {
+                put_flag(existed, false);
+                Ok(())
+            },
+        )
     }
 }
 
@@ -501,7 +603,7 @@ unsafe fn query(
 }
 
 /// The number of documents of `coll` matching `filter` (JSON; NULL/0 for
-/// all) in `*out`. Errors: `KV_NOT_FOUND` (no such collection),
+/// all) in `*out` (0 for a missing collection). Errors:
 /// `KV_INVALID_ARGUMENT` (NULL out, a bad filter), `KV_CLOSED`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_doc_count(
@@ -514,12 +616,49 @@ pub unsafe extern "C" fn kv_doc_count(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        with_coll(db, coll, coll_len, false, |c| {
-            if out.is_null() {
-                return Err(invalid("out is NULL"));
-            }
-            *out = c.count(&json(filter, filter_len, "filter")?)?;
-            Ok(())
-        })
+        if out.is_null() {
+            return with_db(db, |_| Err(invalid("out is NULL")));
+        }
+        let f = match json(filter, filter_len, "filter") {
+            Ok(f) => f,
+            Err(e) => return with_db(db, |_| Err(e)),
+        };
+        with_coll_or(
+            db,
+            coll,
+            coll_len,
+            |c| {
+                *out = c.count(&f)?;
+                Ok(())
+            },
+            || {
+                crate::docs::filter::parse(&f)?;
+                *out = 0;
+                Ok(())
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use crate::docs::limits;
+
+    #[test]
+    fn header_limits_are_the_engine_limits() {
+        assert_eq!(super::KV_DOC_MAX_DEPTH as usize, limits::MAX_DEPTH);
+        assert_eq!(
+            super::KV_DOC_MAX_PATH_SEGMENTS as usize,
+            limits::MAX_PATH_SEGMENTS
+        );
+        assert_eq!(
+            super::KV_DOC_MAX_PATH_BYTES as usize,
+            limits::MAX_PATH_BYTES
+        );
+        assert_eq!(
+            super::KV_DOC_MAX_UPDATE_PATHS as usize,
+            limits::MAX_UPDATE_PATHS
+        );
+        assert_eq!(super::KV_DOC_MAX_IN_VALUES as usize, limits::MAX_IN_VALUES);
     }
 }

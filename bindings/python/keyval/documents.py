@@ -228,6 +228,10 @@ class Collection:
         r = _json_out(self._store, lib.kv_coll_list_indexes, self._n, len(self._n))
         return [IndexInfo(path=i["path"], unique=i["unique"], multikey=i["multikey"]) for i in r]
 
+    def list_indexes(self) -> List[IndexInfo]:
+        """Every index, ``_id`` first (the same as :meth:`indexes`)."""
+        return self.indexes()
+
     def stats(self) -> Dict[str, int]:
         """``{"documents", "bytes", "indexes", "index_entries"}``."""
         r: Dict[str, int] = _json_out(self._store, lib.kv_coll_stats, self._n, len(self._n))

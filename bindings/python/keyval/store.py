@@ -104,6 +104,20 @@ class Store(_Native, _OrderedBytesMap):
         from .documents import Collection
         return Collection(self, name)
 
+    def create_collection(self, name: str) -> "Collection":
+        """Create collection ``name`` now if it does not exist (idempotent)
+        and return it; :meth:`collection` instead creates it on its first
+        successful write. Raises ``InvalidArgument`` for a name of 0 or
+        more than 200 bytes."""
+        from .documents import Collection
+        n = name.encode()
+        _check(self._call(lib.kv_coll_create, n, len(n)))
+        return Collection(self, name)
+
+    def list_collections(self) -> List[str]:
+        """The collections' names, sorted (the same as :meth:`collections`)."""
+        return self.collections()
+
     def collections(self) -> List[str]:
         """The collections' names, sorted."""
         from .documents import _json_out

@@ -134,3 +134,49 @@ def test_documents_survive_reopen(tmp_path) -> None:  # type: ignore[no-untyped-
         with pytest.raises(keyval.DuplicateKeyError):
             c.insert({"a": 1})
         assert c.insert({"a": 2}) == "2"
+
+
+def test_hostile_document_input_is_refused_not_a_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 29: a 100,000-segment update path killed the interpreter with
+    SIGSEGV; a 128-segment one stored a document no query could read; a
+    failed write created the collection; a missing collection answered
+    some reads with NotFound and others as empty."""
+    path = str(tmp_path / "db")
+    with keyval.open(path) as s:
+        c = s.collection("x")
+        doc_id = c.insert({"a": 1})
+        for op in ("$set", "$inc", "$max", "$push"):
+            with pytest.raises(keyval.InvalidArgumentError):
+                c.update_with(doc_id, {op: {".".join(["a"] * 100_000): 1}})
+        with pytest.raises(keyval.InvalidArgumentError):
+            c.update_with(doc_id, {"$set": {".".join(["b"] * 128): 1}})
+        assert c.count() == 1 and c[doc_id] == {"_id": doc_id, "a": 1}
+        with pytest.raises(keyval.InvalidArgumentError):
+            c.find({"a": {"$gt": 1, "b": 2}})
+        with pytest.raises(keyval.InvalidArgumentError):
+            c.find({"a..b": 1})
+
+        # A failed write leaves no collection behind.
+        bad = s.collection("never")
+        for attempt in (
+            lambda: bad.insert({"_id": 5}),
+            lambda: bad.insert({"v": float("nan")}),
+            lambda: bad.insert_many([{"_id": "1"}, {"_id": "1"}]),
+            lambda: bad.insert({"$where": 1}),
+            lambda: bad.create_index("a..b"),
+        ):
+            with pytest.raises((keyval.InvalidArgumentError, keyval.DuplicateKeyError, ValueError)):
+                attempt()
+        assert s.collections() == ["x"]
+
+        # A missing collection reads as empty, whichever read asks.
+        assert bad.find().docs == [] and bad.get("1") is None and bad.count() == 0
+        assert [i.path for i in bad.indexes()] == ["_id"] and not bad.delete("1")
+        assert bad.stats()["documents"] == 0 and not bad.drop_index("a")
+        assert s.collections() == ["x"]
+
+        # create_collection creates it now, and list_* are the documented names.
+        made = s.create_collection("made")
+        assert s.list_collections() == ["made", "x"] and made.list_indexes()[0].path == "_id"
+    with keyval.open(path) as s:
+        assert s.collections() == ["made", "x"]
