@@ -956,7 +956,7 @@ kv_status kv_checkpoint(const kv_db *db);
  `dest` then opens with `kv_open`. It holds every write acknowledged
  before the call and no part of a later one (the state at one LSN,
  stored in `*lsn` if `lsn` is not NULL). Writers pause only as long as
- for a checkpoint's freeze. It is built in `.<name>.backup-tmp` next to
+ for a checkpoint's freeze. It is built in `.<name>.backup-tmp.<unique>` next to
  `dest` and renamed into place when complete: after a crash or kill,
  `dest` is missing, or `kv_open` on it fails with `KV_CORRUPTION`
  ("unfinished backup"); never a store that opens with data missing.

@@ -2,14 +2,16 @@
 //! where a backup is built and how it becomes visible.
 //!
 //! A backup is written into a staging directory next to its destination,
-//! `<parent>/.<name>.backup-tmp`, whose first file is the marker
-//! [`INCOMPLETE_MARKER`]. Only when every file is written and `fsync`ed is
+//! `<parent>/.<name>.backup-tmp.<pid>.<ns>.<n>`, made by an exclusive
+//! `mkdir` (never one that was already there, whoever made it, and never
+//! through a link), whose first file is the marker [`INCOMPLETE_MARKER`]. Only when every file is written and `fsync`ed is
 //! the staging directory renamed to the destination (and the parent
 //! `fsync`ed); the marker is removed last (and the destination `fsync`ed).
 //! So at any moment a killed backup leaves one of:
 //!
-//! - no destination at all (the staging directory, with its marker, may
-//!   remain; the next backup to the same destination clears it);
+//! - no destination at all (the staging directory, with its marker or
+//!   empty, may remain; the next backup to the same destination clears
+//!   it, if it is a real directory owned by the same user);
 //! - a destination that still holds the marker: opening it, or `verify`,
 //!   fails with [`Error::Corruption`] naming the unfinished backup;
 //! - a complete backup.
@@ -48,6 +50,80 @@ pub(crate) fn incomplete(dir: &Path) -> Error {
     )
 }
 
+/// The prefix of every staging directory of backups to `name`.
+fn staging_prefix(name: &str) -> String {
+    format!(".{name}.backup-tmp")
+}
+
+/// Create a staging directory no one else made: an exclusive `mkdir` of
+/// `.<name>.backup-tmp.<pid>.<nanoseconds>.<n>` (a name another user
+/// cannot have pre-created: if anything is there, the next `n` is tried).
+///
+/// Errors: [`Error::Io`].
+fn create_unique(fs: &dyn FileSystem, parent: &Path, name: &str) -> Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let pid = std::process::id();
+    let mut last = None;
+    for n in 0..64 {
+        let dir = parent.join(format!("{}.{pid}.{nanos}.{n}", staging_prefix(name)));
+        match fs.create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(dir),
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+    }
+    let dir = last.unwrap_or_else(|| parent.to_path_buf());
+    Err(Error::io(
+        &dir,
+        std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "64 staging directory names in a row were taken",
+        ),
+    ))
+}
+
+/// Clear what interrupted backups to `name` left in `parent`: a staging
+/// directory (any `.<name>.backup-tmp*`) that is itself a directory (not
+/// a link to one), owned by this user, and holds the marker or nothing.
+/// Anything else with such a name (another user's, a link, a directory
+/// without the marker) is left alone: it is not ours to delete.
+///
+/// Errors: [`Error::Io`] (the parent cannot be listed or synced; a
+/// leftover that cannot be removed is left in place).
+fn clear_own_leftovers(fs: &dyn FileSystem, parent: &Path, name: &str) -> Result<()> {
+    let io = |p: &Path, e| Error::io(p, e);
+    let prefix = staging_prefix(name);
+    for entry in fs.list_dir(parent).map_err(|e| io(parent, e))? {
+        if entry != prefix && !entry.starts_with(&format!("{prefix}.")) {
+            continue;
+        }
+        let dir = parent.join(&entry);
+        if !fs.is_own_dir(&dir).map_err(|e| io(&dir, e))? {
+            continue;
+        }
+        let files = fs.list_dir(&dir).map_err(|e| io(&dir, e))?;
+        if !files.is_empty() && !files.iter().any(|f| f == INCOMPLETE_MARKER) {
+            continue;
+        }
+        // The marker goes last, so a crash half-way leaves it recognisable.
+        // Best effort: what cannot be removed (say, a directory someone
+        // put inside) stays, and so does the staging directory.
+        let cleared = files
+            .iter()
+            .filter(|f| *f != INCOMPLETE_MARKER)
+            .all(|f| fs.remove_file(&dir.join(f)).is_ok());
+        if cleared {
+            if !files.is_empty() {
+                let _ = fs.remove_file(&dir.join(INCOMPLETE_MARKER));
+            }
+            let _ = fs.remove_dir(&dir);
+        }
+    }
+    fs.sync_dir(parent).map_err(|e| io(parent, e))
+}
+
 /// A backup being built; see the module docs.
 pub(crate) struct Staging<'a> {
     fs: &'a dyn FileSystem,
@@ -61,8 +137,7 @@ impl<'a> Staging<'a> {
     /// Check `dest` and create its staging directory with the marker in it.
     ///
     /// Errors: [`Error::InvalidArgument`] if `dest` is empty or already
-    /// exists, its parent is not a directory, or the staging path is taken
-    /// by something that is not an unfinished backup; [`Error::Io`].
+    /// exists, or its parent is not a directory; [`Error::Io`].
     pub(crate) fn begin(fs: &'a dyn FileSystem, dest: &Path) -> Result<Staging<'a>> {
         let io = |p: &Path, e| Error::io(p, e);
         let name = dest.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
@@ -87,41 +162,20 @@ impl<'a> Staging<'a> {
                 parent.display()
             )));
         }
-        let dir = parent.join(format!(".{name}.backup-tmp"));
+        clear_own_leftovers(fs, &parent, name)?;
+        let dir = create_unique(fs, &parent, name)?;
         let marker = dir.join(INCOMPLETE_MARKER);
-        if fs.is_dir(&dir).map_err(|e| io(&dir, e))? {
-            // Left by an interrupted backup to the same destination: clear
-            // it, but only if it says it is one.
-            if !fs.exists(&marker).map_err(|e| io(&marker, e))? {
-                return Err(Error::InvalidArgument(format!(
-                    "{} exists and is not an unfinished KeyVal backup; remove it",
-                    dir.display()
-                )));
-            }
-            for f in fs.list_dir(&dir).map_err(|e| io(&dir, e))? {
-                if f != INCOMPLETE_MARKER {
-                    let p = dir.join(f);
-                    fs.remove_file(&p).map_err(|e| io(&p, e))?;
-                }
-            }
-        } else if fs.exists(&dir).map_err(|e| io(&dir, e))? {
-            return Err(Error::InvalidArgument(format!(
-                "{} exists and is not a directory; remove it",
-                dir.display()
-            )));
-        } else {
-            fs.create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-            let f = fs
-                .open(&marker, OpenMode::CreateTruncate)
-                .map_err(|e| io(&marker, e))?;
-            let text = b"KeyVal: an unfinished backup; not a usable store.\n";
-            f.write_all_at(text, 0).map_err(|e| io(&marker, e))?;
-            f.sync_all().map_err(|e| io(&marker, e))?;
-            // The marker is durable in the directory before the directory's
-            // own name is; so the directory never exists without it.
-            fs.sync_dir(&dir).map_err(|e| io(&dir, e))?;
-            fs.sync_dir(&parent).map_err(|e| io(&parent, e))?;
-        }
+        let f = fs
+            .open(&marker, OpenMode::CreateNew)
+            .map_err(|e| io(&marker, e))?;
+        let text = b"KeyVal: an unfinished backup; not a usable store.\n";
+        f.write_all_at(text, 0).map_err(|e| io(&marker, e))?;
+        f.sync_all().map_err(|e| io(&marker, e))?;
+        // The marker is durable in the directory before the directory's
+        // own name is; a crash before this point leaves the directory
+        // empty, which the next backup clears as well.
+        fs.sync_dir(&dir).map_err(|e| io(&dir, e))?;
+        fs.sync_dir(&parent).map_err(|e| io(&parent, e))?;
         Ok(Staging {
             fs,
             parent,

@@ -366,3 +366,72 @@ fn planted_lock_link_is_refused() {
     }
     decoy.assert_untouched("open with a planted LOCK link");
 }
+
+/// Issue 29 section 2: a staging directory planted next to a backup's
+/// destination (in a shared parent such as /tmp) was adopted whoever owned
+/// it, and followed if it was a link (the target's files were deleted and
+/// the backup written there). Now the staging directory is always a fresh
+/// exclusive `mkdir`; planted ones are left alone, and only this user's
+/// own real leftovers (with the marker, or empty) are cleared.
+#[test]
+fn planted_backup_staging_directories_are_neither_adopted_nor_followed() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let decoy = Decoy::new();
+    std::fs::write(decoy.root.join(keyval::backup::INCOMPLETE_MARKER), "x").expect("marker");
+    let decoy = Decoy {
+        before: Decoy::read(&decoy.root),
+        ..decoy
+    };
+    let src = tempfile::tempdir().expect("tempdir");
+    let shared = tempfile::tempdir().expect("shared parent");
+    let db = Db::open(src.path(), small_opts()).expect("open");
+    db.set("k", "v").expect("set");
+
+    // The old fixed name, and a plausible new one, as links to the decoy.
+    symlink(&decoy.root, shared.path().join(".b.backup-tmp")).expect("plant");
+    symlink(&decoy.root, shared.path().join(".b.backup-tmp.1.1.0")).expect("plant");
+    // Another user's directory with the marker, mode 777.
+    let foreign = shared.path().join(".b.backup-tmp.2.2.0");
+    std::fs::create_dir(&foreign).expect("mkdir");
+    std::fs::write(foreign.join(keyval::backup::INCOMPLETE_MARKER), "x").expect("marker");
+    std::fs::write(foreign.join("theirs"), "their data").expect("write");
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let root = nix_is_root();
+    if root {
+        std::os::unix::fs::lchown(&foreign, Some(65534), Some(65534)).expect("chown");
+    }
+    // This user's own leftovers: one with the marker, one empty.
+    let mine = shared.path().join(".b.backup-tmp.3.3.0");
+    std::fs::create_dir(&mine).expect("mkdir");
+    std::fs::write(mine.join(keyval::backup::INCOMPLETE_MARKER), "x").expect("marker");
+    std::fs::write(mine.join("00000000000000000001.wal"), "partial").expect("write");
+    let empty = shared.path().join(".b.backup-tmp.4.4.0");
+    std::fs::create_dir(&empty).expect("mkdir");
+
+    let dest = shared.path().join("b");
+    db.backup(&dest).expect("backup");
+    decoy.assert_untouched("backup beside planted staging links");
+    let m = std::fs::symlink_metadata(&dest).expect("dest");
+    assert!(m.file_type().is_dir(), "the backup is not a real directory");
+    assert_eq!(m.uid(), std::fs::metadata(src.path()).expect("src").uid());
+    assert_ne!(m.mode() & 0o777, 0o777, "the backup took a planted mode");
+    let b = Db::open(&dest, Options::default()).expect("open backup");
+    assert_eq!(b.get("k").expect("get").as_deref(), Some(&b"v"[..]));
+    // Planted links and another user's directory stay; ours are cleared.
+    assert!(std::fs::symlink_metadata(shared.path().join(".b.backup-tmp")).is_ok());
+    assert!(std::fs::symlink_metadata(shared.path().join(".b.backup-tmp.1.1.0")).is_ok());
+    if root {
+        assert_eq!(
+            std::fs::read(foreign.join("theirs")).expect("theirs kept"),
+            b"their data"
+        );
+    }
+    assert!(!mine.exists() && !empty.exists(), "own leftovers were kept");
+}
+
+fn nix_is_root() -> bool {
+    // Safety: geteuid has no preconditions.
+    #[allow(unsafe_code)]
+    let uid = unsafe { libc::geteuid() };
+    uid == 0
+}

@@ -388,7 +388,7 @@ func (db *DB) Sync() error {
 // dest while other goroutines keep writing, and returns the LSN it
 // reached. The copy opens with Open and holds every write acknowledged
 // before the call and no part of a later one. It is built in
-// ".<name>.backup-tmp" next to dest and renamed into place when complete:
+// ".<name>.backup-tmp.<unique>" next to dest and renamed into place when complete:
 // after a crash or kill dest is missing, or Open on it fails with
 // ErrCorruption ("unfinished backup"). A DB opened WithReadOnly backs up
 // its view, which is how another process backs up a live store.

@@ -167,6 +167,31 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// failures are ignored. Default: nothing.
     fn will_need(&self, _path: &Path) {}
 
+    /// Create the one directory `dir`, failing with `AlreadyExists` if
+    /// anything (a directory, a file, a symbolic link) is there: an
+    /// exclusive `mkdir`, so a directory the engine then writes into is
+    /// one it made. Default: the same check, then
+    /// [`FileSystem::create_dir_all`].
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.exists(dir)? {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        self.create_dir_all(dir)
+    }
+
+    /// Whether `path` itself (not what a symbolic link there points to) is
+    /// a directory owned by the effective user: one the engine may clear
+    /// as its own leftover. Default: [`FileSystem::is_dir`] (a simulated
+    /// file system has no links or owners).
+    fn is_own_dir(&self, path: &Path) -> io::Result<bool> {
+        self.is_dir(path)
+    }
+
+    /// Remove the empty directory `dir` (`rmdir`). Default: `Unsupported`.
+    fn remove_dir(&self, _dir: &Path) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
     /// Whether the engine may do work in background threads on this file
     /// system (preparing the next WAL segment, automatic checkpoints). A
     /// deterministic simulation answers `false`, and the engine then waits

@@ -130,6 +130,28 @@ impl FileSystem for RealFs {
         fs::create_dir_all(dir)
     }
 
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir(dir)
+    }
+
+    fn is_own_dir(&self, path: &Path) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let m = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        #[allow(unsafe_code)]
+        // Safety: geteuid takes no arguments, touches no memory of ours and
+        // cannot fail.
+        let me = unsafe { libc::geteuid() };
+        Ok(m.file_type().is_dir() && m.uid() == me)
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        fs::remove_dir(dir)
+    }
+
     fn is_dir(&self, path: &Path) -> io::Result<bool> {
         match fs::metadata(path) {
             Ok(m) => Ok(m.is_dir()),

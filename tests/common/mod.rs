@@ -136,6 +136,15 @@ impl FileSystem for FaultyFsHandle {
     fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
         RealFs.lock(path)
     }
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        RealFs.create_dir(dir)
+    }
+    fn is_own_dir(&self, path: &Path) -> io::Result<bool> {
+        RealFs.is_own_dir(path)
+    }
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        RealFs.remove_dir(dir)
+    }
 }
 
 /// Paths of the WAL segments in `dir`, oldest first.

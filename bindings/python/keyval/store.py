@@ -302,7 +302,7 @@ class Store(_Native, _OrderedBytesMap):
 
         The copy opens with :func:`keyval.open` and holds every write
         acknowledged before the call and no part of a later one. It is
-        built in ``.<name>.backup-tmp`` next to ``dest`` and renamed into
+        built in ``.<name>.backup-tmp.<unique>`` next to ``dest`` and renamed into
         place when complete: after a crash or kill ``dest`` is missing, or
         opening it raises :class:`CorruptionError` ("unfinished backup").
         A store opened with ``read_only=True`` backs up its view, which is
