@@ -481,6 +481,33 @@ typedef struct {
    Document collections.
    */
   uint64_t collections;
+  /*
+   Last recovery (salvage mode): bytes of damage skipped (damaged
+   records, damaged segment headers, cut-off file ends).
+   */
+  uint64_t recovery_bytes_skipped;
+  /*
+   Last recovery (salvage mode): WAL segments the log says must exist
+   but were missing (deleted files).
+   */
+  uint64_t recovery_segments_missing;
+  /*
+   Last recovery: WAL segments read.
+   */
+  uint64_t recovery_segments_scanned;
+  /*
+   Last recovery: WAL segments passed over because the snapshot
+   covers them.
+   */
+  uint64_t recovery_segments_skipped;
+  /*
+   Last recovery: entries loaded from the snapshot.
+   */
+  uint64_t recovery_snapshot_entries;
+  /*
+   Last recovery: last LSN recovered.
+   */
+  uint64_t recovery_last_lsn;
 } kv_stats;
 
 /*

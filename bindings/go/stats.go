@@ -26,6 +26,11 @@ type RecoveryStats struct {
 	Truncated                       bool
 	TruncatedBytes, TruncatedOffset uint64
 	RecordsSkipped, Micros          uint64
+	// Salvage (RecoveryTolerateAnyCorruption): damaged bytes skipped and WAL segments the
+	// log names but that were missing; then what was read.
+	BytesSkipped, SegmentsMissing    uint64
+	SegmentsScanned, SegmentsSkipped uint64
+	SnapshotEntries, LastLSN         uint64
 }
 
 // Stats returns the DB's statistics. Errors: ErrClosed.
@@ -50,7 +55,10 @@ func (db *DB) Stats() (Stats, error) {
 			RecordsReplayed: uint64(s.recovery_records_replayed), BytesReplayed: uint64(s.recovery_bytes_replayed),
 			Truncated: s.recovery_truncated != 0, TruncatedBytes: uint64(s.recovery_truncated_bytes),
 			TruncatedOffset: uint64(s.recovery_truncated_offset), RecordsSkipped: uint64(s.recovery_records_skipped),
-			Micros: uint64(s.recovery_micros),
+			Micros:       uint64(s.recovery_micros),
+			BytesSkipped: uint64(s.recovery_bytes_skipped), SegmentsMissing: uint64(s.recovery_segments_missing),
+			SegmentsScanned: uint64(s.recovery_segments_scanned), SegmentsSkipped: uint64(s.recovery_segments_skipped),
+			SnapshotEntries: uint64(s.recovery_snapshot_entries), LastLSN: uint64(s.recovery_last_lsn),
 		},
 	}, nil
 }

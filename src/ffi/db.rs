@@ -628,6 +628,21 @@ pub struct kv_stats {
     pub keyspaces: u64,
     /// Document collections.
     pub collections: u64,
+    /// Last recovery (salvage mode): bytes of damage skipped (damaged
+    /// records, damaged segment headers, cut-off file ends).
+    pub recovery_bytes_skipped: u64,
+    /// Last recovery (salvage mode): WAL segments the log says must exist
+    /// but were missing (deleted files).
+    pub recovery_segments_missing: u64,
+    /// Last recovery: WAL segments read.
+    pub recovery_segments_scanned: u64,
+    /// Last recovery: WAL segments passed over because the snapshot
+    /// covers them.
+    pub recovery_segments_skipped: u64,
+    /// Last recovery: entries loaded from the snapshot.
+    pub recovery_snapshot_entries: u64,
+    /// Last recovery: last LSN recovered.
+    pub recovery_last_lsn: u64,
 }
 
 /// Fill `*out` with the store's statistics. `out->struct_size` must be
@@ -674,6 +689,12 @@ pub unsafe extern "C" fn kv_stats_get(db: *const kv_db, out: *mut kv_stats) -> k
             recovery_micros: r.duration_micros,
             keyspaces: s.keyspaces,
             collections: s.collections,
+            recovery_bytes_skipped: r.bytes_skipped,
+            recovery_segments_missing: r.segments_missing,
+            recovery_segments_scanned: r.segments_scanned,
+            recovery_segments_skipped: r.segments_skipped,
+            recovery_snapshot_entries: r.snapshot_entries,
+            recovery_last_lsn: r.last_lsn,
         };
         // Safety: `out` is non-NULL and points to `struct_size` writable
         // bytes (the header's contract).

@@ -48,6 +48,11 @@ STATS_FIELDS = [
     "synced_lsn", "snapshot_lsn", "writes", "commit_groups", "fsyncs", "checkpoints",
 ]
 STATS_TAIL_FIELDS = ["keyspaces", "collections"]
+# Added after the tail fields (the struct only grows at its end).
+RECOVERY_TAIL_FIELDS = [
+    "recovery_bytes_skipped", "recovery_segments_missing", "recovery_segments_scanned",
+    "recovery_segments_skipped", "recovery_snapshot_entries", "recovery_last_lsn",
+]
 RECOVERY_FIELDS = [
     "recovery_snapshot_lsn", "recovery_snapshots_rejected", "recovery_records_replayed",
     "recovery_bytes_replayed", "recovery_truncated_bytes", "recovery_truncated_offset",
@@ -62,6 +67,7 @@ class KvStats(_Growable):
         + [("poisoned", c_uint32), ("recovery_truncated", c_uint32)]
         + [(n, c_uint64) for n in RECOVERY_FIELDS]
         + [(n, c_uint64) for n in STATS_TAIL_FIELDS]
+        + [(n, c_uint64) for n in RECOVERY_TAIL_FIELDS]
     )
 
 

@@ -326,7 +326,8 @@ class Store(_Native, _OrderedBytesMap):
         _check(self._call(lib.kv_stats_get, byref(s)))
         d: dict[str, Any] = {n: getattr(s, n) for n in _native.STATS_FIELDS + _native.STATS_TAIL_FIELDS}
         d["poisoned"] = bool(s.poisoned)
-        d["recovery"] = {n[len("recovery_"):]: getattr(s, n) for n in _native.RECOVERY_FIELDS}
+        d["recovery"] = {n[len("recovery_"):]: getattr(s, n)
+                         for n in _native.RECOVERY_FIELDS + _native.RECOVERY_TAIL_FIELDS}
         d["recovery"]["truncated"] = bool(s.recovery_truncated)
         return d
 
