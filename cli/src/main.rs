@@ -51,6 +51,11 @@ struct Cli {
     /// the default one (set creates it).
     #[arg(long, global = true)]
     keyspace: Option<String>,
+    /// Largest value the store accepts, in bytes (Options::max_value_size;
+    /// default 64 MiB, at most 1 GiB). Also bounds the lines `restore` and
+    /// `docs C load` read.
+    #[arg(long, global = true, default_value_t = Options::default().max_value_size)]
+    max_value_size: u32,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -306,6 +311,7 @@ fn open(cli: &Cli, create: bool) -> Result<Db, Error> {
         Options {
             durability,
             create_if_missing: create,
+            max_value_size: cli.max_value_size,
             ..Options::default()
         },
     )?;
@@ -323,9 +329,43 @@ fn open_read_only(cli: &Cli) -> Result<Db, Error> {
         &cli.dir,
         Options {
             read_only: true,
+            max_value_size: cli.max_value_size,
             ..Options::default()
         },
     )
+}
+
+/// Read one line (through its `\n`, kept) of at most `max` bytes into
+/// `buf`, replacing what it held. `Ok(false)` at the end of the input. A
+/// longer line is an error naming line `at` of `file`, after reading only
+/// `max + 1` bytes of it: `load /dev/zero` fails instead of growing a
+/// buffer until the allocator aborts.
+fn read_line_bounded(
+    input: &mut dyn std::io::BufRead,
+    buf: &mut Vec<u8>,
+    max: u64,
+    file: &Path,
+    at: usize,
+) -> Result<bool, Error> {
+    use std::io::{BufRead as _, Read as _};
+    buf.clear();
+    let n = input
+        .take(max + 1)
+        .read_until(b'\n', buf)
+        .map_err(|e| Error::io(file, e))?;
+    if n as u64 > max && buf.last() != Some(&b'\n') {
+        return Err(Error::InvalidArgument(format!(
+            "{} line {at}: longer than {max} bytes (raise --max-value-size for larger values)",
+            file.display()
+        )));
+    }
+    Ok(n > 0)
+}
+
+/// The longest dump line a store with these limits can need: base64 of
+/// the largest key and value, and the JSON around them.
+fn dump_line_max(max_key: u32, max_value: u32) -> u64 {
+    (u64::from(max_key) + u64::from(max_value)).div_ceil(3) * 4 + 64
 }
 
 /// The keyspace named by `--keyspace`, if any (created when `create`).
@@ -649,32 +689,75 @@ fn dump_pair(line: &str, at: usize) -> Result<(Vec<u8>, Vec<u8>), Error> {
     Ok((field("k")?, field("v")?))
 }
 
-/// `restore`: check the whole dump, then load it in batches.
+/// `restore`: check the whole dump, then load it in batches. The file is
+/// read twice, line by line (each line bounded by `dump_line_max`), so a
+/// dump larger than memory restores; the check refuses keys and values
+/// the target store would refuse (empty or longer than max_key_size, or
+/// longer than --max-value-size), so a restore never fails half-way on
+/// one.
 fn restore(cli: &Cli, file: &Path, batch: usize, out: &mut impl Write) -> Result<(), Error> {
-    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let limits = Options {
+        max_value_size: cli.max_value_size,
+        ..Options::default()
+    };
+    limits.validate()?;
+    let line_max = dump_line_max(limits.max_key_size, limits.max_value_size);
     let bad = |why: &str| Error::InvalidArgument(format!("{}: {why}", file.display()));
-    let header: serde_json::Value = lines
-        .first()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| bad("no dump header"))?;
+    let reader = || -> Result<std::io::BufReader<std::fs::File>, Error> {
+        let f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
+        Ok(std::io::BufReader::with_capacity(1 << 20, f))
+    };
+    // Pass 1: the header, every pair line, and the trailer.
+    let mut input = reader()?;
+    let mut line = Vec::new();
+    if !read_line_bounded(&mut input, &mut line, line_max, file, 1)? {
+        return Err(bad("no dump header"));
+    }
+    let header: serde_json::Value =
+        serde_json::from_slice(&line).map_err(|_| bad("no dump header"))?;
     if header["format"] != DUMP_FORMAT || header["version"] != 1 {
         return Err(bad("not a version 1 keyval dump"));
     }
-    let trailer: serde_json::Value = lines
-        .last()
-        .filter(|l| l.ends_with('\n'))
-        .and_then(|l| serde_json::from_str(l).ok())
-        .filter(|t: &serde_json::Value| t["end"] == true)
-        .ok_or_else(|| bad("no trailer: the dump is truncated"))?;
-    lines.remove(0);
-    lines.pop();
     let mut crc = crc32fast::Hasher::new();
-    for (i, l) in lines.iter().enumerate() {
-        crc.update(l.as_bytes());
-        dump_pair(l, i + 2)?;
+    let mut pairs = 0u64;
+    let mut trailer: Option<serde_json::Value> = None;
+    let mut at = 1;
+    loop {
+        at += 1;
+        if !read_line_bounded(&mut input, &mut line, line_max, file, at)? {
+            break;
+        }
+        if trailer.is_some() {
+            return Err(bad("lines after the trailer: damaged"));
+        }
+        let text =
+            std::str::from_utf8(&line).map_err(|_| bad(&format!("line {at} is not UTF-8")))?;
+        if let Ok(t) = serde_json::from_str::<serde_json::Value>(text) {
+            if t["end"] == true && line.ends_with(b"\n") {
+                trailer = Some(t);
+                continue;
+            }
+        }
+        crc.update(&line);
+        let (k, v) = dump_pair(text, at)?;
+        if k.is_empty() || k.len() > limits.max_key_size as usize {
+            return Err(bad(&format!(
+                "line {at}: a key of {} bytes (1 to {} allowed)",
+                k.len(),
+                limits.max_key_size
+            )));
+        }
+        if v.len() > limits.max_value_size as usize {
+            return Err(bad(&format!(
+                "line {at}: a value of {} bytes (at most {}; raise --max-value-size)",
+                v.len(),
+                limits.max_value_size
+            )));
+        }
+        pairs += 1;
     }
-    if trailer["count"] != lines.len() as u64 || trailer["crc32"] != crc.finalize() {
+    let trailer = trailer.ok_or_else(|| bad("no trailer: the dump is truncated"))?;
+    if trailer["count"] != pairs || trailer["crc32"] != crc.finalize() {
         return Err(bad(
             "the trailer's count or CRC-32 does not match the lines: damaged",
         ));
@@ -686,26 +769,44 @@ fn restore(cli: &Cli, file: &Path, batch: usize, out: &mut impl Write) -> Result
         .or_else(|| header["keyspace"].as_str().map(String::from));
     let db = open(cli, true)?;
     let ks = name.as_deref().map(|n| db.keyspace(n)).transpose()?;
-    let bar = ProgressBar::new(lines.len() as u64);
+    let bar = ProgressBar::new(pairs);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} pairs")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    for chunk in lines.chunks(batch.max(1)) {
-        let mut b = WriteBatch::new();
-        for (i, l) in chunk.iter().enumerate() {
-            let (k, v) = dump_pair(l, i + 2)?;
-            match &ks {
-                Some(ks) => b.put_in(ks, k, v),
-                None => b.put(k, v),
-            };
+    // Pass 2: the pairs again, in batches (the file was checked whole; a
+    // change to it meanwhile is caught line by line as in pass 1).
+    let mut input = reader()?;
+    read_line_bounded(&mut input, &mut line, line_max, file, 1)?;
+    let (mut done, mut b, mut in_batch) = (0u64, WriteBatch::new(), 0usize);
+    for at in 2.. {
+        if done == pairs || !read_line_bounded(&mut input, &mut line, line_max, file, at)? {
+            break;
         }
+        let text = std::str::from_utf8(&line).map_err(|_| bad("changed while restoring"))?;
+        let (k, v) = dump_pair(text, at)?;
+        match &ks {
+            Some(ks) => b.put_in(ks, k, v),
+            None => b.put(k, v),
+        };
+        done += 1;
+        in_batch += 1;
+        if in_batch >= batch.max(1) {
+            db.write(std::mem::take(&mut b))?;
+            bar.inc(in_batch as u64);
+            in_batch = 0;
+        }
+    }
+    if in_batch > 0 {
         db.write(b)?;
-        bar.inc(chunk.len() as u64);
+        bar.inc(in_batch as u64);
     }
     bar.finish_and_clear();
     db.close()?;
-    writeln!(out, "restored {} pairs", lines.len()).map_err(Error::from)?;
+    if done != pairs {
+        return Err(bad("the dump changed while it was restored"));
+    }
+    writeln!(out, "restored {pairs} pairs").map_err(Error::from)?;
     Ok(())
 }
 
@@ -718,10 +819,11 @@ fn load_docs(
     file: &Path,
     batch: usize,
     acks: bool,
+    line_max: u64,
     out: &mut impl Write,
 ) -> Result<u64, Error> {
     let w = |e: std::io::Error| Error::from(e);
-    let input: Box<dyn std::io::BufRead> = if file.as_os_str() == "-" {
+    let mut input: Box<dyn std::io::BufRead> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         let f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
@@ -738,13 +840,16 @@ fn load_docs(
         }
         Ok(())
     };
-    for (i, line) in std::io::BufRead::lines(input).enumerate() {
-        let line = line.map_err(|e| Error::io(file, e))?;
-        if line.trim().is_empty() {
+    let mut line = Vec::new();
+    for at in 1.. {
+        if !read_line_bounded(&mut *input, &mut line, line_max, file, at)? {
+            break;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let doc = serde_json::from_str(&line).map_err(|e| {
-            Error::InvalidArgument(format!("{} line {}: not JSON: {e}", file.display(), i + 1))
+        let doc = serde_json::from_slice(&line).map_err(|e| {
+            Error::InvalidArgument(format!("{} line {at}: not JSON: {e}", file.display()))
         })?;
         pending.push(doc);
         if pending.len() >= batch.max(1) {
@@ -781,7 +886,7 @@ fn docs(cli: &Cli, coll: &str, op: &DocOp, out: &mut impl Write) -> Result<u8, E
             d => c.insert(d)?.into(),
         },
         DocOp::Load { file, batch, acks } => {
-            let n = load_docs(&c, file, *batch, *acks, out)?;
+            let n = load_docs(&c, file, *batch, *acks, u64::from(cli.max_value_size), out)?;
             serde_json::json!({ "loaded": n })
         }
         DocOp::Get { id } => match c.get(id)? {
@@ -1106,9 +1211,19 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
     // writer holds it, verify beside it: what the writer is appending can
     // look torn for a moment, so a problem must show in LIVE_READS reads
     // in a row to be reported.
+    // On a read-only mount no writer can run and the lock cannot be
+    // taken (its file cannot be opened for writing): verify as if held.
+    // Without permission to write the lock file, a writer may run: verify
+    // as beside one.
+    let mut read_only_fs = false;
     let lock = match keyval::fs::FileSystem::lock(&RealFs, &dir.join(keyval::store::LOCK_FILE)) {
         Ok(l) => Some(l),
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+        Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
+            read_only_fs = true;
+            None
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => None,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::InvalidArgument(format!(
                 "{} does not exist",
@@ -1119,12 +1234,12 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
     };
     let mut rep = keyval::verify::verify_dir(&RealFs, dir)?;
     let mut reads = 1;
-    while lock.is_none() && reads < LIVE_READS && !rep.problems.is_empty() {
+    while lock.is_none() && !read_only_fs && reads < LIVE_READS && !rep.problems.is_empty() {
         std::thread::sleep(std::time::Duration::from_millis(20));
         rep = keyval::verify::verify_dir(&RealFs, dir)?;
         reads += 1;
     }
-    let live = lock.is_none();
+    let live = lock.is_none() && !read_only_fs;
     drop(lock);
     let w = |e: std::io::Error| Error::from(e);
     writeln!(
