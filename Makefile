@@ -312,10 +312,19 @@ coverage:
 	@grep -E '$(COVERAGE_FILES)' target/coverage-summary.txt
 	@grep -E '^/.*(wal/|recovery.rs|snapshot.rs|raft/)' target/coverage-missing.txt || true
 
-# Coverage-guided fuzzing (nightly + cargo-fuzz), FUZZ_SECONDS per target.
-# New findings land in fuzz/corpus; plain `cargo test` replays that corpus.
+# Fuzzing, longer than `make test` runs it. First the structure-aware
+# property targets on stable Rust (documents: filters, updates, sorts,
+# projections of arbitrary deep and wide JSON; the Raft log against a
+# model; restore and docs-load input), FUZZ_CASES cases each; failing seeds
+# land in the tests' *.proptest-regressions files, which `make test`
+# replays. Then coverage-guided fuzzing (nightly + cargo-fuzz),
+# FUZZ_SECONDS per target; new findings land in fuzz/corpus, which plain
+# `cargo test` replays.
 FUZZ_SECONDS ?= 60
+FUZZ_CASES ?= 20000
 fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --locked --release -p keyval --test hostile_documents --test raft_model -- fuzz raft_log_matches_model
+	PROPTEST_CASES=$$(( $(FUZZ_CASES) / 100 )) $(CARGO) test --locked --release -p keyval-cli --test cli -- hostile_restore
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 	cd fuzz && for t in wal_segment snapshot_file ops_with_crash; do \

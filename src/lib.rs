@@ -73,7 +73,8 @@ pub use backup::BackupInfo;
 pub use batch::WriteBatch;
 pub use db::{Db, Iter, Stats};
 pub use docs::limits::{
-    MAX_DEPTH, MAX_IN_VALUES, MAX_PATH_BYTES, MAX_PATH_SEGMENTS, MAX_UPDATE_PATHS,
+    check_document, check_field_path, MAX_DEPTH, MAX_IN_VALUES, MAX_PATH_BYTES, MAX_PATH_SEGMENTS,
+    MAX_UPDATE_PATHS,
 };
 pub use docs::{
     Collection, CollectionStats, FindOptions, IndexInfo, Page, Plan, SortOrder,

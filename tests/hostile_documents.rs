@@ -314,3 +314,161 @@ fn a_page_past_the_end_has_a_prev_cursor() {
         .collect();
     assert_eq!(ids, ["5", "6", "7"]);
 }
+
+/// Structure-aware fuzzing of the document layer (issue 29 section 6):
+/// arbitrary JSON, deep and wide, as documents, filters, updates, sorts
+/// and projections. Whatever is asked, each call returns (an answer or
+/// `InvalidArgument`/`DuplicateKey`/`NotFound`), nothing panics or
+/// overflows the stack, and the collection stays readable and consistent
+/// with its indexes. Failing seeds are kept in
+/// `hostile_documents.proptest-regressions`; `make fuzz` runs it longer
+/// (PROPTEST_CASES).
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop::sample::select(vec!["a", "b", "c", "_id", "tags", "n"]).prop_map(String::from),
+            2 => prop::sample::select(vec![
+                "a.b", "a.0", "a..b", "", ".", "$gt", "$in", "$set", "$x", "a.$b", "tags.1", "_id.x",
+            ])
+            .prop_map(String::from),
+            1 => "[a-c$.]{0,6}",
+        ]
+    }
+
+    fn json(depth: u32) -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            "[a-c0-9$]{0,4}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(depth, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A value nested `n` levels, to reach past the limits.
+    fn tower(n: usize, array: bool) -> Value {
+        let mut v = json!(0);
+        for _ in 0..n {
+            v = if array { json!([v]) } else { json!({ "a": v }) };
+        }
+        v
+    }
+
+    fn request() -> impl Strategy<Value = (Vec<Value>, Value, Value, Value, Value)> {
+        let doc = prop_oneof![
+            6 => json(4),
+            1 => (90usize..110, any::<bool>()).prop_map(|(n, a)| json!({ "a": tower(n, a) })),
+        ];
+        let filter = prop_oneof![
+            4 => json(4),
+            1 => (90usize..130).prop_map(|n| {
+                let mut f = json!({"a": 1});
+                for _ in 0..n {
+                    f = json!({ "$or": [f] });
+                }
+                f
+            }),
+        ];
+        let ops = prop_oneof![
+            4 => (prop::sample::select(vec!["$set", "$unset", "$inc", "$mul", "$min", "$max",
+                "$rename", "$push", "$pull", "$bad"]), prop::collection::vec((key(), json(3)), 0..5))
+                .prop_map(|(op, kv)| json!({ op: Value::Object(kv.into_iter().collect()) })),
+            1 => json(3),
+            1 => (50usize..150).prop_map(|n| json!({"$set": { vec!["a"; n].join("."): 1 }})),
+        ];
+        let opts = (
+            prop::collection::vec((key(), prop::sample::select(vec![1i64, -1])), 0..3),
+            prop::option::of(prop::collection::vec((key(), any::<bool>()), 0..3)),
+            prop::option::of(-2i64..30),
+        )
+            .prop_map(|(sort, proj, limit)| {
+                let mut o = Map::new();
+                o.insert(
+                    "sort".into(),
+                    Value::Array(sort.into_iter().map(|(k, d)| json!([k, d])).collect()),
+                );
+                if let Some(p) = proj {
+                    o.insert(
+                        "projection".into(),
+                        Value::Object(p.into_iter().map(|(k, b)| (k, Value::from(b))).collect()),
+                    );
+                }
+                if let Some(l) = limit {
+                    o.insert("limit".into(), l.into());
+                }
+                Value::Object(o)
+            });
+        (prop::collection::vec(doc, 1..6), filter, ops, opts, json(2))
+    }
+
+    fn expected_error<T: std::fmt::Debug>(r: &keyval::Result<T>) -> bool {
+        matches!(
+            r,
+            Ok(_)
+                | Err(Error::InvalidArgument(_))
+                | Err(Error::DuplicateKey(_))
+                | Err(Error::NotFound(_))
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64),
+            ..ProptestConfig::default()
+        })]
+        #[test]
+        fn any_request_is_answered_or_refused_and_the_collection_stays_readable(
+            (docs, filter, ops, opts, index) in request()
+        ) {
+            let (_d, db) = store();
+            let c = db.collection("f").expect("coll");
+            c.create_index("a", false).expect("index a");
+            c.create_index("tags", true).expect("index tags");
+            if let Some(p) = index.as_str() {
+                let _ = c.create_index(p, false);
+            }
+            let mut ids = Vec::new();
+            for d in docs {
+                let r = c.insert(d);
+                prop_assert!(expected_error(&r), "{:?}", r);
+                if let Ok(id) = r {
+                    ids.push(id);
+                }
+            }
+            let fo = FindOptions::from_json(&opts);
+            if let Ok(fo) = &fo {
+                let r = c.find(&filter, fo);
+                prop_assert!(expected_error(&r), "{:?}", r);
+                let r = c.explain(&filter, fo);
+                prop_assert!(expected_error(&r), "{:?}", r);
+            }
+            let r = c.count(&filter);
+            prop_assert!(expected_error(&r), "{:?}", r);
+            for id in &ids {
+                let r = c.update_with(id, &ops);
+                prop_assert!(expected_error(&r), "{:?}", r);
+                let r = c.update(id, &ops);
+                prop_assert!(expected_error(&r), "{:?}", r);
+            }
+            // Whatever was stored stays readable, and agrees with its
+            // indexes.
+            let all = c.find(&json!({}), &FindOptions::default().limit(1000)).expect("find all");
+            prop_assert_eq!(all.docs.len() as u64, c.count(&json!({})).expect("count"));
+            prop_assert_eq!(c.find_iter(&json!({})).expect("iter").count(), all.docs.len());
+            prop_assert!(c.check().expect("check").is_empty());
+            for d in &all.docs {
+                keyval::check_document(d).expect("a stored document within the limits");
+            }
+        }
+    }
+}

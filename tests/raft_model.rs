@@ -148,7 +148,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+            // `make fuzz` raises it with PROPTEST_CASES.
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(48),
+            ..ProptestConfig::default()
+        })]
     #[test]
     fn raft_log_matches_model(ops in proptest::collection::vec(op(), 1..40)) {
         run(ops)?;
