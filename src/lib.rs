@@ -77,7 +77,7 @@ pub use docs::limits::{
     MAX_UPDATE_PATHS,
 };
 pub use docs::{
-    Collection, CollectionStats, FindOptions, IndexInfo, Page, Plan, SortOrder,
+    check_filter, Collection, CollectionStats, FindOptions, IndexInfo, Page, Plan, SortOrder,
     MAX_COLLECTION_NAME, MAX_INDEX_PATH,
 };
 pub use error::{Error, Result};

@@ -771,6 +771,11 @@ fn hostile_load_and_restore_input() {
         "{o:?}"
     );
     assert_eq!(text(&keyval(&dir, &["docs", "c", "count"])).trim(), "0");
+    {
+        // The failed load left no collection behind.
+        let db = keyval::Db::open(&dir, keyval::Options::default()).expect("open");
+        assert!(db.list_collections().expect("list").is_empty());
+    }
 
     // A dump holding a 2 MiB value, restored into stores allowing 1 MiB
     // and then 4 MiB.

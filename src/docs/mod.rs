@@ -97,6 +97,13 @@ impl IndexInfo {
     }
 }
 
+/// Check that `filter` is a valid filter (see [`filter::parse`]) without
+/// running it: what `find` and `count` refuse, this refuses, with the same
+/// [`Error::InvalidArgument`].
+pub fn check_filter(filter: &Value) -> Result<()> {
+    filter::parse(filter).map(|_| ())
+}
+
 /// Collection `name` for a write, created if missing; also says whether
 /// this call created it (see [`drop_if_empty`]).
 ///
@@ -105,13 +112,9 @@ pub(crate) fn collection_for_write(db: &Db, name: &str) -> Result<(Collection, b
     Collection::open(db.inner(), name, true)
 }
 
-/// Drop collection `name` if it holds no document: a write that created
-/// it and then failed leaves nothing behind. Under the document write
-/// lock, so a document another thread inserted meanwhile keeps it.
-/// Returns whether it was dropped.
-///
-/// Errors: as [`Db::drop_collection`].
+/// See [`Db::drop_collection_if_empty`].
 pub(crate) fn drop_if_empty(db: &Db, name: &str) -> Result<bool> {
+    check_collection_name(name)?;
     let inner = db.inner();
     let _w = inner.docs_lock.lock();
     match inner.keyspace(&format!("{DOCS}{name}"), false) {
@@ -262,6 +265,18 @@ impl Db {
             .into_iter()
             .filter_map(|k| k.strip_prefix(DOCS).map(str::to_string))
             .collect())
+    }
+
+    /// Drop collection `name` if it exists and holds no document (its
+    /// indexes and counters go with it); returns whether it was dropped.
+    /// For a caller whose write created the collection and then failed:
+    /// calling this leaves nothing behind. It runs under the document write
+    /// lock, so a document another thread inserted meanwhile keeps the
+    /// collection. (The C, Go and Python writes do this themselves.)
+    ///
+    /// Errors: as [`Db::drop_collection`].
+    pub fn drop_collection_if_empty(&self, name: &str) -> Result<bool> {
+        drop_if_empty(self, name)
     }
 
     /// Drop the collection `name`: its documents, indexes and counters.
