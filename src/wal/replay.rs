@@ -352,11 +352,6 @@ fn all_empty(fs: &dyn FileSystem, dir: &Path, ids: &[u64], kind: u32) -> Result<
     Ok(true)
 }
 
-/// A segment's file name, for messages.
-fn dir_entry(id: u64) -> String {
-    segment::file_name(id)
-}
-
 fn u64_payload(p: &[u8]) -> Option<u64> {
     let b: [u8; 8] = p.get(..8)?.try_into().ok()?;
     Some(u64::from_le_bytes(b))
@@ -414,12 +409,12 @@ impl Cursor<'_> {
                 let msg = match missing {
                     Some((a, b)) if a == b => format!(
                         "WAL segment {} is missing (deleted?): sequence numbers {from}..={to} are gone",
-                        dir_entry(a)
+                        segment::file_name(a)
                     ),
                     Some((a, b)) => format!(
                         "WAL segments {} to {} are missing (deleted?): sequence numbers {from}..={to} are gone",
-                        dir_entry(a),
-                        dir_entry(b)
+                        segment::file_name(a),
+                        segment::file_name(b)
                     ),
                     None => format!(
                         "gap in the log: expected sequence number {from}, found {lsn} \
