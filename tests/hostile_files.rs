@@ -157,45 +157,42 @@ fn refused_naming(needle: &'static str) -> impl Fn(&str, keyval::Result<Db>) + S
     }
 }
 
-#[test]
-fn fifo_in_place_of_the_newest_segment_is_refused_not_waited_on() {
+/// A lived store with its newest segment or snapshot (`newest`) replaced
+/// by what `plant` makes at that path; every open and `verify` must
+/// refuse it with an error containing `needle`. Returns the store and the
+/// planted path.
+fn planted(
+    newest: fn(&Path) -> Vec<PathBuf>,
+    plant: impl FnOnce(&Path),
+    what: &str,
+    needle: &'static str,
+) -> (tempfile::TempDir, PathBuf) {
     let t = tempfile::tempdir().expect("tempdir");
     lived(t.path());
-    let newest = segments(t.path()).pop().expect("seg");
-    std::fs::remove_file(&newest).expect("rm");
-    mkfifo(&newest);
-    every_open(
-        t.path(),
-        "FIFO segment",
-        refused_naming("not a regular file"),
-    );
+    let victim = newest(t.path()).pop().expect("file");
+    std::fs::remove_file(&victim).expect("rm");
+    plant(&victim);
+    every_open(t.path(), what, refused_naming(needle));
+    (t, victim)
+}
+
+#[test]
+fn fifo_in_place_of_the_newest_segment_is_refused_not_waited_on() {
+    planted(segments, mkfifo, "FIFO segment", "not a regular file");
 }
 
 #[test]
 fn fifo_in_place_of_the_newest_snapshot_is_refused_not_waited_on() {
-    let t = tempfile::tempdir().expect("tempdir");
-    lived(t.path());
-    let newest = snapshots(t.path()).pop().expect("snap");
-    std::fs::remove_file(&newest).expect("rm");
-    mkfifo(&newest);
-    every_open(
-        t.path(),
-        "FIFO snapshot",
-        refused_naming("not a regular file"),
-    );
+    planted(snapshots, mkfifo, "FIFO snapshot", "not a regular file");
 }
 
 #[test]
 fn segment_that_links_to_dev_zero_is_refused() {
-    let t = tempfile::tempdir().expect("tempdir");
-    lived(t.path());
-    let newest = segments(t.path()).pop().expect("seg");
-    std::fs::remove_file(&newest).expect("rm");
-    symlink("/dev/zero", &newest).expect("symlink");
-    every_open(
-        t.path(),
+    let (t, newest) = planted(
+        segments,
+        |p| symlink("/dev/zero", p).expect("symlink"),
         "segment -> /dev/zero",
-        refused_naming("symbolic link"),
+        "symbolic link",
     );
     // Salvage refuses it too: it is not a segment KeyVal wrote.
     let d = t.path().to_path_buf();
@@ -303,15 +300,21 @@ fn planted_snapshot_tmp_links_are_not_followed() {
     }
     db.close().expect("close");
     decoy.assert_untouched("checkpoint over planted .kvs.tmp links");
-    for s in snapshots(t.path()) {
-        let m = std::fs::symlink_metadata(&s).expect("meta");
+    all_regular_and_300_keys(t.path(), snapshots(t.path()));
+}
+
+/// Every file of `files` is a regular file (no planted link was installed
+/// under a store name), and the store reopens with its 300 keys.
+fn all_regular_and_300_keys(dir: &Path, files: Vec<PathBuf>) {
+    for f in files {
+        let m = std::fs::symlink_metadata(&f).expect("meta");
         assert!(
             m.file_type().is_file(),
             "{} is not a regular file",
-            s.display()
+            f.display()
         );
     }
-    let db = Db::open(t.path(), small_opts()).expect("reopen");
+    let db = Db::open(dir, small_opts()).expect("reopen");
     assert_eq!(db.iter().count(), 300);
 }
 
@@ -337,16 +340,7 @@ fn planted_segment_prep_links_are_not_followed() {
     let newest = segs.last().expect("segment").file_name().expect("name");
     let id: u64 = newest.to_string_lossy()[..20].parse().expect("id");
     assert!(id >= 4, "{segs:?}");
-    for s in segs {
-        let m = std::fs::symlink_metadata(&s).expect("meta");
-        assert!(
-            m.file_type().is_file(),
-            "{} is not a regular file",
-            s.display()
-        );
-    }
-    let db = Db::open(t.path(), small_opts()).expect("reopen");
-    assert_eq!(db.iter().count(), 300);
+    all_regular_and_300_keys(t.path(), segs);
 }
 
 #[test]

@@ -97,26 +97,49 @@ unsafe fn with_coll(
     })
 }
 
-/// [`with_coll`] for a read: a missing collection reads as an empty one,
-/// answered by `missing` (one rule for every read: see docs/documents.md).
+/// [`with_coll`] for a read: `prepare` checks and decodes the arguments,
+/// then `f` runs on the collection, or `missing` answers for a missing one
+/// as an empty collection would (one rule for every read: see
+/// docs/documents.md).
 ///
 /// Safety: `coll` points to `coll_len` readable bytes.
-unsafe fn with_coll_or(
+unsafe fn with_coll_or<P>(
     db: *const kv_db,
     coll: *const u8,
     coll_len: usize,
-    f: impl FnOnce(&Collection) -> Result<(), Fail>,
-    missing: impl FnOnce() -> Result<(), Fail>,
+    prepare: impl FnOnce() -> Result<P, Fail>,
+    f: impl FnOnce(&Collection, P) -> Result<(), Fail>,
+    missing: impl FnOnce(P) -> Result<(), Fail>,
 ) -> kv_status {
     with_db(db, |h| {
         // Safety: pointer/length pair as documented.
         let name = unsafe { text(coll, coll_len, "coll") }?;
+        let args = prepare()?;
         match h.db.open_collection(name) {
-            Ok(c) => f(&c),
-            Err(crate::Error::NotFound(_)) => missing(),
+            Ok(c) => f(&c, args),
+            Err(crate::Error::NotFound(_)) => missing(args),
             Err(e) => Err(e.into()),
         }
     })
+}
+
+/// `Ok(())` if `out` is not NULL.
+fn need_out<T>(out: *mut T) -> Result<(), Fail> {
+    if out.is_null() {
+        return Err(invalid("out is NULL"));
+    }
+    Ok(())
+}
+
+/// A non-empty document id (UTF-8).
+///
+/// Safety: `id` points to `id_len` readable bytes.
+unsafe fn doc_id<'a>(id: *const u8, id_len: usize) -> Result<&'a str, Fail> {
+    // Safety: forwarded contract.
+    match unsafe { text(id, id_len, "id") }? {
+        "" => Err(invalid("empty document id")),
+        id => Ok(id),
+    }
 }
 
 /// Create collection `coll` if it does not exist (idempotent).
@@ -184,9 +207,6 @@ pub unsafe extern "C" fn kv_coll_stats(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        if out.is_null() {
-            return with_db(db, |_| Err(invalid("out is NULL")));
-        }
         let put = |s: crate::docs::CollectionStats| {
             let v = serde_json::json!({"documents": s.documents, "bytes": s.bytes,
                 "indexes": s.indexes, "index_entries": s.index_entries});
@@ -196,8 +216,9 @@ pub unsafe extern "C" fn kv_coll_stats(
             db,
             coll,
             coll_len,
-            |c| put(c.stats()?),
-            || put(Default::default()),
+            || need_out(out),
+            |c, ()| put(c.stats()?),
+            |()| put(Default::default()),
         )
     }
 }
@@ -240,19 +261,16 @@ pub unsafe extern "C" fn kv_coll_drop_index(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        let path = match text(path, path_len, "path") {
-            Ok(p) => p,
-            Err(e) => return with_db(db, |_| Err(e)),
-        };
         with_coll_or(
             db,
             coll,
             coll_len,
-            |c| {
+            || text(path, path_len, "path"),
+            |c, path| {
                 put_flag(existed, c.drop_index(path)?);
                 Ok(())
             },
-            || {
+            |_| {
                 put_flag(existed, false);
                 Ok(())
             },
@@ -273,9 +291,6 @@ pub unsafe extern "C" fn kv_coll_list_indexes(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        if out.is_null() {
-            return with_db(db, |_| Err(invalid("out is NULL")));
-        }
         let put = |list: Vec<crate::docs::IndexInfo>| {
             let v: Vec<Value> = list
                 .into_iter()
@@ -287,8 +302,9 @@ pub unsafe extern "C" fn kv_coll_list_indexes(
             db,
             coll,
             coll_len,
-            |c| put(c.list_indexes()?),
-            || put(vec![crate::docs::IndexInfo::primary()]),
+            || need_out(out),
+            |c, ()| put(c.list_indexes()?),
+            |()| put(vec![crate::docs::IndexInfo::primary()]),
         )
     }
 }
@@ -347,25 +363,18 @@ pub unsafe extern "C" fn kv_doc_get(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        if out.is_null() {
-            return with_db(db, |_| Err(invalid("out is NULL")));
-        }
-        let id = match text(id, id_len, "id") {
-            Ok(id) if !id.is_empty() => id,
-            Ok(_) => return with_db(db, |_| Err(invalid("empty document id"))),
-            Err(e) => return with_db(db, |_| Err(e)),
-        };
         let none = || Err(Fail::Status(kv_status::KV_NOT_FOUND, c"no such document"));
         with_coll_or(
             db,
             coll,
             coll_len,
+            || need_out(out).and_then(|()| doc_id(id, id_len)),
             // The stored text is what serializing the document gives.
-            |c| match c.get_json(id)? {
+            |c, id| match c.get_json(id)? {
                 Some(j) => put_bytes(out, out_len, &j),
                 None => none(),
             },
-            none,
+            |_| none(),
         )
     }
 }
@@ -384,20 +393,16 @@ pub unsafe extern "C" fn kv_doc_delete(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        let id = match text(id, id_len, "id") {
-            Ok(id) if !id.is_empty() => id,
-            Ok(_) => return with_db(db, |_| Err(invalid("empty document id"))),
-            Err(e) => return with_db(db, |_| Err(e)),
-        };
         with_coll_or(
             db,
             coll,
             coll_len,
-            |c| {
+            || doc_id(id, id_len),
+            |c, id| {
                 put_flag(existed, c.delete(id)?);
                 Ok(())
             },
-            || {
+            |_| {
                 put_flag(existed, false);
                 Ok(())
             },
@@ -616,22 +621,16 @@ pub unsafe extern "C" fn kv_doc_count(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        if out.is_null() {
-            return with_db(db, |_| Err(invalid("out is NULL")));
-        }
-        let f = match json(filter, filter_len, "filter") {
-            Ok(f) => f,
-            Err(e) => return with_db(db, |_| Err(e)),
-        };
         with_coll_or(
             db,
             coll,
             coll_len,
-            |c| {
+            || need_out(out).and_then(|()| json(filter, filter_len, "filter")),
+            |c, f| {
                 *out = c.count(&f)?;
                 Ok(())
             },
-            || {
+            |f| {
                 crate::docs::filter::parse(&f)?;
                 *out = 0;
                 Ok(())
