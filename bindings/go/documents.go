@@ -91,6 +91,10 @@ func (db *DB) CreateCollection(name string) (*Collection, error) {
 	return db.Collection(name), err
 }
 
+// ListCollections is Collections, under the name the Rust API and the
+// docs use.
+func (db *DB) ListCollections() ([]string, error) { return db.Collections() }
+
 // Collections lists the collections, sorted. Errors: ErrClosed.
 func (db *DB) Collections() ([]string, error) {
 	var names []string
@@ -201,8 +205,8 @@ func (c *Collection) InsertMany(docs []any) ([]string, error) {
 	return ids, err
 }
 
-// Get returns document id. Errors: ErrNotFound (no such document or
-// collection), ErrInvalidArgument (empty id), ErrClosed.
+// Get returns document id. Errors: ErrNotFound (no such document; a
+// missing collection has none), ErrInvalidArgument (empty id), ErrClosed.
 func (c *Collection) Get(id string) (Document, error) {
 	var d Document
 	return d, c.GetInto(id, &d)
@@ -215,9 +219,9 @@ func (c *Collection) GetInto(id string, v any) error {
 	})
 }
 
-// Delete removes document id and reports whether it existed. Errors:
-// ErrNotFound (no such collection), ErrInvalidArgument, ErrClosed,
-// ErrPoisoned, ErrIO.
+// Delete removes document id and reports whether it existed (false in a
+// missing collection, which it does not create). Errors:
+// ErrInvalidArgument, ErrClosed, ErrPoisoned, ErrIO.
 func (c *Collection) Delete(id string) (bool, error) {
 	var existed C.int32_t
 	err := c.db.with(func(h *C.kv_db) C.kv_status {
@@ -347,8 +351,8 @@ func (c *Collection) All(filter any) iter.Seq2[Document, error] {
 	}
 }
 
-// Count returns the number of documents matching filter. Errors:
-// ErrNotFound (no such collection), ErrInvalidArgument, ErrClosed.
+// Count returns the number of documents matching filter (0 for a missing
+// collection). Errors: ErrInvalidArgument, ErrClosed.
 func (c *Collection) Count(filter any) (uint64, error) {
 	if filter == nil {
 		filter = map[string]any{}
@@ -401,7 +405,11 @@ func (c *Collection) DropIndex(path string) (bool, error) {
 	return existed != 0, err
 }
 
-// Indexes lists the indexes, "_id" first. Errors: ErrNotFound, ErrClosed.
+// ListIndexes is Indexes, under the name the Rust API and the docs use.
+func (c *Collection) ListIndexes() ([]IndexInfo, error) { return c.Indexes() }
+
+// Indexes lists the indexes, "_id" first (only "_id" for a missing
+// collection). Errors: ErrClosed.
 func (c *Collection) Indexes() ([]IndexInfo, error) {
 	var out []IndexInfo
 	err := c.call(nil, &out, func(h *C.kv_db, cp *C.uint8_t, cl C.size_t, _ *C.uint8_t, _ C.size_t, o **C.uint8_t, n *C.size_t) C.kv_status {
@@ -410,8 +418,8 @@ func (c *Collection) Indexes() ([]IndexInfo, error) {
 	return out, err
 }
 
-// Stats counts documents, bytes and index entries. Errors: ErrNotFound,
-// ErrClosed.
+// Stats counts documents, bytes and index entries (all 0 for a missing
+// collection). Errors: ErrClosed.
 func (c *Collection) Stats() (CollectionStats, error) {
 	var s CollectionStats
 	err := c.call(nil, &s, func(h *C.kv_db, cp *C.uint8_t, cl C.size_t, _ *C.uint8_t, _ C.size_t, o **C.uint8_t, n *C.size_t) C.kv_status {

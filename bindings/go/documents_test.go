@@ -224,3 +224,48 @@ func TestCollections(t *testing.T) {
 		t.Fatalf("drop: %v %v", ok, err)
 	}
 }
+
+// Issue 29: a failed write leaves no collection behind; a missing
+// collection reads as an empty one; hostile update paths are refused.
+func TestHostileDocumentInput(t *testing.T) {
+	db := openT(t, t.TempDir())
+	defer db.Close()
+	never := db.Collection("never")
+	if _, err := never.Insert(map[string]any{"_id": 5}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("non-string _id: %v", err)
+	}
+	if _, err := never.Insert(map[string]any{"$where": 1}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("$ name: %v", err)
+	}
+	if names, err := db.ListCollections(); err != nil || len(names) != 0 {
+		t.Fatalf("a failed write created a collection: %v %v", names, err)
+	}
+	if n, err := never.Count(nil); err != nil || n != 0 {
+		t.Fatalf("count of a missing collection: %d %v", n, err)
+	}
+	if ix, err := never.ListIndexes(); err != nil || len(ix) != 1 || ix[0].Path != "_id" {
+		t.Fatalf("indexes of a missing collection: %v %v", ix, err)
+	}
+	if existed, err := never.Delete("1"); err != nil || existed {
+		t.Fatalf("delete in a missing collection: %v %v", existed, err)
+	}
+	if _, err := never.Get("1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get in a missing collection: %v", err)
+	}
+
+	c := db.Collection("c")
+	id, err := c.Insert(map[string]any{"a": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := "a"
+	for i := 0; i < 100000; i++ {
+		long += ".a"
+	}
+	if _, err := c.UpdateWith(id, map[string]any{"$set": map[string]any{long: 1}}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("100,000-segment path: %v", err)
+	}
+	if n, err := c.Count(nil); err != nil || n != 1 {
+		t.Fatalf("count after a refused update: %d %v", n, err)
+	}
+}
