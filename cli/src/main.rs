@@ -1099,6 +1099,11 @@ fn raft_record(rtype: u8, p: &[u8], hex: bool) -> String {
         Some(record::RecordType::RaftReclaim) => u64_at(0).map(|l| {
             format!("reclaim: segments holding only records below LSN {l} may be deleted")
         }),
+        Some(record::RecordType::RaftRebase) => Some(match p.first() {
+            Some(0) => "rebase: a rewrite of the whole log (after a salvage) begins".into(),
+            Some(1) => "rebase: the rewrite is complete and replaces the log before it".into(),
+            _ => format!("rebase: unknown phase ({} byte payload)", p.len()),
+        }),
         _ => Some(format!("{} byte payload", p.len())),
     };
     format!(

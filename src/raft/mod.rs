@@ -11,6 +11,8 @@
 //! RaftTruncateSuffix (12): u64 from (entries >= from are removed)
 //! RaftTruncatePrefix (13): u64 upto, u64 term of that entry (0 if unknown)
 //! RaftReclaim (14):        u64 lsn (segments below it may be deleted)
+//! RaftRebase (15):         u8 0 = a rewrite of the whole log begins,
+//!                          1 = it is complete (see `rebase_after_salvage`)
 //! ```
 //!
 //! Entries are not held in memory: an index maps each log index to its
@@ -158,6 +160,16 @@ struct State {
     /// Highest LSN named by a reclaim record: segments holding only records
     /// below it may have been deleted.
     reclaimed_below: u64,
+    /// Replaying under `TolerateAnyCorruption`: an entries record that does
+    /// not continue the log (the records between were lost to damage) is
+    /// dropped and counted in `dropped` instead of failing the open. Raft
+    /// needs a contiguous log; the leader sends the dropped entries again.
+    salvage: bool,
+    /// Entries records salvage dropped.
+    dropped: u64,
+    /// Inside a rewrite (between `RaftRebase` 0 and 1): the state the
+    /// rewrite's records build, which replaces this one at the commit.
+    shadow: Option<Box<State>>,
 }
 
 impl State {
@@ -193,7 +205,41 @@ impl State {
         file: &Path,
     ) -> Result<()> {
         let bad = |why: &str| Error::corruption(file, Some(off), why.to_string());
+        if rtype == RecordType::RaftRebase {
+            match p.first() {
+                Some(0) => {
+                    // A rewrite that never committed (a crash) is ignored;
+                    // a new one starts from nothing.
+                    self.shadow = Some(Box::new(State {
+                        first: 1,
+                        replaying: self.replaying,
+                        salvage: self.salvage,
+                        ..State::default()
+                    }));
+                }
+                Some(1) => {
+                    let mut sh = *self
+                        .shadow
+                        .take()
+                        .ok_or_else(|| bad("rebase commit without a begin"))?;
+                    sh.reclaimed_below = sh.reclaimed_below.max(self.reclaimed_below);
+                    sh.files = std::mem::take(&mut self.files);
+                    sh.dropped += self.dropped;
+                    *self = sh;
+                }
+                _ => return Err(bad("bad rebase record")),
+            }
+            return Ok(());
+        }
+        if let Some(sh) = self.shadow.as_mut() {
+            if rtype == RecordType::RaftReclaim {
+                let lsn = u64_at(p, 0).ok_or_else(|| bad("short reclaim record"))?;
+                self.reclaimed_below = self.reclaimed_below.max(lsn);
+            }
+            return sh.apply(rtype, p, seg, off, file);
+        }
         match rtype {
+            RecordType::RaftRebase => unreachable!("handled above"),
             RecordType::RaftEntries => {
                 let first = u64_at(p, 0).ok_or_else(|| bad("short entries record"))?;
                 let count = u32_at(p, 8).ok_or_else(|| bad("short entries record"))? as usize;
@@ -208,6 +254,10 @@ impl State {
                     // that a later truncate-prefix removed (checked later).
                     self.hole = Some((self.next(), first));
                     self.first = first;
+                }
+                if self.used && first != self.next() && self.salvage && self.replaying {
+                    self.dropped += 1;
+                    return Ok(());
                 }
                 if self.used && first != self.next() {
                     return Err(bad(&format!(
@@ -386,8 +436,18 @@ impl RaftLog {
             next: st.next(),
             used: st.used,
         };
-        let core = Core::new(dir, fs, lock, KIND_RAFT, &opts, out.resume, stats)?;
-        Ok(RaftLog {
+        let rebase = out.salvaged || st.dropped > 0 || stats.segments_missing > 0;
+        let salvage_stats = stats.clone();
+        let core = Core::new(
+            dir,
+            Arc::clone(&fs),
+            lock,
+            KIND_RAFT,
+            &opts,
+            out.resume,
+            stats,
+        )?;
+        let log = RaftLog {
             inner: Arc::new(Inner {
                 core,
                 state: RwLock::new(st),
@@ -395,7 +455,78 @@ impl RaftLog {
                 cache: Mutex::new(Cache::default()),
                 metrics: RaftRecorder::default(),
             }),
-        })
+        };
+        if !rebase {
+            return Ok(log);
+        }
+        // Salvaged: rewrite what survived as the whole log, then open that
+        // (its recovery facts are the salvage's).
+        log.rebase_after_salvage()?;
+        let path = log.inner.core.dir.clone();
+        log.close()?;
+        drop(log);
+        let mut log = RaftLog::open_with_fs(path, opts, fs)?;
+        if let Some(inner) = Arc::get_mut(&mut log.inner) {
+            inner.core.recovery = salvage_stats;
+        }
+        Ok(log)
+    }
+
+    /// After a salvage: write what survived (the contiguous entries, the
+    /// purge point, the hard state) again as one rewrite into a segment of
+    /// its own, between a `RaftRebase` begin and commit record, and delete
+    /// every older segment, so the salvaged log is the whole log and a
+    /// later open in any mode starts from it (a damaged segment left in
+    /// place would fail every default open). A crash before the commit is
+    /// durable leaves the old log standing (the rewrite is ignored); one
+    /// after it, before the old segments are gone, leaves the old damage in
+    /// place: the default open still reports it, and salvage finishes the
+    /// job. Holds the surviving entries in memory while it rewrites them.
+    ///
+    /// Errors: `Corruption` (a surviving entry fails its checksum), `Io`
+    /// (the log is then poisoned).
+    fn rebase_after_salvage(&self) -> Result<()> {
+        let (first, last, hard, purged) =
+            self.read(|s| Ok((s.first, s.last(), s.hard.clone(), s.purged)))?;
+        let kept: Vec<Entry> = match last {
+            Some(l) => (first..=l).map(|i| self.entry(i)).collect::<Result<_>>()?,
+            None => Vec::new(),
+        };
+        let mut recs: Vec<(RecordType, Vec<u8>)> = vec![(RecordType::RaftRebase, vec![0])];
+        match purged {
+            Some((p, t)) if p + 1 == first => {
+                let mut b = p.to_le_bytes().to_vec();
+                b.extend_from_slice(&t.to_le_bytes());
+                recs.push((RecordType::RaftTruncatePrefix, b));
+            }
+            // The log starts later than its purge point says (entries lost
+            // at its start): the rewrite starts at the first entry kept.
+            _ if first > 1 && last.is_none() => {
+                let mut b = (first - 1).to_le_bytes().to_vec();
+                b.extend_from_slice(&0u64.to_le_bytes());
+                recs.push((RecordType::RaftTruncatePrefix, b));
+            }
+            _ => {}
+        }
+        for chunk in kept.chunks(1024) {
+            recs.push((RecordType::RaftEntries, encode_entries(chunk)));
+        }
+        if let Some(hs) = &hard {
+            recs.push((RecordType::RaftHardState, encode_hard_state(hs)));
+        }
+        let core = &self.inner.core;
+        core.poison_on_err((|| {
+            let mut w = core.wal.lock();
+            let before = w.rotate_now()?;
+            recs.push((RecordType::RaftReclaim, (before + 1).to_le_bytes().to_vec()));
+            let refs: Vec<(RecordType, &[u8])> =
+                recs.iter().map(|(t, p)| (*t, p.as_slice())).collect();
+            w.append(&refs, None)?;
+            w.append(&[(RecordType::RaftRebase, &[1u8][..])], None)?;
+            // Delete only once what replaces it is durable.
+            w.sync()?;
+            w.remove_segments_upto(before).map(|_| ())
+        })())
     }
 
     /// Facts about the recovery done by `open`.
@@ -442,16 +573,7 @@ impl RaftLog {
                 )));
             }
         }
-        let mut p =
-            Vec::with_capacity(12 + entries.iter().map(|e| 16 + e.data.len()).sum::<usize>());
-        p.extend_from_slice(&first.index.to_le_bytes());
-        p.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-        for e in entries {
-            p.extend_from_slice(&e.term.to_le_bytes());
-            p.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
-            p.extend_from_slice(&crc32fast::hash(&e.data).to_le_bytes());
-            p.extend_from_slice(&e.data);
-        }
+        let p = encode_entries(entries);
         let n = entries.len() as u64;
         self.write(|r| {
             if r.used && first.index != r.next {
@@ -906,6 +1028,7 @@ fn recover(
     let mut st = State {
         first: 1,
         replaying: true,
+        salvage: opts.recovery_mode == crate::options::RecoveryMode::TolerateAnyCorruption,
         ..State::default()
     };
     let start = ReplayStart {
@@ -921,7 +1044,10 @@ fn recover(
     let out = replay(fs, dir, segments, opts, start, &mut stats, |r| {
         st.apply(r.rtype, r.payload, r.segment_id, r.offset, r.file)
     })?;
+    // A rewrite that did not commit: the log it would have replaced stands.
+    st.shadow = None;
     st.replaying = false;
+    stats.records_skipped += st.dropped;
     check_reclaimed(dir, &st, &out, opts, &mut stats)?;
     Ok((st, out, stats))
 }
@@ -1047,6 +1173,22 @@ fn check_reclaimed(
         }
         Some(why) => Err(Error::corruption(dir, None, why)),
     }
+}
+
+/// The payload of a `RaftEntries` record (see the module docs) for
+/// consecutive `entries` (at least one).
+fn encode_entries(entries: &[Entry]) -> Vec<u8> {
+    let first = entries.first().map_or(0, |e| e.index);
+    let mut p = Vec::with_capacity(12 + entries.iter().map(|e| 16 + e.data.len()).sum::<usize>());
+    p.extend_from_slice(&first.to_le_bytes());
+    p.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for e in entries {
+        p.extend_from_slice(&e.term.to_le_bytes());
+        p.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
+        p.extend_from_slice(&crc32fast::hash(&e.data).to_le_bytes());
+        p.extend_from_slice(&e.data);
+    }
+    p
 }
 
 fn encode_hard_state(hs: &HardState) -> Vec<u8> {

@@ -43,6 +43,12 @@ pub enum RecordType {
     /// payload may be deleted (written and made durable before compaction
     /// deletes them).
     RaftReclaim = 14,
+    /// Raft: a rewrite of the whole log after a salvage. One `u8` payload:
+    /// 0 begins the rewrite, 1 commits it. The records between describe the
+    /// complete log; replay applies them only once the commit follows (the
+    /// log they replace stands until then), so a crash half-way through a
+    /// rewrite loses nothing.
+    RaftRebase = 15,
 }
 
 impl RecordType {
@@ -56,6 +62,7 @@ impl RecordType {
             12 => Some(RecordType::RaftTruncateSuffix),
             13 => Some(RecordType::RaftTruncatePrefix),
             14 => Some(RecordType::RaftReclaim),
+            15 => Some(RecordType::RaftRebase),
             _ => None,
         }
     }

@@ -354,6 +354,16 @@ impl WalWriter {
         Ok(())
     }
 
+    /// Move the log to a new segment now (in the rotation order of
+    /// `rotate`), so that the records appended next are in a segment of
+    /// their own. Returns the LSN of the last record before them.
+    ///
+    /// Errors: [`Error::Io`].
+    pub fn rotate_now(&mut self) -> Result<u64> {
+        self.rotate(0)?;
+        Ok(self.next_lsn - 1)
+    }
+
     /// The id of the segment records are appended to now.
     pub fn active_id(&self) -> u64 {
         self.active.id
