@@ -4,8 +4,9 @@
 //! A backup is written into a staging directory next to its destination,
 //! `<parent>/.<name>.backup-tmp.<pid>.<ns>.<n>`, made by an exclusive
 //! `mkdir` (never one that was already there, whoever made it, and never
-//! through a link), whose first file is the marker [`INCOMPLETE_MARKER`]. Only when every file is written and `fsync`ed is
-//! the staging directory renamed to the destination (and the parent
+//! through a link), whose first file is the marker [`INCOMPLETE_MARKER`].
+//! Only when every file is written and `fsync`ed is the staging directory
+//! renamed to the destination (and the parent
 //! `fsync`ed); the marker is removed last (and the destination `fsync`ed).
 //! So at any moment a killed backup leaves one of:
 //!
@@ -90,8 +91,8 @@ fn create_unique(fs: &dyn FileSystem, parent: &Path, name: &str) -> Result<PathB
 /// Anything else with such a name (another user's, a link, a directory
 /// without the marker) is left alone: it is not ours to delete.
 ///
-/// Errors: [`Error::Io`] (the parent cannot be listed or synced; a
-/// leftover that cannot be removed is left in place).
+/// Errors: [`Error::Io`] (the parent cannot be listed; a leftover that
+/// cannot be removed is left in place).
 fn clear_own_leftovers(fs: &dyn FileSystem, parent: &Path, name: &str) -> Result<()> {
     let io = |p: &Path, e| Error::io(p, e);
     let prefix = staging_prefix(name);
@@ -121,7 +122,10 @@ fn clear_own_leftovers(fs: &dyn FileSystem, parent: &Path, name: &str) -> Result
             let _ = fs.remove_dir(&dir);
         }
     }
-    fs.sync_dir(parent).map_err(|e| io(parent, e))
+    // No fsync of `parent` here: nothing depends on the removals being
+    // durable, and `Staging::begin` fsyncs it after creating the new
+    // staging directory anyway.
+    Ok(())
 }
 
 /// A backup being built; see the module docs.

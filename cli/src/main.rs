@@ -878,7 +878,6 @@ fn docs(cli: &Cli, coll: &str, op: &DocOp, out: &mut impl Write) -> Result<u8, E
     if !writes && !existed {
         // A missing collection reads as an empty one (docs/documents.md),
         // and nothing here creates it.
-        let empty = serde_json::json!({});
         let v = match op {
             DocOp::Get { id } => {
                 eprintln!("keyval: document {id:?} not found");
@@ -889,19 +888,15 @@ fn docs(cli: &Cli, coll: &str, op: &DocOp, out: &mut impl Write) -> Result<u8, E
                 let f = json_arg(filter.as_deref())?;
                 keyval::check_filter(&f)?;
                 match op {
-                    DocOp::Find { .. } => serde_json::json!({"docs": [], "total": 0,
-                        "has_next": false, "has_prev": false, "next_cursor": null, "prev_cursor": null}),
+                    DocOp::Find { .. } => keyval::Page::empty().to_json(),
                     DocOp::Count { .. } => 0.into(),
-                    _ => serde_json::json!({"plan": "collection_scan", "index": null,
-                        "ranges": 0, "entries": 0, "sort": "_id"}),
+                    _ => keyval::Plan::empty().to_json(),
                 }
             }
             DocOp::Delete { .. } => false.into(),
-            DocOp::Indexes => {
-                serde_json::json!([{"path": "_id", "unique": true, "multikey": false}])
-            }
-            DocOp::Check => serde_json::json!({ "consistent": true, "problems": [] }),
-            _ => empty,
+            DocOp::Indexes => indexes_json(vec![keyval::IndexInfo::primary()]),
+            DocOp::Check => check_json(&[]),
+            _ => serde_json::json!({}),
         };
         writeln!(out, "{v}").map_err(Error::from)?;
         db.close()?;
@@ -982,13 +977,7 @@ fn docs_op(
                 true.into()
             }
         }
-        DocOp::Indexes => c
-            .list_indexes()?
-            .into_iter()
-            .map(
-                |i| serde_json::json!({"path": i.path, "unique": i.unique, "multikey": i.multikey}),
-            )
-            .collect(),
+        DocOp::Indexes => indexes_json(c.list_indexes()?),
         DocOp::Explain { filter } => c
             .explain(
                 &json_arg(filter.as_deref())?,
@@ -1000,7 +989,7 @@ fn docs_op(
             if !problems.is_empty() {
                 code = EXIT_CORRUPTION;
             }
-            serde_json::json!({ "consistent": problems.is_empty(), "problems": problems })
+            check_json(&problems)
         }
     };
     if code != EXIT_NOT_FOUND {
@@ -1008,6 +997,18 @@ fn docs_op(
     }
     db.close()?;
     Ok(code)
+}
+
+/// `docs C indexes` output: `[{"path", "unique", "multikey"}, ...]`.
+fn indexes_json(list: Vec<keyval::IndexInfo>) -> serde_json::Value {
+    list.into_iter()
+        .map(|i| serde_json::json!({"path": i.path, "unique": i.unique, "multikey": i.multikey}))
+        .collect()
+}
+
+/// `docs C check` output: `{"consistent": bool, "problems": [...]}`.
+fn check_json(problems: &[String]) -> serde_json::Value {
+    serde_json::json!({ "consistent": problems.is_empty(), "problems": problems })
 }
 
 fn print_stats(out: &mut impl Write, s: &keyval::Stats, json: bool) -> std::io::Result<()> {

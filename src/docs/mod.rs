@@ -105,26 +105,11 @@ pub fn check_filter(filter: &Value) -> Result<()> {
 }
 
 /// Collection `name` for a write, created if missing; also says whether
-/// this call created it (see [`drop_if_empty`]).
+/// this call created it (see [`Db::drop_collection_if_empty`]).
 ///
 /// Errors: as [`Db::collection`].
 pub(crate) fn collection_for_write(db: &Db, name: &str) -> Result<(Collection, bool)> {
     Collection::open(db.inner(), name, true)
-}
-
-/// See [`Db::drop_collection_if_empty`].
-pub(crate) fn drop_if_empty(db: &Db, name: &str) -> Result<bool> {
-    check_collection_name(name)?;
-    let inner = db.inner();
-    let _w = inner.docs_lock.lock();
-    match inner.keyspace(&format!("{DOCS}{name}"), false) {
-        Ok(docs) if docs.len()? == 0 => {}
-        _ => return Ok(false),
-    }
-    inner.drop_keyspace(&format!("{DOCS}{name}"))?;
-    inner.drop_keyspace(&format!("{INDEX}{name}"))?;
-    inner.drop_keyspace(&format!("{META}{name}"))?;
-    Ok(true)
 }
 
 /// Counters of one collection.
@@ -276,7 +261,7 @@ impl Db {
     ///
     /// Errors: as [`Db::drop_collection`].
     pub fn drop_collection_if_empty(&self, name: &str) -> Result<bool> {
-        drop_if_empty(self, name)
+        self.drop_collection_where(name, |docs| Ok(docs.len()? == 0))
     }
 
     /// Drop the collection `name`: its documents, indexes and counters.
@@ -288,10 +273,30 @@ impl Db {
     /// Errors: [`Error::InvalidArgument`] (bad name), [`Error::Closed`],
     /// [`Error::Poisoned`], [`Error::Io`].
     pub fn drop_collection(&self, name: &str) -> Result<bool> {
+        self.drop_collection_where(name, |_| Ok(true))
+    }
+
+    /// Drop collection `name` if it exists and `keep_going` says so of its
+    /// documents keyspace, under the document write lock; returns whether
+    /// it was dropped.
+    fn drop_collection_where(
+        &self,
+        name: &str,
+        keep_going: impl FnOnce(&Keyspace) -> Result<bool>,
+    ) -> Result<bool> {
         check_collection_name(name)?;
         let inner = self.inner();
         let _w = inner.docs_lock.lock();
-        let existed = inner.drop_keyspace(&format!("{DOCS}{name}"))?;
+        let docs_name = format!("{DOCS}{name}");
+        let go = match inner.keyspace(&docs_name, false) {
+            Ok(docs) => keep_going(&docs)?,
+            // Missing: still drop what an interrupted drop left behind.
+            Err(_) => true,
+        };
+        if !go {
+            return Ok(false);
+        }
+        let existed = inner.drop_keyspace(&docs_name)?;
         inner.drop_keyspace(&format!("{INDEX}{name}"))?;
         inner.drop_keyspace(&format!("{META}{name}"))?;
         Ok(existed)

@@ -214,6 +214,19 @@ pub struct Page {
 }
 
 impl Page {
+    /// The page every query of a collection that does not exist returns:
+    /// no documents, nothing before or after.
+    pub fn empty() -> Page {
+        Page {
+            docs: Vec::new(),
+            total: 0,
+            has_next: false,
+            has_prev: false,
+            next_cursor: None,
+            prev_cursor: None,
+        }
+    }
+
     /// The JSON form: `{"docs": [...], "total": n, "has_next": b,
     /// "has_prev": b, "next_cursor": s|null, "prev_cursor": s|null}`.
     pub fn to_json(&self) -> Value {
@@ -247,6 +260,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan of any query of a collection that does not exist: a scan
+    /// of no documents, in `_id` order.
+    pub fn empty() -> Plan {
+        Plan {
+            index: None,
+            ranges: 0,
+            entries: 0,
+            sort: "_id",
+        }
+    }
+
     /// The JSON form: `{"plan": "index"|"collection_scan", "index":
     /// path|null, "ranges": n, "entries": n, "sort": "_id"|"index"|"memory"}`.
     pub fn to_json(&self) -> Value {

@@ -106,8 +106,8 @@ fn arith(op: &str, old: Option<&Value>, by: &Value, path: &str) -> Result<Value>
 /// Errors: [`Error::InvalidArgument`]: not an object, an unknown operator,
 /// an operator's argument that is not an object, a bad field path (see
 /// [`check_field_path`]), more than [`MAX_UPDATE_PATHS`] paths, two paths
-/// that conflict, a path through a non-object, `$inc`/`$mul` on a non-number, `$push`/`$pull` on a
-/// non-array, a path naming `_id`. `doc` may be partly changed on error:
+/// that conflict, a path through a non-object, `$inc`/`$mul` on a
+/// non-number, `$push`/`$pull` on a non-array, a path naming `_id`. `doc` may be partly changed on error:
 /// callers apply updates to a copy.
 pub fn apply_ops(doc: &mut Value, ops: &Value) -> Result<()> {
     let Value::Object(ops) = ops else {

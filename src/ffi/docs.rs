@@ -91,7 +91,7 @@ unsafe fn with_coll(
         let r = f(&c);
         if r.is_err() && created {
             // Best effort: the write's own error is what the caller needs.
-            let _ = crate::docs::drop_if_empty(&h.db, name);
+            let _ = h.db.drop_collection_if_empty(name);
         }
         r
     })
@@ -591,13 +591,11 @@ unsafe fn query(
                 Ok(c) => c.find(&f, &o)?.to_json(),
                 // A missing collection is empty; a query creates nothing.
                 Err(crate::Error::NotFound(_)) => {
-                    crate::docs::filter::parse(&f)?;
+                    crate::docs::check_filter(&f)?;
                     if explain {
-                        serde_json::json!({"plan": "collection_scan", "index": null,
-                            "ranges": 0, "entries": 0, "sort": "_id"})
+                        crate::docs::Plan::empty().to_json()
                     } else {
-                        serde_json::json!({"docs": [], "total": 0, "has_next": false,
-                            "has_prev": false, "next_cursor": null, "prev_cursor": null})
+                        crate::docs::Page::empty().to_json()
                     }
                 }
                 Err(e) => return Err(e.into()),
@@ -631,7 +629,7 @@ pub unsafe extern "C" fn kv_doc_count(
                 Ok(())
             },
             |f| {
-                crate::docs::filter::parse(&f)?;
+                crate::docs::check_filter(&f)?;
                 *out = 0;
                 Ok(())
             },

@@ -460,12 +460,18 @@ impl RaftLog {
             return Ok(log);
         }
         // Salvaged: rewrite what survived as the whole log, then open that
-        // (its recovery facts are the salvage's).
+        // as any later open will, in the default mode (so a rewrite that
+        // left anything to salvage fails loudly instead of recursing); its
+        // recovery facts are the salvage's.
         log.rebase_after_salvage()?;
         let path = log.inner.core.dir.clone();
         log.close()?;
         drop(log);
-        let mut log = RaftLog::open_with_fs(path, opts, fs)?;
+        let reopen = Options {
+            recovery_mode: crate::options::RecoveryMode::TolerateTailCorruption,
+            ..opts
+        };
+        let mut log = RaftLog::open_with_fs(path, reopen, fs)?;
         if let Some(inner) = Arc::get_mut(&mut log.inner) {
             inner.core.recovery = salvage_stats;
         }
@@ -495,16 +501,15 @@ impl RaftLog {
         let mut recs: Vec<(RecordType, Vec<u8>)> = vec![(RecordType::RaftRebase, vec![0])];
         match purged {
             Some((p, t)) if p + 1 == first => {
-                let mut b = p.to_le_bytes().to_vec();
-                b.extend_from_slice(&t.to_le_bytes());
-                recs.push((RecordType::RaftTruncatePrefix, b));
+                recs.push((RecordType::RaftTruncatePrefix, encode_truncate_prefix(p, t)));
             }
-            // The log starts later than its purge point says (entries lost
-            // at its start): the rewrite starts at the first entry kept.
+            // An empty log that continues above index 1 without a matching
+            // purge point: say where it continues.
             _ if first > 1 && last.is_none() => {
-                let mut b = (first - 1).to_le_bytes().to_vec();
-                b.extend_from_slice(&0u64.to_le_bytes());
-                recs.push((RecordType::RaftTruncatePrefix, b));
+                recs.push((
+                    RecordType::RaftTruncatePrefix,
+                    encode_truncate_prefix(first - 1, 0),
+                ));
             }
             _ => {}
         }
@@ -689,11 +694,9 @@ impl RaftLog {
                 r.next = upto + 1;
             }
             r.used = true;
-            let mut p = upto.to_le_bytes().to_vec();
-            p.extend_from_slice(&term.to_le_bytes());
             Ok(Op {
                 rtype: RecordType::RaftTruncatePrefix,
-                payload: p,
+                payload: encode_truncate_prefix(upto, term),
             })
         })?;
         self.inner.cache.lock().remove_upto(upto);
@@ -1188,6 +1191,13 @@ fn encode_entries(entries: &[Entry]) -> Vec<u8> {
         p.extend_from_slice(&crc32fast::hash(&e.data).to_le_bytes());
         p.extend_from_slice(&e.data);
     }
+    p
+}
+
+/// The payload of a `RaftTruncatePrefix` record.
+fn encode_truncate_prefix(upto: u64, term: u64) -> Vec<u8> {
+    let mut p = upto.to_le_bytes().to_vec();
+    p.extend_from_slice(&term.to_le_bytes());
     p
 }
 
