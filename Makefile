@@ -13,7 +13,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 SOVERSION := 0
 # Every release-profile step builds this one package set, so cargo unifies
 # features the same way each time and compiles `keyval` once.
-RELEASE_PKGS := -p keyval -p keyval-cli -p raft-cluster
+RELEASE_PKGS := -p keyval -p keyval-cli -p raft-cluster --features keyval/capi
 # The same for the test profile.
 TEST_PKGS := -p keyval -p keyval-cli -p keyval-openraft
 BUILD := target/c
@@ -24,7 +24,7 @@ STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
 
-.PHONY: all build install uninstall c-install-test go-module-test py-wheel py-sdist-test header header-check lint rust-test crashtest coverage c-test c-example go-test py-install py-test raft-example jepsen-bins jepsen-test jepsen test demo bench bench-quick bench-tools docbench docbench-tools raftbench soak fuzz clean
+.PHONY: layers all build install uninstall c-install-test go-module-test py-wheel py-sdist-test header header-check lint rust-test crashtest coverage c-test c-example go-test py-install py-test raft-example jepsen-bins jepsen-test jepsen test demo bench bench-quick bench-tools docbench docbench-tools raftbench soak fuzz clean
 
 all: build
 
@@ -61,9 +61,13 @@ header-check: build
 	fi
 	@echo "header-check: include/keyval.h is up to date"
 
-lint:
+# The modules of src/ import only from layers below them (docs/design.md).
+layers:
+	python3 scripts/layers.py
+
+lint: layers
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --workspace --exclude keyval-bench --exclude keyval-bench-polodb --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --exclude keyval-bench --exclude keyval-bench-polodb --all-targets --features keyval/capi,keyval/testing -- -D warnings
 
 # The engine's tests, then openraft's storage suite and the reopen/SIGKILL
 # tests of the openraft adapter (integrations/openraft). The long-lived

@@ -142,34 +142,149 @@ impl Error {
         }
     }
 
-    /// The stable numeric code of this error, equal to its `kv_status`
-    /// value in the C ABI. Codes never change between releases.
-    ///
-    /// | code | variant |
-    /// |---|---|
-    /// | 1 | `Io` |
-    /// | 2 | `Corruption` |
-    /// | 3 | `InvalidArgument` |
-    /// | 4 | `Locked` |
-    /// | 5 | `Poisoned` |
-    /// | 6 | `Closed` |
-    /// | 7 | `NotFound` |
-    /// | 10 | `Compacted` |
-    /// | 11 | `OutOfRange` |
-    /// | 12 | `DuplicateKey` |
-    pub fn code(&self) -> i32 {
+    /// What kind of failure this is: its row of the status table
+    /// ([`ErrorKind`]), which gives its C status code, name and message.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Io { .. } => 1,
-            Error::Corruption { .. } => 2,
-            Error::InvalidArgument(_) => 3,
-            Error::Locked(_) => 4,
-            Error::Poisoned(_) => 5,
-            Error::Closed => 6,
-            Error::NotFound(_) => 7,
-            Error::Compacted { .. } => 10,
-            Error::OutOfRange { .. } => 11,
-            Error::DuplicateKey(_) => 12,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Corruption { .. } => ErrorKind::Corruption,
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::Locked(_) => ErrorKind::Locked,
+            Error::Poisoned(_) => ErrorKind::Poisoned,
+            Error::Closed => ErrorKind::Closed,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Compacted { .. } => ErrorKind::Compacted,
+            Error::OutOfRange { .. } => ErrorKind::OutOfRange,
+            Error::DuplicateKey(_) => ErrorKind::DuplicateKey,
         }
+    }
+
+    /// The stable numeric code of this error, equal to its `kv_status`
+    /// value in the C ABI ([`ErrorKind::code`]; the table is at
+    /// [`STATUSES`]). Codes never change between releases.
+    pub fn code(&self) -> i32 {
+        self.kind().code()
+    }
+}
+
+/// One row of the status table: a C status code and what goes with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// The code (`kv_status` value; 0 is success).
+    pub code: i32,
+    /// Its name in `include/keyval.h` (`KV_IO`, ...).
+    pub c_name: &'static str,
+    /// Its label in metrics (`errors_total{kind="io"}`) and its snake-case
+    /// name in the bindings.
+    pub label: &'static str,
+    /// What `kv_strerror` says of it.
+    pub message: &'static std::ffi::CStr,
+    /// The engine error of this code; `None` for the three codes the C
+    /// ABI adds (`KV_OK`, `KV_BUFFER_TOO_SMALL`, `KV_PANIC`).
+    pub kind: Option<ErrorKind>,
+}
+
+/// The status table, written once: [`ErrorKind`], its codes, names and
+/// messages, the C ABI's `kv_status` list and `kv_strerror`, and the error
+/// labels of the metrics all come from it. (cbindgen reads `kv_status`
+/// only as a literal enum in `src/ffi/`; a compile-time check there ties
+/// that copy to this table, and a Python test ties `errors.py` to the
+/// header.)
+macro_rules! status_table {
+    (
+        engine { $( $(#[$doc:meta])* $kind:ident = $code:literal, $cname:literal, $label:literal, $msg:literal; )* }
+        abi { $( $acode:literal, $acname:literal, $alabel:literal, $amsg:literal; )* }
+    ) => {
+        /// The kind of an [`Error`], one per engine row of the status
+        /// table; its discriminant is its C status code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        #[repr(i32)]
+        pub enum ErrorKind {
+            $( $(#[$doc])* $kind = $code, )*
+        }
+
+        impl ErrorKind {
+            /// Every kind, in code order.
+            pub const ALL: &'static [ErrorKind] = &[ $( ErrorKind::$kind, )* ];
+
+            /// Its C status code (`kv_status`).
+            pub const fn code(self) -> i32 {
+                self as i32
+            }
+
+            /// Its row of [`STATUSES`].
+            pub fn status(self) -> &'static Status {
+                STATUSES
+                    .iter()
+                    .find(|s| s.kind == Some(self))
+                    .expect("every kind has a row")
+            }
+
+            /// Its label in metrics (`io`, `corruption`, ...).
+            pub const fn label(self) -> &'static str {
+                match self { $( ErrorKind::$kind => $label, )* }
+            }
+        }
+
+        /// Every status, in code order (see [`Status`]).
+        pub const STATUSES: &[Status] = &sorted([
+            $( Status { code: $code, c_name: $cname, label: $label, message: $msg, kind: Some(ErrorKind::$kind) }, )*
+            $( Status { code: $acode, c_name: $acname, label: $alabel, message: $amsg, kind: None }, )*
+        ]);
+    };
+}
+
+/// `rows` in code order, checking that codes are 0, 1, 2, ... with none
+/// missing or repeated (a compile-time check: the table is a `const`).
+const fn sorted<const N: usize>(mut rows: [Status; N]) -> [Status; N] {
+    let mut i = 0;
+    while i < N {
+        let mut j = i + 1;
+        while j < N {
+            if rows[j].code < rows[i].code {
+                let t = rows[i];
+                rows[i] = rows[j];
+                rows[j] = t;
+            }
+            j += 1;
+        }
+        assert!(
+            rows[i].code == i as i32,
+            "status codes must be 0..N, each once"
+        );
+        i += 1;
+    }
+    rows
+}
+
+status_table! {
+    engine {
+        /// [`Error::Io`].
+        Io = 1, "KV_IO", "io", c"I/O error";
+        /// [`Error::Corruption`].
+        Corruption = 2, "KV_CORRUPTION", "corruption", c"data corruption detected";
+        /// [`Error::InvalidArgument`].
+        InvalidArgument = 3, "KV_INVALID_ARGUMENT", "invalid_argument", c"invalid argument";
+        /// [`Error::Locked`].
+        Locked = 4, "KV_LOCKED", "locked", c"database directory is locked by another handle or process";
+        /// [`Error::Poisoned`].
+        Poisoned = 5, "KV_POISONED", "poisoned", c"store poisoned by an earlier write failure; close and reopen";
+        /// [`Error::Closed`].
+        Closed = 6, "KV_CLOSED", "closed", c"database handle is closed";
+        /// [`Error::NotFound`].
+        NotFound = 7, "KV_NOT_FOUND", "not_found", c"not found";
+        /// [`Error::Compacted`].
+        Compacted = 10, "KV_COMPACTED", "compacted", c"log index compacted";
+        /// [`Error::OutOfRange`].
+        OutOfRange = 11, "KV_OUT_OF_RANGE", "out_of_range", c"log index out of range";
+        /// [`Error::DuplicateKey`].
+        DuplicateKey = 12, "KV_DUPLICATE_KEY", "duplicate_key", c"duplicate key";
+    }
+    abi {
+        0, "KV_OK", "ok", c"ok";
+        8, "KV_BUFFER_TOO_SMALL", "buffer_too_small", c"buffer too small";
+        9, "KV_PANIC", "panic", c"internal error (panic)";
     }
 }
 

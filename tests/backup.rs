@@ -130,7 +130,8 @@ fn backups_during_concurrent_writes_are_consistent_prefixes() {
     );
     let mut last_counts = vec![0; WRITERS as usize];
     for (dest, before, info) in &taken {
-        let report = keyval::verify::verify_dir(&keyval::fs::RealFs, dest).expect("verify");
+        let report =
+            keyval::internals::verify::verify_dir(&keyval::fs::RealFs, dest).expect("verify");
         assert!(
             report.problems.is_empty(),
             "verify {}: {report:?}",
@@ -232,7 +233,11 @@ fn an_unfinished_backup_is_refused_and_replaced() {
         let e = e.expect("entry");
         std::fs::copy(e.path(), staging.join(e.file_name())).expect("copy");
     }
-    std::fs::write(staging.join(keyval::backup::INCOMPLETE_MARKER), "x").expect("marker");
+    std::fs::write(
+        staging.join(keyval::internals::backup::INCOMPLETE_MARKER),
+        "x",
+    )
+    .expect("marker");
     for opts in [
         Options::default(),
         Options {
@@ -247,7 +252,7 @@ fn an_unfinished_backup_is_refused_and_replaced() {
             other => panic!("opening an unfinished backup: {other:?}"),
         }
     }
-    assert!(keyval::verify::verify_dir(&keyval::fs::RealFs, &staging).is_err());
+    assert!(keyval::internals::verify::verify_dir(&keyval::fs::RealFs, &staging).is_err());
     // A directory with a staging name that is not a backup is left alone,
     // and the backup is built elsewhere.
     let other = out.path().join(".d.backup-tmp");

@@ -21,8 +21,8 @@
 //! silent loss.
 mod common;
 use keyval::fs::{CrashMode, FileSystem, SimFs};
-use keyval::wal::reader;
-use keyval::wal::record::{Owner, RecordType};
+use keyval::internals::wal::reader;
+use keyval::internals::wal::record::{Owner, RecordType};
 use keyval::{Db, Error, Options, RecoveryMode};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -149,12 +149,12 @@ fn layout(fs: &SimFs, writes: &[(Vec<u8>, Vec<u8>)]) -> Layout {
         assert!(scan.damage.is_none(), "the lived store is already damaged");
         for r in scan.records {
             let write = (r.header.rtype == RecordType::KvBatch as u8).then(|| {
-                let op = keyval::batch::decode(&buf[r.payload.clone()])
+                let op = keyval::internals::batch::decode(&buf[r.payload.clone()])
                     .next()
                     .expect("one op")
                     .expect("valid op");
                 match op {
-                    keyval::batch::Op::Put(_, v) => by_value[v],
+                    keyval::internals::batch::Op::Put(_, v) => by_value[v],
                     _ => unreachable!("only puts written"),
                 }
             });

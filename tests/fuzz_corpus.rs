@@ -86,17 +86,17 @@ fn run(target: &str, f: fn(&[u8])) {
 
 #[test]
 fn wal_segment_corpus() {
-    run("wal_segment", keyval::fuzzing::wal_segment);
+    run("wal_segment", keyval::internals::fuzzing::wal_segment);
 }
 
 #[test]
 fn snapshot_file_corpus() {
-    run("snapshot_file", keyval::fuzzing::snapshot_file);
+    run("snapshot_file", keyval::internals::fuzzing::snapshot_file);
 }
 
 #[test]
 fn ops_with_crash_corpus() {
-    run("ops_with_crash", keyval::fuzzing::ops_with_crash);
+    run("ops_with_crash", keyval::internals::fuzzing::ops_with_crash);
 }
 
 /// Writes the seed corpus from real files (run once by hand:

@@ -73,8 +73,8 @@ fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static
         .unwrap_or_else(|_| panic!("{what}: hung"))
 }
 
-fn verify(dir: &Path) -> keyval::Result<keyval::verify::Report> {
-    keyval::verify::verify_dir(&keyval::fs::RealFs, dir)
+fn verify(dir: &Path) -> keyval::Result<keyval::internals::verify::Report> {
+    keyval::internals::verify::verify_dir(&keyval::fs::RealFs, dir)
 }
 
 fn mkfifo(p: &Path) {
@@ -371,7 +371,13 @@ fn planted_lock_link_is_refused() {
 fn planted_backup_staging_directories_are_neither_adopted_nor_followed() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let decoy = Decoy::new();
-    std::fs::write(decoy.root.join(keyval::backup::INCOMPLETE_MARKER), "x").expect("marker");
+    std::fs::write(
+        decoy
+            .root
+            .join(keyval::internals::backup::INCOMPLETE_MARKER),
+        "x",
+    )
+    .expect("marker");
     let decoy = Decoy {
         before: Decoy::read(&decoy.root),
         ..decoy
@@ -387,7 +393,11 @@ fn planted_backup_staging_directories_are_neither_adopted_nor_followed() {
     // Another user's directory with the marker, mode 777.
     let foreign = shared.path().join(".b.backup-tmp.2.2.0");
     std::fs::create_dir(&foreign).expect("mkdir");
-    std::fs::write(foreign.join(keyval::backup::INCOMPLETE_MARKER), "x").expect("marker");
+    std::fs::write(
+        foreign.join(keyval::internals::backup::INCOMPLETE_MARKER),
+        "x",
+    )
+    .expect("marker");
     std::fs::write(foreign.join("theirs"), "their data").expect("write");
     std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let root = nix_is_root();
@@ -397,7 +407,7 @@ fn planted_backup_staging_directories_are_neither_adopted_nor_followed() {
     // This user's own leftovers: one with the marker, one empty.
     let mine = shared.path().join(".b.backup-tmp.3.3.0");
     std::fs::create_dir(&mine).expect("mkdir");
-    std::fs::write(mine.join(keyval::backup::INCOMPLETE_MARKER), "x").expect("marker");
+    std::fs::write(mine.join(keyval::internals::backup::INCOMPLETE_MARKER), "x").expect("marker");
     std::fs::write(mine.join("00000000000000000001.wal"), "partial").expect("write");
     let empty = shared.path().join(".b.backup-tmp.4.4.0");
     std::fs::create_dir(&empty).expect("mkdir");

@@ -7,8 +7,8 @@
 mod common;
 use common::*;
 use keyval::fs::RealFs;
-use keyval::wal::record::{self, Owner, RecordType};
-use keyval::wal::segment;
+use keyval::internals::wal::record::{self, Owner, RecordType};
+use keyval::internals::wal::segment;
 use keyval::{Db, Error, Options, RecoveryMode};
 use std::path::Path;
 
@@ -53,7 +53,7 @@ fn snapshots_without_any_segment_are_corruption_and_salvage_reports_it() {
         std::fs::remove_file(s).expect("remove");
     }
     corruption_mentions(Db::open(dir.path(), small_opts()), "the WAL is missing");
-    let rep = keyval::verify::verify_dir(&RealFs, dir.path()).expect("verify");
+    let rep = keyval::internals::verify::verify_dir(&RealFs, dir.path()).expect("verify");
     assert!(rep.has_corruption());
     let db = Db::open(dir.path(), mode(RecoveryMode::TolerateAnyCorruption)).expect("salvage");
     let st = db.stats().expect("stats");
@@ -73,7 +73,9 @@ fn snapshot_whose_header_disagrees_with_its_name_is_passed_over() {
     let newest = snaps.last().expect("snapshot");
     // Rename the newest snapshot to a higher LSN: its header still says
     // the old one.
-    let renamed = dir.path().join(keyval::snapshot::file_name(999_999));
+    let renamed = dir
+        .path()
+        .join(keyval::internals::checkpoint::file_name(999_999));
     std::fs::rename(newest, &renamed).expect("rename");
     corruption_mentions(
         Db::open(dir.path(), mode(RecoveryMode::AbsoluteConsistency)),
@@ -119,7 +121,7 @@ fn append_crafted_at(dir: &Path, db_id: u64, rtype: RecordType, payload: &[u8], 
         .and_then(|s| s.parse().ok())
         .expect("id");
     let mut buf = std::fs::read(&seg).expect("read");
-    let scan = keyval::wal::reader::scan(
+    let scan = keyval::internals::wal::reader::scan(
         &buf,
         Owner {
             db_id,
@@ -215,7 +217,7 @@ fn damage_covered_by_the_snapshot_is_passed_over() {
             db_id: u64::from_le_bytes(b[40..48].try_into().expect("8")),
             segment_id: u64::from_le_bytes(b[16..24].try_into().expect("8")),
         };
-        let scan = keyval::wal::reader::scan(&b, owner);
+        let scan = keyval::internals::wal::reader::scan(&b, owner);
         let (Some(first), Some(last)) = (scan.records.first(), scan.records.last()) else {
             continue;
         };
@@ -237,12 +239,12 @@ fn damage_covered_by_the_snapshot_is_passed_over() {
         assert!(got == want, "{m:?}: contents differ");
         db.crash_for_testing();
     }
-    let rep = keyval::verify::verify_dir(&RealFs, dir.path()).expect("verify");
+    let rep = keyval::internals::verify::verify_dir(&RealFs, dir.path()).expect("verify");
     assert!(!rep.has_corruption() && !rep.has_torn_tail(), "{rep:?}");
     assert!(rep
         .problems
         .iter()
-        .all(|p| p.severity == keyval::verify::Severity::Harmless));
+        .all(|p| p.severity == keyval::internals::verify::Severity::Harmless));
 }
 
 /// A record whose checksum is valid but whose LSN does not follow its
@@ -275,7 +277,7 @@ fn verify_reports_a_torn_tail_without_touching_it() {
     let at = (end + 7) & !7;
     b[at..at + 16].copy_from_slice(&[0xEE; 16]);
     std::fs::write(&seg, &b).expect("write");
-    let rep = keyval::verify::verify_dir(&RealFs, dir.path()).expect("verify");
+    let rep = keyval::internals::verify::verify_dir(&RealFs, dir.path()).expect("verify");
     assert!(rep.has_torn_tail() && !rep.has_corruption(), "{rep:?}");
     assert_eq!(
         std::fs::read(&seg).expect("read"),

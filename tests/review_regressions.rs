@@ -85,7 +85,7 @@ fn d1_flipped_lsn_in_newest_segment_never_drops_an_intact_segment() {
         );
         db.close().expect("close");
         // The verdict of verify equals open's.
-        let rep = keyval::verify::verify_dir(&RealFs, dir.path()).expect("verify");
+        let rep = keyval::internals::verify::verify_dir(&RealFs, dir.path()).expect("verify");
         assert!(!rep.has_corruption(), "{rep:?}");
     }
 }
@@ -139,12 +139,12 @@ fn d2_store_whose_wal_ends_before_its_snapshot_opens_and_stays_openable() {
     let db_id = u64::from_le_bytes(seg[40..48].try_into().expect("8 bytes"));
     let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..20).map(|i| (key(i), val(i, 10))).collect();
     pairs.sort();
-    keyval::snapshot::write(
+    keyval::internals::checkpoint::write(
         &RealFs,
         dir.path(),
         db_id,
         20,
-        [keyval::snapshot::Section::from_iter(
+        [keyval::internals::checkpoint::Section::from_iter(
             20,
             pairs.iter().map(|(k, v)| (&k[..], &v[..])),
         )],
@@ -300,7 +300,7 @@ fn salvage_becomes_the_new_baseline() {
         let db = Db::open(dir.path(), small_opts()).expect("reopen");
         assert_eq!(db.len().expect("len"), salvaged + 1);
         db.close().expect("close");
-        let rep = keyval::verify::verify_dir(&RealFs, dir.path()).expect("verify");
+        let rep = keyval::internals::verify::verify_dir(&RealFs, dir.path()).expect("verify");
         assert!(!rep.has_corruption(), "{rep:?}");
     }
 }
@@ -365,7 +365,7 @@ fn deleted_newest_segment_is_reported() {
             "{mode:?}: {r:?}"
         );
     }
-    let rep = keyval::verify::verify_dir(&RealFs, dir.path()).expect("verify");
+    let rep = keyval::internals::verify::verify_dir(&RealFs, dir.path()).expect("verify");
     assert!(rep.has_corruption(), "{rep:?}");
     let db = Db::open(
         dir.path(),
@@ -398,7 +398,7 @@ fn verify_agrees_with_open_when_every_snapshot_is_gone() {
         matches!(opened, Err(Error::Corruption { .. })),
         "{opened:?}"
     );
-    let rep = keyval::verify::verify_dir(&RealFs, dir.path()).expect("verify");
+    let rep = keyval::internals::verify::verify_dir(&RealFs, dir.path()).expect("verify");
     assert!(rep.has_corruption(), "{rep:?}");
 }
 

@@ -91,6 +91,8 @@ setup(
             "keyval.libkeyval",
             path=crate_manifest(),
             binding=Binding.NoBinding,
+            # The C ABI is behind the crate's `capi` feature.
+            features=["capi"],
             py_limited_api=False,
             # The repository's Cargo.lock pins every version. In an sdist it
             # is the workspace's lock and cargo prunes the entries of the

@@ -6,9 +6,9 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use keyval::batch::{self, Op};
 use keyval::fs::RealFs;
-use keyval::wal::{reader, record, segment};
+use keyval::internals::batch::{self, Op};
+use keyval::internals::wal::{reader, record, segment};
 use keyval::{Db, Durability, Error, Options, WriteBatch};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -557,11 +557,12 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             let db = open_read_only(cli)?;
             let s = db.stats()?;
             let m = db.metrics()?;
+            let collections = db.list_collections()?.len();
             db.close()?;
             if *prometheus {
                 write!(out, "{}", m.to_prometheus(&cli.dir.to_string_lossy())).map_err(w)?;
             } else {
-                print_stats(&mut out, &s, *json).map_err(w)?;
+                print_stats(&mut out, &s, collections, *json).map_err(w)?;
             }
         }
         Cmd::Verify => return verify(&cli.dir, &mut out),
@@ -583,7 +584,9 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Cmd::Dump { file } => dump(cli, file)?,
         Cmd::Restore { file, batch } => restore(cli, file, *batch, &mut out)?,
         Cmd::Backup { dest } => {
-            let info = if keyval::store::log_kind(&RealFs, &cli.dir)? == Some(segment::KIND_RAFT) {
+            let info = if keyval::internals::engine::log_kind(&RealFs, &cli.dir)?
+                == Some(segment::KIND_RAFT)
+            {
                 let log = keyval::raft::RaftLog::open(
                     &cli.dir,
                     Options {
@@ -1011,7 +1014,12 @@ fn check_json(problems: &[String]) -> serde_json::Value {
     serde_json::json!({ "consistent": problems.is_empty(), "problems": problems })
 }
 
-fn print_stats(out: &mut impl Write, s: &keyval::Stats, json: bool) -> std::io::Result<()> {
+fn print_stats(
+    out: &mut impl Write,
+    s: &keyval::Stats,
+    collections: usize,
+    json: bool,
+) -> std::io::Result<()> {
     let r = &s.recovery;
     if json {
         let v = serde_json::json!({
@@ -1020,7 +1028,7 @@ fn print_stats(out: &mut impl Write, s: &keyval::Stats, json: bool) -> std::io::
             "wal_bytes_since_checkpoint": s.wal_bytes_since_checkpoint, "snapshots": s.snapshots,
             "snapshot_bytes": s.snapshot_bytes, "disk_bytes": s.disk_bytes, "last_lsn": s.last_lsn,
             "synced_lsn": s.synced_lsn, "snapshot_lsn": s.snapshot_lsn, "poisoned": s.poisoned,
-            "keyspaces": s.keyspaces, "collections": s.collections,
+            "keyspaces": s.keyspaces, "collections": collections,
             "recovery": recovery_json(r),
         });
         return writeln!(
@@ -1233,7 +1241,7 @@ fn print_recovery(out: &mut impl Write, r: &keyval::RecoveryStats) -> std::io::R
 
 /// Whether `dir` holds a Raft log (by its first segment's header).
 fn is_raft(dir: &Path) -> Result<bool, Error> {
-    Ok(keyval::store::log_kind(&RealFs, dir)? == Some(segment::KIND_RAFT))
+    Ok(keyval::internals::engine::log_kind(&RealFs, dir)? == Some(segment::KIND_RAFT))
 }
 
 /// How many times a read of a directory another process is writing is
@@ -1271,7 +1279,10 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
     // Without permission to write the lock file, a writer may run: verify
     // as beside one.
     let mut read_only_fs = false;
-    let lock = match keyval::fs::FileSystem::lock(&RealFs, &dir.join(keyval::store::LOCK_FILE)) {
+    let lock = match keyval::fs::FileSystem::lock(
+        &RealFs,
+        &dir.join(keyval::internals::engine::LOCK_FILE),
+    ) {
         Ok(l) => Some(l),
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
         Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
@@ -1287,11 +1298,11 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
         }
         Err(e) => return Err(Error::io(dir, e)),
     };
-    let mut rep = keyval::verify::verify_dir(&RealFs, dir)?;
+    let mut rep = keyval::internals::verify::verify_dir(&RealFs, dir)?;
     let mut reads = 1;
     while lock.is_none() && !read_only_fs && reads < LIVE_READS && !rep.problems.is_empty() {
         std::thread::sleep(std::time::Duration::from_millis(20));
-        rep = keyval::verify::verify_dir(&RealFs, dir)?;
+        rep = keyval::internals::verify::verify_dir(&RealFs, dir)?;
         reads += 1;
     }
     let live = lock.is_none() && !read_only_fs;
@@ -1344,9 +1355,9 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
             out,
             "{}: {}{at}: {}",
             match p.severity {
-                keyval::verify::Severity::Corruption => "CORRUPT",
-                keyval::verify::Severity::TornTail => "TORN",
-                keyval::verify::Severity::Harmless => "HARMLESS",
+                keyval::internals::verify::Severity::Corruption => "CORRUPT",
+                keyval::internals::verify::Severity::TornTail => "TORN",
+                keyval::internals::verify::Severity::Harmless => "HARMLESS",
             },
             p.file.display(),
             p.detail
@@ -1367,8 +1378,8 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
 
 fn dump_wal(dir: &Path, hex: bool, out: &mut impl Write) -> Result<(), Error> {
     let w = |e: std::io::Error| Error::from(e);
-    let kind = keyval::store::log_kind(&RealFs, dir)?.unwrap_or(segment::KIND_KV);
-    let listing = keyval::store::list(&RealFs, dir)?;
+    let kind = keyval::internals::engine::log_kind(&RealFs, dir)?.unwrap_or(segment::KIND_KV);
+    let listing = keyval::internals::engine::list(&RealFs, dir)?;
     for id in listing.segments {
         let path = dir.join(segment::file_name(id));
         let buf = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;

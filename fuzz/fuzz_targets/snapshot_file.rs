@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| keyval::fuzzing::snapshot_file(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| keyval::internals::fuzzing::snapshot_file(data));

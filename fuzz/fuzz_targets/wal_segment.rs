@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| keyval::fuzzing::wal_segment(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| keyval::internals::fuzzing::wal_segment(data));

@@ -657,6 +657,10 @@ pub unsafe extern "C" fn kv_stats_get(db: *const kv_db, out: *mut kv_stats) -> k
             return Err(invalid("out is NULL"));
         }
         let s = h.db.stats()?;
+        // Collections are the documents layer's: counted beside the
+        // engine's figures (a collection created in between may or may
+        // not be counted).
+        let collections = h.db.list_collections()?.len() as u64;
         let r = &s.recovery;
         let st = kv_stats {
             struct_size: std::mem::size_of::<kv_stats>(),
@@ -688,7 +692,7 @@ pub unsafe extern "C" fn kv_stats_get(db: *const kv_db, out: *mut kv_stats) -> k
             recovery_records_skipped: r.records_skipped,
             recovery_micros: r.duration_micros,
             keyspaces: s.keyspaces,
-            collections: s.collections,
+            collections,
             recovery_bytes_skipped: r.bytes_skipped,
             recovery_segments_missing: r.segments_missing,
             recovery_segments_scanned: r.segments_scanned,
@@ -789,7 +793,7 @@ pub struct kv_metrics {
     pub recovery_truncated_bytes: u64,
 }
 
-fn summary(s: &crate::metrics::Summary) -> kv_summary {
+fn summary(s: &crate::engine::metrics::Summary) -> kv_summary {
     kv_summary {
         count: s.count,
         p50: s.p50,
@@ -832,7 +836,14 @@ pub unsafe extern "C" fn kv_metrics_get(db: *const kv_db, out: *mut kv_metrics) 
             scan_latency: summary(&m.scan_latency),
             sync_latency: summary(&m.sync_latency),
             checkpoint_latency: summary(&m.checkpoint_latency),
-            errors: m.errors,
+            errors: {
+                // Indexed by status code (the ABI's layout).
+                let mut by_code = [0u64; 13];
+                for (kind, n) in m.errors.iter() {
+                    by_code[kind.code() as usize] = n;
+                }
+                by_code
+            },
             keys: m.keys,
             memory_bytes: m.memory_bytes,
             wal_disk_bytes: m.wal_disk_bytes,

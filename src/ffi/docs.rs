@@ -8,7 +8,7 @@
 //! See `docs/documents.md` for the filter, update and option languages.
 
 use super::{bytes, invalid, kv_db, kv_status, put_bytes, text, with_db, Fail};
-use crate::docs::{Collection, FindOptions};
+use crate::documents::{Collection, FindOptions};
 use serde_json::Value;
 
 /// Parse a JSON argument; NULL with length 0 is `null`.
@@ -50,20 +50,25 @@ unsafe fn put_flag(out: *mut i32, v: bool) {
 /// update result nested deeper is refused with `KV_INVALID_ARGUMENT`, as
 /// is a filter nested deeper. (MongoDB's limit; the JSON parser stops at
 /// 128, so every stored document stays readable.)
+#[allow(dead_code)] // for include/keyval.h (cbindgen)
 pub const KV_DOC_MAX_DEPTH: u32 = 100;
 /// Most segments in a dotted field path (filters, updates, sorts,
 /// projections, indexes); more is `KV_INVALID_ARGUMENT`. Segments must be
 /// non-empty (`a..b` is refused everywhere) and may not start with `$`;
 /// stored documents may not have member names starting with `$`.
+#[allow(dead_code)] // for include/keyval.h (cbindgen)
 pub const KV_DOC_MAX_PATH_SEGMENTS: u32 = 100;
 /// Longest field path in a filter, update, sort or projection, in bytes
 /// (an index path: 200 bytes); longer is `KV_INVALID_ARGUMENT`.
+#[allow(dead_code)] // for include/keyval.h (cbindgen)
 pub const KV_DOC_MAX_PATH_BYTES: u32 = 4096;
 /// Most field paths one update may name (every operator's paths and
 /// `$rename` targets together); more is `KV_INVALID_ARGUMENT`. Two paths
 /// that are equal or where one is a parent of the other also are.
+#[allow(dead_code)] // for include/keyval.h (cbindgen)
 pub const KV_DOC_MAX_UPDATE_PATHS: u32 = 10000;
 /// Most values in one `$in` or `$nin` list; more is `KV_INVALID_ARGUMENT`.
+#[allow(dead_code)] // for include/keyval.h (cbindgen)
 pub const KV_DOC_MAX_IN_VALUES: u32 = 10000;
 
 /// Run `f` on collection `coll` of `db`. With `create` (a write) the
@@ -87,7 +92,7 @@ unsafe fn with_coll(
         if !create {
             return f(&h.db.open_collection(name)?);
         }
-        let (c, created) = crate::docs::collection_for_write(&h.db, name)?;
+        let (c, created) = crate::documents::collection_for_write(&h.db, name)?;
         let r = f(&c);
         if r.is_err() && created {
             // Best effort: the write's own error is what the caller needs.
@@ -207,7 +212,7 @@ pub unsafe extern "C" fn kv_coll_stats(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        let put = |s: crate::docs::CollectionStats| {
+        let put = |s: crate::documents::CollectionStats| {
             let v = serde_json::json!({"documents": s.documents, "bytes": s.bytes,
                 "indexes": s.indexes, "index_entries": s.index_entries});
             put_json(out, out_len, &v)
@@ -291,7 +296,7 @@ pub unsafe extern "C" fn kv_coll_list_indexes(
 ) -> kv_status {
     // Safety: documented pointers.
     unsafe {
-        let put = |list: Vec<crate::docs::IndexInfo>| {
+        let put = |list: Vec<crate::documents::IndexInfo>| {
             let v: Vec<Value> = list
                 .into_iter()
                 .map(|i| serde_json::json!({"path": i.path, "unique": i.unique, "multikey": i.multikey}))
@@ -304,7 +309,7 @@ pub unsafe extern "C" fn kv_coll_list_indexes(
             coll_len,
             || need_out(out),
             |c, ()| put(c.list_indexes()?),
-            |()| put(vec![crate::docs::IndexInfo::primary()]),
+            |()| put(vec![crate::documents::IndexInfo::primary()]),
         )
     }
 }
@@ -591,11 +596,11 @@ unsafe fn query(
                 Ok(c) => c.find(&f, &o)?.to_json(),
                 // A missing collection is empty; a query creates nothing.
                 Err(crate::Error::NotFound(_)) => {
-                    crate::docs::check_filter(&f)?;
+                    crate::documents::check_filter(&f)?;
                     if explain {
-                        crate::docs::Plan::empty().to_json()
+                        crate::documents::Plan::empty().to_json()
                     } else {
-                        crate::docs::Page::empty().to_json()
+                        crate::documents::Page::empty().to_json()
                     }
                 }
                 Err(e) => return Err(e.into()),
@@ -629,7 +634,7 @@ pub unsafe extern "C" fn kv_doc_count(
                 Ok(())
             },
             |f| {
-                crate::docs::check_filter(&f)?;
+                crate::documents::check_filter(&f)?;
                 *out = 0;
                 Ok(())
             },
@@ -639,7 +644,7 @@ pub unsafe extern "C" fn kv_doc_count(
 
 #[cfg(test)]
 mod limit_tests {
-    use crate::docs::limits;
+    use crate::documents::limits;
 
     #[test]
     fn header_limits_are_the_engine_limits() {

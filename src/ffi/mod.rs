@@ -19,12 +19,8 @@ mod raft;
 pub(crate) use batch::batch_mut;
 pub use batch::*;
 pub use db::*;
-pub use docs::*;
-pub use iter::*;
-pub use keyspace::*;
-pub use raft::*;
 
-use crate::error::Error;
+use crate::error::{Error, STATUSES};
 use crate::Options;
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -76,8 +72,10 @@ pub enum kv_status {
 }
 
 impl kv_status {
-    /// Every status, in code order.
-    pub(crate) const ALL: [kv_status; 13] = [
+    /// Every status, in code order: the literal mirror of
+    /// [`crate::error::STATUSES`] that cbindgen needs (checked below and in
+    /// this module's tests).
+    pub(crate) const ALL: [kv_status; STATUSES.len()] = [
         kv_status::KV_OK,
         kv_status::KV_IO,
         kv_status::KV_CORRUPTION,
@@ -95,45 +93,30 @@ impl kv_status {
 
     /// The status with numeric code `code`, if there is one.
     pub fn from_code(code: i32) -> Option<kv_status> {
-        kv_status::ALL.into_iter().find(|s| *s as i32 == code)
+        usize::try_from(code)
+            .ok()
+            .and_then(|i| kv_status::ALL.get(i).copied())
     }
 
-    /// What [`kv_strerror`] says about this status.
+    /// What [`kv_strerror`] says about this status (the status table's
+    /// message).
     pub fn describe(self) -> &'static CStr {
-        match self {
-            kv_status::KV_OK => c"ok",
-            kv_status::KV_IO => c"I/O error",
-            kv_status::KV_CORRUPTION => c"data corruption detected",
-            kv_status::KV_INVALID_ARGUMENT => c"invalid argument",
-            kv_status::KV_LOCKED => c"database directory is locked by another handle or process",
-            kv_status::KV_POISONED => {
-                c"store poisoned by an earlier write failure; close and reopen"
-            }
-            kv_status::KV_CLOSED => c"database handle is closed",
-            kv_status::KV_NOT_FOUND => c"not found",
-            kv_status::KV_BUFFER_TOO_SMALL => c"buffer too small",
-            kv_status::KV_PANIC => c"internal error (panic)",
-            kv_status::KV_COMPACTED => c"log index compacted",
-            kv_status::KV_OUT_OF_RANGE => c"log index out of range",
-            kv_status::KV_DUPLICATE_KEY => c"duplicate key",
-        }
+        STATUSES[self as usize].message
     }
 }
 
+// The literal enum agrees with the status table: codes 0..N in order.
+const _: () = {
+    let mut i = 0;
+    while i < kv_status::ALL.len() {
+        assert!(kv_status::ALL[i] as i32 == STATUSES[i].code);
+        i += 1;
+    }
+};
+
 impl From<&Error> for kv_status {
     fn from(e: &Error) -> kv_status {
-        match e {
-            Error::Io { .. } => kv_status::KV_IO,
-            Error::Corruption { .. } => kv_status::KV_CORRUPTION,
-            Error::InvalidArgument(_) => kv_status::KV_INVALID_ARGUMENT,
-            Error::Locked(_) => kv_status::KV_LOCKED,
-            Error::Poisoned(_) => kv_status::KV_POISONED,
-            Error::Closed => kv_status::KV_CLOSED,
-            Error::NotFound(_) => kv_status::KV_NOT_FOUND,
-            Error::DuplicateKey(_) => kv_status::KV_DUPLICATE_KEY,
-            Error::Compacted { .. } => kv_status::KV_COMPACTED,
-            Error::OutOfRange { .. } => kv_status::KV_OUT_OF_RANGE,
-        }
+        kv_status::ALL[e.code() as usize]
     }
 }
 
@@ -577,4 +560,20 @@ pub extern "C" fn kv_version_number() -> u32 {
     p(env!("CARGO_PKG_VERSION_MAJOR")) * 10000
         + p(env!("CARGO_PKG_VERSION_MINOR")) * 100
         + p(env!("CARGO_PKG_VERSION_PATCH"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_status_names_are_the_status_table() {
+        for (st, row) in kv_status::ALL.iter().zip(STATUSES) {
+            assert_eq!(format!("{st:?}"), row.c_name);
+            assert_eq!(st.describe(), row.message);
+        }
+        for k in crate::ErrorKind::ALL {
+            assert_eq!(kv_status::ALL[k.code() as usize] as i32, k.code());
+        }
+    }
 }

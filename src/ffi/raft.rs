@@ -637,7 +637,7 @@ pub unsafe extern "C" fn kv_raft_metrics_json(
             return Err(invalid("json and len must not be NULL"));
         }
         let m = h.log.metrics()?;
-        let lat = |s: &crate::metrics::Summary| {
+        let lat = |s: &crate::engine::metrics::Summary| {
             serde_json::json!({"count": s.count, "p50": s.p50, "p95": s.p95,
                 "p99": s.p99, "max": s.max, "mean": s.mean})
         };

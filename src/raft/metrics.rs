@@ -1,12 +1,12 @@
 //! Metrics of a [`super::RaftLog`]: what a Raft node's operator watches on
 //! its log store (appends, fsyncs, truncations, compaction, snapshots,
 //! latencies), in the same units and Prometheus shapes as the key-value
-//! store's ([`crate::metrics`]). Counters and histograms cover the time
+//! store's ([`crate::engine::metrics`]). Counters and histograms cover the time
 //! since open; gauges are read when [`super::RaftLog::metrics`] is called.
 //!
 //! Thread safety: every recording method takes `&self`; no lock is taken.
 
-use crate::metrics::{Exposition, Histogram, Summary, LATENCY_BOUNDS_SECONDS};
+use crate::engine::metrics::{Exposition, Histogram, Summary, LATENCY_BOUNDS_SECONDS};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 

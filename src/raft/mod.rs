@@ -41,12 +41,12 @@ pub use snapshot::SnapshotMeta;
 
 use metrics::{RaftOp, RaftRecorder};
 
-use crate::codec::{u32_at, u64_at};
+use crate::engine::{self, Core};
 use crate::error::{Error, Result};
+use crate::format::codec::{u32_at, u64_at};
+use crate::format::record::{RecordType, HEADER_SIZE};
 use crate::fs::{self, FileHandle, FileSystem, OpenMode};
 use crate::options::{Durability, Options};
-use crate::store::{self, Core};
-use crate::wal::record::{RecordType, HEADER_SIZE};
 use crate::wal::replay::{replay, RecoveryStats, ReplayStart};
 use crate::wal::segment::{self, KIND_RAFT};
 use parking_lot::{Mutex, RwLock};
@@ -422,9 +422,9 @@ impl RaftLog {
             ));
         }
         let dir = path.as_ref().to_path_buf();
-        let lock = store::open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
-        let listing = store::list(fs.as_ref(), &dir)?;
-        store::remove_leftovers(fs.as_ref(), &dir, &listing)?;
+        let lock = engine::open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
+        let listing = engine::list(fs.as_ref(), &dir)?;
+        engine::remove_leftovers(fs.as_ref(), &dir, &listing)?;
         snapshot::remove_leftovers(fs.as_ref(), &dir)?;
         let (mut st, out, stats) = recover(fs.as_ref(), &dir, &listing.segments, &opts, false)?;
         for m in out.resume.iter().flat_map(|r| &r.segments) {
@@ -923,7 +923,7 @@ impl RaftLog {
     /// up to that end (zeros after it), then the snapshot (newer snapshots
     /// only cover more of the log), into a staging directory renamed to
     /// `dest` once everything is `fsync`ed. An interrupted backup never
-    /// leaves a silently partial log (see [`crate::backup`]).
+    /// leaves a silently partial log (see [`crate::engine::backup`]).
     ///
     /// Errors: [`Error::InvalidArgument`] (`dest` exists or its parent does
     /// not); [`Error::Corruption`] (the snapshot fails its SHA-256);
@@ -935,7 +935,7 @@ impl RaftLog {
         let core = &self.inner.core;
         core.check_writable()?;
         let fs = core.fs.as_ref();
-        let mut staging = crate::backup::Staging::begin(fs, dest.as_ref())?;
+        let mut staging = crate::engine::backup::Staging::begin(fs, dest.as_ref())?;
         let t = std::time::Instant::now();
         let (files, (end_id, end_pos), lsn) = {
             let w = core.wal.lock();
@@ -1097,13 +1097,13 @@ pub struct Inspection {
 /// [`Error::Corruption`] (open would fail: damage before durable records, a
 /// deleted segment, an unfinished backup); [`Error::Io`].
 pub fn inspect(fs: &dyn FileSystem, dir: &Path) -> Result<Inspection> {
-    if store::log_kind(fs, dir)? != Some(KIND_RAFT) {
+    if engine::log_kind(fs, dir)? != Some(KIND_RAFT) {
         return Err(Error::InvalidArgument(format!(
             "{} holds no Raft log",
             dir.display()
         )));
     }
-    let listing = store::list(fs, dir)?;
+    let listing = engine::list(fs, dir)?;
     let (st, _, recovery) = recover(fs, dir, &listing.segments, &Options::default(), true)?;
     let mut wal_bytes = 0;
     for id in &listing.segments {

@@ -18,9 +18,9 @@
 //! directory fsynced; the previous snapshot stays valid until the rename is
 //! durable.
 
-use crate::atomic_file::AtomicFile;
-use crate::codec::{u32_at, u64_at};
+use crate::engine::atomic_file::AtomicFile;
 use crate::error::{Error, Result};
+use crate::format::codec::{u32_at, u64_at};
 use crate::fs::{FileSystem, OpenMode};
 use sha2::{Digest, Sha256};
 use std::path::Path;

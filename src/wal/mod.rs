@@ -1,6 +1,6 @@
 //! The segmented write-ahead log.
 //!
-//! - [`record`]: framing of one record (header, checksum, padding).
+//! - record framing (header, checksum, padding): [`crate::format::record`].
 //! - [`segment`]: segment files, their header, preallocation.
 //! - [`reader`]: scanning a segment and classifying damage.
 //! - [`writer`]: appending, rotation, syncing.
@@ -11,7 +11,7 @@
 
 pub mod commit;
 pub mod reader;
-pub mod record;
+
 pub mod replay;
 pub mod segment;
 pub mod writer;

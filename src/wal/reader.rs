@@ -2,8 +2,8 @@
 //! the valid prefix ends. Recovery and `keyval verify` both use this; the
 //! scan itself never modifies anything.
 
-use super::record::{self, Check, Header, Owner};
 use super::segment::SEGMENT_HEADER_SIZE;
+use crate::format::record::{self, Check, Header, Owner};
 use std::ops::Range;
 
 /// One valid record found in a segment.
@@ -171,7 +171,7 @@ pub fn find_valid_after(buf: &[u8], from: usize, owner: Owner) -> Vec<ScannedRec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wal::record::{encode, RecordType};
+    use crate::format::record::{encode, RecordType};
 
     const O: Owner = Owner {
         db_id: 5,

@@ -35,10 +35,10 @@
 //! [`RecoveryStats::segments_missing`] and goes on.
 
 use super::reader::{self, ScannedRecord};
-use super::record::{self, Owner, RecordType};
 use super::segment::{self, SEGMENT_HEADER_SIZE};
 use super::writer::{ResumePoint, SegmentMeta};
 use crate::error::{Error, Result};
+use crate::format::record::{self, Owner, RecordType};
 use crate::fs::{FileSystem, OpenMode};
 use crate::options::{Options, RecoveryMode};
 use std::path::{Path, PathBuf};
@@ -695,7 +695,7 @@ pub fn replay(
                 salvaged = true;
                 unusable = true;
                 stats.bytes_skipped += SEGMENT_HEADER_SIZE.min(buf.len() as u64);
-                match db_id.or_else(|| crate::codec::u64_at(&buf, 40)) {
+                match db_id.or_else(|| crate::format::codec::u64_at(&buf, 40)) {
                     Some(g) => segment::SegmentHeader {
                         version: segment::SEGMENT_VERSION,
                         size: buf.len() as u64,

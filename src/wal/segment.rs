@@ -111,11 +111,11 @@ pub struct SegmentHeader {
 
 // `parse_header` checks the length first: these reads are in bounds.
 fn le_u32(b: &[u8], at: usize) -> u32 {
-    crate::codec::u32_at(b, at).unwrap_or(0)
+    crate::format::codec::u32_at(b, at).unwrap_or(0)
 }
 
 fn le_u64(b: &[u8], at: usize) -> u64 {
-    crate::codec::u64_at(b, at).unwrap_or(0)
+    crate::format::codec::u64_at(b, at).unwrap_or(0)
 }
 
 /// Verify the header fields at the start of `buf` (at least the first 52

@@ -4,9 +4,9 @@
 //! store's `segment_size`), and syncs according to the durability level. It is not itself thread-safe; the group-commit queue
 //! (`super::commit`) serialises access to it.
 
-use super::record::{self, Owner, RecordType};
 use super::segment::{self, Prepared, SEGMENT_HEADER_SIZE};
 use crate::error::{Error, Result};
+use crate::format::record::{self, Owner, RecordType};
 use crate::fs::{FileHandle, FileSystem};
 use crate::options::Durability;
 use std::path::{Path, PathBuf};

@@ -3,10 +3,10 @@
 //! Each function must never panic on any input except by finding a bug.
 #![doc(hidden)]
 
-use crate::batch;
+use crate::format::batch;
+use crate::format::record::Owner;
 use crate::fs::{CrashMode, FileSystem, SimFs};
 use crate::wal::reader;
-use crate::wal::record::Owner;
 use crate::{Db, Options, WriteBatch};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -42,7 +42,7 @@ pub fn snapshot_file(data: &[u8]) {
     let p = dir.join("snap-00000000000000000001.kvs");
     fs.write_file(&p, data.to_vec());
     let mut n = 0u64;
-    if let Ok(info) = crate::snapshot::read(&fs, &p, |_, _, _| n += 1) {
+    if let Ok(info) = crate::kv::checkpoint::read(&fs, &p, |_, _, _| n += 1) {
         assert_eq!(info.count, n);
     }
 }

@@ -308,7 +308,7 @@ fn key_bounds(
     r: &(Bound<Vec<u8>>, Bound<Vec<u8>>),
 ) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let cat = |e: &[u8]| [prefix, e].concat();
-    let succ = |k: Vec<u8>| crate::db::prefix_successor(&k).unwrap_or(k);
+    let succ = |k: Vec<u8>| crate::kv::prefix_successor(&k).unwrap_or(k);
     let lo = match &r.0 {
         Bound::Included(e) => Bound::Included(cat(e)),
         Bound::Excluded(e) => Bound::Included(succ(cat(e))),

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Suffix of a file still being written.
-pub const TMP_SUFFIX: &str = ".tmp";
+pub use crate::format::TMP_SUFFIX;
 
 /// Bytes collected before one write to the file.
 const BUF_BYTES: usize = 1 << 20;

@@ -12,15 +12,18 @@
 //! Every problem the file-by-file scan finds is listed, classified by what
 //! open does about it.
 
+use crate::documents;
+use crate::engine;
 use crate::error::{Error, Result};
+use crate::format::record::Owner;
 use crate::fs::FileSystem;
+use crate::index::Tables;
+use crate::kv::checkpoint;
+use crate::kv::recovery;
 use crate::options::Options;
-use crate::recovery;
-use crate::snapshot;
-use crate::store;
 use crate::wal::reader;
-use crate::wal::record::Owner;
 use crate::wal::segment::{self, KIND_KV, KIND_RAFT};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// What open (in the default recovery mode) does about a [`Problem`].
@@ -128,9 +131,9 @@ impl Report {
 ///
 /// Errors: [`Error::Io`] if the directory or a file cannot be read;
 /// [`Error::Corruption`] if it is an unfinished backup (see
-/// [`crate::backup`]). Damage is not an error: it is listed in the report.
+/// [`crate::engine::backup`]). Damage is not an error: it is listed in the report.
 pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
-    let kind = store::log_kind(fs, dir)?.unwrap_or(KIND_KV);
+    let kind = engine::log_kind(fs, dir)?.unwrap_or(KIND_KV);
     let mut rep = scan_files(fs, dir, kind)?;
     // Recover read-only, as open would; keep what it says of a torn tail.
     let recovered = if kind == KIND_RAFT {
@@ -152,7 +155,7 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
         })
     } else {
         recovery::recover(fs, dir, &Options::default(), true).map(|rec| {
-            for (coll, docs, problems) in crate::docs::check_tables(&rec.mem) {
+            for (coll, docs, problems) in check_collections(&rec.mem) {
                 rep.collections += 1;
                 rep.documents += docs;
                 rep.index_problems
@@ -185,13 +188,13 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
 /// Check every file on its own; each problem starts out `Harmless` and is
 /// reclassified by what the read-only recovery decides.
 fn scan_files(fs: &dyn FileSystem, dir: &Path, kind: u32) -> Result<Report> {
-    let listing = store::list(fs, dir)?;
+    let listing = engine::list(fs, dir)?;
     let mut rep = Report::default();
     let mut snapshot_db: Option<u64> = None;
     for &lsn in &listing.snapshots {
-        let path = dir.join(snapshot::file_name(lsn));
+        let path = dir.join(checkpoint::file_name(lsn));
         rep.snapshots += 1;
-        match snapshot::read(fs, &path, |_, _, _| {}) {
+        match checkpoint::read(fs, &path, |_, _, _| {}) {
             Ok(info) => {
                 rep.snapshot_entries += info.count;
                 if snapshot_db.is_some_and(|d| d != info.db_id) {
@@ -306,4 +309,44 @@ fn scan_files(fs: &dyn FileSystem, dir: &Path, kind: u32) -> Result<Report> {
         }
     }
     Ok(rep)
+}
+
+/// [`crate::Collection::check`] for every collection in recovered tables (used by
+/// `verify`, which recovers read-only and opens nothing for writing).
+/// Returns each collection's name, documents and problems, by name.
+fn check_collections(t: &Tables) -> Vec<(String, u64, Vec<String>)> {
+    use std::ops::Bound::Unbounded;
+    let names: HashMap<String, u32> = t.names().into_iter().collect();
+    let all = |id: Option<&u32>| match id {
+        Some(&id) => t.range(id, Unbounded, Unbounded, usize::MAX),
+        None => Vec::new(),
+    };
+    let mut out: Vec<(String, u64, Vec<String>)> = Vec::new();
+    for (space, _) in names.iter().filter(|(n, _)| n.starts_with(documents::DOCS)) {
+        let coll = &space[documents::DOCS.len()..];
+        let docs = all(names.get(space));
+        let mut problems = Vec::new();
+        let mut indexes = Vec::new();
+        for (k, v) in all(names.get(&format!("{}{coll}", documents::META))) {
+            if let Some(path) = k.strip_prefix(documents::INDEX_META.as_bytes()) {
+                match documents::parse_index_meta(String::from_utf8_lossy(path).into_owned(), &v) {
+                    Ok(i) => indexes.push(i),
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+        }
+        let n = docs.len() as u64;
+        let keys = all(names.get(&format!("{}{coll}", documents::INDEX)));
+        match documents::agreement(
+            &indexes,
+            docs.into_iter().map(Ok),
+            keys.into_iter().map(|(k, _)| Ok(k)),
+        ) {
+            Ok(p) => problems.extend(p),
+            Err(e) => problems.push(e.to_string()),
+        }
+        out.push((coll.to_string(), n, problems));
+    }
+    out.sort();
+    out
 }

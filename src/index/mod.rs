@@ -1,9 +1,11 @@
-//! Keyspaces: named, independent ordered key spaces in one store (like
-//! Bolt buckets, redb tables or fjall keyspaces).
+//! The resident index of every keyspace: the ordered table of the default
+//! keyspace, the table of every named keyspace and the catalog, and the
+//! per-keyspace counts. It is the write path's apply step ([`Tables::apply_batch`],
+//! shared by commit and replay) and what reads, checkpoints and backups read.
 //!
 //! The default keyspace is the store's original key space: its pairs live
-//! in one [`MemTable`], exactly as before keyspaces existed. Every named
-//! keyspace lives in a second `MemTable`, under its 4-byte big-endian id
+//! in one [`Table`], exactly as before keyspaces existed. Every named
+//! keyspace lives in a second `Table`, under its 4-byte big-endian id
 //! followed by the user's key, so each keyspace is one contiguous range
 //! and its keys keep their own order. Id 0 of that table is the catalog:
 //!
@@ -20,17 +22,12 @@
 //! Thread safety: the in-memory tables are guarded by the store's index lock;
 //! [`Keyspace`] handles are `Send + Sync`.
 
-use crate::batch::{self, Op, WriteBatch};
-use crate::db::{Inner, Iter};
-use crate::error::{Error, Result};
-use crate::memtable::{Frozen, MemTable};
-use crate::options::WriteOptions;
-use std::collections::HashMap;
-use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+pub mod table;
 
-/// Longest keyspace name, in bytes (UTF-8).
-pub const MAX_KEYSPACE_NAME: usize = 255;
+use crate::format::batch::{self, Op};
+use std::collections::HashMap;
+use std::ops::Bound;
+pub use table::{Entry, Frozen, Index, Table, ENTRY_OVERHEAD_ESTIMATE};
 
 /// Catalog id in the named table.
 const CATALOG: u32 = 0;
@@ -71,25 +68,13 @@ pub(crate) fn named_key(id: u32, key: &[u8]) -> Vec<u8> {
     k
 }
 
-/// Check a keyspace name: UTF-8 (guaranteed by `&str`), 1 to
-/// [`MAX_KEYSPACE_NAME`] bytes. Errors: [`Error::InvalidArgument`].
-pub(crate) fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_KEYSPACE_NAME {
-        return Err(Error::InvalidArgument(format!(
-            "keyspace name of {} bytes (1 to {MAX_KEYSPACE_NAME} allowed)",
-            name.len()
-        )));
-    }
-    Ok(())
-}
-
 /// The in-memory index of every keyspace.
 #[derive(Debug, Default)]
 pub(crate) struct Tables {
     /// The default keyspace (id 0).
-    pub default: MemTable,
+    pub default: Table,
     /// Every named keyspace and the catalog, keyed by id then key.
-    pub named: MemTable,
+    pub named: Table,
     /// Live named keyspaces by id.
     live: HashMap<u32, KeyspaceStats>,
 }
@@ -119,14 +104,14 @@ impl Tables {
     /// The id of keyspace `name`, if it exists.
     pub fn lookup(&self, name: &str) -> Option<u32> {
         let v = self.named.get(&named_key(CATALOG, name.as_bytes()))?;
-        crate::codec::u32_at(v, 0)
+        crate::format::codec::u32_at(v, 0)
     }
 
     /// The id the next created keyspace gets.
     pub fn next_id(&self) -> u32 {
         self.named
             .get(&named_key(CATALOG, &[]))
-            .and_then(|v| crate::codec::u32_at(v, 0))
+            .and_then(|v| crate::format::codec::u32_at(v, 0))
             .unwrap_or(1)
     }
 
@@ -137,7 +122,7 @@ impl Tables {
             if let (false, Ok(name), Some(id)) = (
                 k.is_empty(),
                 std::str::from_utf8(k),
-                crate::codec::u32_at(v, 0),
+                crate::format::codec::u32_at(v, 0),
             ) {
                 out.push((name.to_string(), id));
             }
@@ -168,7 +153,7 @@ impl Tables {
         }
     }
 
-    /// [`MemTable::visit`] within keyspace `id`; `f` sees the user's keys.
+    /// [`Table::visit`] within keyspace `id`; `f` sees the user's keys.
     pub fn visit(
         &self,
         id: u32,
@@ -309,7 +294,7 @@ impl Tables {
     }
 
     /// Bulk mode for both tables (recovery's replay); see
-    /// [`MemTable::begin_bulk`].
+    /// [`Table::begin_bulk`].
     pub fn begin_bulk(&mut self) {
         self.default.begin_bulk();
         self.named.begin_bulk();
@@ -347,161 +332,5 @@ impl Tables {
     /// Drop all contents (after close), returning the memory.
     pub fn clear(&mut self) {
         *self = Tables::default();
-    }
-}
-
-/// A named keyspace of a [`crate::Db`]: an independent ordered key space
-/// with the same operations as the store's default keyspace. Get one with
-/// [`crate::Db::keyspace`] (opens or creates) or
-/// [`crate::Db::open_keyspace`] (must exist).
-///
-/// A handle stays valid until its keyspace is dropped: afterwards every
-/// call on it fails with [`Error::NotFound`], even if a keyspace of the
-/// same name is created again (that one has a new id).
-///
-/// Thread safety: `Send + Sync`, cheap to clone; it holds a reference to
-/// the store and reports [`Error::Closed`] once the store is closed.
-#[derive(Clone)]
-pub struct Keyspace {
-    pub(crate) inner: Arc<Inner>,
-    pub(crate) id: u32,
-    pub(crate) name: Arc<str>,
-}
-
-impl std::fmt::Debug for Keyspace {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keyspace")
-            .field("name", &self.name)
-            .field("id", &self.id)
-            .finish()
-    }
-}
-
-impl Keyspace {
-    /// The keyspace's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The keyspace's id: stable for its lifetime, never reused after a
-    /// drop. The default keyspace has id 0.
-    pub fn id(&self) -> u32 {
-        self.id
-    }
-
-    /// The value of `key`, or `None`. Errors: [`Error::InvalidArgument`]
-    /// (empty or oversized key), [`Error::NotFound`] (the keyspace was
-    /// dropped), [`Error::Closed`].
-    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
-        self.inner
-            .get_in(self.id, key.as_ref(), |v| v.map(|v| v.to_vec()))
-    }
-
-    /// The values of `keys` in this keyspace, read under one read lock (see
-    /// [`crate::Db::get_many`]). Errors as [`Keyspace::get`].
-    pub fn get_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>> {
-        let mut out = Vec::with_capacity(keys.len());
-        self.inner
-            .get_many_in(self.id, keys, |_, v| out.push(v.map(<[u8]>::to_vec)))?;
-        Ok(out)
-    }
-
-    /// Call `f` with the value of `key` (or `None`) under the read lock,
-    /// without copying. Errors as [`Keyspace::get`].
-    pub fn get_with<R>(
-        &self,
-        key: impl AsRef<[u8]>,
-        f: impl FnOnce(Option<&[u8]>) -> R,
-    ) -> Result<R> {
-        self.inner.get_in(self.id, key.as_ref(), f)
-    }
-
-    /// Whether `key` is present. Errors as [`Keyspace::get`].
-    pub fn contains(&self, key: impl AsRef<[u8]>) -> Result<bool> {
-        self.inner.get_in(self.id, key.as_ref(), |v| v.is_some())
-    }
-
-    /// Set `key` to `value` durably (at the store's durability level).
-    /// Errors as [`crate::Db::set`], plus [`Error::NotFound`] if the
-    /// keyspace was dropped.
-    pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        self.set_opt(key, value, &WriteOptions::default())
-    }
-
-    /// [`Keyspace::set`] with per-write options (see [`WriteOptions`]).
-    /// Errors as [`Keyspace::set`].
-    pub fn set_opt(
-        &self,
-        key: impl AsRef<[u8]>,
-        value: impl AsRef<[u8]>,
-        opts: &WriteOptions,
-    ) -> Result<()> {
-        let mut b = WriteBatch::new();
-        b.put_in_id(self.id, key.as_ref(), value.as_ref());
-        self.inner.write(b, opts)
-    }
-
-    /// Remove `key` (succeeds whether or not it existed; an absent key
-    /// writes no WAL record, as [`crate::Db::delete`]). Errors as
-    /// [`Keyspace::set`], checked for absent keys too.
-    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        self.delete_opt(key, &WriteOptions::default())
-    }
-
-    /// [`Keyspace::delete`] with per-write options. Errors as
-    /// [`Keyspace::set`].
-    pub fn delete_opt(&self, key: impl AsRef<[u8]>, opts: &WriteOptions) -> Result<()> {
-        self.inner.delete_in(self.id, key.as_ref(), opts)
-    }
-
-    /// Live keys, key bytes and value bytes. Errors: [`Error::NotFound`]
-    /// (dropped), [`Error::Closed`].
-    pub fn stats(&self) -> Result<KeyspaceStats> {
-        self.inner.keyspace_stats(self.id)
-    }
-
-    /// Number of live keys. Errors as [`Keyspace::stats`].
-    pub fn len(&self) -> Result<u64> {
-        self.stats().map(|s| s.keys)
-    }
-
-    /// Whether the keyspace holds no key. Errors as [`Keyspace::stats`].
-    pub fn is_empty(&self) -> Result<bool> {
-        self.len().map(|n| n == 0)
-    }
-
-    /// Iterate over every pair in key order; consistency as
-    /// [`crate::Db::range`]. A drop while iterating ends the iteration.
-    pub fn iter(&self) -> Iter {
-        self.range::<&[u8], _>(..)
-    }
-
-    /// Iterate over the pairs whose keys fall in `range`, in key order.
-    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        Iter::new(Arc::clone(&self.inner), self.id, range)
-    }
-
-    /// Iterate over the pairs whose keys start with `prefix`.
-    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        Iter::new(
-            Arc::clone(&self.inner),
-            self.id,
-            crate::db::prefix_bounds(prefix.as_ref()),
-        )
-    }
-
-    /// Visit pairs in `range` without copying; as [`crate::Db::scan`].
-    /// Errors: [`Error::NotFound`] (dropped), [`Error::Closed`].
-    pub fn scan<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(
-        &self,
-        range: R,
-        f: impl FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<u64> {
-        self.inner.scan_bounds(
-            self.id,
-            range.start_bound().map(|k| k.as_ref()),
-            range.end_bound().map(|k| k.as_ref()),
-            f,
-        )
     }
 }

@@ -139,11 +139,11 @@ pub struct Header {
 
 // Reads past a short slice give 0, which `check` then rejects.
 fn u32_at(b: &[u8], at: usize) -> u32 {
-    crate::codec::u32_at(b, at).unwrap_or(0)
+    crate::format::codec::u32_at(b, at).unwrap_or(0)
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
-    crate::codec::u64_at(b, at).unwrap_or(0)
+    crate::format::codec::u64_at(b, at).unwrap_or(0)
 }
 
 impl Header {

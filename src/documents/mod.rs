@@ -36,11 +36,11 @@ pub mod update;
 
 pub use query::{FindOptions, Page, Plan, SortOrder};
 
-use crate::batch::WriteBatch;
-use crate::db::{Db, Inner};
 use crate::error::{Error, Result};
-use crate::keyspace::Keyspace;
-use crate::options::WriteOptions;
+use crate::kv::batch::WriteBatch;
+use crate::kv::keyspace::Keyspace;
+use crate::kv::Db;
+use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -49,11 +49,15 @@ use std::sync::Arc;
 pub const MAX_COLLECTION_NAME: usize = 200;
 /// Longest indexed path, in bytes.
 pub const MAX_INDEX_PATH: usize = 200;
-const DOCS: &str = "doc:";
-const INDEX: &str = "doc.idx:";
-const META: &str = "doc.meta:";
+/// Prefix of a collection's documents keyspace (see the module docs).
+pub(crate) const DOCS: &str = "doc:";
+/// Prefix of a collection's index keyspace.
+pub(crate) const INDEX: &str = "doc.idx:";
+/// Prefix of a collection's counters keyspace.
+pub(crate) const META: &str = "doc.meta:";
 const NEXT_ID: &[u8] = b"next_id";
-const INDEX_META: &str = "index/";
+/// Prefix of an index's description in the counters keyspace.
+pub(crate) const INDEX_META: &str = "index/";
 
 /// The key of document id `id` in a collection's document keyspace (see
 /// the module docs).
@@ -109,8 +113,15 @@ pub fn check_filter(filter: &Value) -> Result<()> {
 ///
 /// Errors: as [`Db::collection`].
 pub(crate) fn collection_for_write(db: &Db, name: &str) -> Result<(Collection, bool)> {
-    Collection::open(db.inner(), name, true)
+    Collection::open(db, name, true)
 }
+
+/// The documents layer's state in one store ([`Db::attached`]): writes to
+/// the collections of one store are serialized by this lock (read, check,
+/// write of one operation), so unique checks and automatic ids see every
+/// earlier write. Reads do not take it.
+#[derive(Default)]
+struct WriteLock(Mutex<()>);
 
 /// Counters of one collection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -227,7 +238,7 @@ impl Db {
     /// Errors: [`Error::InvalidArgument`] (a name of 0 or more than 200
     /// bytes), [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`].
     pub fn collection(&self, name: &str) -> Result<Collection> {
-        Collection::open(self.inner(), name, true).map(|(c, _)| c)
+        Collection::open(self, name, true).map(|(c, _)| c)
     }
 
     /// Create the collection `name` if missing (idempotent); the same as
@@ -239,7 +250,7 @@ impl Db {
     /// The existing collection `name`. Errors: [`Error::NotFound`], and as
     /// [`Db::collection`].
     pub fn open_collection(&self, name: &str) -> Result<Collection> {
-        Collection::open(self.inner(), name, false).map(|(c, _)| c)
+        Collection::open(self, name, false).map(|(c, _)| c)
     }
 
     /// The names of every collection, sorted bytewise.
@@ -285,10 +296,10 @@ impl Db {
         keep_going: impl FnOnce(&Keyspace) -> Result<bool>,
     ) -> Result<bool> {
         check_collection_name(name)?;
-        let inner = self.inner();
-        let _w = inner.docs_lock.lock();
+        let lock = self.attached::<WriteLock>();
+        let _w = lock.0.lock();
         let docs_name = format!("{DOCS}{name}");
-        let go = match inner.keyspace(&docs_name, false) {
+        let go = match self.open_keyspace(&docs_name) {
             Ok(docs) => keep_going(&docs)?,
             // Missing: still drop what an interrupted drop left behind.
             Err(_) => true,
@@ -296,9 +307,9 @@ impl Db {
         if !go {
             return Ok(false);
         }
-        let existed = inner.drop_keyspace(&docs_name)?;
-        inner.drop_keyspace(&format!("{INDEX}{name}"))?;
-        inner.drop_keyspace(&format!("{META}{name}"))?;
+        let existed = self.drop_keyspace(&docs_name)?;
+        self.drop_keyspace(&format!("{INDEX}{name}"))?;
+        self.drop_keyspace(&format!("{META}{name}"))?;
         Ok(existed)
     }
 }
@@ -316,7 +327,8 @@ impl Db {
 /// [`Error::Io`] as for [`Db::set`].
 #[derive(Clone)]
 pub struct Collection {
-    inner: Arc<Inner>,
+    db: Db,
+    lock: Arc<WriteLock>,
     name: Arc<str>,
     docs: Keyspace,
     idx: Keyspace,
@@ -333,36 +345,38 @@ impl std::fmt::Debug for Collection {
 
 impl Collection {
     /// The collection, and whether this call created it.
-    fn open(inner: &Arc<Inner>, name: &str, create: bool) -> Result<(Collection, bool)> {
+    fn open(db: &Db, name: &str, create: bool) -> Result<(Collection, bool)> {
         check_collection_name(name)?;
         let docs_name = format!("{DOCS}{name}");
         let (idx_name, meta_name) = (format!("{INDEX}{name}"), format!("{META}{name}"));
         let open = |docs: Keyspace| -> Result<Collection> {
             Ok(Collection {
-                inner: Arc::clone(inner),
+                db: db.clone(),
+                lock: db.attached::<WriteLock>(),
                 name: name.into(),
                 docs,
-                idx: inner.keyspace(&idx_name, true)?,
-                meta: inner.keyspace(&meta_name, true)?,
+                idx: db.keyspace(&idx_name)?,
+                meta: db.keyspace(&meta_name)?,
             })
         };
-        if let Ok(docs) = inner.keyspace(&docs_name, false) {
+        if let Ok(docs) = db.open_keyspace(&docs_name) {
             return Ok((open(docs)?, false));
         }
         if !create {
             return Err(Error::NotFound(format!("no collection named {name:?}")));
         }
-        let _w = inner.docs_lock.lock();
-        if let Ok(docs) = inner.keyspace(&docs_name, false) {
+        let lock = db.attached::<WriteLock>();
+        let _w = lock.0.lock();
+        if let Ok(docs) = db.open_keyspace(&docs_name) {
             return Ok((open(docs)?, false));
         }
         // Leftovers of a drop that a crash interrupted start over empty.
-        inner.drop_keyspace(&idx_name)?;
-        inner.drop_keyspace(&meta_name)?;
-        inner.keyspace(&idx_name, true)?;
-        inner.keyspace(&meta_name, true)?;
+        db.drop_keyspace(&idx_name)?;
+        db.drop_keyspace(&meta_name)?;
+        db.keyspace(&idx_name)?;
+        db.keyspace(&meta_name)?;
         // The documents keyspace last: the collection exists once it does.
-        let docs = inner.keyspace(&docs_name, true)?;
+        let docs = db.keyspace(&docs_name)?;
         Ok((open(docs)?, true))
     }
 
@@ -411,7 +425,7 @@ impl Collection {
     /// them; returns their ids in order. Errors as [`Collection::insert`]
     /// (also for two documents of the call that collide).
     pub fn insert_many(&self, docs: Vec<Value>) -> Result<Vec<String>> {
-        let _w = self.inner.docs_lock.lock();
+        let _w = self.lock.0.lock();
         let mut tx = Txn::begin(self)?;
         let mut ids = Vec::with_capacity(docs.len());
         for mut doc in docs {
@@ -447,7 +461,7 @@ impl Collection {
     /// Delete the document `id`; returns whether it existed.
     /// Errors: [`Error::InvalidArgument`] (empty id), and the common ones.
     pub fn delete(&self, id: &str) -> Result<bool> {
-        let _w = self.inner.docs_lock.lock();
+        let _w = self.lock.0.lock();
         let mut tx = Txn::begin(self)?;
         let Some(old) = tx.current(id)? else {
             return Ok(false);
@@ -473,7 +487,7 @@ impl Collection {
     /// $rename $push $pull`, see [`update`]) to document `id` and return
     /// the new document. Errors as [`Collection::update`].
     pub fn update_with(&self, id: &str, ops: &Value) -> Result<Value> {
-        let _w = self.inner.docs_lock.lock();
+        let _w = self.lock.0.lock();
         let mut tx = Txn::begin(self)?;
         let old = tx.existing(id)?;
         let mut doc = old.clone();
@@ -488,7 +502,7 @@ impl Collection {
     /// changes nothing. Returns the new documents in order.
     /// Errors as [`Collection::update`].
     pub fn update_many(&self, patches: &[(String, Value)]) -> Result<Vec<Value>> {
-        let _w = self.inner.docs_lock.lock();
+        let _w = self.lock.0.lock();
         let mut tx = Txn::begin(self)?;
         let mut out = Vec::with_capacity(patches.len());
         for (id, patch) in patches {
@@ -526,7 +540,7 @@ impl Collection {
             Some(Value::String(s)) if s == id => {}
             Some(_) => return Err(Error::InvalidArgument("_id cannot be changed".into())),
         }
-        let _w = self.inner.docs_lock.lock();
+        let _w = self.lock.0.lock();
         let mut tx = Txn::begin(self)?;
         let old = tx.current(id)?;
         let existed = old.is_some();
@@ -550,7 +564,7 @@ impl Collection {
         if path == "_id" {
             return Err(Error::InvalidArgument("_id is always indexed".into()));
         }
-        let _w = self.inner.docs_lock.lock();
+        let _w = self.lock.0.lock();
         if let Some(i) = self.index_info(path)? {
             if i.unique == unique {
                 return Ok(());
@@ -586,7 +600,7 @@ impl Collection {
             multikey,
         };
         batch.put_in(&self.meta, index_meta_key(path), index_meta_value(&info));
-        self.inner.write(batch, &WriteOptions::default())
+        self.db.write(batch)
     }
 
     /// Drop the index on `path` and its entries in one atomic batch;
@@ -599,7 +613,7 @@ impl Collection {
                 "the _id index cannot be dropped".into(),
             ));
         }
-        let _w = self.inner.docs_lock.lock();
+        let _w = self.lock.0.lock();
         if self.index_info(path)?.is_none() {
             return Ok(false);
         }
@@ -609,7 +623,7 @@ impl Collection {
             batch.delete_in(&self.idx, k);
         }
         batch.delete_in(&self.meta, index_meta_key(path));
-        self.inner.write(batch, &WriteOptions::default())?;
+        self.db.write(batch)?;
         Ok(true)
     }
 
@@ -664,7 +678,7 @@ impl Collection {
 
 /// The check of [`Collection::check`] over a collection's documents (id
 /// key, JSON text) and index keys, each in key order.
-fn agreement(
+pub(crate) fn agreement(
     indexes: &[IndexInfo],
     docs: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
     index_keys: impl Iterator<Item = Result<Vec<u8>>>,
@@ -703,54 +717,6 @@ fn agreement(
         ));
     }
     Ok(problems)
-}
-
-/// The number of collections in `t` (their document keyspaces).
-pub(crate) fn collection_count(t: &crate::keyspace::Tables) -> u64 {
-    t.names()
-        .iter()
-        .filter(|(n, _)| n.starts_with(DOCS))
-        .count() as u64
-}
-
-/// [`Collection::check`] for every collection in recovered tables (used by
-/// `verify`, which recovers read-only and opens nothing for writing).
-/// Returns each collection's name, documents and problems, by name.
-pub(crate) fn check_tables(t: &crate::keyspace::Tables) -> Vec<(String, u64, Vec<String>)> {
-    use std::ops::Bound::Unbounded;
-    let names: HashMap<String, u32> = t.names().into_iter().collect();
-    let all = |id: Option<&u32>| match id {
-        Some(&id) => t.range(id, Unbounded, Unbounded, usize::MAX),
-        None => Vec::new(),
-    };
-    let mut out: Vec<(String, u64, Vec<String>)> = Vec::new();
-    for (space, _) in names.iter().filter(|(n, _)| n.starts_with(DOCS)) {
-        let coll = &space[DOCS.len()..];
-        let docs = all(names.get(space));
-        let mut problems = Vec::new();
-        let mut indexes = Vec::new();
-        for (k, v) in all(names.get(&format!("{META}{coll}"))) {
-            if let Some(path) = k.strip_prefix(INDEX_META.as_bytes()) {
-                match parse_index_meta(String::from_utf8_lossy(path).into_owned(), &v) {
-                    Ok(i) => indexes.push(i),
-                    Err(e) => problems.push(e.to_string()),
-                }
-            }
-        }
-        let n = docs.len() as u64;
-        let keys = all(names.get(&format!("{INDEX}{coll}")));
-        match agreement(
-            &indexes,
-            docs.into_iter().map(Ok),
-            keys.into_iter().map(|(k, _)| Ok(k)),
-        ) {
-            Ok(p) => problems.extend(p),
-            Err(e) => problems.push(e.to_string()),
-        }
-        out.push((coll.to_string(), n, problems));
-    }
-    out.sort();
-    out
 }
 
 fn hex(b: &[u8]) -> String {
@@ -795,7 +761,7 @@ fn index_meta_value(i: &IndexInfo) -> Vec<u8> {
         .into_bytes()
 }
 
-fn parse_index_meta(path: String, v: &[u8]) -> Result<IndexInfo> {
+pub(crate) fn parse_index_meta(path: String, v: &[u8]) -> Result<IndexInfo> {
     let m: Value = serde_json::from_slice(v)
         .map_err(|e| Error::InvalidArgument(format!("index metadata of {path:?}: {e}")))?;
     Ok(IndexInfo {
@@ -960,7 +926,7 @@ impl<'a> Txn<'a> {
                     .put_in(&c.meta, index_meta_key(&ix.path), index_meta_value(ix));
             }
         }
-        c.inner.write(self.batch, &WriteOptions::default())
+        c.db.write(self.batch)
     }
 }
 

@@ -1,33 +1,10 @@
-//! Snapshot files: a point-in-time copy of every live pair, covering the
-//! WAL up to one LSN. See `docs/format.md`.
-//!
-//! ```text
-//! offset size field
-//!  0     8    magic "KVSNAPSH"
-//!  8     4    format version (1 or 2)
-//! 12     4    kind (1 = key-value store)
-//! 16     8    LSN covered: every WAL record with LSN <= this is included
-//! 24     8    entry count of the default keyspace
-//! 32     8    creation time, seconds since the Unix epoch
-//! 40     8    database id (as in the WAL segment headers)
-//! 48     ...  the default keyspace's entries in strictly increasing key
-//!             order, each: u32 key length, u32 value length, key, value
-//! version 2 only:
-//!        8    entry count of the named keyspaces' table
-//!        ...  its entries, same layout and order rule (keys are a 4-byte
-//!             big-endian keyspace id then the user's key; id 0 is the
-//!             keyspace catalog, see `keyspace.rs`)
-//! end-32 32   SHA-256 of every byte before it
-//! ```
-//!
-//! A store that never created a keyspace writes version 1, byte for byte
-//! what releases before keyspaces wrote; both versions are read.
+//! Writing and reading checkpoint files (layout: [`crate::format::checkpoint`]).
 //!
 //! Writing follows the rule "temp file, fsync, rename, fsync directory": a
-//! snapshot is never visible under its final name until all its bytes are
+//! checkpoint is never visible under its final name until all its bytes are
 //! durable, and the rename itself is durable before anything relies on it.
 
-use crate::atomic_file::AtomicFile;
+use crate::engine::atomic_file::AtomicFile;
 use crate::error::{Error, Result};
 use crate::fs::{FileHandle, FileSystem, OpenMode};
 use crate::options::{MAX_KEY_SIZE_LIMIT, MAX_VALUE_SIZE_LIMIT};
@@ -36,37 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Magic bytes at offset 0.
-pub const MAGIC: &[u8; 8] = b"KVSNAPSH";
-/// Newest format version (written when a named keyspace holds data).
-pub const VERSION: u32 = 2;
-/// Version written when only the default keyspace has entries.
-pub const VERSION_DEFAULT_ONLY: u32 = 1;
-/// Header size in bytes.
-pub const HEADER_SIZE: usize = 48;
-/// Kind of a key-value store snapshot.
-pub const KIND_KV: u32 = 1;
+#[cfg_attr(not(feature = "internals"), allow(unused_imports))]
+pub use crate::format::checkpoint::{
+    file_name, parse_file_name, HEADER_SIZE, KIND_KV, MAGIC, TMP_SUFFIX, VERSION,
+    VERSION_DEFAULT_ONLY,
+};
 
 /// Pairs whose slices [`write`] takes from a section before it encodes
 /// them (see the loop there).
 const READ_AHEAD: usize = 32;
-
-/// Suffix of a snapshot still being written.
-pub use crate::atomic_file::TMP_SUFFIX;
-
-/// File name of the snapshot covering `lsn`.
-pub fn file_name(lsn: u64) -> String {
-    format!("snap-{lsn:020}.kvs")
-}
-
-/// Parse a snapshot file name back into its LSN.
-pub fn parse_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("snap-")?.strip_suffix(".kvs")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
 
 /// Facts about one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +48,7 @@ pub struct Section<'a> {
 
 impl<'a> Section<'a> {
     /// A section holding every entry of `set`.
-    pub fn new(set: &'a crate::memtable::Index) -> Section<'a> {
+    pub fn new(set: &'a crate::index::Index) -> Section<'a> {
         Section::from_iter(set.len() as u64, set.iter().map(|e| (e.key(), e.value())))
     }
 
@@ -265,10 +220,10 @@ impl HashingReader {
 
 // The callers slice exactly 4 or 8 bytes out of buffers they sized.
 fn le32(b: &[u8]) -> u32 {
-    crate::codec::u32_at(b, 0).unwrap_or(0)
+    crate::format::codec::u32_at(b, 0).unwrap_or(0)
 }
 fn le64(b: &[u8]) -> u64 {
-    crate::codec::u64_at(b, 0).unwrap_or(0)
+    crate::format::codec::u64_at(b, 0).unwrap_or(0)
 }
 
 /// Read and fully verify the snapshot at `path`, calling `each` with the

@@ -22,7 +22,7 @@
 //! Thread safety: every recording method takes `&self` and may be called
 //! from any thread.
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
@@ -204,7 +204,36 @@ pub enum OpKind {
 }
 
 const KINDS: usize = 5;
-const ERROR_KINDS: usize = 13;
+const ERROR_KINDS: usize = ErrorKind::ALL.len();
+
+/// Errors returned, counted by kind ([`Metrics::errors`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErrorCounts([u64; ERROR_KINDS]);
+
+impl ErrorCounts {
+    /// How many errors of `kind` were returned.
+    pub fn get(&self, kind: ErrorKind) -> u64 {
+        self.0[slot(kind)]
+    }
+
+    /// How many errors were returned, of every kind.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Each kind with its count, in code order.
+    pub fn iter(&self) -> impl Iterator<Item = (ErrorKind, u64)> + '_ {
+        ErrorKind::ALL.iter().map(|k| (*k, self.get(*k)))
+    }
+}
+
+/// The position of `kind` in [`ErrorKind::ALL`].
+fn slot(kind: ErrorKind) -> usize {
+    ErrorKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(ERROR_KINDS - 1)
+}
 
 /// The live metrics of one store.
 #[derive(Default)]
@@ -253,8 +282,7 @@ impl Recorder {
 
     /// Count an error returned to the caller.
     pub(crate) fn error(&self, e: &Error) {
-        let i = (e.code() as usize).min(ERROR_KINDS - 1);
-        self.errors[i].fetch_add(1, Relaxed);
+        self.errors[slot(e.kind())].fetch_add(1, Relaxed);
     }
 
     pub(crate) fn wrote(&self, puts: u64, deletes: u64, bytes: u64) {
@@ -337,7 +365,7 @@ impl Recorder {
             scan_latency: l(OpKind::Scan),
             sync_latency: l(OpKind::Sync),
             checkpoint_latency: l(OpKind::Checkpoint),
-            errors: std::array::from_fn(|i| self.errors[i].load(Relaxed)),
+            errors: ErrorCounts(std::array::from_fn(|i| self.errors[i].load(Relaxed))),
             ..Metrics::default()
         }
     }
@@ -387,9 +415,8 @@ pub struct Metrics {
     pub sync_latency: Summary,
     /// Latency of checkpoints, in microseconds.
     pub checkpoint_latency: Summary,
-    /// Errors returned, indexed by status code ([`Error::code`]; 0, 7, 8
-    /// and 9 stay 0).
-    pub errors: [u64; ERROR_KINDS],
+    /// Errors returned, by kind (`m.errors.get(ErrorKind::Io)`).
+    pub errors: ErrorCounts,
     /// Estimated memory of the index, in bytes (gauge).
     pub memory_bytes: u64,
     /// Live keys (gauge).
@@ -410,23 +437,6 @@ pub struct Metrics {
     /// writes fail until it is reopened).
     pub poisoned: bool,
 }
-
-/// Names of the error kinds, indexed by status code.
-pub const ERROR_NAMES: [&str; ERROR_KINDS] = [
-    "ok",
-    "io",
-    "corruption",
-    "invalid_argument",
-    "locked",
-    "poisoned",
-    "closed",
-    "not_found",
-    "buffer_too_small",
-    "panic",
-    "compacted",
-    "out_of_range",
-    "duplicate_key",
-];
 
 impl Metrics {
     /// The metrics in Prometheus text exposition format (version 0.0.4),
@@ -477,13 +487,7 @@ impl Metrics {
             "Checkpoints completed.",
             self.checkpoints,
         );
-        let errors: Vec<(&str, u64)> = self
-            .errors
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !matches!(i, 0 | 8 | 9))
-            .map(|(i, n)| (ERROR_NAMES[i], *n))
-            .collect();
+        let errors: Vec<(&str, u64)> = self.errors.iter().map(|(k, n)| (k.label(), n)).collect();
         e.labelled_counters("errors_total", "Errors returned, by kind.", "kind", &errors);
         e.latency_histograms(
             "operation_duration_seconds",

@@ -1,16 +1,21 @@
 //! [`Db`]: the key-value store.
 
-use crate::batch::WriteBatch;
+pub mod batch;
+pub mod checkpoint;
+pub mod keyspace;
+pub mod recovery;
+
+use crate::engine::metrics::{Metrics, OpKind, Recorder};
+use crate::engine::{self, Core};
 use crate::error::{Error, Result};
+use crate::format::record::RecordType;
 use crate::fs::{self, FileSystem, OpenMode};
-use crate::keyspace::{self, Keyspace, KeyspaceStats, Tables};
-use crate::memtable::ENTRY_OVERHEAD_ESTIMATE;
-use crate::metrics::{Metrics, OpKind, Recorder};
+use crate::index::ENTRY_OVERHEAD_ESTIMATE;
+use crate::index::{FrozenTables, KeyspaceStats, Tables};
+use crate::kv::batch::WriteBatch;
+use crate::kv::keyspace::Keyspace;
+use crate::kv::recovery::RecoveryStats;
 use crate::options::{Durability, Options, WriteOptions};
-use crate::recovery::{self, RecoveryStats};
-use crate::snapshot;
-use crate::store::{self, Core};
-use crate::wal::record::RecordType;
 use crate::wal::segment::KIND_KV;
 use parking_lot::{Mutex, RwLock};
 use std::collections::VecDeque;
@@ -49,9 +54,10 @@ pub(crate) struct Inner {
     mem: RwLock<MemState>,
     /// Serializes keyspace creation and drop (catalog changes).
     ddl: Mutex<()>,
-    /// Serializes document writes (read, check, write of one operation;
-    /// see `docs/`), so unique checks and auto ids see every earlier write.
-    pub(crate) docs_lock: Mutex<()>,
+    /// State that a layer above attaches to this store, one value per
+    /// type (the documents layer keeps its write lock here); see
+    /// [`Db::attached`].
+    attached: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
     checkpoint: Mutex<CheckpointState>,
     checkpoint_running: AtomicBool,
     wal_bytes_since_checkpoint: AtomicU64,
@@ -117,7 +123,7 @@ fn recover_read_only(
     loop {
         let r = recovery::recover(fs, dir, opts, true).and_then(|rec| match rec.resume {
             Some(_) => Ok(rec),
-            None if store::list(fs, dir)?.segments.is_empty() => Err(Error::InvalidArgument(
+            None if engine::list(fs, dir)?.segments.is_empty() => Err(Error::InvalidArgument(
                 format!("{} holds no KeyVal WAL segment", dir.display()),
             )),
             // The last segment vanished between listing and opening it.
@@ -187,8 +193,34 @@ fn run_ticker(weak: std::sync::Weak<Inner>, ticker: Arc<Ticker>, every: Duration
 /// Thread safety: `Db` is `Send + Sync`; share it with `Arc<Db>` or scoped
 /// threads. Concurrent writers are group-committed. Readers never wait for
 /// an fsync.
+#[derive(Clone)]
 pub struct Db {
     inner: Arc<Inner>,
+    /// The default keyspace (id 0), which `Db` dereferences to.
+    default: Keyspace,
+    /// Shared by every clone; the last one to go closes the store.
+    _handle: Arc<Handle>,
+}
+
+/// Closes the store when the last [`Db`] clone is dropped.
+struct Handle(Arc<Inner>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // Errors cannot be reported from a drop; `Db::close` reports them.
+        let _ = self.0.close();
+    }
+}
+
+impl std::ops::Deref for Db {
+    type Target = Keyspace;
+
+    /// The default keyspace: every read and write of a [`Keyspace`]
+    /// (`get`, `set`, `range`, `scan`, ...) works on a `Db` directly and
+    /// addresses it.
+    fn deref(&self) -> &Keyspace {
+        &self.default
+    }
 }
 
 impl std::fmt::Debug for Db {
@@ -214,9 +246,6 @@ pub struct Stats {
     /// Named keyspaces (see [`Db::keyspace`]; each has its own
     /// [`Keyspace::stats`]), those of document collections included.
     pub keyspaces: u64,
-    /// Document collections (see [`Db::collection`]; each has its own
-    /// [`crate::Collection::stats`]).
-    pub collections: u64,
     /// Live WAL segment files.
     pub wal_segments: u64,
     /// Bytes of WAL segment files on disk (preallocated size).
@@ -302,11 +331,11 @@ impl Db {
         let dir = path.as_ref().to_path_buf();
         let (lock, rec): (Box<dyn fs::DirLock>, _) = if opts.read_only {
             (
-                Box::new(store::NoLock),
+                Box::new(engine::NoLock),
                 recover_read_only(fs.as_ref(), &dir, &opts)?,
             )
         } else {
-            let lock = store::open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
+            let lock = engine::open_directory(fs.as_ref(), &dir, opts.create_if_missing)?;
             (lock, recovery::recover(fs.as_ref(), &dir, &opts, false)?)
         };
         let wal_bytes = rec.stats.bytes_replayed;
@@ -318,7 +347,7 @@ impl Db {
                 closed: false,
             }),
             ddl: Mutex::new(()),
-            docs_lock: Mutex::new(()),
+            attached: Mutex::new(Vec::new()),
             checkpoint: Mutex::new(CheckpointState {
                 snapshots: rec.snapshots,
                 good: rec.loaded_snapshot,
@@ -345,7 +374,15 @@ impl Db {
                     .map_err(|e| Error::io(&inner.core.dir, e))?;
             }
         }
-        let db = Db { inner };
+        let db = Db {
+            default: Keyspace {
+                inner: Arc::clone(&inner),
+                id: 0,
+                name: "".into(),
+            },
+            _handle: Arc::new(Handle(Arc::clone(&inner))),
+            inner,
+        };
         if rec.salvaged && !db.inner.opts.read_only {
             // Make the salvaged state the new baseline: a snapshot of it,
             // and nothing older that a later open could trip over again.
@@ -357,8 +394,20 @@ impl Db {
         Ok(db)
     }
 
-    pub(crate) fn inner(&self) -> &Arc<Inner> {
-        &self.inner
+    /// The value of type `T` attached to this store, created with
+    /// `T::default()` on first use; every clone of this `Db` and every call
+    /// get the same one. For layers built on `Db` that need one piece of
+    /// state per store (the document collections' write lock).
+    pub(crate) fn attached<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut list = self.inner.attached.lock();
+        for a in list.iter() {
+            if let Ok(t) = Arc::clone(a).downcast::<T>() {
+                return t;
+            }
+        }
+        let t = Arc::new(T::default());
+        list.push(Arc::clone(&t) as Arc<dyn std::any::Any + Send + Sync>);
+        t
     }
 
     /// The directory this store lives in.
@@ -369,46 +418,6 @@ impl Db {
     /// The options it was opened with.
     pub fn options(&self) -> &Options {
         &self.inner.opts
-    }
-
-    /// Set `key` to `value`, returning once the write has reached the
-    /// durability level. Equivalent to a one-operation batch.
-    ///
-    /// Errors: [`Error::InvalidArgument`] (empty or oversized key, oversized
-    /// value), [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`] (the
-    /// write or fsync failed; the store is now poisoned and the write may or
-    /// may not be on disk).
-    pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        self.set_opt(key, value, &WriteOptions::default())
-    }
-
-    /// [`Db::set`] with per-write options, for example a durability level
-    /// other than the store's ([`WriteOptions::with_durability`]; see
-    /// [`WriteOptions`] for how levels combine under group commit). Errors
-    /// as [`Db::set`].
-    pub fn set_opt(
-        &self,
-        key: impl AsRef<[u8]>,
-        value: impl AsRef<[u8]>,
-        opts: &WriteOptions,
-    ) -> Result<()> {
-        let mut b = WriteBatch::new();
-        b.put(key, value);
-        self.inner.write(b, opts)
-    }
-
-    /// Remove `key` (succeeds whether or not it existed). Deleting a key
-    /// that is absent writes no WAL record: it changes nothing, so there is
-    /// nothing to make durable (a delete inside a [`WriteBatch`] is always
-    /// written). Errors as [`Db::set`], checked for absent keys too.
-    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        self.inner
-            .delete_in(0, key.as_ref(), &WriteOptions::default())
-    }
-
-    /// [`Db::delete`] with per-write options. Errors as [`Db::set`].
-    pub fn delete_opt(&self, key: impl AsRef<[u8]>, opts: &WriteOptions) -> Result<()> {
-        self.inner.delete_in(0, key.as_ref(), opts)
     }
 
     /// Apply `batch` atomically: after a crash either every operation is
@@ -423,136 +432,6 @@ impl Db {
     /// [`Db::write`] with per-write options. Errors as [`Db::write`].
     pub fn write_opt(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
         self.inner.write(batch, opts)
-    }
-
-    fn read<R>(&self, f: impl FnOnce(&Tables) -> R) -> Result<R> {
-        self.inner.read(f)
-    }
-
-    /// The value of `key`, or `None`. Never touches the disk.
-    ///
-    /// Errors: [`Error::InvalidArgument`] (empty or oversized key),
-    /// [`Error::Closed`]. Works on a poisoned store.
-    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
-        self.get_with(key, |v| v.map(|v| v.to_vec()))
-    }
-
-    /// Call `f` with the value of `key` (or `None`) while holding the read
-    /// lock, without copying. Keep `f` short: it blocks writers.
-    pub fn get_with<R>(
-        &self,
-        key: impl AsRef<[u8]>,
-        f: impl FnOnce(Option<&[u8]>) -> R,
-    ) -> Result<R> {
-        self.inner.get_in(0, key.as_ref(), f)
-    }
-
-    /// The values of `keys`, in order (`None` for an absent key), all read
-    /// under one read lock: they are consistent with each other, as of one
-    /// point in the write order. Cheaper per key than [`Db::get`] for
-    /// callers that pay per call (the C ABI's `kv_get_many`); the lock
-    /// blocks writers while it is held, so keep batches to thousands of
-    /// keys, not millions.
-    ///
-    /// Errors: [`Error::InvalidArgument`] if any key is empty or too long
-    /// (nothing is read), [`Error::Closed`].
-    pub fn get_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>> {
-        let mut out = Vec::with_capacity(keys.len());
-        self.get_many_with(keys, |_, v| out.push(v.map(<[u8]>::to_vec)))?;
-        Ok(out)
-    }
-
-    /// [`Db::get_many`] without copying: `f(i, value)` is called for each
-    /// key in order, under the read lock. Keep `f` short: it blocks
-    /// writers.
-    pub fn get_many_with<K: AsRef<[u8]>>(
-        &self,
-        keys: &[K],
-        f: impl FnMut(usize, Option<&[u8]>),
-    ) -> Result<()> {
-        self.inner.get_many_in(0, keys, f)
-    }
-
-    /// Whether `key` is present. Errors as [`Db::get`].
-    pub fn contains(&self, key: impl AsRef<[u8]>) -> Result<bool> {
-        self.get_with(key, |v| v.is_some())
-    }
-
-    /// Number of live keys in the default keyspace (each named keyspace
-    /// has its own [`Keyspace::len`]). Errors: [`Error::Closed`].
-    pub fn len(&self) -> Result<u64> {
-        self.read(|t| t.default.len())
-    }
-
-    /// Whether the default keyspace holds no key. Errors:
-    /// [`Error::Closed`].
-    pub fn is_empty(&self) -> Result<bool> {
-        self.read(|t| t.default.is_empty())
-    }
-
-    /// Iterate over every pair, in key order.
-    pub fn iter(&self) -> Iter {
-        self.range::<&[u8], _>(..)
-    }
-
-    /// Iterate over the pairs whose keys fall in `range`, in key order,
-    /// e.g. `db.range(b"a".as_slice()..b"m".as_slice())`.
-    ///
-    /// The iterator does not hold a lock and does not pin a snapshot: it
-    /// fetches entries in chunks, so it sees writes made while it runs
-    /// (each pair returned was the live value at some moment; keys come in
-    /// strictly increasing order, each at most once).
-    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        Iter::new(Arc::clone(&self.inner), 0, range)
-    }
-
-    /// Iterate over the pairs whose keys start with `prefix`, in key order.
-    /// Same consistency as [`Db::range`].
-    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        Iter::new(Arc::clone(&self.inner), 0, prefix_bounds(prefix.as_ref()))
-    }
-
-    /// Visit the pairs whose keys fall in `range`, in key order, without
-    /// copying them: `f` gets the borrowed key and value and returns `true`
-    /// to go on or `false` to stop. Returns how many pairs `f` was called
-    /// with. This is the fast way to read a short range (no allocation per
-    /// pair, unlike [`Db::range`]).
-    ///
-    /// `f` runs while the index's read lock is held, which delays writers:
-    /// keep it short, and do not call this `Db` from inside it (that may
-    /// deadlock). The lock is dropped and retaken every 256 pairs, so a
-    /// long scan does not stall writers; its consistency is that of
-    /// [`Db::range`] (each pair was the live value at some moment, keys in
-    /// strictly increasing order).
-    ///
-    /// Errors: [`Error::Closed`].
-    pub fn scan<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(
-        &self,
-        range: R,
-        f: impl FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<u64> {
-        self.inner.scan_bounds(
-            0,
-            range.start_bound().map(|k| k.as_ref()),
-            range.end_bound().map(|k| k.as_ref()),
-            f,
-        )
-    }
-
-    /// [`Db::scan`] over the keys that start with `prefix`. Errors:
-    /// [`Error::Closed`].
-    pub fn scan_prefix(
-        &self,
-        prefix: impl AsRef<[u8]>,
-        f: impl FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<u64> {
-        let p = prefix.as_ref();
-        let succ = prefix_successor(p);
-        let end = match &succ {
-            Some(s) => Bound::Excluded(&s[..]),
-            None => Bound::Unbounded,
-        };
-        self.inner.scan_bounds(0, Bound::Included(p), end, f)
     }
 
     /// Make every acknowledged write durable (flush the `Buffered` buffer,
@@ -591,7 +470,7 @@ impl Db {
 
     /// Operation counters, latency percentiles (microseconds), error
     /// counts, and memory and disk gauges. Counters cover the time since
-    /// open or the last [`Db::reset_metrics`]. See [`crate::metrics`].
+    /// open or the last [`Db::reset_metrics`]. See [`crate::engine::metrics`].
     ///
     /// Errors: [`Error::Closed`].
     pub fn metrics(&self) -> Result<Metrics> {
@@ -629,7 +508,7 @@ impl Db {
     /// Errors: [`Error::Closed`].
     pub fn stats(&self) -> Result<Stats> {
         let inner = &self.inner;
-        let (keys, (kb, vb), last_lsn, named, collections) = self.read(|t| {
+        let (keys, (kb, vb), last_lsn, named) = inner.read(|t| {
             let named = t.named.len();
             let nb = t.named.bytes();
             (
@@ -637,7 +516,6 @@ impl Db {
                 t.default.bytes(),
                 t.applied_lsn(),
                 (t.keyspace_count() as u64, named, nb.0 + nb.1),
-                crate::docs::collection_count(t),
             )
         })?;
         let (wal_segments, wal_bytes, synced_lsn, fsyncs) = {
@@ -657,7 +535,7 @@ impl Db {
                     .core
                     .fs
                     .open(
-                        &inner.core.dir.join(snapshot::file_name(*lsn)),
+                        &inner.core.dir.join(checkpoint::file_name(*lsn)),
                         OpenMode::Read,
                     )
                     .ok()
@@ -674,7 +552,6 @@ impl Db {
                 + named.2
                 + named.1 * ENTRY_OVERHEAD_ESTIMATE,
             keyspaces: named.0,
-            collections,
             wal_segments,
             wal_bytes,
             wal_bytes_since_checkpoint: inner.wal_bytes_since_checkpoint.load(Ordering::Relaxed),
@@ -720,7 +597,8 @@ impl Db {
     /// The names of every named keyspace, sorted (bytewise). The default
     /// keyspace is not listed. Errors: [`Error::Closed`].
     pub fn list_keyspaces(&self) -> Result<Vec<String>> {
-        self.read(|t| t.names().into_iter().map(|(n, _)| n).collect())
+        self.inner
+            .read(|t| t.names().into_iter().map(|(n, _)| n).collect())
     }
 
     /// Drop the keyspace `name` and every key in it, atomically and
@@ -765,7 +643,7 @@ impl Db {
     /// snapshot is written at a time). A backup that is interrupted (error,
     /// kill, power cut) never leaves a silently partial store: `dest` is
     /// missing, or refuses to open with [`Error::Corruption`] (see
-    /// [`crate::backup`]). Works on a read-only handle too, which is how
+    /// [`crate::engine::backup`]). Works on a read-only handle too, which is how
     /// another process backs up a live store (`keyval DIR backup DEST`).
     ///
     /// Errors: [`Error::InvalidArgument`] (`dest` exists, its parent does
@@ -792,12 +670,6 @@ impl Db {
         inner.ticker.stop();
         inner.close_index();
         inner.core.release();
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = self.inner.close();
     }
 }
 
@@ -873,7 +745,9 @@ impl Inner {
         let mut spaces: Vec<u32> = Vec::new();
         for op in batch.ops() {
             self.check_key(op.key())?;
-            if let crate::batch::Op::PutIn(0, ..) | crate::batch::Op::DeleteIn(0, _) = op {
+            if let crate::format::batch::Op::PutIn(0, ..)
+            | crate::format::batch::Op::DeleteIn(0, _) = op
+            {
                 // Id 0 in the named table is the catalog; the default
                 // keyspace is written with kinds 1 and 2.
                 return Err(Error::InvalidArgument(
@@ -881,8 +755,8 @@ impl Inner {
                 ));
             }
             match op {
-                crate::batch::Op::Put(_, v) | crate::batch::Op::PutIn(_, _, v) => {
-                    if let crate::batch::Op::PutIn(id, _, _) = op {
+                crate::format::batch::Op::Put(_, v) | crate::format::batch::Op::PutIn(_, _, v) => {
+                    if let crate::format::batch::Op::PutIn(id, _, _) = op {
                         if spaces.last() != Some(&id) {
                             spaces.push(id);
                         }
@@ -896,14 +770,15 @@ impl Inner {
                     }
                     puts += 1;
                 }
-                crate::batch::Op::Delete(_) => deletes += 1,
-                crate::batch::Op::DeleteIn(id, _) => {
+                crate::format::batch::Op::Delete(_) => deletes += 1,
+                crate::format::batch::Op::DeleteIn(id, _) => {
                     if spaces.last() != Some(&id) {
                         spaces.push(id);
                     }
                     deletes += 1;
                 }
-                crate::batch::Op::CreateKeyspace(..) | crate::batch::Op::DropKeyspace(..) => {
+                crate::format::batch::Op::CreateKeyspace(..)
+                | crate::format::batch::Op::DropKeyspace(..) => {
                     return Err(Error::InvalidArgument(
                         "keyspaces are created and dropped with Db::create_keyspace and Db::drop_keyspace, not in a batch".into(),
                     ));
@@ -1014,7 +889,7 @@ impl Inner {
         if m.sample_get() {
             return self.get_in_timed(id, key, f);
         }
-        // Not timed: see crate::metrics (timing every get halved their rate).
+        // Not timed: see crate::engine::metrics (timing every get halved their rate).
         let r = self.check_key(key).and_then(|()| {
             self.read_in(id, |t| {
                 let v = t.get(id, key);
@@ -1146,7 +1021,7 @@ impl Inner {
             .poison_on_err(wal.append_at(&records, None, durability))?;
         let bytes: u64 = group
             .iter()
-            .map(|q| crate::wal::record::encoded_len(q.payload.len()) as u64)
+            .map(|q| crate::format::record::encoded_len(q.payload.len()) as u64)
             .sum();
         // The group's records end at the writer's last LSN (a rotation may
         // have put a segment-link record between two of them).
@@ -1228,14 +1103,14 @@ impl Inner {
             // snapshot is written: writers keep running meanwhile.
             let synced = self.core.wal.lock().sync();
             synced.and_then(|()| {
-                snapshot::write(
+                checkpoint::write(
                     self.core.fs.as_ref(),
                     &self.core.dir,
                     self.db_id,
                     lsn,
                     [
-                        snapshot::Section::new(&frozen.default),
-                        snapshot::Section::new(&frozen.named),
+                        checkpoint::Section::new(&frozen.default),
+                        checkpoint::Section::new(&frozen.named),
                     ],
                 )
                 .map(Some)
@@ -1271,7 +1146,7 @@ impl Inner {
         let mut removed_any = false;
         while ck.snapshots.len() > keep {
             let old = ck.snapshots.remove(0);
-            let p = self.core.dir.join(snapshot::file_name(old));
+            let p = self.core.dir.join(checkpoint::file_name(old));
             self.core
                 .poison_on_err(self.core.fs.remove_file(&p).map_err(|e| Error::io(&p, e)))?;
             removed_any = true;
@@ -1292,10 +1167,7 @@ impl Inner {
     /// Needs the checkpoint lock (one freeze at a time). Returns the
     /// frozen tables, the LSN they cover and how long the write lock was
     /// held. Errors: [`Error::Closed`].
-    fn freeze(
-        &self,
-        _ck: &CheckpointState,
-    ) -> Result<(keyspace::FrozenTables, u64, std::time::Duration)> {
+    fn freeze(&self, _ck: &CheckpointState) -> Result<(FrozenTables, u64, std::time::Duration)> {
         let t = std::time::Instant::now();
         let mut m = self.mem.write();
         if m.closed {
@@ -1326,17 +1198,17 @@ impl Inner {
         if self.core.is_closed() {
             return Err(Error::Closed);
         }
-        let mut staging = crate::backup::Staging::begin(fs, dest)?;
+        let mut staging = crate::engine::backup::Staging::begin(fs, dest)?;
         let ck = self.checkpoint.lock();
         let (frozen, lsn, pause) = self.freeze(&ck)?;
-        let written = snapshot::write(
+        let written = checkpoint::write(
             fs,
             &staging.dir,
             self.db_id,
             lsn,
             [
-                snapshot::Section::new(&frozen.default),
-                snapshot::Section::new(&frozen.named),
+                checkpoint::Section::new(&frozen.default),
+                checkpoint::Section::new(&frozen.named),
             ],
         );
         drop(frozen);
@@ -1365,9 +1237,9 @@ impl Inner {
         let mut ck = self.checkpoint.lock();
         let keep = ck.good;
         let r = (|| {
-            let listing = store::list(self.core.fs.as_ref(), &self.core.dir)?;
+            let listing = engine::list(self.core.fs.as_ref(), &self.core.dir)?;
             for lsn in listing.snapshots.iter().filter(|l| Some(**l) != keep) {
-                let p = self.core.dir.join(snapshot::file_name(*lsn));
+                let p = self.core.dir.join(checkpoint::file_name(*lsn));
                 self.core.fs.remove_file(&p).map_err(|e| Error::io(&p, e))?;
             }
             let mut wal = self.core.wal.lock();

@@ -13,9 +13,9 @@
 //! the allocator's own overhead (see [`ENTRY_OVERHEAD_ESTIMATE`]).
 //!
 //! Checkpoints must not stop writers while the snapshot is written, so the
-//! base index sits behind an `Arc`: [`MemTable::freeze`] hands out a clone of
+//! base index sits behind an `Arc`: [`Table::freeze`] hands out a clone of
 //! that `Arc` (O(1)) and diverts later writes into a small `delta` map that
-//! readers consult first. When the snapshot is written, [`MemTable::merge_step`]
+//! readers consult first. When the snapshot is written, [`Table::merge_step`]
 //! folds the delta back in small chunks.
 
 use std::cell::RefCell;
@@ -29,7 +29,7 @@ use hashbrown::hash_table::Entry as Slot;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use triomphe::ThinArc;
 
-use crate::keyspace::KeyspaceStats;
+use crate::index::KeyspaceStats;
 
 /// One pair's allocation: the header is the key length, the slice is the
 /// key followed by the value.
@@ -279,7 +279,7 @@ pub const ENTRY_OVERHEAD_ESTIMATE: u64 = 82;
 
 /// See the module docs.
 #[derive(Debug, Default)]
-pub struct MemTable {
+pub struct Table {
     base: Arc<Index>,
     /// Writes made while a checkpoint holds a frozen base; `None` = delete.
     delta: Option<BTreeMap<Box<[u8]>, Option<Entry>>>,
@@ -287,13 +287,13 @@ pub struct MemTable {
     /// LSN of the last applied record.
     pub applied_lsn: u64,
     /// Bulk mode (recovery): writes in arrival order, `true` = delete,
-    /// applied by [`MemTable::flush_bulk`] with one sort and one merge.
+    /// applied by [`Table::flush_bulk`] with one sort and one merge.
     bulk: Option<Vec<(Entry, bool)>>,
     /// Key and value bytes in `bulk`.
     bulk_bytes: u64,
 }
 
-impl MemTable {
+impl Table {
     /// Look up `key`.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         debug_assert!(
@@ -363,11 +363,6 @@ impl MemTable {
     /// Number of live keys.
     pub fn len(&self) -> u64 {
         self.counts.keys
-    }
-
-    /// Whether no key is live.
-    pub fn is_empty(&self) -> bool {
-        self.counts.keys == 0
     }
 
     /// Total bytes of live keys and of live values.
@@ -462,7 +457,7 @@ impl MemTable {
     }
 
     /// Freeze the current contents for a snapshot: O(1). Later writes go to
-    /// the delta until [`MemTable::merge_step`] reports completion.
+    /// the delta until [`Table::merge_step`] reports completion.
     ///
     /// The checkpoint merges the delta fully before it freezes again; if a
     /// delta is still there (a merge cut short), it is merged first, so
@@ -509,7 +504,7 @@ impl MemTable {
 
     /// Enter bulk mode, for recovery's replay: `put` and `delete` only
     /// append to a list (and return `None`: the counts are recomputed by
-    /// [`MemTable::end_bulk`]); [`MemTable::flush_bulk`] applies the list
+    /// [`Table::end_bulk`]); [`Table::flush_bulk`] applies the list
     /// with one stable sort and one merge, which replaces a B-tree search
     /// per write. Reads must not run before a flush. Not while a checkpoint
     /// holds a frozen base.
@@ -622,7 +617,7 @@ mod tests {
     use super::*;
     use std::ops::Bound::*;
 
-    fn pairs(m: &MemTable) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn pairs(m: &Table) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out = Vec::new();
         m.visit(Unbounded, Unbounded, |k, v| {
             out.push((k.to_vec(), v.to_vec()));
@@ -633,7 +628,7 @@ mod tests {
 
     #[test]
     fn freeze_delta_merge_keeps_views_consistent() {
-        let mut m = MemTable::default();
+        let mut m = Table::default();
         m.put(b"a", b"1");
         m.put(b"b", b"2");
         let frozen = m.freeze();
@@ -715,7 +710,7 @@ mod model {
     proptest! {
         #[test]
         fn both_indexes_match_a_model(ops in proptest::collection::vec(op(), 1..120)) {
-            let mut m = MemTable::default();
+            let mut m = Table::default();
             let mut model = Model::new();
             let mut frozen: Option<(Frozen, Model)> = None;
             let mut bulk = false;

@@ -5,14 +5,14 @@
 //! truncation, where writing resumes) is shared with every log kind and
 //! lives in [`crate::wal::replay`].
 
+use crate::engine;
 use crate::error::{Error, Result};
+use crate::format::record::RecordType;
 use crate::fs::FileSystem;
-use crate::keyspace::Tables;
-use crate::memtable::Entry;
+use crate::index::Entry;
+use crate::index::Tables;
+use crate::kv::checkpoint;
 use crate::options::{Options, RecoveryMode};
-use crate::snapshot;
-use crate::store;
-use crate::wal::record::RecordType;
 pub use crate::wal::replay::RecoveryStats;
 use crate::wal::replay::{replay, ReplayStart};
 use crate::wal::segment::KIND_KV;
@@ -47,7 +47,7 @@ pub(crate) fn recover(
 ) -> Result<Recovered> {
     let started = Instant::now();
     let mut stats = RecoveryStats::default();
-    let listing = store::list(fsr, dir)?;
+    let listing = engine::list(fsr, dir)?;
     let mut wal_missing = false;
     if listing.segments.is_empty() && !listing.snapshots.is_empty() {
         // Checkpoints never delete the active segment: snapshots without a
@@ -63,7 +63,7 @@ pub(crate) fn recover(
         wal_missing = true;
     }
     if !read_only {
-        store::remove_leftovers(fsr, dir, &listing)?;
+        engine::remove_leftovers(fsr, dir, &listing)?;
     }
 
     // 1. The newest snapshot that verifies.
@@ -72,9 +72,9 @@ pub(crate) fn recover(
     let mut db_id: Option<u64> = None;
     let mut loaded_snapshot = None;
     for &lsn in listing.snapshots.iter().rev() {
-        let path = dir.join(snapshot::file_name(lsn));
+        let path = dir.join(checkpoint::file_name(lsn));
         let mut entries = [Vec::new(), Vec::new()];
-        match snapshot::read(fsr, &path, |s, k, v| entries[s].push(Entry::new(k, v))) {
+        match checkpoint::read(fsr, &path, |s, k, v| entries[s].push(Entry::new(k, v))) {
             Ok(info) => {
                 if info.lsn != lsn {
                     let e = Error::corruption(

@@ -14,11 +14,16 @@
 //! 5. close: [`Core::begin_close`] (no new writes, the group in flight
 //!    finishes), the kind's own final steps, then [`Core::release`].
 
+pub mod atomic_file;
+pub mod backup;
+pub mod metrics;
+pub mod poison;
+
+use crate::engine::poison::Poison;
 use crate::error::{Error, Result};
+use crate::format::checkpoint;
 use crate::fs::{DirLock, FileSystem};
 use crate::options::Options;
-use crate::poison::Poison;
-use crate::snapshot;
 use crate::wal::commit::GroupCommit;
 use crate::wal::replay::RecoveryStats;
 use crate::wal::segment;
@@ -94,20 +99,20 @@ pub struct DirListing {
 /// Classify the entries of `dir`. Unknown names are ignored.
 ///
 /// Errors: `Io` if the directory cannot be listed; `Corruption` if it is
-/// an unfinished backup (it holds [`crate::backup::INCOMPLETE_MARKER`]), so
+/// an unfinished backup (it holds [`crate::engine::backup::INCOMPLETE_MARKER`]), so
 /// that no open, recovery or verify ever takes it for a store.
 pub fn list(fs: &dyn FileSystem, dir: &Path) -> Result<DirListing> {
     let mut l = DirListing::default();
     for name in fs.list_dir(dir).map_err(|e| Error::io(dir, e))? {
-        if name == crate::backup::INCOMPLETE_MARKER {
-            return Err(crate::backup::incomplete(dir));
+        if name == crate::engine::backup::INCOMPLETE_MARKER {
+            return Err(crate::engine::backup::incomplete(dir));
         }
         if let Some(id) = segment::parse_file_name(&name) {
             l.segments.push(id);
-        } else if let Some(lsn) = snapshot::parse_file_name(&name) {
+        } else if let Some(lsn) = checkpoint::parse_file_name(&name) {
             l.snapshots.push(lsn);
         } else if name.ends_with(segment::PREP_SUFFIX)
-            || (name.starts_with("snap-") && name.ends_with(snapshot::TMP_SUFFIX))
+            || (name.starts_with("snap-") && name.ends_with(checkpoint::TMP_SUFFIX))
         {
             l.leftovers.push(name);
         }
