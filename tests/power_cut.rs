@@ -5,9 +5,10 @@
 //! before the copy began. This is what catches a missing directory fsync:
 //! on this kind of machine a rename without one was measured to be lost.
 //!
-//! Needs root, losetup, mkfs.ext4 and e2fsck. Where `build.rs` finds them
-//! missing, the test is reported as ignored in the runner's summary; where
-//! it found them but setting up a loop device then fails, the test fails.
+//! Needs root, losetup, mkfs.ext4 and e2fsck, checked at run time: where
+//! they are missing the test is skipped with a `SKIPPED` line on stderr
+//! (and fails under `CI=true`); where they are there but setting up a loop
+//! device then fails, the test fails.
 //! `KEYVAL_POWER_CUTS` sets the number of cuts (default 20).
 mod common;
 use common::Rng;
@@ -95,37 +96,16 @@ impl Drop for Mount {
 }
 
 fn unavailable() -> Option<String> {
-    // Safety-free check for root: the effective uid is in /proc.
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .unwrap_or("?");
-    if euid != "0" {
-        return Some(format!("needs root (euid {euid})"));
-    }
-    for tool in ["losetup", "mkfs.ext4", "e2fsck", "mount", "umount"] {
-        if Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| !o.status.success())
-            .unwrap_or(true)
-        {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    None
+    common::root_prerequisites(
+        &["losetup", "mkfs.ext4", "e2fsck", "mount", "umount"],
+        &["/dev/loop-control"],
+    )
 }
 
 #[test]
-#[cfg_attr(
-    not(keyval_root_tests),
-    ignore = "needs root, losetup, mkfs.ext4, e2fsck, mount and /dev/loop-control (checked at build time)"
-)]
 fn power_cuts_on_ext4_loop_device() {
-    if let Some(why) = unavailable() {
-        panic!("power_cut: the build found the prerequisites, but now: {why}");
+    if !common::root_test_can_run("power_cut", unavailable()) {
+        return;
     }
     let cuts: u64 = std::env::var("KEYVAL_POWER_CUTS")
         .ok()

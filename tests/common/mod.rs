@@ -172,3 +172,47 @@ pub fn snapshots(dir: &Path) -> Vec<std::path::PathBuf> {
 /// Tiny deterministic RNG (xorshift64*), so failures replay by seed.
 #[allow(unused_imports)] // not every test uses it
 pub use keyval::fs::Rng;
+
+/// The root-only tests (real power cuts, a full tmpfs) decide at run time
+/// whether they can run: `why` is `None` when everything they need is
+/// there. When it is not, the test is skipped with a line on stderr
+/// (`SKIPPED <test>: <why>`), except under `CI=true`, where a missing
+/// prerequisite fails the test: CI must run them.
+pub fn root_test_can_run(test: &str, why: Option<String>) -> bool {
+    let Some(why) = why else {
+        return true;
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{test}: cannot run under CI=true: {why}");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
+
+/// Why a root-only test cannot run here: not root, or one of `tools`
+/// (looked up in the usual system directories) is missing.
+pub fn root_prerequisites(tools: &[&str], paths: &[&str]) -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or("?");
+    if euid != "0" {
+        return Some(format!("needs root (euid {euid})"));
+    }
+    for tool in tools {
+        let found = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+            .iter()
+            .any(|d| Path::new(d).join(tool).exists());
+        if !found {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    for p in paths {
+        if !Path::new(p).exists() {
+            return Some(format!("{p} is missing"));
+        }
+    }
+    None
+}
