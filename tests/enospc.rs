@@ -32,10 +32,7 @@ fn full_disk_poisons_and_loses_nothing_acknowledged() {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    assert!(
-        ok,
-        "enospc: cannot mount a tmpfs although running as root"
-    );
+    assert!(ok, "enospc: cannot mount a tmpfs although running as root");
     let _guard = Tmpfs(mnt.clone());
     let dir = mnt.join("db");
     let opts = Options {

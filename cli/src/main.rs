@@ -7,8 +7,8 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use keyval::fs::RealFs;
-use keyval::internals::batch::{self, Op};
-use keyval::internals::wal::{reader, record, segment};
+use keyval::internals::tools::dump::escape as show;
+use keyval::internals::wal::segment;
 use keyval::{Db, Durability, Error, Options, WriteBatch};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -275,30 +275,6 @@ fn decode_arg(hex: bool, s: &str) -> Result<Vec<u8>, Error> {
         })
         .collect()
 }
-
-fn show(hex: bool, b: &[u8]) -> String {
-    if hex {
-        return b.iter().map(|x| format!("{x:02x}")).collect();
-    }
-    let mut out = String::with_capacity(b.len());
-    for chunk in b.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        for x in chunk.invalid() {
-            out.push_str(&format!("\\x{x:02x}"));
-        }
-    }
-    out
-}
-
 fn open(cli: &Cli, create: bool) -> Result<Db, Error> {
     let durability = match cli.durability {
         Level::Sync => Durability::Sync,
@@ -368,18 +344,14 @@ fn dump_line_max(max_key: u32, max_value: u32) -> u64 {
     (u64::from(max_key) + u64::from(max_value)).div_ceil(3) * 4 + 64
 }
 
-/// The keyspace named by `--keyspace`, if any (created when `create`).
-fn keyspace(cli: &Cli, db: &Db, create: bool) -> Result<Option<keyval::Keyspace>, Error> {
-    cli.keyspace
-        .as_deref()
-        .map(|n| {
-            if create {
-                db.keyspace(n)
-            } else {
-                db.open_keyspace(n)
-            }
-        })
-        .transpose()
+/// The keyspace named by `--keyspace` (created when `create`), or the
+/// default keyspace.
+fn keyspace(cli: &Cli, db: &Db, create: bool) -> Result<keyval::Keyspace, Error> {
+    match cli.keyspace.as_deref() {
+        Some(n) if create => db.keyspace(n),
+        Some(n) => db.open_keyspace(n),
+        None => Ok(keyval::Keyspace::clone(db)),
+    }
 }
 
 /// Whether the command may create the store's directory.
@@ -455,10 +427,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             let db = open_read_only(cli)?;
             let ks = keyspace(cli, &db, false)?;
             let k = decode_arg(hex, key)?;
-            let got = match &ks {
-                Some(ks) => ks.get(k)?,
-                None => db.get(k)?,
-            };
+            let got = ks.get(k)?;
             match got {
                 Some(v) => {
                     if hex {
@@ -478,10 +447,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Cmd::Set { key, value } => {
             let db = open(cli, true)?;
             let (k, v) = (decode_arg(hex, key)?, decode_arg(hex, value)?);
-            match keyspace(cli, &db, true)? {
-                Some(ks) => ks.set(k, v)?,
-                None => db.set(k, v)?,
-            }
+            keyspace(cli, &db, true)?.set(k, v)?;
             db.close()?;
         }
         Cmd::Del { key } => {
@@ -491,39 +457,27 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             let db = open(cli, false)?;
             let k = decode_arg(hex, key)?;
             let ks = keyspace(cli, &db, false)?;
-            let present = match &ks {
-                Some(ks) => ks.contains(&k)?,
-                None => db.contains(&k)?,
-            };
+            let present = ks.contains(&k)?;
             if !present {
                 eprintln!("keyval: key {key:?} not found; nothing deleted");
                 db.close()?;
                 return Ok(EXIT_NOT_FOUND);
             }
-            match ks {
-                Some(ks) => ks.delete(k)?,
-                None => db.delete(k)?,
-            }
+            ks.delete(k)?;
             db.close()?;
         }
         Cmd::Scan(a) => {
             let db = open_read_only(cli)?;
             let ks = keyspace(cli, &db, false)?;
             let iter = match (&a.prefix, &a.start, &a.end) {
-                (Some(p), _, _) => match &ks {
-                    Some(ks) => ks.prefix(decode_arg(hex, p)?),
-                    None => db.prefix(decode_arg(hex, p)?),
-                },
+                (Some(p), _, _) => ks.prefix(decode_arg(hex, p)?),
                 (None, s, e) => {
                     let s = s.as_deref().map(|s| decode_arg(hex, s)).transpose()?;
                     let e = e.as_deref().map(|e| decode_arg(hex, e)).transpose()?;
                     use std::ops::Bound::*;
                     let lo = s.as_deref().map_or(Unbounded, Included);
                     let hi = e.as_deref().map_or(Unbounded, Excluded);
-                    match &ks {
-                        Some(ks) => ks.range::<&[u8], _>((lo, hi)),
-                        None => db.range::<&[u8], _>((lo, hi)),
-                    }
+                    ks.range::<&[u8], _>((lo, hi))
                 }
             };
             for pair in iter.take(a.limit.unwrap_or(usize::MAX)) {
@@ -538,10 +492,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         }
         Cmd::Count => {
             let db = open_read_only(cli)?;
-            let n = match keyspace(cli, &db, false)? {
-                Some(ks) => ks.len()?,
-                None => db.len()?,
-            };
+            let n = keyspace(cli, &db, false)?.len()?;
             writeln!(out, "{n}").map_err(w)?;
             db.close()?;
         }
@@ -566,7 +517,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             }
         }
         Cmd::Verify => return verify(&cli.dir, &mut out),
-        Cmd::DumpWal => dump_wal(&cli.dir, hex, &mut out)?,
+        Cmd::DumpWal => keyval::internals::tools::dump::dump_wal(&RealFs, &cli.dir, hex, &mut out)?,
         Cmd::Checkpoint => {
             let db = open(cli, false)?;
             db.checkpoint()?;
@@ -654,10 +605,7 @@ fn dump(cli: &Cli, file: &Path) -> Result<(), Error> {
         "keyspace": cli.keyspace});
     writeln!(out, "{header}").map_err(w)?;
     let (mut count, mut crc) = (0u64, crc32fast::Hasher::new());
-    let iter = match &ks {
-        Some(ks) => ks.iter(),
-        None => db.iter(),
-    };
+    let iter = ks.iter();
     for pair in iter {
         let (k, v) = pair?;
         let line = format!(
@@ -771,7 +719,10 @@ fn restore(cli: &Cli, file: &Path, batch: usize, out: &mut impl Write) -> Result
         .clone()
         .or_else(|| header["keyspace"].as_str().map(String::from));
     let db = open(cli, true)?;
-    let ks = name.as_deref().map(|n| db.keyspace(n)).transpose()?;
+    let ks = match name.as_deref() {
+        Some(n) => db.keyspace(n)?,
+        None => keyval::Keyspace::clone(&db),
+    };
     let bar = ProgressBar::new(pairs);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} pairs")
@@ -788,10 +739,7 @@ fn restore(cli: &Cli, file: &Path, batch: usize, out: &mut impl Write) -> Result
         }
         let text = std::str::from_utf8(&line).map_err(|_| bad("changed while restoring"))?;
         let (k, v) = dump_pair(text, at)?;
-        match &ks {
-            Some(ks) => b.put_in(ks, k, v),
-            None => b.put(k, v),
-        };
+        b.put_in(&ks, k, v);
         done += 1;
         in_batch += 1;
         if in_batch >= batch.max(1) {
@@ -1055,72 +1003,6 @@ fn print_stats(
     print_recovery(out, r)
 }
 
-/// A Raft record's payload in readable form (layouts in `keyval::raft`),
-/// starting with a newline and two spaces.
-fn raft_record(rtype: u8, p: &[u8], hex: bool) -> String {
-    let u64_at = |at: usize| -> Option<u64> {
-        Some(u64::from_le_bytes(p.get(at..at + 8)?.try_into().ok()?))
-    };
-    let u32_at = |at: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(p.get(at..at + 4)?.try_into().ok()?))
-    };
-    let text = match record::RecordType::from_u8(rtype) {
-        Some(record::RecordType::RaftEntries) => (|| {
-            let (first, count) = (u64_at(0)?, u32_at(8)?);
-            let mut s = format!(
-                "{count} entr{} from index {first}",
-                if count == 1 { "y" } else { "ies" }
-            );
-            let mut at = 12;
-            for i in 0..count as u64 {
-                let (term, len) = (u64_at(at)?, u32_at(at + 8)? as usize);
-                let data = p.get(at + 16..at + 16 + len)?;
-                let shown: Vec<u8> = data.iter().take(32).copied().collect();
-                s += &format!(
-                    "\n    index {} term {term}: {len} byte(s) {}{}",
-                    first + i,
-                    show(hex, &shown),
-                    if len > 32 { "..." } else { "" }
-                );
-                at += 16 + len;
-            }
-            Some(s)
-        })(),
-        Some(record::RecordType::RaftHardState) => (|| {
-            let vl = u32_at(16)? as usize;
-            Some(format!(
-                "hard state: term {} commit {} vote {}",
-                u64_at(0)?,
-                u64_at(8)?,
-                show(hex, p.get(20..20 + vl)?)
-            ))
-        })(),
-        Some(record::RecordType::RaftTruncateSuffix) => {
-            u64_at(0).map(|f| format!("truncate suffix: entries from index {f} removed"))
-        }
-        Some(record::RecordType::RaftTruncatePrefix) => (|| {
-            Some(format!(
-                "truncate prefix: entries up to index {} (term {}) removed",
-                u64_at(0)?,
-                u64_at(8)?
-            ))
-        })(),
-        Some(record::RecordType::RaftReclaim) => u64_at(0).map(|l| {
-            format!("reclaim: segments holding only records below LSN {l} may be deleted")
-        }),
-        Some(record::RecordType::RaftRebase) => Some(match p.first() {
-            Some(0) => "rebase: a rewrite of the whole log (after a salvage) begins".into(),
-            Some(1) => "rebase: the rewrite is complete and replaces the log before it".into(),
-            _ => format!("rebase: unknown phase ({} byte payload)", p.len()),
-        }),
-        _ => Some(format!("{} byte payload", p.len())),
-    };
-    format!(
-        "\n  {}",
-        text.unwrap_or_else(|| "malformed payload".to_string())
-    )
-}
-
 /// `first..=last` of a Raft log's entries, or "none (next N)".
 fn raft_range(r: &keyval::raft::Inspection) -> String {
     match r.last_index {
@@ -1375,100 +1257,6 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
         Ok(0)
     }
 }
-
-fn dump_wal(dir: &Path, hex: bool, out: &mut impl Write) -> Result<(), Error> {
-    let w = |e: std::io::Error| Error::from(e);
-    let kind = keyval::internals::engine::log_kind(&RealFs, dir)?.unwrap_or(segment::KIND_KV);
-    let listing = keyval::internals::engine::list(&RealFs, dir)?;
-    for id in listing.segments {
-        let path = dir.join(segment::file_name(id));
-        let buf = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        writeln!(
-            out,
-            "# segment {id} ({}, {} bytes)",
-            path.display(),
-            buf.len()
-        )
-        .map_err(w)?;
-        let db_id = match segment::check_header(&path, &buf, kind, id) {
-            Ok(d) => d,
-            Err(e) => {
-                writeln!(out, "#   bad header: {e}").map_err(w)?;
-                continue;
-            }
-        };
-        let scan = reader::scan(
-            &buf,
-            record::Owner {
-                db_id,
-                segment_id: id,
-            },
-        );
-        for r in &scan.records {
-            let h = &r.header;
-            let kind =
-                record::RecordType::from_u8(h.rtype).map_or("?".to_string(), |t| format!("{t:?}"));
-            write!(
-                out,
-                "lsn={} offset={} len={} synced={} type={kind}",
-                h.lsn, r.offset, h.len, h.synced_lsn
-            )
-            .map_err(w)?;
-            let payload = &buf[r.payload.clone()];
-            if h.rtype == record::RecordType::SegmentLink as u8 {
-                let next = payload
-                    .get(..8)
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(u64::from_le_bytes);
-                writeln!(out, "\n  the log continues in segment {next:?}").map_err(w)?;
-                continue;
-            }
-            if h.rtype != record::RecordType::KvBatch as u8 {
-                writeln!(out, "{}", raft_record(h.rtype, payload, hex)).map_err(w)?;
-                continue;
-            }
-            for op in batch::decode(payload) {
-                match op {
-                    Ok(Op::Put(k, v)) => {
-                        write!(out, "\n  put {} ({} byte value)", show(hex, k), v.len())
-                            .map_err(w)?
-                    }
-                    Ok(Op::Delete(k)) => write!(out, "\n  del {}", show(hex, k)).map_err(w)?,
-                    Ok(Op::PutIn(id, k, v)) => write!(
-                        out,
-                        "\n  put {} in keyspace {id} ({} byte value)",
-                        show(hex, k),
-                        v.len()
-                    )
-                    .map_err(w)?,
-                    Ok(Op::DeleteIn(id, k)) => {
-                        write!(out, "\n  del {} in keyspace {id}", show(hex, k)).map_err(w)?
-                    }
-                    Ok(Op::CreateKeyspace(id, n)) => {
-                        write!(out, "\n  create keyspace {} as id {id}", show(hex, n)).map_err(w)?
-                    }
-                    Ok(Op::DropKeyspace(id, n)) => {
-                        write!(out, "\n  drop keyspace {} (id {id})", show(hex, n)).map_err(w)?
-                    }
-                    Err(e) => write!(out, "\n  malformed payload: {e}").map_err(w)?,
-                }
-            }
-            writeln!(out).map_err(w)?;
-        }
-        if let Some(d) = &scan.damage {
-            writeln!(
-                out,
-                "#   damage at offset {}: {} ({} valid record(s) after it)",
-                d.offset,
-                d.reason,
-                d.later.len()
-            )
-            .map_err(w)?;
-        }
-    }
-    Ok(())
-}
-
 /// The records a file contributes: one per line (`\n`-separated; a final
 /// newline does not start an extra line), or the whole file.
 fn records_of(path: &Path, data: &[u8], whole: bool) -> Vec<(Vec<u8>, Vec<u8>)> {

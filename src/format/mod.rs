@@ -9,6 +9,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod codec;
 
+pub mod raft;
 pub mod record;
 
 /// Suffix of a file still being written under a temporary name (a

@@ -5,7 +5,7 @@
 
 /// On-disk layouts: WAL records, batch payloads, checkpoint files.
 pub mod format {
-    pub use crate::format::{batch, checkpoint, codec, record, TMP_SUFFIX};
+    pub use crate::format::{batch, checkpoint, codec, raft, record, TMP_SUFFIX};
 }
 
 /// The write-ahead log: segment files, the reader, replay.
@@ -25,6 +25,11 @@ pub use crate::engine::backup;
 pub use crate::format::batch;
 pub use crate::kv::checkpoint;
 pub use crate::tools::verify;
+
+/// The operations tools: verify and dump.
+pub mod tools {
+    pub use crate::tools::{dump, verify};
+}
 
 #[cfg(feature = "testing")]
 pub mod fuzzing;

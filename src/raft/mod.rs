@@ -4,16 +4,9 @@
 //! the key-value store (segments, checksummed records, group commit,
 //! replay, torn-tail handling) but uses its own record types:
 //!
-//! ```text
-//! RaftEntries (10):        u64 first index, u32 count, then per entry:
-//!                          u64 term, u32 data length, u32 CRC-32 of data, data
-//! RaftHardState (11):      u64 term, u64 commit, u32 vote length, vote bytes
-//! RaftTruncateSuffix (12): u64 from (entries >= from are removed)
-//! RaftTruncatePrefix (13): u64 upto, u64 term of that entry (0 if unknown)
-//! RaftReclaim (14):        u64 lsn (segments below it may be deleted)
-//! RaftRebase (15):         u8 0 = a rewrite of the whole log begins,
-//!                          1 = it is complete (see `rebase_after_salvage`)
-//! ```
+//! their payloads are laid out in `format::raft` (record types 10-15:
+//! entries, hard state, truncate suffix and prefix, reclaim, rebase; see
+//! `rebase_after_salvage` for the last).
 //!
 //! Entries are not held in memory: an index maps each log index to its
 //! term and its position in a segment, reads use positioned reads (checked
@@ -43,7 +36,7 @@ use metrics::{RaftOp, RaftRecorder};
 
 use crate::engine::{self, Core};
 use crate::error::{Error, Result};
-use crate::format::codec::{u32_at, u64_at};
+use crate::format::raft::{self as raft_format, encode_truncate_prefix, RaftRecord};
 use crate::format::record::{RecordType, HEADER_SIZE};
 use crate::fs::{self, FileHandle, FileSystem, OpenMode};
 use crate::options::{Durability, Options};
@@ -205,44 +198,43 @@ impl State {
         file: &Path,
     ) -> Result<()> {
         let bad = |why: &str| Error::corruption(file, Some(off), why.to_string());
-        if rtype == RecordType::RaftRebase {
-            match p.first() {
-                Some(0) => {
-                    // A rewrite that never committed (a crash) is ignored;
-                    // a new one starts from nothing.
-                    self.shadow = Some(Box::new(State {
-                        first: 1,
-                        replaying: self.replaying,
-                        salvage: self.salvage,
-                        ..State::default()
-                    }));
-                }
-                Some(1) => {
-                    let mut sh = *self
-                        .shadow
-                        .take()
-                        .ok_or_else(|| bad("rebase commit without a begin"))?;
-                    sh.reclaimed_below = sh.reclaimed_below.max(self.reclaimed_below);
-                    sh.files = std::mem::take(&mut self.files);
-                    sh.dropped += self.dropped;
-                    *self = sh;
-                }
-                _ => return Err(bad("bad rebase record")),
+        let rec = match RaftRecord::decode(rtype, p) {
+            Some(r) => r.map_err(bad)?,
+            // Handled by replay; never applied.
+            None if rtype == RecordType::SegmentLink => return Ok(()),
+            None => return Err(bad("key-value record in a Raft log")),
+        };
+        if let RaftRecord::Rebase { commit } = rec {
+            if !commit {
+                // A rewrite that never committed (a crash) is ignored; a
+                // new one starts from nothing.
+                self.shadow = Some(Box::new(State {
+                    first: 1,
+                    replaying: self.replaying,
+                    salvage: self.salvage,
+                    ..State::default()
+                }));
+            } else {
+                let mut sh = *self
+                    .shadow
+                    .take()
+                    .ok_or_else(|| bad("rebase commit without a begin"))?;
+                sh.reclaimed_below = sh.reclaimed_below.max(self.reclaimed_below);
+                sh.files = std::mem::take(&mut self.files);
+                sh.dropped += self.dropped;
+                *self = sh;
             }
             return Ok(());
         }
         if let Some(sh) = self.shadow.as_mut() {
-            if rtype == RecordType::RaftReclaim {
-                let lsn = u64_at(p, 0).ok_or_else(|| bad("short reclaim record"))?;
+            if let RaftRecord::Reclaim { lsn } = rec {
                 self.reclaimed_below = self.reclaimed_below.max(lsn);
             }
             return sh.apply(rtype, p, seg, off, file);
         }
-        match rtype {
-            RecordType::RaftRebase => unreachable!("handled above"),
-            RecordType::RaftEntries => {
-                let first = u64_at(p, 0).ok_or_else(|| bad("short entries record"))?;
-                let count = u32_at(p, 8).ok_or_else(|| bad("short entries record"))? as usize;
+        match rec {
+            RaftRecord::Rebase { .. } => unreachable!("handled above"),
+            RaftRecord::Entries { first, .. } => {
                 if self.replaying
                     && self.used
                     && self.locs.is_empty()
@@ -269,43 +261,30 @@ impl State {
                     self.first = first;
                 }
                 self.used = true;
-                let mut at = 12usize;
-                for _ in 0..count {
-                    let term = u64_at(p, at).ok_or_else(|| bad("short entry"))?;
-                    let len = u32_at(p, at + 8).ok_or_else(|| bad("short entry"))?;
-                    let crc = u32_at(p, at + 12).ok_or_else(|| bad("short entry"))?;
-                    let data_at = at + 16;
-                    if p.len() < data_at + len as usize {
-                        return Err(bad("entry runs past its record"));
-                    }
-                    let doff = off + HEADER_SIZE as u64 + data_at as u64;
+                for e in rec.entries() {
+                    let e = e.map_err(bad)?;
                     self.locs.push_back(Loc {
-                        term,
+                        term: e.term,
                         seg,
-                        off: doff,
-                        len,
-                        crc,
+                        off: off + HEADER_SIZE as u64 + e.data_at as u64,
+                        len: e.data.len() as u32,
+                        crc: e.crc,
                     });
-                    at = data_at + len as usize;
                 }
                 if let Some(l) = self.last() {
                     let m = self.seg_max.entry(seg).or_insert(0);
                     *m = (*m).max(l);
                 }
             }
-            RecordType::RaftHardState => {
-                let term = u64_at(p, 0).ok_or_else(|| bad("short hard state"))?;
-                let commit = u64_at(p, 8).ok_or_else(|| bad("short hard state"))?;
-                let vl = u32_at(p, 16).ok_or_else(|| bad("short hard state"))? as usize;
-                let vote = p
-                    .get(20..20 + vl)
-                    .ok_or_else(|| bad("short vote"))?
-                    .to_vec();
-                self.hard = Some(HardState { term, vote, commit });
+            RaftRecord::HardState { term, commit, vote } => {
+                self.hard = Some(HardState {
+                    term,
+                    vote: vote.to_vec(),
+                    commit,
+                });
                 self.hard_seg = seg;
             }
-            RecordType::RaftTruncateSuffix => {
-                let from = u64_at(p, 0).ok_or_else(|| bad("short truncate record"))?;
+            RaftRecord::TruncateSuffix { from } => {
                 // On a log that never held an entry there is nothing to remove.
                 if self.used {
                     if from < self.first {
@@ -316,9 +295,7 @@ impl State {
                     }
                 }
             }
-            RecordType::RaftTruncatePrefix => {
-                let upto = u64_at(p, 0).ok_or_else(|| bad("short truncate record"))?;
-                let term = u64_at(p, 8).ok_or_else(|| bad("short truncate record"))?;
+            RaftRecord::TruncatePrefix { upto, term } => {
                 // Logs written before the purge point was kept monotone may
                 // hold a purge below an earlier one, or of u64::MAX (which
                 // wrapped the first index): neither moves anything back now.
@@ -340,13 +317,9 @@ impl State {
                 self.purged = Some((upto, term));
                 self.used = true;
             }
-            RecordType::RaftReclaim => {
-                let lsn = u64_at(p, 0).ok_or_else(|| bad("short reclaim record"))?;
+            RaftRecord::Reclaim { lsn } => {
                 self.reclaimed_below = self.reclaimed_below.max(lsn);
             }
-            // Handled by replay; never applied.
-            RecordType::SegmentLink => {}
-            RecordType::KvBatch => return Err(bad("key-value record in a Raft log")),
         }
         Ok(())
     }
@@ -523,7 +496,7 @@ impl RaftLog {
         core.poison_on_err((|| {
             let mut w = core.wal.lock();
             let before = w.rotate_now()?;
-            recs.push((RecordType::RaftReclaim, (before + 1).to_le_bytes().to_vec()));
+            recs.push((RecordType::RaftReclaim, raft_format::encode_u64(before + 1)));
             let refs: Vec<(RecordType, &[u8])> =
                 recs.iter().map(|(t, p)| (*t, p.as_slice())).collect();
             w.append(&refs, None)?;
@@ -639,7 +612,7 @@ impl RaftLog {
             }
             Ok(Op {
                 rtype: RecordType::RaftTruncateSuffix,
-                payload: from.to_le_bytes().to_vec(),
+                payload: raft_format::encode_u64(from),
             })
         })?;
         self.inner.cache.lock().remove_from(from);
@@ -747,7 +720,7 @@ impl RaftLog {
         self.write(|_| {
             Ok(Op {
                 rtype: RecordType::RaftReclaim,
-                payload: (upto_lsn + 1).to_le_bytes().to_vec(),
+                payload: raft_format::encode_u64(upto_lsn + 1),
             })
         })?;
         // Rule: delete only once what replaces it is durable. Under `Os` the
@@ -1178,36 +1151,16 @@ fn check_reclaimed(
     }
 }
 
-/// The payload of a `RaftEntries` record (see the module docs) for
-/// consecutive `entries` (at least one).
+/// The payload of a `RaftEntries` record for consecutive `entries` (at
+/// least one).
 fn encode_entries(entries: &[Entry]) -> Vec<u8> {
     let first = entries.first().map_or(0, |e| e.index);
-    let mut p = Vec::with_capacity(12 + entries.iter().map(|e| 16 + e.data.len()).sum::<usize>());
-    p.extend_from_slice(&first.to_le_bytes());
-    p.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    for e in entries {
-        p.extend_from_slice(&e.term.to_le_bytes());
-        p.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
-        p.extend_from_slice(&crc32fast::hash(&e.data).to_le_bytes());
-        p.extend_from_slice(&e.data);
-    }
-    p
-}
-
-/// The payload of a `RaftTruncatePrefix` record.
-fn encode_truncate_prefix(upto: u64, term: u64) -> Vec<u8> {
-    let mut p = upto.to_le_bytes().to_vec();
-    p.extend_from_slice(&term.to_le_bytes());
-    p
+    let list: Vec<(u64, &[u8])> = entries.iter().map(|e| (e.term, &e.data[..])).collect();
+    raft_format::encode_entries(first, &list)
 }
 
 fn encode_hard_state(hs: &HardState) -> Vec<u8> {
-    let mut p = Vec::with_capacity(20 + hs.vote.len());
-    p.extend_from_slice(&hs.term.to_le_bytes());
-    p.extend_from_slice(&hs.commit.to_le_bytes());
-    p.extend_from_slice(&(hs.vote.len() as u32).to_le_bytes());
-    p.extend_from_slice(&hs.vote);
-    p
+    raft_format::encode_hard_state(hs.term, hs.commit, &hs.vote)
 }
 
 impl Inner {
