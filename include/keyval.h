@@ -256,7 +256,8 @@ typedef struct kv_iter kv_iter;
 
 /*
  A named keyspace of an open database: an independent ordered key space
- (like a Bolt bucket). Opaque; get one with `kv_keyspace_open`, free it
+ (like a Bolt bucket), or the default keyspace. Opaque; get one with
+ `kv_keyspace_open` or `kv_keyspace_default`, free it
  with `kv_keyspace_free` (before or after `kv_close`; calls on it after
  `kv_close` return `KV_CLOSED`, after a drop `KV_NOT_FOUND`). Safe to use
  from many threads at once.
@@ -1232,6 +1233,17 @@ void kv_iter_free(kv_iter *it);
 kv_status kv_keyspace_open(const kv_db *db, const uint8_t *name, size_t name_len, int32_t create, kv_keyspace **out);
 
 /*
+ Store in `*out` a new handle on the default keyspace of `db` (id 0,
+ name ""): the keyspace `kv_get`, `kv_set` and the other `kv_*` key
+ functions address. Every `kv_keyspace_*` function works on it, so code
+ written against a keyspace handle serves the default keyspace too.
+ Free it with `kv_keyspace_free`.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
+ */
+kv_status kv_keyspace_default(const kv_db *db, kv_keyspace **out);
+
+/*
  Free a keyspace handle (the keyspace and its data stay). NULL is a
  no-op.
 
@@ -1262,10 +1274,22 @@ kv_status kv_keyspace_list(const kv_db *db, uint8_t **out, size_t *out_len);
 kv_status kv_keyspace_set(const kv_keyspace *ks, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len);
 
 /*
+ `kv_keyspace_set` acknowledged at `durability` (`KV_DURABILITY_*`), as
+ `kv_set_with`. Errors as `kv_set_with`, plus `KV_NOT_FOUND` (dropped).
+ */
+kv_status kv_keyspace_set_with(const kv_keyspace *ks, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len, uint32_t durability);
+
+/*
  Remove `key` from keyspace `ks` (as `kv_delete`). Errors as
  `kv_keyspace_set`.
  */
 kv_status kv_keyspace_delete(const kv_keyspace *ks, const uint8_t *key, size_t key_len);
+
+/*
+ `kv_keyspace_delete` acknowledged at `durability`, as
+ `kv_delete_with`. Errors as `kv_keyspace_set_with`.
+ */
+kv_status kv_keyspace_delete_with(const kv_keyspace *ks, const uint8_t *key, size_t key_len, uint32_t durability);
 
 /*
  The value of `key` in keyspace `ks`, in a fresh buffer (as `kv_get`).
@@ -1273,6 +1297,26 @@ kv_status kv_keyspace_delete(const kv_keyspace *ks, const uint8_t *key, size_t k
  `KV_INVALID_ARGUMENT`, `KV_CLOSED`.
  */
 kv_status kv_keyspace_get(const kv_keyspace *ks, const uint8_t *key, size_t key_len, uint8_t **val, size_t *val_len);
+
+/*
+ The value of `key` in keyspace `ks` copied into the caller's buffer, as
+ `kv_get_into`. Errors as `kv_get_into`; `KV_NOT_FOUND` also when the
+ keyspace was dropped.
+ */
+kv_status kv_keyspace_get_into(const kv_keyspace *ks, const uint8_t *key, size_t key_len, uint8_t *buf, size_t cap, size_t *val_len);
+
+/*
+ The values of `n` keys of keyspace `ks` in one call, as `kv_get_many`
+ (same packing, result block and consistency). Errors as `kv_get_many`,
+ plus `KV_NOT_FOUND` if the keyspace was dropped.
+ */
+kv_status kv_keyspace_get_many(const kv_keyspace *ks, const uint8_t *keys, const size_t *key_lens, size_t n, kv_value **out);
+
+/*
+ Store 1 in `*out` if `key` is present in keyspace `ks`, else 0. Errors
+ as `kv_contains`, plus `KV_NOT_FOUND` (dropped).
+ */
+kv_status kv_keyspace_contains(const kv_keyspace *ks, const uint8_t *key, size_t key_len, int32_t *out);
 
 /*
  The number of live keys of keyspace `ks` in `*out`. Errors:

@@ -295,3 +295,33 @@ fn concurrent_creates_of_one_name_agree() {
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
     assert_eq!(db.list_keyspaces().expect("list"), vec!["shared"]);
 }
+
+/// A handle that outlives its store (a keyspace, the default keyspace of a
+/// clone, an iterator) keeps no file of the store open: closing releases
+/// the WAL's files, so the directory can be unmounted or deleted (found by
+/// the Go binding's full-disk test, whose tmpfs stayed busy).
+#[test]
+fn handles_that_outlive_close_hold_no_file_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = keyval::Db::open(dir.path(), keyval::Options::default()).expect("open");
+    let ks = db.keyspace("k").expect("keyspace");
+    ks.set(b"a", b"1").expect("set");
+    let default = keyval::Keyspace::clone(&db);
+    let iter = db.iter();
+    let open_in_dir = || {
+        std::fs::read_dir("/proc/self/fd")
+            .expect("fd list")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|p| p.starts_with(dir.path()))
+            .count()
+    };
+    assert!(open_in_dir() > 0, "an open store holds its active segment");
+    db.close().expect("close");
+    assert_eq!(open_in_dir(), 0, "files still open after close");
+    assert!(matches!(ks.get(b"a"), Err(keyval::Error::Closed)));
+    assert!(matches!(
+        default.set(b"b", b"2"),
+        Err(keyval::Error::Closed)
+    ));
+    drop(iter);
+}

@@ -51,6 +51,10 @@ func (b *Batch) Delete(key []byte) {
 // may write the default keyspace and several named ones, atomically.
 // Commit fails with ErrNotFound, applying nothing, if ks was dropped.
 func (b *Batch) SetIn(ks *Keyspace, key, value []byte) {
+	if ks.id == 0 { // the default keyspace (DB.Default)
+		b.Set(key, value)
+		return
+	}
 	b.buf = append(b.buf, opPutIn)
 	b.buf = binary.LittleEndian.AppendUint32(b.buf, ks.id)
 	b.buf = binary.LittleEndian.AppendUint32(b.buf, uint32(len(key)))
@@ -61,6 +65,10 @@ func (b *Batch) SetIn(ks *Keyspace, key, value []byte) {
 
 // DeleteIn adds "remove key from keyspace ks".
 func (b *Batch) DeleteIn(ks *Keyspace, key []byte) {
+	if ks.id == 0 {
+		b.Delete(key)
+		return
+	}
 	b.buf = append(b.buf, opDeleteIn)
 	b.buf = binary.LittleEndian.AppendUint32(b.buf, ks.id)
 	b.buf = binary.LittleEndian.AppendUint32(b.buf, uint32(len(key)))

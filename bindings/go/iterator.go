@@ -38,14 +38,7 @@ type Iterator struct {
 
 // NewIterator creates an iterator (opts may be nil for every key). Errors:
 // ErrClosed.
-func (db *DB) NewIterator(opts *IterOptions) (*Iterator, error) {
-	return newIterator(db, opts, func(h *C.kv_db, prefix bool, sp *C.uint8_t, sl C.size_t, ep *C.uint8_t, el C.size_t, out **C.kv_iter) C.kv_status {
-		if prefix {
-			return C.kv_iter_prefix(h, sp, sl, out)
-		}
-		return C.kv_iter_range(h, sp, sl, ep, el, out)
-	})
-}
+func (db *DB) NewIterator(opts *IterOptions) (*Iterator, error) { return db.def.NewIterator(opts) }
 
 // newIterator creates an iterator with open, given the prefix (prefix
 // true, in sp/sl) or the range bounds of opts as C arguments.

@@ -10,9 +10,10 @@ import (
 	"unsafe"
 )
 
-// Keyspace is a named keyspace of a DB: an independent ordered key space
-// (like a Bolt bucket) with its own Get, Set, Delete and Len. Get one with
-// DB.Keyspace. After DropKeyspace its methods return ErrNotFound; after
+// Keyspace is a keyspace of a DB: an independent ordered key space (like
+// a Bolt bucket) with every key operation (Get, GetMany, Has, Set,
+// SetWith, Delete, DeleteWith, Len, Stats, NewIterator). Get a named one
+// with DB.Keyspace, the default one with DB.Default. After DropKeyspace its methods return ErrNotFound; after
 // DB.Close, ErrClosed. Safe for concurrent use.
 type Keyspace struct {
 	db   *DB
@@ -65,7 +66,7 @@ func (db *DB) DropKeyspace(name string) (bool, error) {
 	return existed != 0, err
 }
 
-// Name is the keyspace's name.
+// Name is the keyspace's name ("" for the default keyspace).
 func (k *Keyspace) Name() string { return k.name }
 
 func (k *Keyspace) with(f func(h *C.kv_keyspace) C.kv_status) error {
@@ -101,11 +102,98 @@ func (k *Keyspace) Get(key []byte) ([]byte, error) {
 	return out, err
 }
 
-// Delete removes key from the keyspace. Errors as Set.
+// SetWith is Set acknowledged at durability d instead of the store's
+// level. Concurrent writes share a commit group that is brought to the
+// strongest level any of them asked for, so a write is never made less
+// durable than it asked, and one at DurabilitySync also makes every
+// earlier write durable (the WAL is one ordered log). Errors as Set, plus
+// ErrInvalidArgument for an unknown level (nothing is written).
+func (k *Keyspace) SetWith(key, value []byte, d Durability) error {
+	return k.with(func(h *C.kv_keyspace) C.kv_status {
+		kp, kl := keyPtr(key)
+		vp, vl := bytesPtr(value)
+		return C.kv_keyspace_set_with(h, kp, kl, vp, vl, C.uint32_t(d))
+	})
+}
+
+// GetMany returns the values of keys in one cgo call: out[i] is the value
+// of keys[i], or nil if that key is absent (a present empty value is a
+// non-nil empty slice). All keys are read at one point in the write
+// order, so the values are consistent with each other. The values share
+// one allocation; each is capped at its length, so appending to one never
+// changes another. Errors: ErrInvalidArgument (any empty or oversized
+// key: nothing is returned), ErrNotFound (dropped), ErrClosed.
+func (k *Keyspace) GetMany(keys [][]byte) ([][]byte, error) {
+	if len(keys) == 0 {
+		return [][]byte{}, k.with(func(*C.kv_keyspace) C.kv_status { return C.KV_OK })
+	}
+	total := 0
+	for _, key := range keys {
+		total += len(key)
+	}
+	packed := make([]byte, 0, total)
+	lens := make([]C.size_t, len(keys))
+	for i, key := range keys {
+		packed = append(packed, key...)
+		lens[i] = C.size_t(len(key))
+	}
+	var out [][]byte
+	err := k.with(func(h *C.kv_keyspace) C.kv_status {
+		var arr *C.kv_value
+		kp, _ := bytesPtr(packed)
+		st := C.kv_keyspace_get_many(h, kp, &lens[0], C.size_t(len(keys)), &arr)
+		if st != C.KV_OK {
+			return st
+		}
+		defer C.kv_free(unsafe.Pointer(arr))
+		vals := unsafe.Slice(arr, len(keys))
+		size := 0
+		for _, v := range vals {
+			size += int(v.value_len)
+		}
+		buf := make([]byte, size)
+		out = make([][]byte, len(keys))
+		at := 0
+		for i, v := range vals {
+			if v.value == nil {
+				continue
+			}
+			n := int(v.value_len)
+			copy(buf[at:at+n], unsafe.Slice((*byte)(unsafe.Pointer(v.value)), n))
+			out[i] = buf[at : at+n : at+n]
+			at += n
+		}
+		return st
+	})
+	return out, err
+}
+
+// Has reports whether key is present in the keyspace. Errors:
+// ErrInvalidArgument, ErrNotFound (dropped), ErrClosed.
+func (k *Keyspace) Has(key []byte) (bool, error) {
+	var has C.int32_t
+	err := k.with(func(h *C.kv_keyspace) C.kv_status {
+		kp, kl := keyPtr(key)
+		return C.kv_keyspace_contains(h, kp, kl, &has)
+	})
+	return has != 0, err
+}
+
+// Delete removes key from the keyspace (nil whether or not it existed).
+// Errors as Set.
 func (k *Keyspace) Delete(key []byte) error {
 	return k.with(func(h *C.kv_keyspace) C.kv_status {
 		kp, kl := keyPtr(key)
 		return C.kv_keyspace_delete(h, kp, kl)
+	})
+}
+
+// DeleteWith is Delete acknowledged at durability d; see SetWith. Errors
+// as SetWith.
+func (k *Keyspace) DeleteWith(key []byte, d Durability) error {
+	return k.with(func(h *C.kv_keyspace) C.kv_status {
+		kp, kl := keyPtr(key)
+		return C.kv_keyspace_delete_with(h, kp, kl, C.uint32_t(d))
 	})
 }
 

@@ -199,6 +199,7 @@ func buildOptions(opts []Option) C.kv_options {
 type DB struct {
 	mu      sync.RWMutex // guards h; Close takes it exclusively
 	h       *C.kv_db
+	def     *Keyspace // the default keyspace (kv_keyspace_default)
 	cleanup runtime.Cleanup
 }
 
@@ -214,6 +215,13 @@ func Open(dir string, opts ...Option) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{h: h}
+	def := &Keyspace{db: db}
+	if err := call(func() C.kv_status { return C.kv_keyspace_default(h, &def.h) }); err != nil {
+		C.kv_close(h)
+		return nil, err
+	}
+	runtime.AddCleanup(def, func(h *C.kv_keyspace) { C.kv_keyspace_free(h) }, def.h)
+	db.def = def
 	// A safety net only: a DB dropped without Close still releases its
 	// lock and writes its final checkpoint when collected.
 	db.cleanup = runtime.AddCleanup(db, func(h *C.kv_db) { C.kv_close(h) }, h)
@@ -247,135 +255,46 @@ func (db *DB) with(f func(h *C.kv_db) C.kv_status) error {
 	return call(func() C.kv_status { return f(h) })
 }
 
+// The key operations of a DB address its default keyspace (DB.Default):
+// each is written once, on Keyspace, and the DB forwards to it.
+
+// Default returns the DB's default keyspace: the one DB.Get, DB.Set and
+// the other key methods address, as a Keyspace, so that code written
+// against a Keyspace serves it too. Its Name is "".
+func (db *DB) Default() *Keyspace { return db.def }
+
 // Set sets key to value; durable on return under DurabilitySync. Errors:
 // ErrInvalidArgument (empty or oversized key, oversized value), ErrClosed,
 // ErrPoisoned, ErrIO.
-func (db *DB) Set(key, value []byte) error {
-	return db.with(func(h *C.kv_db) C.kv_status {
-		kp, kl := keyPtr(key)
-		vp, vl := bytesPtr(value)
-		return C.kv_set(h, kp, kl, vp, vl)
-	})
-}
+func (db *DB) Set(key, value []byte) error { return db.def.Set(key, value) }
 
 // SetWith is Set acknowledged at durability d instead of the store's
-// level. Concurrent writes share a commit group that is brought to the
-// strongest level any of them asked for, so a write is never made less
-// durable than it asked, and one at DurabilitySync also makes every
-// earlier write durable (the WAL is one ordered log). Errors as Set, plus
-// ErrInvalidArgument for an unknown level (nothing is written).
+// level; see Keyspace.SetWith.
 func (db *DB) SetWith(key, value []byte, d Durability) error {
-	return db.with(func(h *C.kv_db) C.kv_status {
-		kp, kl := keyPtr(key)
-		vp, vl := bytesPtr(value)
-		return C.kv_set_with(h, kp, kl, vp, vl, C.uint32_t(d))
-	})
+	return db.def.SetWith(key, value, d)
 }
 
 // Get returns a copy of the value of key that the caller owns. Errors:
 // ErrNotFound, ErrInvalidArgument, ErrClosed.
-func (db *DB) Get(key []byte) ([]byte, error) {
-	var out []byte
-	err := db.with(func(h *C.kv_db) C.kv_status {
-		kp, kl := keyPtr(key)
-		var v *C.uint8_t
-		var n C.size_t
-		st := C.kv_get(h, kp, kl, &v, &n)
-		if st == C.KV_OK {
-			out = C.GoBytes(unsafe.Pointer(v), C.int(n))
-			C.kv_free(unsafe.Pointer(v))
-		}
-		return st
-	})
-	return out, err
-}
+func (db *DB) Get(key []byte) ([]byte, error) { return db.def.Get(key) }
 
-// GetMany returns the values of keys in one cgo call (kv_get_many): out[i]
-// is the value of keys[i], or nil if that key is absent (a present empty
-// value is a non-nil empty slice). All keys are read at one point in the
-// write order, so the values are consistent with each other. The values
-// share one allocation; each is capped at its length, so appending to one
-// never changes another. Errors: ErrInvalidArgument (any empty or
-// oversized key: nothing is returned), ErrClosed.
-func (db *DB) GetMany(keys [][]byte) ([][]byte, error) {
-	if len(keys) == 0 {
-		return [][]byte{}, db.with(func(*C.kv_db) C.kv_status { return C.KV_OK })
-	}
-	total := 0
-	for _, k := range keys {
-		total += len(k)
-	}
-	packed := make([]byte, 0, total)
-	lens := make([]C.size_t, len(keys))
-	for i, k := range keys {
-		packed = append(packed, k...)
-		lens[i] = C.size_t(len(k))
-	}
-	var out [][]byte
-	err := db.with(func(h *C.kv_db) C.kv_status {
-		var arr *C.kv_value
-		kp, _ := bytesPtr(packed)
-		st := C.kv_get_many(h, kp, &lens[0], C.size_t(len(keys)), &arr)
-		if st != C.KV_OK {
-			return st
-		}
-		defer C.kv_free(unsafe.Pointer(arr))
-		vals := unsafe.Slice(arr, len(keys))
-		size := 0
-		for _, v := range vals {
-			size += int(v.value_len)
-		}
-		buf := make([]byte, size)
-		out = make([][]byte, len(keys))
-		at := 0
-		for i, v := range vals {
-			if v.value == nil {
-				continue
-			}
-			n := int(v.value_len)
-			copy(buf[at:at+n], unsafe.Slice((*byte)(unsafe.Pointer(v.value)), n))
-			out[i] = buf[at : at+n : at+n]
-			at += n
-		}
-		return st
-	})
-	return out, err
-}
+// GetMany returns the values of keys in one cgo call; see
+// Keyspace.GetMany.
+func (db *DB) GetMany(keys [][]byte) ([][]byte, error) { return db.def.GetMany(keys) }
 
 // Delete removes key (nil whether or not it existed). Errors as Set.
-func (db *DB) Delete(key []byte) error {
-	return db.with(func(h *C.kv_db) C.kv_status {
-		kp, kl := keyPtr(key)
-		return C.kv_delete(h, kp, kl)
-	})
-}
+func (db *DB) Delete(key []byte) error { return db.def.Delete(key) }
 
 // DeleteWith is Delete acknowledged at durability d; see SetWith. Errors
 // as SetWith.
-func (db *DB) DeleteWith(key []byte, d Durability) error {
-	return db.with(func(h *C.kv_db) C.kv_status {
-		kp, kl := keyPtr(key)
-		return C.kv_delete_with(h, kp, kl, C.uint32_t(d))
-	})
-}
+func (db *DB) DeleteWith(key []byte, d Durability) error { return db.def.DeleteWith(key, d) }
 
 // Has reports whether key is present. Errors: ErrInvalidArgument,
 // ErrClosed.
-func (db *DB) Has(key []byte) (bool, error) {
-	var has C.int32_t
-	err := db.with(func(h *C.kv_db) C.kv_status {
-		kp, kl := keyPtr(key)
-		return C.kv_contains(h, kp, kl, &has)
-	})
-	return has != 0, err
-}
+func (db *DB) Has(key []byte) (bool, error) { return db.def.Has(key) }
 
 // Len returns the number of keys. Errors: ErrClosed.
-func (db *DB) Len() (uint64, error) {
-	var n C.uint64_t
-	err := db.with(func(h *C.kv_db) C.kv_status { return C.kv_len(h, &n) })
-	return uint64(n), err
-}
+func (db *DB) Len() (uint64, error) { return db.def.Len() }
 
 // Sync makes every acknowledged write durable (needed only under
 // DurabilityBuffered or DurabilityOS). Errors: ErrClosed, ErrPoisoned,

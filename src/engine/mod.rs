@@ -245,11 +245,11 @@ impl<Op> Core<Op> {
         true
     }
 
-    /// The last step of close or of a simulated crash: delete a spare
-    /// segment being prepared (it is not part of the log) and release the
-    /// directory lock.
+    /// The last step of close or of a simulated crash: close the WAL's
+    /// files (a spare segment being prepared is deleted: it is not part of
+    /// the log) and release the directory lock.
     pub(crate) fn release(&self) {
-        self.wal.lock().discard_spare();
+        self.wal.lock().close_files();
         self.lock.lock().take();
     }
 }

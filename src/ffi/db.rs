@@ -1,6 +1,6 @@
 //! `kv_db`: open, close, reads, writes, maintenance.
 
-use super::{bytes, close_handle, invalid, kv_status, open_handle, put_bytes, with_handle, Fail};
+use super::{close_handle, invalid, kv_status, open_handle, ops, with_handle, Fail};
 use crate::{Db, Durability, Options, RecoveryMode, WriteOptions};
 use std::ffi::c_char;
 use std::sync::Arc;
@@ -210,31 +210,8 @@ pub unsafe extern "C" fn kv_set(
     val_len: usize,
 ) -> kv_status {
     // Safety: forwarded from the caller, as documented above.
-    unsafe { set_at(db, key, key_len, val, val_len, None) }
-}
-
-/// `kv_set` (`durability` None: the store's level) and `kv_set_with`.
-///
-/// Safety: as documented for `kv_set`.
-unsafe fn set_at(
-    db: *const kv_db,
-    key: *const u8,
-    key_len: usize,
-    val: *const u8,
-    val_len: usize,
-    durability: Option<u32>,
-) -> kv_status {
-    with_db(db, |h| {
-        let wo = durability
-            .map(write_options)
-            .transpose()?
-            .unwrap_or_default();
-        if key.is_null() {
-            return Err(invalid("key is NULL"));
-        }
-        // Safety: pointer/length pairs as documented for kv_set.
-        let (k, v) = unsafe { (bytes(key, key_len, "key")?, bytes(val, val_len, "value")?) };
-        Ok(h.db.set_opt(k, v, &wo)?)
+    with_db(db, |h| unsafe {
+        ops::set(&h.db, key, key_len, val, val_len, None)
     })
 }
 
@@ -256,38 +233,16 @@ pub unsafe extern "C" fn kv_set_with(
     durability: u32,
 ) -> kv_status {
     // Safety: forwarded from the caller, as documented for kv_set.
-    unsafe { set_at(db, key, key_len, val, val_len, Some(durability)) }
+    with_db(db, |h| unsafe {
+        ops::set(&h.db, key, key_len, val, val_len, Some(durability))
+    })
 }
 
 /// Remove `key` (succeeds whether or not it existed). Errors as `kv_set`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_delete(db: *const kv_db, key: *const u8, key_len: usize) -> kv_status {
     // Safety: forwarded from the caller, as documented.
-    unsafe { delete_at(db, key, key_len, None) }
-}
-
-/// `kv_delete` (`durability` None: the store's level) and
-/// `kv_delete_with`.
-///
-/// Safety: as documented for `kv_delete`.
-unsafe fn delete_at(
-    db: *const kv_db,
-    key: *const u8,
-    key_len: usize,
-    durability: Option<u32>,
-) -> kv_status {
-    with_db(db, |h| {
-        let wo = durability
-            .map(write_options)
-            .transpose()?
-            .unwrap_or_default();
-        if key.is_null() {
-            return Err(invalid("key is NULL"));
-        }
-        // Safety: pointer/length pair as documented for kv_delete.
-        let k = unsafe { bytes(key, key_len, "key") }?;
-        Ok(h.db.delete_opt(k, &wo)?)
-    })
+    with_db(db, |h| unsafe { ops::delete(&h.db, key, key_len, None) })
 }
 
 /// `kv_delete` acknowledged at `durability` (`KV_DURABILITY_*`); see
@@ -300,7 +255,9 @@ pub unsafe extern "C" fn kv_delete_with(
     durability: u32,
 ) -> kv_status {
     // Safety: forwarded from the caller, as documented for kv_delete.
-    unsafe { delete_at(db, key, key_len, Some(durability)) }
+    with_db(db, |h| unsafe {
+        ops::delete(&h.db, key, key_len, Some(durability))
+    })
 }
 
 /// Look up `key`. On success stores a newly allocated copy of the value in
@@ -317,16 +274,9 @@ pub unsafe extern "C" fn kv_get(
     val: *mut *mut u8,
     val_len: *mut usize,
 ) -> kv_status {
-    with_db(db, |h| {
-        if key.is_null() || val.is_null() || val_len.is_null() {
-            return Err(invalid("key, val and val_len must not be NULL"));
-        }
-        // Safety: pointer/length pair as documented.
-        let k = unsafe { bytes(key, key_len, "key") }?;
-        // Safety: both output pointers are non-NULL and writable.
-        let found =
-            h.db.get_with(k, |v| v.map(|v| unsafe { put_bytes(val, val_len, v) }))?;
-        found.unwrap_or(Err(Fail::Status(kv_status::KV_NOT_FOUND, c"key not found")))
+    // Safety: forwarded from the caller, as documented above.
+    with_db(db, |h| unsafe {
+        ops::get(&h.db, key, key_len, val, val_len)
     })
 }
 
@@ -347,33 +297,9 @@ pub unsafe extern "C" fn kv_get_into(
     cap: usize,
     val_len: *mut usize,
 ) -> kv_status {
-    with_db(db, |h| {
-        if key.is_null() || val_len.is_null() || (buf.is_null() && cap > 0) {
-            return Err(invalid(
-                "key and val_len must not be NULL, nor buf when cap > 0",
-            ));
-        }
-        // Safety: pointer/length pair as documented.
-        let k = unsafe { bytes(key, key_len, "key") }?;
-        h.db.get_with(k, |v| match v {
-            None => Err(Fail::Status(kv_status::KV_NOT_FOUND, c"key not found")),
-            Some(v) => {
-                // Safety: val_len is non-NULL and writable.
-                unsafe { *val_len = v.len() };
-                if v.len() > cap {
-                    return Err(Fail::Status(
-                        kv_status::KV_BUFFER_TOO_SMALL,
-                        c"buffer too small: the value's length is in *val_len",
-                    ));
-                }
-                if !v.is_empty() {
-                    // Safety: buf holds `cap` >= v.len() writable bytes
-                    // (non-NULL since cap > 0) and cannot overlap our value.
-                    unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), buf, v.len()) };
-                }
-                Ok(())
-            }
-        })?
+    // Safety: forwarded from the caller, as documented above.
+    with_db(db, |h| unsafe {
+        ops::get_into(&h.db, key, key_len, buf, cap, val_len)
     })
 }
 
@@ -414,69 +340,9 @@ pub unsafe extern "C" fn kv_get_many(
     n: usize,
     out: *mut *mut kv_value,
 ) -> kv_status {
-    with_db(db, |h| {
-        if out.is_null() {
-            return Err(invalid("out must not be NULL"));
-        }
-        if n == 0 {
-            // Safety: `out` is non-NULL and writable.
-            unsafe { *out = std::ptr::null_mut() };
-            return Ok(());
-        }
-        if key_lens.is_null() {
-            return Err(invalid("key_lens must not be NULL when n > 0"));
-        }
-        // Safety: `key_lens` points to `n` lengths (the header's contract).
-        let lens = unsafe { std::slice::from_raw_parts(key_lens, n) };
-        let total = lens
-            .iter()
-            .try_fold(0usize, |a, &l| a.checked_add(l))
-            .ok_or_else(|| invalid("key_lens add up to more than the address space"))?;
-        // Safety: `keys` holds `total` bytes (NULL only when 0).
-        let packed = unsafe { bytes(keys, total, "keys") }?;
-        let mut ks: Vec<&[u8]> = Vec::with_capacity(n);
-        let mut at = 0;
-        for &l in lens {
-            ks.push(&packed[at..at + l]);
-            at += l;
-        }
-        // Gather under the read lock, then build the block outside it.
-        let mut found: Vec<Option<(usize, usize)>> = Vec::with_capacity(n);
-        let mut data: Vec<u8> = Vec::new();
-        h.db.get_many_with(&ks, |_, v| {
-            found.push(v.map(|v| {
-                data.extend_from_slice(v);
-                (data.len() - v.len(), v.len())
-            }))
-        })?;
-        let head = n * std::mem::size_of::<kv_value>();
-        // Safety: malloc has no preconditions; checked for NULL below.
-        let block = unsafe { libc::malloc(head + data.len()) } as *mut u8;
-        if block.is_null() {
-            return Err(Fail::Status(kv_status::KV_IO, c"out of memory"));
-        }
-        let arr = block as *mut kv_value;
-        // Safety: `block` holds `head + data.len()` bytes: the array of `n`
-        // kv_value (malloc's alignment suits pointers) followed by the
-        // values; each (offset, len) lies inside `data`.
-        unsafe {
-            let values = block.add(head);
-            std::ptr::copy_nonoverlapping(data.as_ptr(), values, data.len());
-            for (i, f) in found.iter().enumerate() {
-                arr.add(i).write(match *f {
-                    Some((off, len)) => kv_value {
-                        value: values.add(off),
-                        value_len: len,
-                    },
-                    None => kv_value {
-                        value: std::ptr::null(),
-                        value_len: 0,
-                    },
-                });
-            }
-            *out = arr;
-        }
-        Ok(())
+    // Safety: forwarded from the caller, as documented above.
+    with_db(db, |h| unsafe {
+        ops::get_many(&h.db, keys, key_lens, n, out)
     })
 }
 
@@ -490,17 +356,8 @@ pub unsafe extern "C" fn kv_contains(
     key_len: usize,
     out: *mut i32,
 ) -> kv_status {
-    with_db(db, |h| {
-        if key.is_null() || out.is_null() {
-            return Err(invalid("key and out must not be NULL"));
-        }
-        // Safety: pointer/length pair as documented.
-        let k = unsafe { bytes(key, key_len, "key") }?;
-        let b = h.db.contains(k)?;
-        // Safety: `out` is non-NULL and writable.
-        unsafe { *out = b as i32 };
-        Ok(())
-    })
+    // Safety: forwarded from the caller, as documented above.
+    with_db(db, |h| unsafe { ops::contains(&h.db, key, key_len, out) })
 }
 
 /// Store the number of live keys in `*out`.
@@ -508,15 +365,8 @@ pub unsafe extern "C" fn kv_contains(
 /// Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_len(db: *const kv_db, out: *mut u64) -> kv_status {
-    with_db(db, |h| {
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        let n = h.db.len()?;
-        // Safety: `out` is non-NULL and writable.
-        unsafe { *out = n };
-        Ok(())
-    })
+    // Safety: forwarded from the caller, as documented above.
+    with_db(db, |h| unsafe { ops::len(&h.db, out) })
 }
 
 /// Make every acknowledged write durable (flush + fdatasync). Needed only

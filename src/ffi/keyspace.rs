@@ -1,11 +1,15 @@
 //! `kv_keyspace`: named keyspaces of a `kv_db`, and batches across them.
 
+use super::db::kv_value;
 use super::iter::{kv_iter, publish, range_args};
-use super::{batch_mut, bytes, guard, invalid, kv_db, kv_status, put_bytes, text, with_db, Fail};
+use super::{
+    batch_mut, bytes, guard, invalid, kv_db, kv_status, ops, put_bytes, text, with_db, Fail,
+};
 use crate::Keyspace;
 
 /// A named keyspace of an open database: an independent ordered key space
-/// (like a Bolt bucket). Opaque; get one with `kv_keyspace_open`, free it
+/// (like a Bolt bucket), or the default keyspace. Opaque; get one with
+/// `kv_keyspace_open` or `kv_keyspace_default`, free it
 /// with `kv_keyspace_free` (before or after `kv_close`; calls on it after
 /// `kv_close` return `KV_CLOSED`, after a drop `KV_NOT_FOUND`). Safe to use
 /// from many threads at once.
@@ -44,6 +48,31 @@ pub unsafe extern "C" fn kv_keyspace_open(
     })
 }
 
+/// Store in `*out` a new handle on the default keyspace of `db` (id 0,
+/// name ""): the keyspace `kv_get`, `kv_set` and the other `kv_*` key
+/// functions address. Every `kv_keyspace_*` function works on it, so code
+/// written against a keyspace handle serves the default keyspace too.
+/// Free it with `kv_keyspace_free`.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_default(
+    db: *const kv_db,
+    out: *mut *mut kv_keyspace,
+) -> kv_status {
+    with_db(db, |h| {
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        h.db.len()?; // KV_CLOSED once closed
+        let handle = Box::new(kv_keyspace {
+            ks: Keyspace::clone(&h.db),
+        });
+        // Safety: `out` is non-NULL and writable.
+        unsafe { *out = Box::into_raw(handle) };
+        Ok(())
+    })
+}
 /// Free a keyspace handle (the keyspace and its data stay). NULL is a
 /// no-op.
 ///
@@ -120,10 +149,26 @@ pub unsafe extern "C" fn kv_keyspace_set(
     val: *const u8,
     val_len: usize,
 ) -> kv_status {
-    with_ks(ks, |k| {
-        // Safety: documented pointer/length pairs.
-        let (key, val) = unsafe { (bytes(key, key_len, "key")?, bytes(val, val_len, "val")?) };
-        Ok(k.set(key, val)?)
+    // Safety: forwarded from the caller, as documented for kv_set.
+    with_ks(ks, |k| unsafe {
+        ops::set(k, key, key_len, val, val_len, None)
+    })
+}
+
+/// `kv_keyspace_set` acknowledged at `durability` (`KV_DURABILITY_*`), as
+/// `kv_set_with`. Errors as `kv_set_with`, plus `KV_NOT_FOUND` (dropped).
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_set_with(
+    ks: *const kv_keyspace,
+    key: *const u8,
+    key_len: usize,
+    val: *const u8,
+    val_len: usize,
+    durability: u32,
+) -> kv_status {
+    // Safety: forwarded from the caller, as documented for kv_set.
+    with_ks(ks, |k| unsafe {
+        ops::set(k, key, key_len, val, val_len, Some(durability))
     })
 }
 
@@ -135,10 +180,22 @@ pub unsafe extern "C" fn kv_keyspace_delete(
     key: *const u8,
     key_len: usize,
 ) -> kv_status {
-    with_ks(ks, |k| {
-        // Safety: documented pointer/length pair.
-        let key = unsafe { bytes(key, key_len, "key") }?;
-        Ok(k.delete(key)?)
+    // Safety: forwarded from the caller, as documented for kv_delete.
+    with_ks(ks, |k| unsafe { ops::delete(k, key, key_len, None) })
+}
+
+/// `kv_keyspace_delete` acknowledged at `durability`, as
+/// `kv_delete_with`. Errors as `kv_keyspace_set_with`.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_delete_with(
+    ks: *const kv_keyspace,
+    key: *const u8,
+    key_len: usize,
+    durability: u32,
+) -> kv_status {
+    // Safety: forwarded from the caller, as documented for kv_delete.
+    with_ks(ks, |k| unsafe {
+        ops::delete(k, key, key_len, Some(durability))
     })
 }
 
@@ -153,31 +210,62 @@ pub unsafe extern "C" fn kv_keyspace_get(
     val: *mut *mut u8,
     val_len: *mut usize,
 ) -> kv_status {
-    with_ks(ks, |k| {
-        if val.is_null() || val_len.is_null() {
-            return Err(invalid("val and val_len must not be NULL"));
-        }
-        // Safety: documented pointer/length pair.
-        let key = unsafe { bytes(key, key_len, "key") }?;
-        // Safety: both output pointers are non-NULL and writable.
-        let found = k.get_with(key, |v| v.map(|v| unsafe { put_bytes(val, val_len, v) }))?;
-        found.unwrap_or(Err(Fail::Status(kv_status::KV_NOT_FOUND, c"key not found")))
+    // Safety: forwarded from the caller, as documented for kv_get.
+    with_ks(ks, |k| unsafe { ops::get(k, key, key_len, val, val_len) })
+}
+
+/// The value of `key` in keyspace `ks` copied into the caller's buffer, as
+/// `kv_get_into`. Errors as `kv_get_into`; `KV_NOT_FOUND` also when the
+/// keyspace was dropped.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_get_into(
+    ks: *const kv_keyspace,
+    key: *const u8,
+    key_len: usize,
+    buf: *mut u8,
+    cap: usize,
+    val_len: *mut usize,
+) -> kv_status {
+    // Safety: forwarded from the caller, as documented for kv_get_into.
+    with_ks(ks, |k| unsafe {
+        ops::get_into(k, key, key_len, buf, cap, val_len)
     })
+}
+
+/// The values of `n` keys of keyspace `ks` in one call, as `kv_get_many`
+/// (same packing, result block and consistency). Errors as `kv_get_many`,
+/// plus `KV_NOT_FOUND` if the keyspace was dropped.
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_get_many(
+    ks: *const kv_keyspace,
+    keys: *const u8,
+    key_lens: *const usize,
+    n: usize,
+    out: *mut *mut kv_value,
+) -> kv_status {
+    // Safety: forwarded from the caller, as documented for kv_get_many.
+    with_ks(ks, |k| unsafe { ops::get_many(k, keys, key_lens, n, out) })
+}
+
+/// Store 1 in `*out` if `key` is present in keyspace `ks`, else 0. Errors
+/// as `kv_contains`, plus `KV_NOT_FOUND` (dropped).
+#[no_mangle]
+pub unsafe extern "C" fn kv_keyspace_contains(
+    ks: *const kv_keyspace,
+    key: *const u8,
+    key_len: usize,
+    out: *mut i32,
+) -> kv_status {
+    // Safety: forwarded from the caller, as documented for kv_contains.
+    with_ks(ks, |k| unsafe { ops::contains(k, key, key_len, out) })
 }
 
 /// The number of live keys of keyspace `ks` in `*out`. Errors:
 /// `KV_NOT_FOUND` (dropped), `KV_INVALID_ARGUMENT`, `KV_CLOSED`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_keyspace_len(ks: *const kv_keyspace, out: *mut u64) -> kv_status {
-    with_ks(ks, |k| {
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        let n = k.len()?;
-        // Safety: non-NULL and writable.
-        unsafe { *out = n };
-        Ok(())
-    })
+    // Safety: forwarded from the caller, as documented.
+    with_ks(ks, |k| unsafe { ops::len(k, out) })
 }
 
 /// Counters of keyspace `ks` as JSON in a fresh buffer (free with

@@ -14,6 +14,7 @@ mod db;
 mod docs;
 mod iter;
 mod keyspace;
+mod ops;
 mod raft;
 
 pub(crate) use batch::batch_mut;

@@ -19,9 +19,9 @@ use super::codec::{u32_at, u64_at};
 use super::record::RecordType;
 
 /// Bytes before the first entry of a `RaftEntries` payload.
-pub const ENTRIES_HEADER: usize = 12;
+pub(crate) const ENTRIES_HEADER: usize = 12;
 /// Bytes before an entry's data inside a `RaftEntries` payload.
-pub const ENTRY_HEADER: usize = 16;
+pub(crate) const ENTRY_HEADER: usize = 16;
 
 /// The payload of a `RaftEntries` record for consecutive entries starting
 /// at log index `first`, each given as (term, data).

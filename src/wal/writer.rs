@@ -38,7 +38,8 @@ pub struct SegmentMeta {
 struct Active {
     id: u64,
     path: PathBuf,
-    file: Arc<dyn FileHandle>,
+    /// `None` once the store is closed ([`WalWriter::close_files`]).
+    file: Option<Arc<dyn FileHandle>>,
     size: u64,
     /// Offset where the next record goes (buffered bytes included).
     pos: u64,
@@ -96,7 +97,7 @@ impl WalWriter {
         let active = Active {
             id: last.id,
             path: dir.join(segment::file_name(last.id)),
-            file: resume.file,
+            file: Some(resume.file),
             size: last.size,
             pos: resume.pos,
         };
@@ -223,7 +224,7 @@ impl WalWriter {
             return Ok(());
         }
         self.active
-            .file
+            .file()?
             .write_all_at(&self.buf, self.buf_pos)
             .map_err(|e| Error::io(&self.active.path, e))?;
         self.buf_pos += self.buf.len() as u64;
@@ -246,7 +247,7 @@ impl WalWriter {
             return Ok(());
         }
         self.active
-            .file
+            .file()?
             .sync_data()
             .map_err(|e| Error::io(&self.active.path, e))?;
         self.fsyncs += 1;
@@ -340,7 +341,7 @@ impl WalWriter {
         self.active = Active {
             id,
             path,
-            file: prepared.file,
+            file: Some(prepared.file),
             size: prepared.size,
             pos: SEGMENT_HEADER_SIZE,
         };
@@ -395,14 +396,31 @@ impl WalWriter {
         Ok(doomed.len())
     }
 
-    /// Finish: wait for a spare being prepared and delete it (it is not
-    /// part of the log). Flushing/syncing is up to the caller.
+    /// Close the store's files: the active segment's handle and a spare
+    /// being prepared (deleted; it is not part of the log). Called when
+    /// the store closes, so that handles that outlive it (keyspaces,
+    /// iterators) hold no file open; appends and syncs afterwards fail
+    /// with `Closed`.
+    pub fn close_files(&mut self) {
+        self.discard_spare();
+        self.active.file = None;
+    }
+
+    /// Wait for a spare being prepared and delete it (it is not part of
+    /// the log). Flushing/syncing is up to the caller.
     pub fn discard_spare(&mut self) {
         if let Some(h) = self.spare.take() {
             if let Ok(Ok(p)) = h.join() {
                 let _ = self.fs.remove_file(&p.prep_path);
             }
         }
+    }
+}
+
+impl Active {
+    /// The open segment file. Errors: `Closed` after [`WalWriter::close_files`].
+    fn file(&self) -> Result<&Arc<dyn FileHandle>> {
+        self.file.as_ref().ok_or(Error::Closed)
     }
 }
 

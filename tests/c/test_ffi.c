@@ -1286,6 +1286,67 @@ static void test_get_many(void) {
     CHECK(kv_close(db) == KV_OK);
 }
 
+/* Every key operation exists for every keyspace: the same calls on a named
+ * keyspace and on the default keyspace's handle, which sees exactly what
+ * kv_get / kv_set see. */
+static void test_every_operation_on_every_keyspace(void) {
+    kv_options o = small_opts();
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("every_keyspace"), &o, &db) == KV_OK);
+    kv_keyspace *spaces[2] = {NULL, NULL};
+    CHECK(kv_keyspace_default(db, &spaces[0]) == KV_OK && spaces[0] != NULL);
+    CHECK(kv_keyspace_open(db, K("named"), 1, &spaces[1]) == KV_OK);
+    CHECK(kv_keyspace_default(NULL, &spaces[0]) == KV_INVALID_ARGUMENT);
+    CHECK(kv_keyspace_default(db, NULL) == KV_INVALID_ARGUMENT);
+    uint32_t id = 99;
+    CHECK(kv_keyspace_id(spaces[0], &id) == KV_OK && id == 0);
+    for (int i = 0; i < 2; i++) {
+        kv_keyspace *ks = spaces[i];
+        const char *mine = i == 0 ? "default" : "named";
+        CHECK(kv_keyspace_set(ks, K("a"), K("1")) == KV_OK);
+        CHECK(kv_keyspace_set_with(ks, K("b"), K(mine), KV_DURABILITY_OS) == KV_OK);
+        CHECK(kv_keyspace_set_with(ks, K("c"), K("3"), 77) == KV_INVALID_ARGUMENT);
+        int present = -1;
+        CHECK(kv_keyspace_contains(ks, K("a"), &present) == KV_OK && present == 1);
+        CHECK(kv_keyspace_contains(ks, K("zz"), &present) == KV_OK && present == 0);
+        CHECK(kv_keyspace_contains(ks, K("a"), NULL) == KV_INVALID_ARGUMENT);
+        uint8_t buf[16];
+        size_t n = 0;
+        CHECK(kv_keyspace_get_into(ks, K("b"), buf, sizeof buf, &n) == KV_OK &&
+              n == strlen(mine) && memcmp(buf, mine, n) == 0);
+        CHECK(kv_keyspace_get_into(ks, K("b"), buf, 1, &n) == KV_BUFFER_TOO_SMALL &&
+              n == strlen(mine));
+        CHECK(kv_keyspace_get_into(ks, K("zz"), buf, sizeof buf, &n) == KV_NOT_FOUND);
+        const char packed[] = "abzz";
+        size_t lens[] = {1, 1, 2};
+        kv_value *vals = NULL;
+        CHECK(kv_keyspace_get_many(ks, (const uint8_t *)packed, lens, 3, &vals) == KV_OK);
+        if (vals) {
+            CHECK(vals[0].value_len == 1 && memcmp(vals[0].value, "1", 1) == 0);
+            CHECK(vals[1].value_len == strlen(mine) && memcmp(vals[1].value, mine, strlen(mine)) == 0);
+            CHECK(vals[2].value == NULL);
+            kv_free(vals);
+        }
+        CHECK(kv_keyspace_delete_with(ks, K("a"), KV_DURABILITY_SYNC) == KV_OK);
+        CHECK(kv_keyspace_delete_with(ks, K("a"), 77) == KV_INVALID_ARGUMENT);
+        uint64_t len = 0;
+        CHECK(kv_keyspace_len(ks, &len) == KV_OK && len == 1);
+    }
+    /* The default keyspace's handle and the kv_db calls are one keyspace. */
+    uint8_t *v = NULL;
+    size_t vn = 0;
+    CHECK(kv_get(db, K("b"), &v, &vn) == KV_OK && vn == 7 && memcmp(v, "default", 7) == 0);
+    kv_free(v);
+    CHECK(kv_set(db, K("d"), K("4")) == KV_OK);
+    int present = 0;
+    CHECK(kv_keyspace_contains(spaces[0], K("d"), &present) == KV_OK && present == 1);
+    CHECK(kv_keyspace_contains(spaces[1], K("d"), &present) == KV_OK && present == 0);
+    CHECK(kv_close(db) == KV_OK);
+    CHECK(kv_keyspace_contains(spaces[0], K("d"), &present) == KV_CLOSED);
+    kv_keyspace_free(spaces[0]);
+    kv_keyspace_free(spaces[1]);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--lock-probe") == 0) return lock_probe(argv[2]);
     if (argc < 2) {
@@ -1317,6 +1378,7 @@ int main(int argc, char **argv) {
     test_documents();
     test_write_durability();
     test_get_many();
+    test_every_operation_on_every_keyspace();
 
     printf("c: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

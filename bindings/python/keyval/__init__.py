@@ -22,7 +22,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from ._handle import BytesLike
-from .documents import Collection, IndexInfo, Keyspace, Page, Plan
+from .documents import Collection, IndexInfo, Page, Plan
+from .keyspace import Keyspace
 from .errors import (BufferTooSmallError, ClosedError, CompactedError, CorruptionError,
                      DuplicateKeyError, Error, InvalidArgumentError, IoError, LockedError,
                      NotFoundError, OutOfRangeError, PanicError, PoisonedError)

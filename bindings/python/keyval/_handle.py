@@ -4,13 +4,14 @@ context manager, ``__del__`` as a safety net)."""
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import threading
 import time
 from collections.abc import MutableMapping
 from types import TracebackType
 from ctypes import byref, c_void_p
-from typing import Any, Iterator, Optional, Type, TypeVar, Union
+from typing import Any, Iterator, Optional, Protocol, Type, TypeVar, Union
 
 from . import _native
 from ._native import lib
@@ -226,3 +227,24 @@ class _Native:
             return status
         finally:
             handle.release()
+
+
+class _Calls(Protocol):
+    """What a keyspace or a collection needs of its store: the managed
+    handle and a call that keeps the store open while it runs."""
+
+    _handle: _Handle
+
+    def _call(self, fn: Any, *args: Any) -> int: ...
+
+
+def _json_out(store: _Calls, fn: Any, *args: Any) -> Any:
+    """Call a kv_ function that returns a JSON buffer and decode it."""
+    out = _native._u8p()
+    n = ctypes.c_size_t()
+    _check(store._call(fn, *args, byref(out), byref(n)))
+    try:
+        raw = bytes(bytearray(out[: n.value])) if n.value else b""
+    finally:
+        lib.kv_free(out)
+    return json.loads(raw) if raw else None

@@ -161,6 +161,15 @@ _decl("kv_keyspace_len", _status, c_void_p, POINTER(c_uint64))
 _decl("kv_keyspace_stats", _status, c_void_p, POINTER(_u8p), POINTER(c_size_t))
 _decl("kv_keyspace_iter_range", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_void_p))
 _decl("kv_keyspace_iter_prefix", _status, c_void_p, c_char_p, c_size_t, POINTER(c_void_p))
+_decl("kv_keyspace_default", _status, c_void_p, POINTER(c_void_p))
+_decl("kv_keyspace_set_with", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, c_uint32)
+_decl("kv_keyspace_delete_with", _status, c_void_p, c_char_p, c_size_t, c_uint32)
+_decl("kv_keyspace_get_many", _status, c_void_p, c_char_p, c_char_p, c_size_t, POINTER(c_void_p))
+_decl("kv_keyspace_contains", _status, c_void_p, c_char_p, c_size_t, POINTER(c_int32))
+# Keyspace.__getitem__'s hot path, with plain addresses (see kv_get_into_addr).
+kv_keyspace_get_into_addr = lib["kv_keyspace_get_into"]
+kv_keyspace_get_into_addr.restype = _status
+kv_keyspace_get_into_addr.argtypes = [c_void_p, c_char_p, c_size_t, c_void_p, c_size_t, c_void_p]
 _decl("kv_batch_put_in", _status, c_void_p, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t)
 _decl("kv_batch_delete_in", _status, c_void_p, c_void_p, c_char_p, c_size_t)
 _JSON_OUT = (POINTER(_u8p), POINTER(c_size_t))

@@ -1,4 +1,4 @@
-"""Document collections and keyspaces of a :class:`~keyval.Store`.
+"""Document collections of a :class:`~keyval.Store`.
 
 Documents are ``dict`` objects (JSON objects) with a string ``_id``; filters,
 options and update operators are the MongoDB-style JSON described in
@@ -9,15 +9,12 @@ from __future__ import annotations
 import json
 from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import _native
-from ._handle import BytesLike, _OrderedBytesMap, _b, _range_args, _walk
+from ._handle import _Calls, _json_out
 from ._native import lib
 from .errors import _check
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .store import Store
 
 Document = Dict[str, Any]
 """A JSON object as ``json`` decodes it."""
@@ -25,18 +22,6 @@ Document = Dict[str, Any]
 
 def _enc(x: Any) -> bytes:
     return json.dumps(x, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _json_out(store: "Store", fn: Any, *args: Any) -> Any:
-    """Call a kv_ function that returns a JSON buffer and decode it."""
-    out = _native._u8p()
-    n = c_size_t()
-    _check(store._call(fn, *args, byref(out), byref(n)))
-    try:
-        raw = bytes(bytearray(out[: n.value])) if n.value else b""
-    finally:
-        lib.kv_free(out)
-    return json.loads(raw) if raw else None
 
 
 @dataclass
@@ -75,7 +60,7 @@ class Collection:
     """A collection of JSON documents; get one with :meth:`Store.collection`.
     Created by its first write. Thread-safe like its Store."""
 
-    def __init__(self, store: "Store", name: str) -> None:
+    def __init__(self, store: _Calls, name: str) -> None:
         self._store = store
         self.name = name
         self._n = name.encode()
@@ -236,84 +221,3 @@ class Collection:
         """``{"documents", "bytes", "indexes", "index_entries"}``."""
         r: Dict[str, int] = _json_out(self._store, lib.kv_coll_stats, self._n, len(self._n))
         return r
-
-
-class Keyspace(_OrderedBytesMap):
-    """A named keyspace of a Store: an independent ordered key space with
-    bytes keys and values, a mutable mapping like the Store itself. Get one
-    with :meth:`Store.keyspace`; write several keyspaces atomically with
-    ``Batch.put(key, value, keyspace=ks)``. After the keyspace is dropped,
-    its methods raise NotFoundError."""
-
-    def __init__(self, store: "Store", name: str) -> None:
-        self._store = store
-        self.name = name
-        n = name.encode()
-        h = c_void_p()
-        _check(store._call(lib.kv_keyspace_open, n, len(n), 1, byref(h)))
-        self._h = h
-
-    def __del__(self) -> None:
-        h = getattr(self, "_h", None)
-        if h is not None and h.value:
-            lib.kv_keyspace_free(h)
-
-    def __repr__(self) -> str:
-        return f"<keyval.Keyspace {self.name!r}>"
-
-    def _handle(self) -> c_void_p:
-        return self._h
-
-    def _k(self, fn: Any, *args: Any) -> None:
-        # The store's call keeps the store open while the keyspace call runs.
-        _check(self._store._call(lambda _db, *a: fn(self._h, *a), *args))
-
-    def __setitem__(self, key: BytesLike, value: BytesLike) -> None:
-        k, v = _b(key), _b(value, "value")
-        self._k(lib.kv_keyspace_set, k, len(k), v, len(v))
-
-    def __getitem__(self, key: BytesLike) -> bytes:
-        k = _b(key)
-        out = _native._u8p()
-        n = c_size_t()
-        # A missing key (or a dropped keyspace) raises NotFoundError, a KeyError.
-        self._k(lib.kv_keyspace_get, k, len(k), byref(out), byref(n))
-        try:
-            return bytes(bytearray(out[: n.value]))
-        finally:
-            lib.kv_free(out)
-
-    def discard(self, key: BytesLike) -> None:
-        """Delete ``key`` whether or not it exists (one durable write)."""
-        k = _b(key)
-        self._k(lib.kv_keyspace_delete, k, len(k))
-
-    def __contains__(self, key: object) -> bool:
-        try:
-            self[key]  # type: ignore[index]
-        except KeyError:
-            return False
-        return True
-
-    def __len__(self) -> int:
-        n = c_uint64()
-        self._k(lib.kv_keyspace_len, byref(n))
-        return n.value
-
-    def stats(self) -> Dict[str, int]:
-        """``{"keys", "key_bytes", "value_bytes"}``: live keys and the bytes of
-        their keys and values. Raises NotFoundError once dropped."""
-        r: Dict[str, int] = _json_out(self._store, lambda _db, *a: lib.kv_keyspace_stats(self._h, *a))
-        return r
-
-    def items(self, prefix: Optional[BytesLike] = None, start: Optional[BytesLike] = None,  # type: ignore[override]
-              end: Optional[BytesLike] = None) -> Iterator[Tuple[bytes, bytes]]:
-        """Pairs in key order, as :meth:`Store.items` (``prefix``, or ``start <=
-        key < end``); the iteration ends if the keyspace is dropped meanwhile."""
-        it = c_void_p()
-        is_prefix, s, e = _range_args(prefix, start, end)
-        if is_prefix:
-            self._k(lib.kv_keyspace_iter_prefix, s, len(s or b""), byref(it))
-        else:
-            self._k(lib.kv_keyspace_iter_range, s, len(s or b""), e, len(e or b""), byref(it))
-        return _walk(it)

@@ -13,15 +13,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, List, Optional, Type, Union
 
 from . import _native
-from ._handle import (BytesLike, _b, _durability, _Handle, _Native, _OrderedBytesMap, _options, _path, _range_args,
-                      _walk)
+from ._handle import BytesLike, _b, _durability, _Handle, _json_out, _Native, _options, _path
+from .documents import Collection
+from .keyspace import Keyspace
 from ._native import lib
 from .errors import _ERRORS, ClosedError, InvalidArgumentError, NotFoundError, _check
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .documents import Collection, Keyspace
-
-_get_into = _native.kv_get_into_addr
 
 
 def version() -> str:
@@ -71,37 +68,35 @@ def _millis(seconds: Optional[float]) -> Optional[int]:
     return max(1, round(seconds * 1000))
 
 
-class _GetBuffer(threading.local):
-    """This thread's buffer for ``kv_get_into``: a value that fits is copied
-    once by the library into it and once from it into the returned bytes,
-    with no malloc/free round trip. Larger values take the kv_get path."""
-
-    def __init__(self) -> None:
-        self.cap = 4096
-        self.buf = ctypes.create_string_buffer(self.cap)
-        self.n = c_size_t()
-        self.addr = ctypes.addressof(self.buf)
-        self.n_addr = ctypes.addressof(self.n)
-
-
-_getbuf = _GetBuffer()
-
-
-class Store(_Native, _OrderedBytesMap):
-    """An open KeyVal store; create it with :func:`keyval.open`."""
+class Store(_Native, Keyspace):
+    """An open KeyVal store; create it with :func:`keyval.open`. It is its
+    default keyspace: every :class:`Keyspace` operation (``store[k]``,
+    ``set``, ``get_many``, ``discard``, ``items``, ...) works on it, except
+    that :meth:`stats` is the store's."""
 
     def __init__(self, h: c_void_p, path: str) -> None:
         self._handle = _Handle(h)
         self.path = path
+        ks = c_void_p()
+        st = lib.kv_keyspace_default(h, byref(ks))
+        if st != _native.KV_OK:
+            lib.kv_close(h)
+            _check(st)
+        self._bind(self, "", ks)
 
     def _close_native(self, h: int) -> int:
         status: int = lib.kv_close(h)
+        # No call is in flight (close waited) and later ones raise
+        # ClosedError before they reach the handle.
+        self._free_keyspace()
         return status
+
+    def __del__(self) -> None:
+        _Native.__del__(self)
 
     # -- collections and keyspaces ----------------------------------------
     def collection(self, name: str) -> "Collection":
         """The document collection ``name`` (created by its first write)."""
-        from .documents import Collection
         return Collection(self, name)
 
     def create_collection(self, name: str) -> "Collection":
@@ -109,7 +104,6 @@ class Store(_Native, _OrderedBytesMap):
         and return it; :meth:`collection` instead creates it on its first
         successful write. Raises ``InvalidArgument`` for a name of 0 or
         more than 200 bytes."""
-        from .documents import Collection
         n = name.encode()
         _check(self._call(lib.kv_coll_create, n, len(n)))
         return Collection(self, name)
@@ -120,7 +114,6 @@ class Store(_Native, _OrderedBytesMap):
 
     def collections(self) -> List[str]:
         """The collections' names, sorted."""
-        from .documents import _json_out
         names: List[str] = _json_out(self, lib.kv_coll_list)
         return names
 
@@ -133,12 +126,10 @@ class Store(_Native, _OrderedBytesMap):
 
     def keyspace(self, name: str) -> "Keyspace":
         """The keyspace ``name`` (1-255 bytes of UTF-8), created if missing."""
-        from .documents import Keyspace
         return Keyspace(self, name)
 
     def keyspaces(self) -> List[str]:
         """The named keyspaces, sorted."""
-        from .documents import _json_out
         names: List[str] = _json_out(self, lib.kv_keyspace_list)
         return names
 
@@ -148,142 +139,6 @@ class Store(_Native, _OrderedBytesMap):
         existed = c_int32()
         _check(self._call(lib.kv_keyspace_drop, n, len(n), byref(existed)))
         return bool(existed.value)
-
-    # -- mapping ---------------------------------------------------------
-    def __setitem__(self, key: BytesLike, value: BytesLike) -> None:
-        k, v = _b(key), _b(value, "value")
-        _check(self._call(lib.kv_set, k, len(k), v, len(v)))
-
-    def set(self, key: BytesLike, value: BytesLike, *, durability: Optional[str] = None) -> None:
-        """``store[key] = value``, acknowledged at ``durability`` (``"buffered"``,
-        ``"os"`` or ``"sync"``) instead of the store's level when given.
-        Concurrent writes share a commit group brought to the strongest level
-        any of them asked for, so a write is never made less durable than it
-        asked, and a ``"sync"`` write also makes every earlier write durable.
-        InvalidArgumentError for an unknown level (nothing is written)."""
-        if durability is None:
-            self[key] = value
-            return
-        d = _durability(durability)
-        k, v = _b(key), _b(value, "value")
-        _check(self._call(lib.kv_set_with, k, len(k), v, len(v), d))
-
-    def __getitem__(self, key: BytesLike) -> bytes:
-        # The hot path: one library call into this thread's buffer.
-        k = key if type(key) is bytes else _b(key)
-        g = _getbuf
-        # _Handle.acquire and release, inlined: the two method calls cost
-        # about 40 ns of this path's 2 us. Register the call, then read
-        # the handle, in that order (see _Handle).
-        handle = self._handle
-        calls = handle._calls
-        calls.append(None)
-        try:
-            if handle._h is None:
-                raise ClosedError("the store is closed")
-            st = _get_into(handle.ptr, k, len(k), g.addr, g.cap, g.n_addr)
-        finally:
-            calls.pop()
-        if st == _native.KV_OK:
-            # Slicing a c_char array gives bytes (typeshed says list[bytes]).
-            value: bytes = g.buf[: g.n.value]  # type: ignore[assignment]
-            return value
-        if st == _native.KV_NOT_FOUND:
-            raise NotFoundError(repr(k))
-        if st != _native.KV_BUFFER_TOO_SMALL:
-            _check(st)
-        return self._get_copy(k)
-
-    def _get_copy(self, k: bytes) -> bytes:
-        """kv_get: the library mallocs a copy of any size; freed here."""
-        out = _native._u8p()
-        n = c_size_t()
-        st = self._call(lib.kv_get, k, len(k), byref(out), byref(n))
-        if st == _native.KV_NOT_FOUND:
-            raise NotFoundError(repr(k))
-        _check(st)
-        try:
-            return ctypes.string_at(out, n.value)
-        finally:
-            lib.kv_free(out)
-
-    def get_many(self, keys: Iterable[BytesLike]) -> list[Optional[bytes]]:
-        """The values of ``keys`` in one library call (``kv_get_many``): a
-        list in the same order, with ``None`` for an absent key. All keys
-        are read at one point in the write order, so the values are
-        consistent with each other. Raises :class:`InvalidArgumentError`
-        for any empty or oversized key (nothing is returned)."""
-        ks = keys if type(keys) is list else list(keys)
-        if not all(type(k) is bytes for k in ks):
-            ks = [_b(k) for k in ks]
-        n = len(ks)
-        out = c_void_p()
-        if n == 0:  # still reports a closed store
-            _check(self._call(lib.kv_get_many, None, None, 0, byref(out)))
-            return []
-        lens = array(_native.SIZE_T_CODE, map(len, ks)).tobytes()
-        _check(self._call(lib.kv_get_many, b"".join(ks), lens, n, byref(out)))
-        base = out.value
-        assert base is not None
-        try:
-            # n (pointer, length) pairs, then the values back to back in key
-            # order (an absent key has pointer 0 and length 0): two reads,
-            # then slices, with no Python loop over the keys unless some are
-            # absent.
-            head = n * _native.KV_VALUE_SIZE
-            pairs = memoryview(ctypes.string_at(base, head)).cast("P")  # pointer-sized, as size_t
-            ends = list(accumulate(pairs[1::2].tolist()))
-            blob = ctypes.string_at(base + head, ends[-1])
-            values: list[Optional[bytes]] = list(map(blob.__getitem__, map(slice, [0, *ends[:-1]], ends)))
-            ptrs = pairs[0::2].tolist()
-            if 0 in ptrs:
-                for i, p in enumerate(ptrs):
-                    if not p:
-                        values[i] = None
-            return values
-        finally:
-            lib.kv_free(out)
-
-    def get(self, key: BytesLike, default: Optional[bytes] = None) -> Optional[bytes]:  # type: ignore[override]
-        """The value of ``key``, or ``default`` if absent."""
-        try:
-            return self[key]
-        except NotFoundError:
-            return default
-
-    def discard(self, key: BytesLike, *, durability: Optional[str] = None) -> None:
-        """Delete ``key`` whether or not it exists (an absent key writes
-        nothing). ``durability`` as for :meth:`set`."""
-        k = _b(key)
-        if durability is None:
-            _check(self._call(lib.kv_delete, k, len(k)))
-        else:
-            _check(self._call(lib.kv_delete_with, k, len(k), _durability(durability)))
-
-    def __contains__(self, key: object) -> bool:
-        k = _b(key)
-        out = c_int32()
-        _check(self._call(lib.kv_contains, k, len(k), byref(out)))
-        return bool(out.value)
-
-    def __len__(self) -> int:
-        n = c_uint64()
-        _check(self._call(lib.kv_len, byref(n)))
-        return n.value
-
-    def items(self, prefix: Optional[BytesLike] = None, start: Optional[BytesLike] = None,  # type: ignore[override]
-              end: Optional[BytesLike] = None) -> Iterator[tuple[bytes, bytes]]:
-        """Pairs in key order: those whose key starts with ``prefix``, or with
-        ``start <= key < end`` (either bound may be None). The iteration holds no
-        lock and is not a snapshot: concurrent writes may or may not be seen,
-        each key comes once. Raises ClosedError if the store closes meanwhile."""
-        it = c_void_p()
-        is_prefix, s, e = _range_args(prefix, start, end)
-        if is_prefix:
-            _check(self._call(lib.kv_iter_prefix, s, len(s or b""), byref(it)))
-        else:
-            _check(self._call(lib.kv_iter_range, s, len(s or b""), e, len(e or b""), byref(it)))
-        return _walk(it)
 
     # -- batches and maintenance ------------------------------------------
     def batch(self, *, durability: Optional[str] = None) -> "Batch":
@@ -389,7 +244,7 @@ class Batch:
         if keyspace is None:
             _check(lib.kv_batch_put(self._h(), k, len(k), v, len(v)))
         else:
-            _check(lib.kv_batch_put_in(self._h(), keyspace._handle(), k, len(k), v, len(v)))
+            _check(lib.kv_batch_put_in(self._h(), keyspace._handle_for_batch(), k, len(k), v, len(v)))
 
     __setitem__ = put
 
@@ -399,7 +254,7 @@ class Batch:
         if keyspace is None:
             _check(lib.kv_batch_delete(self._h(), k, len(k)))
         else:
-            _check(lib.kv_batch_delete_in(self._h(), keyspace._handle(), k, len(k)))
+            _check(lib.kv_batch_delete_in(self._h(), keyspace._handle_for_batch(), k, len(k)))
 
     __delitem__ = delete
 

@@ -1,6 +1,8 @@
 """Document collections and keyspaces from Python."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import keyval
@@ -180,3 +182,32 @@ def test_hostile_document_input_is_refused_not_a_crash(tmp_path) -> None:  # typ
         assert s.list_collections() == ["made", "x"] and made.list_indexes()[0].path == "_id"
     with keyval.open(path) as s:
         assert s.collections() == ["made", "x"]
+
+
+def test_every_operation_on_every_keyspace(tmp_path: Path) -> None:
+    """A Store is its default keyspace: the same methods, written once, on
+    it and on a named keyspace."""
+    with keyval.open(tmp_path / "db") as db:
+        named = db.keyspace("named")
+        assert db.name == "" and named.name == "named"
+        for ks in (db, named):
+            mine = b"value of " + ks.name.encode()
+            ks[b"a"] = b"1"
+            ks.set(b"b", mine, durability="os")
+            with pytest.raises(keyval.InvalidArgumentError):
+                ks.set(b"c", b"3", durability="fast")
+            assert b"a" in ks and b"zz" not in ks
+            assert ks.get_many([b"a", b"b", b"zz"]) == [b"1", mine, None]
+            ks.discard(b"a", durability="sync")
+            assert len(ks) == 1 and list(ks.keys()) == [b"b"]
+            with db.batch() as b:
+                b.put(b"batched", b"x", keyspace=ks)
+            assert ks[b"batched"] == b"x"
+        assert db[b"b"] == b"value of "
+        assert named[b"b"] == b"value of named"
+        assert named.stats()["keys"] == 2
+        assert "wal_segments" in db.stats()
+    with pytest.raises(keyval.ClosedError):
+        named[b"b"]
+    with pytest.raises(keyval.ClosedError):
+        db[b"b"]
