@@ -80,7 +80,7 @@ pub use kv::keyspace::{Keyspace, MAX_KEYSPACE_NAME};
 pub use kv::{Db, Iter, Stats};
 pub use metrics::Metrics;
 pub use options::{
-    Durability, Options, RecoveryMode, WriteOptions, MAX_KEY_SIZE_LIMIT, MAX_VALUE_SIZE_LIMIT,
-    MIN_SEGMENT_SIZE,
+    Durability, IntoRaftOptions, Options, RaftOptions, RecoveryMode, WriteOptions,
+    MAX_KEY_SIZE_LIMIT, MAX_VALUE_SIZE_LIMIT, MIN_SEGMENT_SIZE,
 };
 pub use wal::replay::{RecoveryStats, Truncation};

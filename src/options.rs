@@ -190,3 +190,78 @@ impl Options {
         Ok(())
     }
 }
+
+/// Options for [`crate::raft::RaftLog::open`]: only what a Raft log uses
+/// (it has no checkpoints, keys or values of its own). Start from
+/// [`RaftOptions::default`]. An [`Options`] converts too (see
+/// [`IntoRaftOptions`]), keeping its four fields that apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftOptions {
+    /// `Sync` (default) or `Os`; `Buffered` is refused: Raft relies on an
+    /// acknowledged append or vote being on disk.
+    pub durability: Durability,
+    /// Preallocated size of a WAL segment file, in bytes (as
+    /// [`Options::segment_size`]).
+    pub segment_size: u64,
+    /// What to do about damage at open (as [`Options::recovery_mode`]).
+    pub recovery_mode: RecoveryMode,
+    /// Create the directory if it is missing.
+    pub create_if_missing: bool,
+}
+
+impl Default for RaftOptions {
+    fn default() -> Self {
+        let o = Options::default();
+        RaftOptions {
+            durability: o.durability,
+            segment_size: o.segment_size,
+            recovery_mode: o.recovery_mode,
+            create_if_missing: o.create_if_missing,
+        }
+    }
+}
+
+impl RaftOptions {
+    /// The log-level options the shared WAL machinery reads.
+    pub(crate) fn log_options(&self) -> Options {
+        Options {
+            durability: self.durability,
+            segment_size: self.segment_size,
+            recovery_mode: self.recovery_mode,
+            create_if_missing: self.create_if_missing,
+            ..Options::default()
+        }
+    }
+}
+
+/// What [`crate::raft::RaftLog::open`] accepts: [`RaftOptions`], or an
+/// [`Options`] (its `durability`, `segment_size`, `recovery_mode` and
+/// `create_if_missing`; the key-value fields do not apply and are not
+/// read).
+pub trait IntoRaftOptions {
+    /// The Raft options. Errors: [`Error::InvalidArgument`] for
+    /// [`Options::read_only`] (a Raft log is opened by its writer only).
+    fn into_raft_options(self) -> Result<RaftOptions>;
+}
+
+impl IntoRaftOptions for RaftOptions {
+    fn into_raft_options(self) -> Result<RaftOptions> {
+        Ok(self)
+    }
+}
+
+impl IntoRaftOptions for Options {
+    fn into_raft_options(self) -> Result<RaftOptions> {
+        if self.read_only {
+            return Err(Error::InvalidArgument(
+                "Options::read_only is for key-value stores; a Raft log is opened by its writer only".into(),
+            ));
+        }
+        Ok(RaftOptions {
+            durability: self.durability,
+            segment_size: self.segment_size,
+            recovery_mode: self.recovery_mode,
+            create_if_missing: self.create_if_missing,
+        })
+    }
+}

@@ -62,8 +62,8 @@ fn counters_latencies_errors_and_reset() {
         assert!(s.p50 <= s.p95 && s.p95 <= s.p99 && s.p99 <= s.max, "{s:?}");
         assert!(s.max > 0.0);
     }
-    assert_eq!(m.keys, 99);
-    assert!(m.memory_bytes > 0 && m.wal_disk_bytes > 0 && m.snapshot_disk_bytes > 0);
+    assert_eq!(m.stats.keys, 99);
+    assert!(m.stats.memory_bytes > 0 && m.stats.wal_bytes > 0 && m.stats.snapshot_bytes > 0);
 
     db.reset_metrics().expect("step");
     let r = db.metrics().expect("step");
@@ -73,7 +73,7 @@ fn counters_latencies_errors_and_reset() {
     );
     assert_eq!(r.write_latency.count, 0);
     assert_eq!(r.errors.total(), 0);
-    assert_eq!(r.keys, 99, "gauges are not reset");
+    assert_eq!(r.stats.keys, 99, "gauges are not reset");
     db.set("after", "reset").expect("step");
     assert_eq!(db.metrics().expect("step").puts, 1);
 

@@ -398,3 +398,33 @@ fn read_only_is_refused() {
     ));
     assert!(!path.exists());
 }
+
+/// RaftOptions holds what a Raft log uses; an Options converts, keeping
+/// those four fields, and both open the same log.
+#[test]
+fn raft_options_open_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = keyval::RaftOptions {
+        segment_size: 1 << 20,
+        ..keyval::RaftOptions::default()
+    };
+    let log = keyval::raft::RaftLog::open(dir.path(), opts.clone()).expect("open");
+    log.append(&[keyval::raft::Entry {
+        index: 1,
+        term: 1,
+        data: b"a".to_vec(),
+    }])
+    .expect("append");
+    log.close().expect("close");
+    let log = keyval::raft::RaftLog::open(dir.path(), keyval::Options::default()).expect("reopen");
+    assert_eq!(log.entry(1).expect("entry").data, b"a");
+    log.close().expect("close");
+    let buffered = keyval::RaftOptions {
+        durability: keyval::Durability::Buffered,
+        ..opts
+    };
+    assert!(matches!(
+        keyval::raft::RaftLog::open(dir.path(), buffered),
+        Err(keyval::Error::InvalidArgument(_))
+    ));
+}

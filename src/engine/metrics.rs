@@ -23,6 +23,7 @@
 //! from any thread.
 
 use crate::error::{Error, ErrorKind};
+use crate::wal::replay::RecoveryStats;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
@@ -342,6 +343,7 @@ impl Recorder {
         fsyncs: u64,
         groups: u64,
         checkpoints: u64,
+        stats: Stats,
     ) -> Metrics {
         let ns = latency_bounds_ns();
         let l = |k: OpKind| self.latency[k as usize].summary(1000.0, &ns);
@@ -366,9 +368,61 @@ impl Recorder {
             sync_latency: l(OpKind::Sync),
             checkpoint_latency: l(OpKind::Checkpoint),
             errors: ErrorCounts(std::array::from_fn(|i| self.errors[i].load(Relaxed))),
-            ..Metrics::default()
+            stats,
         }
     }
+}
+
+/// A point-in-time summary of the store, from `Db::stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Live keys in the default keyspace.
+    pub keys: u64,
+    /// Bytes of live keys in the default keyspace.
+    pub key_bytes: u64,
+    /// Bytes of live values in the default keyspace.
+    pub value_bytes: u64,
+    /// Estimated memory of the index, every keyspace included: key and
+    /// value bytes plus per-entry bookkeeping, in bytes.
+    pub memory_bytes: u64,
+    /// Named keyspaces (see `Db::keyspace`; each has its own
+    /// `Keyspace::stats`), those of document collections included.
+    pub keyspaces: u64,
+    /// Live WAL segment files.
+    pub wal_segments: u64,
+    /// Bytes of WAL segment files on disk (preallocated size).
+    pub wal_bytes: u64,
+    /// WAL bytes appended since the newest snapshot.
+    pub wal_bytes_since_checkpoint: u64,
+    /// Snapshot files on disk.
+    pub snapshots: u64,
+    /// Bytes of snapshot files on disk.
+    pub snapshot_bytes: u64,
+    /// WAL + snapshot bytes.
+    pub disk_bytes: u64,
+    /// LSN of the last write applied.
+    pub last_lsn: u64,
+    /// Highest LSN known durable (fdatasync returned OK).
+    pub synced_lsn: u64,
+    /// LSN covered by the newest snapshot (0: none).
+    pub snapshot_lsn: u64,
+    /// Writes (batches) committed since open.
+    pub writes: u64,
+    /// Commit groups written since open; `writes / groups` is the average
+    /// group-commit size.
+    pub commit_groups: u64,
+    /// WAL fdatasync calls since open.
+    pub fsyncs: u64,
+    /// Checkpoints completed since open.
+    pub checkpoints: u64,
+    /// Longest time in microseconds that the last checkpoint blocked
+    /// readers and writers (it holds the index's write lock only to freeze
+    /// it and for each small merge step, never while writing the file).
+    pub checkpoint_pause_micros: u64,
+    /// Why the store is poisoned, if it is.
+    pub poisoned: Option<String>,
+    /// What the last recovery found and did.
+    pub recovery: RecoveryStats,
 }
 
 /// A point-in-time copy of a store's metrics ([`crate::Db::metrics`]).
@@ -417,25 +471,9 @@ pub struct Metrics {
     pub checkpoint_latency: Summary,
     /// Errors returned, by kind (`m.errors.get(ErrorKind::Io)`).
     pub errors: ErrorCounts,
-    /// Estimated memory of the index, in bytes (gauge).
-    pub memory_bytes: u64,
-    /// Live keys (gauge).
-    pub keys: u64,
-    /// Bytes of WAL segment files on disk (gauge).
-    pub wal_disk_bytes: u64,
-    /// Bytes of snapshot files on disk (gauge).
-    pub snapshot_disk_bytes: u64,
-    /// Records replayed by the last recovery (since open; not reset).
-    pub recovery_records_replayed: u64,
-    /// Bytes of torn tail truncated by the last recovery (not reset).
-    pub recovery_truncated_bytes: u64,
-    /// Records skipped by the last recovery under `TolerateAnyCorruption`.
-    pub recovery_records_skipped: u64,
-    /// Duration of the last recovery, in microseconds.
-    pub recovery_micros: u64,
-    /// Whether the store is poisoned (an earlier write or fsync failed;
-    /// writes fail until it is reopened).
-    pub poisoned: bool,
+    /// The store's [`Stats`] at the same moment: the gauges (keys,
+    /// memory, disk bytes, poisoned) and the last recovery's facts.
+    pub stats: Stats,
 }
 
 impl Metrics {
@@ -507,46 +545,50 @@ impl Metrics {
             &GROUP_SIZE_BOUNDS.map(|b| b.to_string()),
             1.0,
         );
-        e.gauge("keys", "Live keys.", self.keys);
+        e.gauge("keys", "Live keys.", self.stats.keys);
         e.gauge(
             "memory_bytes",
             "Estimated memory of the index.",
-            self.memory_bytes,
+            self.stats.memory_bytes,
         );
         e.gauge(
             "wal_disk_bytes",
             "Bytes of WAL segment files on disk.",
-            self.wal_disk_bytes,
+            self.stats.wal_bytes,
         );
         e.gauge(
             "snapshot_disk_bytes",
             "Bytes of snapshot files on disk.",
-            self.snapshot_disk_bytes,
+            self.stats.snapshot_bytes,
         );
         e.gauge(
             "recovery_records_replayed",
             "Records replayed by the last recovery.",
-            self.recovery_records_replayed,
+            self.stats.recovery.records_replayed,
         );
         e.gauge(
             "recovery_truncated_bytes",
             "Torn-tail bytes truncated by the last recovery.",
-            self.recovery_truncated_bytes,
+            self.stats
+                .recovery
+                .truncation
+                .as_ref()
+                .map_or(0, |t| t.bytes),
         );
         e.gauge(
             "recovery_records_skipped",
             "Records skipped by the last recovery.",
-            self.recovery_records_skipped,
+            self.stats.recovery.records_skipped,
         );
         e.gauge_f64(
             "recovery_duration_seconds",
             "Duration of the last recovery.",
-            self.recovery_micros as f64 / 1e6,
+            self.stats.recovery.duration_micros as f64 / 1e6,
         );
         e.gauge(
             "poisoned",
             "1 if an earlier write or fsync failed and the store refuses writes until reopened.",
-            u64::from(self.poisoned),
+            u64::from(self.stats.poisoned.is_some()),
         );
         e.gauge(
             "up",

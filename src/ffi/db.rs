@@ -694,12 +694,12 @@ pub unsafe extern "C" fn kv_metrics_get(db: *const kv_db, out: *mut kv_metrics) 
                 }
                 by_code
             },
-            keys: m.keys,
-            memory_bytes: m.memory_bytes,
-            wal_disk_bytes: m.wal_disk_bytes,
-            snapshot_disk_bytes: m.snapshot_disk_bytes,
-            recovery_records_replayed: m.recovery_records_replayed,
-            recovery_truncated_bytes: m.recovery_truncated_bytes,
+            keys: m.stats.keys,
+            memory_bytes: m.stats.memory_bytes,
+            wal_disk_bytes: m.stats.wal_bytes,
+            snapshot_disk_bytes: m.stats.snapshot_bytes,
+            recovery_records_replayed: m.stats.recovery.records_replayed,
+            recovery_truncated_bytes: m.stats.recovery.truncation.as_ref().map_or(0, |t| t.bytes),
         };
         // Safety: `out` is non-NULL and points to `struct_size` writable
         // bytes (the header's contract).

@@ -18,11 +18,11 @@ pub mod recovery;
 mod stats;
 mod write;
 
+pub use crate::engine::metrics::Stats;
 use checkpointer::{run_ticker, Ticker};
 pub use iter::Iter;
 use iter::ITER_CHUNK;
 use open::recover_read_only;
-pub use stats::Stats;
 
 use crate::engine::metrics::Recorder;
 use crate::engine::{self, Core};

@@ -1,65 +1,13 @@
-//! What a store reports about itself: [`Stats`] and [`crate::Metrics`].
+//! What a store reports about itself: [`Stats`] and [`Metrics`] (which
+//! embeds the [`Stats`] of the same moment).
 
 use super::Db;
-use crate::engine::metrics::Metrics;
+use crate::engine::metrics::{Metrics, Stats};
 use crate::error::Result;
 use crate::fs::OpenMode;
 use crate::index::ENTRY_OVERHEAD_ESTIMATE;
 use crate::kv::checkpoint;
-use crate::kv::recovery::RecoveryStats;
 use std::sync::atomic::Ordering;
-
-/// A point-in-time summary of the store, from [`Db::stats`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Live keys in the default keyspace.
-    pub keys: u64,
-    /// Bytes of live keys in the default keyspace.
-    pub key_bytes: u64,
-    /// Bytes of live values in the default keyspace.
-    pub value_bytes: u64,
-    /// Estimated memory of the index, every keyspace included: key and
-    /// value bytes plus per-entry bookkeeping, in bytes.
-    pub memory_bytes: u64,
-    /// Named keyspaces (see [`Db::keyspace`]; each has its own
-    /// [`Keyspace::stats`]), those of document collections included.
-    pub keyspaces: u64,
-    /// Live WAL segment files.
-    pub wal_segments: u64,
-    /// Bytes of WAL segment files on disk (preallocated size).
-    pub wal_bytes: u64,
-    /// WAL bytes appended since the newest snapshot.
-    pub wal_bytes_since_checkpoint: u64,
-    /// Snapshot files on disk.
-    pub snapshots: u64,
-    /// Bytes of snapshot files on disk.
-    pub snapshot_bytes: u64,
-    /// WAL + snapshot bytes.
-    pub disk_bytes: u64,
-    /// LSN of the last write applied.
-    pub last_lsn: u64,
-    /// Highest LSN known durable (fdatasync returned OK).
-    pub synced_lsn: u64,
-    /// LSN covered by the newest snapshot (0: none).
-    pub snapshot_lsn: u64,
-    /// Writes (batches) committed since open.
-    pub writes: u64,
-    /// Commit groups written since open; `writes / groups` is the average
-    /// group-commit size.
-    pub commit_groups: u64,
-    /// WAL fdatasync calls since open.
-    pub fsyncs: u64,
-    /// Checkpoints completed since open.
-    pub checkpoints: u64,
-    /// Longest time in microseconds that the last checkpoint blocked
-    /// readers and writers (it holds the index's write lock only to freeze
-    /// it and for each small merge step, never while writing the file).
-    pub checkpoint_pause_micros: u64,
-    /// Why the store is poisoned, if it is.
-    pub poisoned: Option<String>,
-    /// What the last recovery found and did.
-    pub recovery: RecoveryStats,
-}
 
 impl Db {
     /// Operation counters, latency percentiles (microseconds), error
@@ -70,20 +18,13 @@ impl Db {
     pub fn metrics(&self) -> Result<Metrics> {
         let st = self.stats()?;
         let inner = &self.inner;
-        let mut m =
-            inner
-                .metrics
-                .snapshot(inner.opened, st.fsyncs, st.commit_groups, st.checkpoints);
-        m.keys = st.keys;
-        m.memory_bytes = st.memory_bytes;
-        m.wal_disk_bytes = st.wal_bytes;
-        m.snapshot_disk_bytes = st.snapshot_bytes;
-        m.recovery_records_replayed = st.recovery.records_replayed;
-        m.recovery_truncated_bytes = st.recovery.truncation.as_ref().map_or(0, |t| t.bytes);
-        m.recovery_records_skipped = st.recovery.records_skipped;
-        m.recovery_micros = st.recovery.duration_micros;
-        m.poisoned = st.poisoned.is_some();
-        Ok(m)
+        Ok(inner.metrics.snapshot(
+            inner.opened,
+            st.fsyncs,
+            st.commit_groups,
+            st.checkpoints,
+            st,
+        ))
     }
 
     /// Zero the counters and latency histograms of [`Db::metrics`].

@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::format::raft::{self as raft_format, encode_truncate_prefix, RaftRecord};
 use crate::format::record::{RecordType, HEADER_SIZE};
 use crate::fs::{self, FileHandle, FileSystem, OpenMode};
-use crate::options::{Durability, Options};
+use crate::options::{Durability, IntoRaftOptions, Options};
 use crate::wal::replay::{replay, RecoveryStats, ReplayStart};
 use crate::wal::segment::{self, KIND_RAFT};
 use parking_lot::{Mutex, RwLock};
@@ -367,31 +367,28 @@ impl std::fmt::Debug for RaftLog {
 
 impl RaftLog {
     /// Open (and recover) the Raft log in directory `path`, creating it if
-    /// allowed. `opts.durability` must be `Sync` or `Os`: Raft relies on
-    /// appends being on disk when acknowledged, and reads come from the
-    /// files. Snapshot-related options (`keep_snapshots`, `max_wal_size`) do
-    /// not apply.
+    /// allowed, with [`crate::RaftOptions`] (or an [`Options`], of which
+    /// the four fields a log uses are read). `durability` must be `Sync` or
+    /// `Os`: Raft relies on appends being on disk when acknowledged, and
+    /// reads come from the files.
     ///
-    /// Errors: as [`crate::Db::open`]; `InvalidArgument` for `Buffered`.
-    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<RaftLog> {
+    /// Errors: as [`crate::Db::open`]; `InvalidArgument` for `Buffered`,
+    /// a bad `segment_size`, or `Options::read_only`.
+    pub fn open(path: impl AsRef<Path>, opts: impl IntoRaftOptions) -> Result<RaftLog> {
         RaftLog::open_with_fs(path, opts, fs::default_fs())
     }
 
     /// [`RaftLog::open`] on a custom file system.
     pub fn open_with_fs(
         path: impl AsRef<Path>,
-        opts: Options,
+        opts: impl IntoRaftOptions,
         fs: Arc<dyn FileSystem>,
     ) -> Result<RaftLog> {
+        let opts = opts.into_raft_options()?.log_options();
         opts.validate()?;
         if opts.durability == Durability::Buffered {
             return Err(Error::InvalidArgument(
                 "a Raft log needs Sync or Os durability".into(),
-            ));
-        }
-        if opts.read_only {
-            return Err(Error::InvalidArgument(
-                "Options::read_only is for key-value stores; a Raft log is opened by its writer only".into(),
             ));
         }
         let dir = path.as_ref().to_path_buf();
