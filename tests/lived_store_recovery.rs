@@ -1,6 +1,7 @@
-//! Regression tests for the defects an independent review found in stores
-//! that had lived through several segments, checkpoints and crash-and-
-//! recover generations (issue 11). Each test reproduces the review's case
+//! Recovery of stores that have lived: regression tests for the defects an
+//! independent review found in stores that had lived through several
+//! segments, checkpoints and crash-and-recover generations (issue 11; its
+//! labels D1-D3 are in the doc comments). Each test reproduces the review's case
 //! as it was described; each failed on the code before the fix.
 mod common;
 use common::*;
@@ -56,7 +57,7 @@ fn flip(path: &Path, offset: u64, mask: u8) {
 /// LSN. Every record of the intact segments must survive; at most the
 /// damaged record itself (indistinguishable from a torn write) is lost.
 #[test]
-fn d1_flipped_lsn_in_newest_segment_never_drops_an_intact_segment() {
+fn flipped_lsn_in_newest_segment_never_drops_an_intact_segment() {
     for mode in [
         RecoveryMode::TolerateTailCorruption,
         RecoveryMode::TolerateAnyCorruption,
@@ -94,7 +95,7 @@ fn d1_flipped_lsn_in_newest_segment_never_drops_an_intact_segment() {
 /// a process exit under `Buffered` then left a store that never opened
 /// again once one more write was made.
 #[test]
-fn d2_checkpoint_under_buffered_then_exit_leaves_an_openable_store() {
+fn checkpoint_under_buffered_then_exit_leaves_an_openable_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let buffered = opts_with(Durability::Buffered);
     let db = Db::open(dir.path(), buffered).expect("open");
@@ -126,7 +127,7 @@ fn d2_checkpoint_under_buffered_then_exit_leaves_an_openable_store() {
 /// snapshot covers LSNs the WAL does not hold. Open must succeed and later
 /// writes must survive reopen.
 #[test]
-fn d2_store_whose_wal_ends_before_its_snapshot_opens_and_stays_openable() {
+fn store_whose_wal_ends_before_its_checkpoint_opens_and_stays_openable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(dir.path(), small_opts()).expect("open");
     for i in 0..10 {
@@ -214,7 +215,7 @@ fn raft_open_is_corruption(dir: &Path, ctx: &str) {
 /// version 1). Sizes around that boundary, for either layout, make the
 /// truncate-prefix record start a segment.
 #[test]
-fn d3_raft_log_reopens_after_compaction_that_starts_a_segment() {
+fn raft_log_reopens_after_a_compaction_that_starts_a_segment() {
     for size in (61_300..=61_380).step_by(8) {
         for mode in [
             RecoveryMode::AbsoluteConsistency,
