@@ -14,7 +14,7 @@ use crate::index::Tables;
 use crate::kv::checkpoint;
 use crate::options::{Options, RecoveryMode};
 pub use crate::wal::replay::RecoveryStats;
-use crate::wal::replay::{replay, ReplayStart};
+use crate::wal::replay::{replay, Origin, ReplayStart};
 use crate::wal::segment::KIND_KV;
 use crate::wal::writer::ResumePoint;
 use std::collections::BTreeSet;
@@ -129,10 +129,9 @@ pub(crate) fn recover(
         kind: KIND_KV,
         applied_lsn: mem.applied_lsn(),
         db_id,
-        skip_covered: true,
+        origin: Origin::Checkpoint,
         must_reach: newest_rejected,
         gap_error: first_error,
-        start_anywhere: false,
         read_only,
     };
     // Replay in bulk mode: one sort and merge at the end instead of a

@@ -40,7 +40,7 @@ use crate::format::raft::{self as raft_format, encode_truncate_prefix, RaftRecor
 use crate::format::record::{RecordType, HEADER_SIZE};
 use crate::fs::{self, FileHandle, FileSystem, OpenMode};
 use crate::options::{Durability, IntoRaftOptions, Options};
-use crate::wal::replay::{replay, RecoveryStats, ReplayStart};
+use crate::wal::replay::{replay, Origin, RecoveryStats, ReplayStart};
 use crate::wal::segment::{self, KIND_RAFT};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, VecDeque};
@@ -1008,10 +1008,9 @@ fn recover(
         kind: KIND_RAFT,
         applied_lsn: 0,
         db_id: None,
-        skip_covered: false,
+        origin: Origin::Reclaimed,
         must_reach: 0,
         gap_error: None,
-        start_anywhere: true,
         read_only,
     };
     let out = replay(fs, dir, segments, opts, start, &mut stats, |r| {

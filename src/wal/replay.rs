@@ -122,22 +122,32 @@ pub struct ReplayStart {
     pub applied_lsn: u64,
     /// Database id already known (from a snapshot), to check segments against.
     pub db_id: Option<u64>,
-    /// Skip reading segments whose records are all <= `applied_lsn`, as
-    /// proven by the verified first record of the following segment.
-    pub skip_covered: bool,
+    /// How the log relates to what came before it (see [`Origin`]).
+    pub origin: Origin,
     /// If replay cannot reach at least this LSN, fail with `gap_error`
     /// (the root cause, e.g. a rejected snapshot) before changing anything.
     pub must_reach: u64,
     /// The error to report for a gap, instead of a generic one.
     pub gap_error: Option<Error>,
+    /// Change nothing on disk (`keyval verify`): no tail is zeroed, nothing
+    /// is synced, no segment is created, and no resume point is returned.
+    pub read_only: bool,
+}
+
+/// Where a log's records begin, which decides what replay may skip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The log continues a checkpoint file (the key-value store): it
+    /// begins at LSN 1 or at a segment whose records the checkpoint does
+    /// not all cover. Segments whose records are all <= `applied_lsn`, as
+    /// proven by the verified first record of the following segment, are
+    /// skipped unread.
+    Checkpoint,
     /// The log may begin at any LSN: its oldest segments may have been
     /// reclaimed (the Raft log after `truncate_prefix`). Only the first
     /// record may skip ahead; gaps after it are still errors. The caller
     /// checks that the reclaim was sanctioned ([`ReplayOutcome::first_lsn`]).
-    pub start_anywhere: bool,
-    /// Change nothing on disk (`keyval verify`): no tail is zeroed, nothing
-    /// is synced, no segment is created, and no resume point is returned.
-    pub read_only: bool,
+    Reclaimed,
 }
 
 /// What replay produced.
@@ -390,7 +400,7 @@ impl Cursor<'_> {
         self.last_lsn = Some(lsn);
         if self.first_lsn.is_none() {
             self.first_lsn = Some(lsn);
-            if self.start.start_anywhere && lsn > self.applied {
+            if self.start.origin == Origin::Reclaimed && lsn > self.applied {
                 self.applied = lsn - 1;
             }
         }
@@ -592,7 +602,13 @@ fn resume_point(
 }
 
 /// Replay the segments `ids` (ascending) of `dir`, calling `apply` for every
-/// record after `start.applied_lsn`, in LSN order.
+/// record after `start.applied_lsn`, in LSN order. In phases: each segment
+/// is checked against the link its predecessor wrote ([`Pass::follow_link`]),
+/// skipped if a checkpoint covers it, read and its header checked
+/// ([`Pass::read_segment`]), scanned record by record ([`Cursor::take`]),
+/// and any damage judged ([`Pass::judge_damage`], with the pure
+/// [`verdict`]); then the end of the log is settled and the writer's
+/// resume point chosen ([`Pass::finish`]).
 ///
 /// Errors: [`Error::Corruption`] as described in the module docs;
 /// [`Error::Io`]; whatever `apply` returns.
@@ -605,48 +621,84 @@ pub fn replay(
     stats: &mut RecoveryStats,
     mut apply: impl FnMut(&Replayed<'_>) -> Result<()>,
 ) -> Result<ReplayOutcome> {
-    let any = opts.recovery_mode == RecoveryMode::TolerateAnyCorruption;
-    let mut cur = Cursor {
-        applied: start.applied_lsn,
-        first_lsn: None,
-        last_lsn: None,
-        start: &start,
-        any,
-        last_segment: None,
-        gapped: false,
+    let mut pass = Pass {
+        fs,
+        dir,
+        ids,
+        opts,
+        any: opts.recovery_mode == RecoveryMode::TolerateAnyCorruption,
+        cur: Cursor {
+            applied: start.applied_lsn,
+            first_lsn: None,
+            last_lsn: None,
+            start: &start,
+            any: opts.recovery_mode == RecoveryMode::TolerateAnyCorruption,
+            last_segment: None,
+            gapped: false,
+        },
+        db_id: start.db_id,
+        metas: Vec::new(),
+        last: None,
+        before_last: None,
+        max_lsn_seen: start.applied_lsn,
+        salvaged: false,
+        oldest_version: 0,
+        expect: None,
     };
-    let mut db_id = start.db_id;
-    let mut metas: Vec<SegmentMeta> = Vec::new();
-    let mut last: Option<LastSegment> = None;
-    let mut before_last: Option<LastSegment> = None;
-    let mut max_lsn_seen = start.applied_lsn;
-    let mut salvaged = false;
-    let mut oldest_version = 0;
-    // The successor named by the previous segment's link record.
-    let mut expect: Option<(u64, PathBuf)> = None;
-    for (i, &id) in ids.iter().enumerate() {
+    for i in 0..ids.len() {
+        pass.segment(i, stats, &mut apply)?;
+    }
+    pass.finish(stats)
+}
+
+/// The running state of one replay (see [`replay`]).
+struct Pass<'a> {
+    fs: &'a dyn FileSystem,
+    dir: &'a Path,
+    ids: &'a [u64],
+    opts: &'a Options,
+    /// Salvage mode (`TolerateAnyCorruption`).
+    any: bool,
+    cur: Cursor<'a>,
+    db_id: Option<u64>,
+    metas: Vec<SegmentMeta>,
+    last: Option<LastSegment>,
+    before_last: Option<LastSegment>,
+    max_lsn_seen: u64,
+    salvaged: bool,
+    oldest_version: u32,
+    /// The successor named by the previous segment's link record.
+    expect: Option<(u64, PathBuf)>,
+}
+
+impl<'a> Pass<'a> {
+    fn start(&self) -> &'a ReplayStart {
+        self.cur.start
+    }
+
+    /// Replay segment `ids[i]`.
+    fn segment(
+        &mut self,
+        i: usize,
+        stats: &mut RecoveryStats,
+        apply: &mut impl FnMut(&Replayed<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let (fs, dir, ids) = (self.fs, self.dir, self.ids);
+        let id = ids[i];
         let path = dir.join(segment::file_name(id));
         let is_last = i + 1 == ids.len();
-        let mut linked = false;
-        if let Some((want, named_by)) = expect.take() {
-            if want != id {
-                missing_segment(dir, want, &named_by, cur.last_lsn, any, stats)?;
-                salvaged = true;
-                // Counted here: not again at the LSN gap it leaves.
-                cur.last_segment = None;
-            } else {
-                linked = true;
-            }
-        }
-        if start.skip_covered && !is_last {
-            if let Some(meta) = covered_segment(fs, dir, &ids[i..], start.kind, db_id, cur.applied)?
+        let linked = self.follow_link(id, stats)?;
+        if self.start().origin == Origin::Checkpoint && !is_last {
+            let kind = self.start().kind;
+            if let Some(meta) =
+                covered_segment(fs, dir, &ids[i..], kind, self.db_id, self.cur.applied)?
             {
                 stats.segments_skipped += 1;
-                max_lsn_seen = max_lsn_seen.max(meta.last_lsn.unwrap_or(0));
-                cur.last_lsn = meta.last_lsn;
-                cur.last_segment = Some(id);
-                metas.push(meta);
-                continue;
+                self.max_lsn_seen = self.max_lsn_seen.max(meta.last_lsn.unwrap_or(0));
+                self.cur.last_lsn = meta.last_lsn;
+                self.cur.last_segment = Some(id);
+                self.metas.push(meta);
+                return Ok(());
             }
         }
         if i == 0 {
@@ -657,11 +709,103 @@ pub fn replay(
             // decoded and applied.
             fs.will_need(&dir.join(segment::file_name(next)));
         }
-        let salvage_limit = any.then(|| segment::salvage_read_limit(opts.segment_size));
-        let buf = segment::read_file(fs, &path, start.kind, id, salvage_limit)?;
-        let header = segment::parse_header(&path, &buf, start.kind, id).and_then(|h| match db_id {
+        let Some((buf, h, mut unusable)) = self.read_segment(&path, id, is_last, stats)? else {
+            return Ok(());
+        };
+        let mut scan = reader::scan(
+            &buf,
+            Owner {
+                db_id: h.db_id,
+                segment_id: id,
+            },
+        );
+        let mut link = None;
+        for r in &scan.records {
+            link = self.cur.take(r, &buf, &path, id, stats, apply)?.or(link);
+        }
+        let mut first = scan.records.first().map(|r| r.header.lsn);
+        let mut last_lsn = scan.records.last().map(|r| r.header.lsn);
+        if let Some(d) = scan.damage.clone() {
+            if let Some(salvage) = self.judge_damage(&path, i, &d, scan.dirty_end, stats)? {
+                unusable |= salvage;
+                for r in &d.later {
+                    link = self.cur.take(r, &buf, &path, id, stats, apply)?.or(link);
+                    first.get_or_insert(r.header.lsn);
+                    last_lsn = Some(last_lsn.map_or(r.header.lsn, |l| l.max(r.header.lsn)));
+                }
+                if let Some(r) = d.later.last() {
+                    scan.end = r.offset + r.total;
+                }
+            }
+        }
+        if let Some(l) = last_lsn {
+            self.max_lsn_seen = self.max_lsn_seen.max(l);
+        }
+        if let Some(next) = link {
+            self.expect = Some((next, path.clone()));
+            unusable = true;
+        }
+        self.metas.push(SegmentMeta {
+            id,
+            first_lsn: first,
+            last_lsn,
+            size: buf.len() as u64,
+        });
+        self.before_last = self.last;
+        self.last = Some(LastSegment {
+            id,
+            end: scan.end,
+            last_lsn,
+            unusable,
+            linked,
+        });
+        Ok(())
+    }
+
+    /// Check segment `id` against the successor the previous segment's
+    /// link record named; returns whether it is that successor. A different
+    /// id means the named one is missing: an error, or counted under
+    /// salvage.
+    fn follow_link(&mut self, id: u64, stats: &mut RecoveryStats) -> Result<bool> {
+        let Some((want, named_by)) = self.expect.take() else {
+            return Ok(false);
+        };
+        if want == id {
+            return Ok(true);
+        }
+        missing_segment(
+            self.dir,
+            want,
+            &named_by,
+            self.cur.last_lsn,
+            self.any,
+            stats,
+        )?;
+        self.salvaged = true;
+        // Counted here: not again at the LSN gap it leaves.
+        self.cur.last_segment = None;
+        Ok(false)
+    }
+
+    /// Read segment `id` and check its header (and, with a known database
+    /// id, that the segment is this database's). Returns the bytes, the
+    /// header to scan with, and whether writing must not resume in it; or
+    /// `None` when salvage can make nothing of the file.
+    fn read_segment(
+        &mut self,
+        path: &Path,
+        id: u64,
+        is_last: bool,
+        stats: &mut RecoveryStats,
+    ) -> Result<Option<(Vec<u8>, segment::SegmentHeader, bool)>> {
+        let kind = self.start().kind;
+        let salvage_limit = self
+            .any
+            .then(|| segment::salvage_read_limit(self.opts.segment_size));
+        let buf = segment::read_file(self.fs, path, kind, id, salvage_limit)?;
+        let header = segment::parse_header(path, &buf, kind, id).and_then(|h| match self.db_id {
             Some(want) if want != h.db_id => Err(Error::corruption(
-                &path,
+                path,
                 Some(40),
                 format!(
                     "segment belongs to another database (id {:#x}, this one is {want:#x})",
@@ -673,18 +817,18 @@ pub fn replay(
         let mut unusable = false;
         let h = match header {
             Ok(h) => {
-                if let Err(e) = segment::check_size(&path, buf.len() as u64, &h) {
-                    if !any {
+                if let Err(e) = segment::check_size(path, buf.len() as u64, &h) {
+                    if !self.any {
                         return Err(e);
                     }
                     // Salvage every record the shortened file still holds.
                     stats.bytes_skipped += h.size.saturating_sub(buf.len() as u64);
-                    salvaged = true;
+                    self.salvaged = true;
                     unusable = true;
                 }
                 h
             }
-            Err(_) if any => {
+            Err(_) if self.any => {
                 // Salvage of a damaged header: the header's fields cannot
                 // be trusted, but every record carries its own checksum
                 // over its database id, segment id and LSN, so the records
@@ -692,10 +836,13 @@ pub fn replay(
                 // with the database id known from the snapshot or an
                 // earlier segment (or, failing both, the header's own
                 // field). Nothing is written to this file again.
-                salvaged = true;
+                self.salvaged = true;
                 unusable = true;
                 stats.bytes_skipped += SEGMENT_HEADER_SIZE.min(buf.len() as u64);
-                match db_id.or_else(|| crate::format::codec::u64_at(&buf, 40)) {
+                match self
+                    .db_id
+                    .or_else(|| crate::format::codec::u64_at(&buf, 40))
+                {
                     Some(g) => segment::SegmentHeader {
                         version: segment::SEGMENT_VERSION,
                         size: buf.len() as u64,
@@ -705,166 +852,150 @@ pub fn replay(
                         stats.bytes_skipped +=
                             (buf.len() as u64).saturating_sub(SEGMENT_HEADER_SIZE);
                         if is_last {
-                            last = None;
+                            self.last = None;
                         }
-                        continue;
+                        return Ok(None);
                     }
                 }
             }
             Err(e) => return Err(e),
         };
-        if oldest_version == 0 {
-            oldest_version = h.version;
+        if self.oldest_version == 0 {
+            self.oldest_version = h.version;
         }
-        db_id = Some(h.db_id);
+        self.db_id = Some(h.db_id);
         stats.segments_scanned += 1;
-        let mut scan = reader::scan(
-            &buf,
-            Owner {
-                db_id: h.db_id,
-                segment_id: id,
-            },
-        );
-        let mut link = None;
-        for r in &scan.records {
-            link = cur.take(r, &buf, &path, id, stats, &mut apply)?.or(link);
-        }
-        let mut first = scan.records.first().map(|r| r.header.lsn);
-        let mut last_lsn = scan.records.last().map(|r| r.header.lsn);
-        if let Some(d) = scan.damage.clone() {
-            // The LSN the damaged record should have had: one past the last
-            // valid record read, in this segment or an earlier one.
-            let bad_lsn = cur.last_lsn.map_or(cur.applied + 1, |l| l + 1);
-            // Segments after this one that a crashed rotation left empty
-            // do not make it an older, fully synced segment.
-            let effectively_last = is_last || all_empty(fs, dir, &ids[i + 1..], start.kind)?;
-            let facts = DamageFacts {
-                is_last: effectively_last,
-                misplaced: d.misplaced,
-                durable_after: d.later.iter().any(|r| r.header.synced_lsn >= bad_lsn),
-                // Every damaged LSN lies below the first valid record after
-                // the damage (when a record precedes the damage, that
-                // record must also come after it in sequence).
-                covered: d.later.first().is_some_and(|r| {
-                    r.header.lsn <= cur.applied + 1 && cur.last_lsn.is_none_or(|l| r.header.lsn > l)
-                }),
-            };
-            match verdict(facts, opts.recovery_mode) {
-                Verdict::Covered | Verdict::Salvage => {
-                    if verdict(facts, opts.recovery_mode) == Verdict::Salvage {
-                        salvaged = true;
-                        unusable = true;
-                        stats.bytes_skipped +=
-                            d.later.first().map(|r| r.offset).unwrap_or(scan.dirty_end) - d.offset;
-                    }
-                    for r in &d.later {
-                        link = cur.take(r, &buf, &path, id, stats, &mut apply)?.or(link);
-                        first.get_or_insert(r.header.lsn);
-                        last_lsn = Some(last_lsn.map_or(r.header.lsn, |l| l.max(r.header.lsn)));
-                    }
-                    if let Some(r) = d.later.last() {
-                        scan.end = r.offset + r.total;
-                    }
-                }
-                Verdict::TruncateTail => {
-                    stats.truncation = Some(truncate_tail(
-                        fs,
-                        &path,
-                        &d,
-                        scan.dirty_end,
-                        start.read_only,
-                    )?);
-                }
-                Verdict::RefuseTornTail | Verdict::Corrupt => {
-                    let what = corruption_message(facts, &d);
-                    return Err(Error::corruption(&path, Some(d.offset), what));
-                }
-            }
-        }
-        if let Some(l) = last_lsn {
-            max_lsn_seen = max_lsn_seen.max(l);
-        }
-        if let Some(next) = link {
-            expect = Some((next, path.clone()));
-            unusable = true;
-        }
-        metas.push(SegmentMeta {
-            id,
-            first_lsn: first,
-            last_lsn,
-            size: buf.len() as u64,
-        });
-        before_last = last;
-        last = Some(LastSegment {
-            id,
-            end: scan.end,
-            last_lsn,
-            unusable,
-            linked,
-        });
-    }
-    if let Some((want, named_by)) = expect.take() {
-        // A read-only open beside a live writer lists the directory before
-        // the writer rotates: the log then continues in a segment created
-        // after the listing. Its view ends at the link, a prefix of the
-        // log. (A writer's own recovery and `verify` hold the lock: no such
-        // race, and a missing newest segment is reported as ever.)
-        let after_listing = ids.last().is_none_or(|&l| want > l);
-        if !(start.read_only && opts.read_only && after_listing) {
-            missing_segment(dir, want, &named_by, cur.last_lsn, any, stats)?;
-            salvaged = true;
-        }
-    }
-    if cur.applied < start.must_reach {
-        if let Some(e) = start.gap_error {
-            return Err(e);
-        }
-    }
-    let applied = cur.applied;
-    salvaged |= cur.gapped;
-    let db_id = db_id.unwrap_or_else(segment::new_database_id);
-    let next_lsn = max_lsn_seen.max(applied) + 1;
-    let outcome = |resume| ReplayOutcome {
-        resume,
-        applied_lsn: applied,
-        salvaged,
-        db_id,
-        first_lsn: cur.first_lsn,
-        oldest_version,
-    };
-    if start.read_only {
-        // Nothing is changed: the last segment is only opened for reading,
-        // so that a read-only store can report its WAL (best effort: it
-        // may have been removed by a writer meanwhile).
-        let resume = last.and_then(|l| {
-            let path = dir.join(segment::file_name(l.id));
-            let file = fs.open(&path, OpenMode::Read).ok()?;
-            Some(ResumePoint {
-                segments: metas,
-                file,
-                pos: l.end,
-                next_lsn,
-                db_id,
-            })
-        });
-        return Ok(outcome(resume));
+        Ok(Some((buf, h, unusable)))
     }
 
-    let resume = resume_point(
-        fs,
-        dir,
-        ids,
-        opts,
-        start.kind,
-        Tail {
-            metas,
-            last,
-            before_last,
-        },
-        next_lsn,
-        db_id,
-    )?;
-    Ok(outcome(Some(resume)))
+    /// Decide what the damage `d` in segment `ids[i]` means ([`verdict`])
+    /// and act on it: `Some(salvage)` when the valid records after it are
+    /// to be read on (`salvage`: damage was skipped, so writing must not
+    /// resume in this segment), `None` when the torn tail was truncated.
+    ///
+    /// Errors: `Corruption` for damage the recovery mode does not tolerate.
+    fn judge_damage(
+        &mut self,
+        path: &Path,
+        i: usize,
+        d: &reader::Damage,
+        dirty_end: u64,
+        stats: &mut RecoveryStats,
+    ) -> Result<Option<bool>> {
+        let cur = &self.cur;
+        // The LSN the damaged record should have had: one past the last
+        // valid record read, in this segment or an earlier one.
+        let bad_lsn = cur.last_lsn.map_or(cur.applied + 1, |l| l + 1);
+        // Segments after this one that a crashed rotation left empty do
+        // not make it an older, fully synced segment.
+        let is_last = i + 1 == self.ids.len()
+            || all_empty(self.fs, self.dir, &self.ids[i + 1..], self.start().kind)?;
+        let facts = DamageFacts {
+            is_last,
+            misplaced: d.misplaced,
+            durable_after: d.later.iter().any(|r| r.header.synced_lsn >= bad_lsn),
+            // Every damaged LSN lies below the first valid record after
+            // the damage (when a record precedes the damage, that record
+            // must also come after it in sequence).
+            covered: d.later.first().is_some_and(|r| {
+                r.header.lsn <= cur.applied + 1 && cur.last_lsn.is_none_or(|l| r.header.lsn > l)
+            }),
+        };
+        match verdict(facts, self.opts.recovery_mode) {
+            Verdict::Covered => Ok(Some(false)),
+            Verdict::Salvage => {
+                self.salvaged = true;
+                stats.bytes_skipped +=
+                    d.later.first().map(|r| r.offset).unwrap_or(dirty_end) - d.offset;
+                Ok(Some(true))
+            }
+            Verdict::TruncateTail => {
+                stats.truncation = Some(truncate_tail(
+                    self.fs,
+                    path,
+                    d,
+                    dirty_end,
+                    self.start().read_only,
+                )?);
+                Ok(None)
+            }
+            Verdict::RefuseTornTail | Verdict::Corrupt => {
+                let what = corruption_message(facts, d);
+                Err(Error::corruption(path, Some(d.offset), what))
+            }
+        }
+    }
+
+    /// After the last segment: a successor the last link named but that
+    /// is not there, a gap before the LSN the caller needs, and where the
+    /// writer resumes (nothing is changed when read-only).
+    fn finish(mut self, stats: &mut RecoveryStats) -> Result<ReplayOutcome> {
+        let (fs, dir, ids, opts, start) = (self.fs, self.dir, self.ids, self.opts, self.start());
+        if let Some((want, named_by)) = self.expect.take() {
+            // A read-only open beside a live writer lists the directory
+            // before the writer rotates: the log then continues in a
+            // segment created after the listing. Its view ends at the
+            // link, a prefix of the log. (A writer's own recovery and
+            // `verify` hold the lock: no such race, and a missing newest
+            // segment is reported as ever.)
+            let after_listing = ids.last().is_none_or(|&l| want > l);
+            if !(start.read_only && opts.read_only && after_listing) {
+                missing_segment(dir, want, &named_by, self.cur.last_lsn, self.any, stats)?;
+                self.salvaged = true;
+            }
+        }
+        if self.cur.applied < start.must_reach {
+            if let Some(e) = &start.gap_error {
+                return Err(e.clone());
+            }
+        }
+        let applied = self.cur.applied;
+        let salvaged = self.salvaged | self.cur.gapped;
+        let db_id = self.db_id.unwrap_or_else(segment::new_database_id);
+        let next_lsn = self.max_lsn_seen.max(applied) + 1;
+        let (first_lsn, oldest_version) = (self.cur.first_lsn, self.oldest_version);
+        let outcome = |resume| ReplayOutcome {
+            resume,
+            applied_lsn: applied,
+            salvaged,
+            db_id,
+            first_lsn,
+            oldest_version,
+        };
+        if start.read_only {
+            // Nothing is changed: the last segment is only opened for
+            // reading, so that a read-only store can report its WAL (best
+            // effort: it may have been removed by a writer meanwhile).
+            let metas = self.metas;
+            let resume = self.last.and_then(|l| {
+                let path = dir.join(segment::file_name(l.id));
+                let file = fs.open(&path, OpenMode::Read).ok()?;
+                Some(ResumePoint {
+                    segments: metas,
+                    file,
+                    pos: l.end,
+                    next_lsn,
+                    db_id,
+                })
+            });
+            return Ok(outcome(resume));
+        }
+        let resume = resume_point(
+            fs,
+            dir,
+            ids,
+            opts,
+            start.kind,
+            Tail {
+                metas: self.metas,
+                last: self.last,
+                before_last: self.before_last,
+            },
+            next_lsn,
+            db_id,
+        )?;
+        Ok(outcome(Some(resume)))
+    }
 }
 
 #[cfg(test)]
