@@ -48,6 +48,7 @@ lint: layers
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --exclude keyval-bench --exclude keyval-bench-polodb \
 	  --all-targets --features keyval/capi,keyval/testing -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps -p keyval --features capi
 
 # The engine's tests, then openraft's storage suite and the reopen/SIGKILL
 # tests of the openraft adapter. The long-lived crash test runs on its own,

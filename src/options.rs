@@ -27,7 +27,7 @@ pub enum Durability {
     Sync = 2,
 }
 
-/// Options for one write: [`crate::Db::set_opt`], [`crate::Db::delete_opt`],
+/// Options for one write: [`crate::Keyspace::set_opt`], [`crate::Keyspace::delete_opt`],
 /// [`crate::Db::write_opt`] and the same on [`crate::Keyspace`]. Start from
 /// [`WriteOptions::default`] (everything as the store was opened); more
 /// fields may be added, so build it with the methods.
@@ -122,7 +122,7 @@ pub struct Options {
     /// keyspace changes fail with [`Error::InvalidArgument`]. Opening
     /// retries a few times when a writer rotates or checkpoints under it;
     /// if that keeps happening, open fails with [`Error::Io`] (a vanished
-    /// file, `ENOENT`) and can simply be retried. [`crate::RaftLog::open`]
+    /// file, `ENOENT`) and can simply be retried. [`crate::raft::RaftLog::open`]
     /// refuses it with [`Error::InvalidArgument`]. Default `false`.
     pub read_only: bool,
 }

@@ -101,7 +101,7 @@ impl IndexInfo {
     }
 }
 
-/// Check that `filter` is a valid filter (see [`filter::parse`]) without
+/// Check that `filter` is a valid filter (see `docs/documents.md`) without
 /// running it: what `find` and `count` refuse, this refuses, with the same
 /// [`Error::InvalidArgument`].
 pub fn check_filter(filter: &Value) -> Result<()> {
@@ -324,7 +324,7 @@ impl Db {
 ///
 /// Errors common to every method: [`Error::Closed`]; [`Error::NotFound`]
 /// once the collection is dropped; for writes [`Error::Poisoned`] and
-/// [`Error::Io`] as for [`Db::set`].
+/// [`Error::Io`] as for [`Keyspace::set`].
 #[derive(Clone)]
 pub struct Collection {
     db: Db,
@@ -484,7 +484,7 @@ impl Collection {
     }
 
     /// Apply the update operators `ops` (`$set $unset $inc $mul $min $max
-    /// $rename $push $pull`, see [`update`]) to document `id` and return
+    /// $rename $push $pull`, see `docs/documents.md`) to document `id` and return
     /// the new document. Errors as [`Collection::update`].
     pub fn update_with(&self, id: &str, ops: &Value) -> Result<Value> {
         let _w = self.lock.0.lock();

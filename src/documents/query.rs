@@ -17,7 +17,7 @@ pub const MAX_LIMIT: i64 = 1000;
 /// A sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {
-    /// Smallest first, in the order of [`super::order`].
+    /// Smallest first, in the order of `docs/documents.md` ("Order of values").
     Asc,
     /// Largest first.
     Desc,
@@ -603,7 +603,7 @@ impl Collection {
 
     /// The matching documents, a page at a time.
     ///
-    /// `filter` is the JSON filter of [`super::filter`] (`{}` or `null`
+    /// `filter` is the JSON filter of `docs/documents.md` (`{}` or `null`
     /// for all). Results come sorted by `opts.sort` then `_id`; `total`
     /// counts every match. Cursors identify a position in that order (the
     /// sort values and `_id` of a document), so following `next_cursor`

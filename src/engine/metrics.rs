@@ -460,7 +460,7 @@ pub struct Metrics {
     pub write_latency: Summary,
     /// Latency of point reads, in microseconds: one get in
     /// [`GET_SAMPLE_EVERY`] is timed, so `count` is the number of samples
-    /// ([`Metrics::gets`] counts every get). A [`crate::Db::get_many`]
+    /// ([`Metrics::gets`] counts every get). A [`crate::Keyspace::get_many`]
     /// call is one sample, always taken.
     pub get_latency: Summary,
     /// Latency of one iterator chunk fetch, in microseconds.

@@ -4,7 +4,20 @@
 
 use super::db::{kv_value, write_options};
 use super::{bytes, invalid, kv_status, put_bytes, Fail};
-use crate::Keyspace;
+use crate::{Keyspace, WriteOptions};
+
+/// The write options of a write at `durability` (None: the store's
+/// level), after checking that `key` is not NULL.
+fn checked_write(key: *const u8, durability: Option<u32>) -> Result<WriteOptions, Fail> {
+    let wo = durability
+        .map(write_options)
+        .transpose()?
+        .unwrap_or_default();
+    if key.is_null() {
+        return Err(invalid("key is NULL"));
+    }
+    Ok(wo)
+}
 
 /// `kv_set`, `kv_set_with`, `kv_keyspace_set`, `kv_keyspace_set_with`
 /// (`durability` None: the store's level).
@@ -18,13 +31,7 @@ pub(crate) unsafe fn set(
     val_len: usize,
     durability: Option<u32>,
 ) -> Result<(), Fail> {
-    let wo = durability
-        .map(write_options)
-        .transpose()?
-        .unwrap_or_default();
-    if key.is_null() {
-        return Err(invalid("key is NULL"));
-    }
+    let wo = checked_write(key, durability)?;
     // Safety: pointer/length pairs as documented for kv_set.
     let (k, v) = unsafe { (bytes(key, key_len, "key")?, bytes(val, val_len, "value")?) };
     Ok(ks.set_opt(k, v, &wo)?)
@@ -39,13 +46,7 @@ pub(crate) unsafe fn delete(
     key_len: usize,
     durability: Option<u32>,
 ) -> Result<(), Fail> {
-    let wo = durability
-        .map(write_options)
-        .transpose()?
-        .unwrap_or_default();
-    if key.is_null() {
-        return Err(invalid("key is NULL"));
-    }
+    let wo = checked_write(key, durability)?;
     // Safety: pointer/length pair as documented for kv_delete.
     let k = unsafe { bytes(key, key_len, "key") }?;
     Ok(ks.delete_opt(k, &wo)?)

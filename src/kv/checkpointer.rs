@@ -82,7 +82,7 @@ impl Db {
 
     /// Write a snapshot of the current state (durably: temp file, fsync,
     /// rename, directory fsync), then delete the snapshots beyond
-    /// [`Options::keep_snapshots`] and the WAL segments the oldest kept
+    /// [`crate::Options::keep_snapshots`] and the WAL segments the oldest kept
     /// snapshot covers. Writers and readers keep running while the snapshot
     /// is written; they pause only to freeze the index (O(1)) and to merge
     /// the writes made meanwhile back in small chunks.

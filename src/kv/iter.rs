@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-/// Iterator over a key range, from [`Db::range`], [`Db::prefix`] or
-/// [`Db::iter`]. Yields `Ok((key, value))` in key order, or one
+/// Iterator over a key range, from [`crate::Keyspace::range`],
+/// [`crate::Keyspace::prefix`] or [`crate::Keyspace::iter`]. Yields `Ok((key, value))` in key order, or one
 /// `Err(Error::Closed)` if the store is closed meanwhile.
 ///
 /// Thread safety: `Send + Sync`; it owns a reference to the store and may

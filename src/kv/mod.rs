@@ -98,18 +98,22 @@ pub(crate) struct Inner {
 /// All live keys and values are held in memory (an ordered B-tree, and a
 /// hash index beside it for point reads), so the dataset is limited by RAM:
 /// plan for the key and value bytes plus about 76-86 bytes per entry
-/// ([`ENTRY_OVERHEAD_ESTIMATE`] is 82, measured at 1M entries; see
+/// (`ENTRY_OVERHEAD_ESTIMATE` is 82, measured at 1M entries; see
 /// `docs/bench/gets.md`). Reads never touch the disk. On disk there are
-/// only the write-ahead log and the snapshots (see `docs/format.md`).
+/// only the write-ahead log and the checkpoint files (see
+/// `docs/format.md`).
 ///
-/// Keys are non-empty byte strings of at most [`Options::max_key_size`]
-/// bytes; the empty key is rejected everywhere with
-/// [`Error::InvalidArgument`]. Values are byte strings (empty allowed) of
-/// at most [`Options::max_value_size`] bytes.
+/// Reads and writes are those of its default keyspace: `Db` dereferences
+/// to a [`Keyspace`] (`db.get(k)`, `db.set(k, v)`, `db.range(..)`; key and
+/// value limits are documented there). What is not a keyspace's (batches
+/// across keyspaces, keyspace creation, checkpoints, stats, backup,
+/// close) is here.
 ///
-/// Thread safety: `Db` is `Send + Sync`; share it with `Arc<Db>` or scoped
-/// threads. Concurrent writers are group-committed. Readers never wait for
-/// an fsync.
+/// Thread safety: `Db` is `Send + Sync` and cheap to clone: clones share
+/// one store, which closes when [`Db::close`] is called on any of them or
+/// when the last clone (or document [`crate::Collection`]) is dropped.
+/// Concurrent writers are group-committed. Readers never wait for an
+/// fsync.
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<Inner>,
@@ -287,7 +291,7 @@ impl Db {
 
     /// Apply `batch` atomically: after a crash either every operation is
     /// present or none. An empty batch is a no-op. A batch may write to
-    /// several keyspaces ([`WriteBatch::put_in`]). Errors as [`Db::set`],
+    /// several keyspaces ([`WriteBatch::put_in`]). Errors as [`Keyspace::set`],
     /// plus [`Error::NotFound`] if it writes to a dropped keyspace; if any
     /// operation is invalid, nothing is applied.
     pub fn write(&self, batch: WriteBatch) -> Result<()> {
@@ -303,7 +307,7 @@ impl Db {
     ///
     /// Errors: [`Error::InvalidArgument`] (a name of 0 or more than 255
     /// bytes), [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`] (as
-    /// [`Db::set`], when it had to be created).
+    /// [`Keyspace::set`], when it had to be created).
     pub fn keyspace(&self, name: &str) -> Result<Keyspace> {
         self.inner.keyspace(name, true)
     }
@@ -335,14 +339,14 @@ impl Db {
     /// memory while the index's write lock is held: O(keys in it).
     ///
     /// Errors: [`Error::InvalidArgument`] (bad name), [`Error::Closed`],
-    /// [`Error::Poisoned`], [`Error::Io`] (as [`Db::set`]).
+    /// [`Error::Poisoned`], [`Error::Io`] (as [`Keyspace::set`]).
     pub fn drop_keyspace(&self, name: &str) -> Result<bool> {
         self.inner.drop_keyspace(name)
     }
 
     /// Close the store: wait for in-flight writes, make everything durable,
     /// write a final checkpoint (so the next open replays no WAL), and
-    /// release the directory lock. Later calls on this handle return
+    /// release the directory lock. Later calls on this handle, its clones and its keyspaces return
     /// [`Error::Closed`]; closing twice is a no-op returning `Ok`. Also
     /// runs on drop (errors are then ignored).
     ///
@@ -371,7 +375,7 @@ impl Db {
     /// snapshot is written at a time). A backup that is interrupted (error,
     /// kill, power cut) never leaves a silently partial store: `dest` is
     /// missing, or refuses to open with [`Error::Corruption`] (see
-    /// [`crate::engine::backup`]). Works on a read-only handle too, which is how
+    /// `docs/format.md`, backups). Works on a read-only handle too, which is how
     /// another process backs up a live store (`keyval DIR backup DEST`).
     ///
     /// Errors: [`Error::InvalidArgument`] (`dest` exists, its parent does
@@ -391,7 +395,8 @@ impl Db {
     /// synced, no checkpoint is written, records still in the `Buffered`
     /// buffer are lost, and the directory lock is released so that the same
     /// process can reopen the directory. Not for production use.
-    #[doc(hidden)]
+    /// Only with the `testing` feature.
+    #[cfg(feature = "testing")]
     pub fn crash_for_testing(self) {
         let inner = &self.inner;
         inner.core.begin_close();

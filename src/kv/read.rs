@@ -68,7 +68,7 @@ impl Inner {
             .ok_or_else(|| Error::NotFound(format!("keyspace id {id} was dropped")))
     }
 
-    /// Get in keyspace `id`, with metrics. See [`Db::get_with`].
+    /// Get in keyspace `id`, with metrics. See [`Keyspace::get_with`].
     pub(crate) fn get_in<R>(
         &self,
         id: u32,
@@ -120,7 +120,7 @@ impl Inner {
 
     /// Get many keys in keyspace `id` under one read lock, with metrics
     /// (each key counts as a point read; one latency sample per call). See
-    /// [`Db::get_many_with`].
+    /// [`Keyspace::get_many_with`].
     pub(crate) fn get_many_in<K: AsRef<[u8]>>(
         &self,
         id: u32,

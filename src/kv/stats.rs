@@ -14,7 +14,7 @@ impl Db {
     /// counts, and memory and disk gauges. Counters cover the time since
     /// open or the last [`Db::reset_metrics`]. See [`crate::engine::metrics`].
     ///
-    /// Errors: [`Error::Closed`].
+    /// Errors: [`crate::Error::Closed`].
     pub fn metrics(&self) -> Result<Metrics> {
         let st = self.stats()?;
         let inner = &self.inner;
@@ -29,7 +29,7 @@ impl Db {
 
     /// Zero the counters and latency histograms of [`Db::metrics`].
     ///
-    /// Errors: [`Error::Closed`].
+    /// Errors: [`crate::Error::Closed`].
     pub fn reset_metrics(&self) -> Result<()> {
         let st = self.stats()?;
         self.inner
@@ -40,7 +40,7 @@ impl Db {
 
     /// Counters, sizes and the last recovery's facts.
     ///
-    /// Errors: [`Error::Closed`].
+    /// Errors: [`crate::Error::Closed`].
     pub fn stats(&self) -> Result<Stats> {
         let inner = &self.inner;
         let (keys, (kb, vb), last_lsn, named) = inner.read(|t| {

@@ -893,7 +893,7 @@ impl RaftLog {
     /// up to that end (zeros after it), then the snapshot (newer snapshots
     /// only cover more of the log), into a staging directory renamed to
     /// `dest` once everything is `fsync`ed. An interrupted backup never
-    /// leaves a silently partial log (see [`crate::engine::backup`]).
+    /// leaves a silently partial log (see `docs/format.md`, backups).
     ///
     /// Errors: [`Error::InvalidArgument`] (`dest` exists or its parent does
     /// not); [`Error::Corruption`] (the snapshot fails its SHA-256);
@@ -973,7 +973,8 @@ impl RaftLog {
 
     /// Testing aid: stop as a killed process would (no sync), releasing the
     /// directory lock.
-    #[doc(hidden)]
+    /// Only with the `testing` feature.
+    #[cfg(feature = "testing")]
     pub fn crash_for_testing(self) {
         self.inner.core.begin_close();
         self.inner.state.write().closed = true;
