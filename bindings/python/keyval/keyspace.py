@@ -214,8 +214,8 @@ class Keyspace(_OrderedBytesMap):
     def stats(self) -> Dict[str, int]:
         """``{"keys", "key_bytes", "value_bytes"}``: live keys and the bytes of
         their keys and values. Raises NotFoundError once dropped. (On a
-        Store, ``stats()`` is the store's; ``Store.default_keyspace_stats()``
-        is this.)"""
+        Store, ``stats()`` is the store's: its ``keys``, ``key_bytes`` and
+        ``value_bytes`` are the default keyspace's.)"""
         r: Dict[str, int] = _json_out(self._store, lambda _db, *a: lib.kv_keyspace_stats(self._ks, *a))
         return r
 

@@ -75,13 +75,15 @@ class Store(_Native, Keyspace):
     that :meth:`stats` is the store's."""
 
     def __init__(self, h: c_void_p, path: str) -> None:
-        self._handle = _Handle(h)
-        self.path = path
+        # The default keyspace's handle first: if it fails, the store is
+        # closed here, before any _handle exists for close() to close again.
         ks = c_void_p()
         st = lib.kv_keyspace_default(h, byref(ks))
         if st != _native.KV_OK:
             lib.kv_close(h)
             _check(st)
+        self._handle = _Handle(h)
+        self.path = path
         self._bind(self, "", ks)
 
     def _close_native(self, h: int) -> int:
