@@ -19,15 +19,25 @@
 //! writes and its drop replay in LSN order like any other write, and a
 //! snapshot carries the catalog with the data (see `docs/format.md`).
 //!
-//! Thread safety: the in-memory tables are guarded by the store's index lock;
-//! [`Keyspace`] handles are `Send + Sync`.
+//! A [`View`] is every table's ordered index at one applied LSN: clones of
+//! their copy-on-write trees (see [`tree`]), O(1) to take. Snapshots,
+//! iterators, checkpoints and backups read views; latest-value point reads
+//! use the tables' hash indexes.
+//!
+//! Thread safety: the in-memory tables are guarded by the store's index
+//! lock; a `View` is `Send + Sync` and needs no lock.
 
+pub mod entry;
 pub mod table;
+pub mod tree;
 
 use crate::format::batch::{self, Op};
-use std::collections::HashMap;
+pub use entry::Entry;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
-pub use table::{Entry, Frozen, Index, Table, ENTRY_OVERHEAD_ESTIMATE};
+use std::sync::Arc;
+pub use table::{Table, ENTRY_OVERHEAD_ESTIMATE};
+pub use tree::{OwnedRange, Tree};
 
 /// Catalog id in the named table.
 const CATALOG: u32 = 0;
@@ -68,6 +78,153 @@ pub(crate) fn named_key(id: u32, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The bounds, in the named table, of keyspace `id`'s keys in
+/// `(start, end)` (id 0 there: the catalog).
+pub(crate) fn named_bounds(
+    id: u32,
+    start: Bound<&[u8]>,
+    end: Bound<&[u8]>,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let s = match start {
+        Bound::Included(k) => Bound::Included(named_key(id, k)),
+        Bound::Excluded(k) => Bound::Excluded(named_key(id, k)),
+        Bound::Unbounded => Bound::Included(named_key(id, &[])),
+    };
+    let e = match end {
+        Bound::Included(k) => Bound::Included(named_key(id, k)),
+        Bound::Excluded(k) => Bound::Excluded(named_key(id, k)),
+        Bound::Unbounded => match id.checked_add(1) {
+            Some(n) => Bound::Excluded(named_key(n, &[])),
+            None => Bound::Unbounded,
+        },
+    };
+    (s, e)
+}
+
+/// Visit keyspace `id` of the two trees; `f` sees the user's keys.
+fn visit_in(
+    default: &Tree,
+    named: &Tree,
+    id: u32,
+    start: Bound<&[u8]>,
+    end: Bound<&[u8]>,
+    mut f: impl FnMut(&[u8], &[u8]) -> bool,
+) {
+    if id == 0 {
+        return default.visit(start, end, |e| f(e.key(), e.value()));
+    }
+    let (s, e) = named_bounds(id, start, end);
+    named.visit(
+        s.as_ref().map(|k| &k[..]),
+        e.as_ref().map(|k| &k[..]),
+        |e| f(&e.key()[4..], e.value()),
+    );
+}
+
+/// Every named keyspace in the catalog of `named`, by name.
+fn catalog_names(named: &Tree) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    // Not `visit_in`: id 0 there is the default keyspace, here the catalog.
+    let (s, e) = named_bounds(CATALOG, Bound::Unbounded, Bound::Unbounded);
+    named.visit(
+        s.as_ref().map(|k| &k[..]),
+        e.as_ref().map(|k| &k[..]),
+        |e| {
+            let (k, v) = (&e.key()[4..], e.value());
+            if let (false, Ok(name), Some(id)) = (
+                k.is_empty(),
+                std::str::from_utf8(k),
+                crate::format::codec::u32_at(v, 0),
+            ) {
+                out.push((name.to_string(), id));
+            }
+            true
+        },
+    );
+    out
+}
+
+/// Every keyspace's ordered index at one applied LSN (see the module
+/// docs). Cloning one is O(1).
+#[derive(Clone, Default)]
+pub struct View {
+    /// The default keyspace's tree.
+    pub default: Tree,
+    /// The named keyspaces' and the catalog's tree.
+    pub named: Tree,
+    live: Arc<HashMap<u32, KeyspaceStats>>,
+    default_counts: KeyspaceStats,
+    /// The LSN of the last record applied to this view.
+    pub lsn: u64,
+}
+
+impl std::fmt::Debug for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "View(lsn {})", self.lsn)
+    }
+}
+
+impl View {
+    /// Whether `id` names a live keyspace in this view (0 always does).
+    pub fn is_live(&self, id: u32) -> bool {
+        id == 0 || self.live.contains_key(&id)
+    }
+
+    /// Live keys and bytes of keyspace `id` in this view.
+    pub fn stats(&self, id: u32) -> Option<KeyspaceStats> {
+        if id == 0 {
+            return Some(self.default_counts);
+        }
+        self.live.get(&id).copied()
+    }
+
+    /// The value of `key` in keyspace `id`.
+    pub fn get(&self, id: u32, key: &[u8]) -> Option<&[u8]> {
+        if id == 0 {
+            self.default.get(key).map(Entry::value)
+        } else {
+            self.named.get(&named_key(id, key)).map(Entry::value)
+        }
+    }
+
+    /// Every named keyspace of this view, by name.
+    pub fn names(&self) -> Vec<(String, u32)> {
+        catalog_names(&self.named)
+    }
+
+    /// [`Tree::visit`] within keyspace `id`; `f` sees the user's keys.
+    pub fn visit(
+        &self,
+        id: u32,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) {
+        visit_in(&self.default, &self.named, id, start, end, f)
+    }
+
+    /// A double-ended range over keyspace `id`'s keys in `(start, end)`
+    /// that holds this view's tree, and how many leading bytes of each
+    /// key it yields belong to the named table (4 for a named keyspace,
+    /// else 0).
+    pub fn range_owned(
+        &self,
+        id: u32,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> (OwnedRange, usize) {
+        if id == 0 {
+            return (self.default.range_owned(start, end), 0);
+        }
+        let (s, e) = named_bounds(id, start, end);
+        (
+            self.named
+                .range_owned(s.as_ref().map(|k| &k[..]), e.as_ref().map(|k| &k[..])),
+            4,
+        )
+    }
+}
+
 /// The in-memory index of every keyspace.
 #[derive(Debug, Default)]
 pub(crate) struct Tables {
@@ -75,25 +232,33 @@ pub(crate) struct Tables {
     pub default: Table,
     /// Every named keyspace and the catalog, keyed by id then key.
     pub named: Table,
-    /// Live named keyspaces by id.
-    live: HashMap<u32, KeyspaceStats>,
-}
-
-/// Frozen views of both tables, for a snapshot.
-pub(crate) struct FrozenTables {
-    pub default: Frozen,
-    pub named: Frozen,
+    /// Live named keyspaces by id (shared with views; copied on the first
+    /// change after a view is taken).
+    live: Arc<HashMap<u32, KeyspaceStats>>,
+    /// The LSN of the last applied record.
+    applied_lsn: u64,
 }
 
 impl Tables {
     /// The LSN of the last applied record.
     pub fn applied_lsn(&self) -> u64 {
-        self.default.applied_lsn
+        self.applied_lsn
     }
 
     /// Record that everything up to `lsn` is applied.
     pub fn set_applied_lsn(&mut self, lsn: u64) {
-        self.default.applied_lsn = lsn;
+        self.applied_lsn = lsn;
+    }
+
+    /// A view of the current state: O(1) (three reference counts).
+    pub fn view(&self) -> View {
+        View {
+            default: self.default.tree().clone(),
+            named: self.named.tree().clone(),
+            live: Arc::clone(&self.live),
+            default_counts: self.default.counts(),
+            lsn: self.applied_lsn,
+        }
     }
 
     /// Whether `id` names a live keyspace (0, the default, always is).
@@ -117,18 +282,7 @@ impl Tables {
 
     /// Every named keyspace, by name.
     pub fn names(&self) -> Vec<(String, u32)> {
-        let mut out = Vec::new();
-        self.visit_named(CATALOG, Bound::Unbounded, Bound::Unbounded, |k, v| {
-            if let (false, Ok(name), Some(id)) = (
-                k.is_empty(),
-                std::str::from_utf8(k),
-                crate::format::codec::u32_at(v, 0),
-            ) {
-                out.push((name.to_string(), id));
-            }
-            true
-        });
-        out
+        catalog_names(self.named.tree())
     }
 
     /// Live keys and bytes of keyspace `id` (0: the default keyspace).
@@ -144,7 +298,7 @@ impl Tables {
         self.live.len()
     }
 
-    /// The value of `key` in keyspace `id`.
+    /// The latest value of `key` in keyspace `id` (hash index).
     pub fn get(&self, id: u32, key: &[u8]) -> Option<&[u8]> {
         if id == 0 {
             self.default.get(key)
@@ -153,7 +307,7 @@ impl Tables {
         }
     }
 
-    /// [`Table::visit`] within keyspace `id`; `f` sees the user's keys.
+    /// Visit the latest state of keyspace `id` (see [`View::visit`]).
     pub fn visit(
         &self,
         id: u32,
@@ -161,39 +315,7 @@ impl Tables {
         end: Bound<&[u8]>,
         f: impl FnMut(&[u8], &[u8]) -> bool,
     ) {
-        if id == 0 {
-            self.default.visit(start, end, f)
-        } else {
-            self.visit_named(id, start, end, f)
-        }
-    }
-
-    /// Visit the range of id `id` in the named table (0: the catalog).
-    fn visit_named(
-        &self,
-        id: u32,
-        start: Bound<&[u8]>,
-        end: Bound<&[u8]>,
-        mut f: impl FnMut(&[u8], &[u8]) -> bool,
-    ) {
-        let s = match start {
-            Bound::Included(k) => Bound::Included(named_key(id, k)),
-            Bound::Excluded(k) => Bound::Excluded(named_key(id, k)),
-            Bound::Unbounded => Bound::Included(named_key(id, &[])),
-        };
-        let e = match end {
-            Bound::Included(k) => Bound::Included(named_key(id, k)),
-            Bound::Excluded(k) => Bound::Excluded(named_key(id, k)),
-            Bound::Unbounded => match id.checked_add(1) {
-                Some(n) => Bound::Excluded(named_key(n, &[])),
-                None => Bound::Unbounded,
-            },
-        };
-        self.named.visit(
-            s.as_ref().map(|k| &k[..]),
-            e.as_ref().map(|k| &k[..]),
-            |k, v| f(&k[4..], v),
-        );
+        visit_in(self.default.tree(), self.named.tree(), id, start, end, f)
     }
 
     /// Up to `limit` pairs of keyspace `id` in `(start, end)`, copied out.
@@ -204,7 +326,7 @@ impl Tables {
         end: Bound<&[u8]>,
         limit: usize,
     ) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut out = Vec::with_capacity(limit.min(256));
+        let mut out = Vec::new();
         if limit > 0 {
             self.visit(id, start, end, |k, v| {
                 out.push((k.to_vec(), v.to_vec()));
@@ -232,15 +354,21 @@ impl Tables {
                     self.default.delete(k);
                 }
                 Op::PutIn(id, k, v) => {
-                    if let Some(s) = self.live.get_mut(&id) {
+                    if self.live.contains_key(&id) {
                         let old = self.named.put(&named_key(id, k), v);
-                        s.account(k.len(), old, Some(v.len()));
+                        if let Some(s) = Arc::make_mut(&mut self.live).get_mut(&id) {
+                            s.account(k.len(), old, Some(v.len()));
+                        }
                     }
                 }
                 Op::DeleteIn(id, k) => {
-                    if let Some(s) = self.live.get_mut(&id) {
+                    if self.live.contains_key(&id) {
                         let old = self.named.delete(&named_key(id, k));
-                        s.account(k.len(), old, None);
+                        if old.is_some() {
+                            if let Some(s) = Arc::make_mut(&mut self.live).get_mut(&id) {
+                                s.account(k.len(), old, None);
+                            }
+                        }
                     }
                 }
                 Op::CreateKeyspace(id, name) => {
@@ -252,7 +380,7 @@ impl Tables {
                     self.named.put(&named_key(CATALOG, name), &id.to_le_bytes());
                     self.named
                         .put(&named_key(CATALOG, &[]), &next.to_le_bytes());
-                    self.live.entry(id).or_default();
+                    Arc::make_mut(&mut self.live).entry(id).or_default();
                 }
                 Op::DropKeyspace(id, name) => {
                     if id == CATALOG || name.is_empty() {
@@ -270,27 +398,11 @@ impl Tables {
                     for k in keys {
                         self.named.delete(&k);
                     }
-                    self.live.remove(&id);
+                    Arc::make_mut(&mut self.live).remove(&id);
                 }
             }
         }
         Ok(())
-    }
-
-    /// Freeze both tables for a snapshot (O(1)).
-    pub fn freeze(&mut self) -> FrozenTables {
-        FrozenTables {
-            default: self.default.freeze(),
-            named: self.named.freeze(),
-        }
-    }
-
-    /// Fold up to `max` delayed writes of each table back in; `true` once
-    /// both are merged.
-    pub fn merge_step(&mut self, max: usize) -> bool {
-        let a = self.default.merge_step(max);
-        let b = self.named.merge_step(max);
-        a && b
     }
 
     /// Bulk mode for both tables (recovery's replay); see
@@ -308,14 +420,13 @@ impl Tables {
     }
 
     /// Rebuild the live-keyspace table from the catalog and count each
-    /// keyspace's keys (after a snapshot is installed).
+    /// keyspace's keys (after a checkpoint is installed).
     pub fn rebuild_live(&mut self) {
-        self.live = self
+        let mut live: HashMap<u32, KeyspaceStats> = self
             .names()
             .into_iter()
             .map(|(_, id)| (id, KeyspaceStats::default()))
             .collect();
-        let live = &mut self.live;
         self.named.visit(
             Bound::Included(&named_key(CATALOG + 1, &[])[..]),
             Bound::Unbounded,
@@ -327,6 +438,48 @@ impl Tables {
                 true
             },
         );
+        self.live = Arc::new(live);
+    }
+
+    /// Bytes that `views` hold and the current state does not: tree nodes
+    /// that were copied since a view was taken, and entries replaced or
+    /// removed since (each counted once, however many views hold it).
+    /// O(nodes of the current state + nodes only the views hold).
+    pub fn pinned_bytes(&self, views: &[View]) -> u64 {
+        let mut live_nodes = HashSet::new();
+        for t in [self.default.tree(), self.named.tree()] {
+            if let Some(r) = t.root() {
+                tree::Node::walk(
+                    r,
+                    &mut |n| live_nodes.insert(std::sync::Arc::as_ptr(n)),
+                    &mut |_| {},
+                );
+            }
+        }
+        let (mut seen_nodes, mut seen_entries) = (HashSet::new(), HashSet::new());
+        let (mut node_bytes, mut entry_bytes) = (0u64, 0u64);
+        for v in views {
+            for (t, table) in [(&v.default, &self.default), (&v.named, &self.named)] {
+                let Some(r) = t.root() else { continue };
+                tree::Node::walk(
+                    r,
+                    &mut |n| {
+                        let p = Arc::as_ptr(n);
+                        if live_nodes.contains(&p) || !seen_nodes.insert(p) {
+                            return false;
+                        }
+                        node_bytes += n.heap_bytes();
+                        true
+                    },
+                    &mut |e| {
+                        if !table.holds(e) && seen_entries.insert(e.data.as_ptr()) {
+                            entry_bytes += e.heap_bytes();
+                        }
+                    },
+                );
+            }
+        }
+        node_bytes + entry_bytes
     }
 
     /// Drop all contents (after close), returning the memory.

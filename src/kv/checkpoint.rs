@@ -47,9 +47,9 @@ pub struct Section<'a> {
 }
 
 impl<'a> Section<'a> {
-    /// A section holding every entry of `set`.
-    pub fn new(set: &'a crate::index::Index) -> Section<'a> {
-        Section::from_iter(set.len() as u64, set.iter().map(|e| (e.key(), e.value())))
+    /// A section holding every entry of `tree` (one version of a table).
+    pub fn new(tree: &'a crate::index::Tree) -> Section<'a> {
+        Section::from_iter(tree.len() as u64, tree.iter().map(|e| (e.key(), e.value())))
     }
 
     /// A section of `count` pairs from `entries` (strictly increasing keys).

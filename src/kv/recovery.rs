@@ -17,7 +17,6 @@ pub use crate::wal::replay::RecoveryStats;
 use crate::wal::replay::{replay, Origin, ReplayStart};
 use crate::wal::segment::KIND_KV;
 use crate::wal::writer::ResumePoint;
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
@@ -96,10 +95,9 @@ pub(crate) fn recover(
                 let [default, named] = entries;
                 stats.snapshot_entries = info.count;
                 stats.snapshot_lsn = info.lsn;
-                mem.default
-                    .install(default.into_iter().collect::<BTreeSet<_>>(), info.lsn);
-                mem.named
-                    .install(named.into_iter().collect::<BTreeSet<_>>(), info.lsn);
+                mem.default.install(default);
+                mem.named.install(named);
+                mem.set_applied_lsn(info.lsn);
                 mem.rebuild_live();
                 db_id = Some(info.db_id);
                 loaded_snapshot = Some(info.lsn);
