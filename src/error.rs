@@ -95,6 +95,19 @@ pub enum Error {
         first: u64,
     },
 
+    /// A transaction's commit found that a key or range it read was
+    /// written by another commit after the transaction's snapshot was
+    /// taken: committing it would not be serializable. Nothing of the
+    /// transaction was written; run it again (`Db::update` does).
+    #[error("transaction conflict: {0}")]
+    Conflict(String),
+
+    /// A read of a snapshot (or of a transaction, or an iterator) older than
+    /// `Options::max_snapshot_age`: the snapshot pins old versions, so the
+    /// store refuses to serve it past that age. Take a new one.
+    #[error("snapshot expired: {0}")]
+    SnapshotExpired(String),
+
     /// A Raft log read asked for an index above the last stored index.
     #[error("log index {index} is beyond the end of the log (last index is {last})")]
     OutOfRange {
@@ -156,6 +169,8 @@ impl Error {
             Error::Compacted { .. } => ErrorKind::Compacted,
             Error::OutOfRange { .. } => ErrorKind::OutOfRange,
             Error::DuplicateKey(_) => ErrorKind::DuplicateKey,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::SnapshotExpired(_) => ErrorKind::SnapshotExpired,
         }
     }
 
@@ -280,6 +295,10 @@ status_table! {
         OutOfRange = 11, "KV_OUT_OF_RANGE", "out_of_range", c"log index out of range";
         /// [`Error::DuplicateKey`].
         DuplicateKey = 12, "KV_DUPLICATE_KEY", "duplicate_key", c"duplicate key";
+        /// [`Error::Conflict`].
+        Conflict = 13, "KV_CONFLICT", "conflict", c"transaction conflict: a key or range it read was written since its snapshot";
+        /// [`Error::SnapshotExpired`].
+        SnapshotExpired = 14, "KV_SNAPSHOT_EXPIRED", "snapshot_expired", c"snapshot older than max_snapshot_age";
     }
     abi {
         0, "KV_OK", "ok", c"ok";

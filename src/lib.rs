@@ -77,7 +77,7 @@ pub use error::{Error, ErrorKind, Result, Status, STATUSES};
 pub use index::KeyspaceStats;
 pub use kv::batch::WriteBatch;
 pub use kv::keyspace::{Keyspace, MAX_KEYSPACE_NAME};
-pub use kv::{Db, Iter, Stats};
+pub use kv::{Db, Iter, Snapshot, Stats, Transaction, UPDATE_MAX_ATTEMPTS};
 pub use metrics::Metrics;
 pub use options::{
     Durability, IntoRaftOptions, Options, RaftOptions, RecoveryMode, WriteOptions,

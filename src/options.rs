@@ -113,6 +113,12 @@ pub struct Options {
     /// [`Options::max_wal_size`] bounds it by size. Default `None`
     /// (size-based only). At least 10 ms.
     pub checkpoint_interval: Option<std::time::Duration>,
+    /// Reads of a snapshot, transaction or iterator older than this fail
+    /// with [`crate::Error::SnapshotExpired`]: a snapshot pins the versions
+    /// it can see, so one that is forgotten (a leaked reader) would
+    /// otherwise hold memory without bound, as LMDB users meet it. Default
+    /// `None` (no limit). At least 1 ms.
+    pub max_snapshot_age: Option<std::time::Duration>,
     /// Open for reading only: no directory lock is taken (a writer may have
     /// the store open, and may open it later), and nothing on disk is
     /// changed: no torn tail is truncated, no file is created, preallocated,
@@ -139,6 +145,7 @@ impl Default for Options {
             max_value_size: 64 << 20,
             create_if_missing: true,
             checkpoint_interval: None,
+            max_snapshot_age: None,
             read_only: false,
         }
     }
@@ -179,6 +186,14 @@ impl Options {
         {
             return Err(Error::InvalidArgument(
                 "checkpoint_interval must be at least 10 ms".into(),
+            ));
+        }
+        if self
+            .max_snapshot_age
+            .is_some_and(|d| d < std::time::Duration::from_millis(1))
+        {
+            return Err(Error::InvalidArgument(
+                "max_snapshot_age must be at least 1 ms".into(),
             ));
         }
         if self.max_value_size > MAX_VALUE_SIZE_LIMIT {

@@ -394,9 +394,10 @@ pub struct Stats {
     pub wal_bytes: u64,
     /// WAL bytes appended since the newest snapshot.
     pub wal_bytes_since_checkpoint: u64,
-    /// Snapshot files on disk.
+    /// Checkpoint files (`snap-*.kvs`) on disk. (The name predates read
+    /// snapshots; see [`Stats::open_snapshots`] for those.)
     pub snapshots: u64,
-    /// Bytes of snapshot files on disk.
+    /// Bytes of checkpoint files on disk.
     pub snapshot_bytes: u64,
     /// WAL + snapshot bytes.
     pub disk_bytes: u64,
@@ -404,8 +405,21 @@ pub struct Stats {
     pub last_lsn: u64,
     /// Highest LSN known durable (fdatasync returned OK).
     pub synced_lsn: u64,
-    /// LSN covered by the newest snapshot (0: none).
+    /// LSN covered by the newest checkpoint file (0: none).
     pub snapshot_lsn: u64,
+    /// Read snapshots open now ([`crate::Snapshot`]s, iterators and
+    /// transactions, each counted once however many clones it has).
+    pub open_snapshots: u64,
+    /// Transactions open now (begun, not yet committed or dropped).
+    pub open_transactions: u64,
+    /// Age of the oldest open snapshot, in microseconds (0: none).
+    pub oldest_snapshot_age_micros: u64,
+    /// Bytes of memory that only open snapshots hold: index nodes copied
+    /// since they were taken, pairs replaced or removed since, and the
+    /// write sets kept to validate open transactions. Measured by walking
+    /// the versions (each counted once), not estimated; 0 when none is
+    /// open.
+    pub snapshot_pinned_bytes: u64,
     /// Writes (batches) committed since open.
     pub writes: u64,
     /// Commit groups written since open; `writes / groups` is the average
@@ -415,9 +429,10 @@ pub struct Stats {
     pub fsyncs: u64,
     /// Checkpoints completed since open.
     pub checkpoints: u64,
-    /// Longest time in microseconds that the last checkpoint blocked
-    /// readers and writers (it holds the index's write lock only to freeze
-    /// it and for each small merge step, never while writing the file).
+    /// Longest time in microseconds that the last checkpoint held the
+    /// index's lock: the read lock, only to take its snapshot of the
+    /// copy-on-write index (writers wait for that at most, never for the
+    /// file).
     pub checkpoint_pause_micros: u64,
     /// Why the store is poisoned, if it is.
     pub poisoned: Option<String>,
@@ -463,7 +478,8 @@ pub struct Metrics {
     /// ([`Metrics::gets`] counts every get). A [`crate::Keyspace::get_many`]
     /// call is one sample, always taken.
     pub get_latency: Summary,
-    /// Latency of one iterator chunk fetch, in microseconds.
+    /// Latency of starting an iterator (taking its snapshot and seeking
+    /// both ends) or of a whole `scan`, in microseconds.
     pub scan_latency: Summary,
     /// Latency of `sync`, in microseconds.
     pub sync_latency: Summary,
@@ -584,6 +600,26 @@ impl Metrics {
             "recovery_duration_seconds",
             "Duration of the last recovery.",
             self.stats.recovery.duration_micros as f64 / 1e6,
+        );
+        e.gauge(
+            "open_snapshots",
+            "Read snapshots open (snapshots, iterators, transactions).",
+            self.stats.open_snapshots,
+        );
+        e.gauge(
+            "open_transactions",
+            "Transactions open.",
+            self.stats.open_transactions,
+        );
+        e.gauge_f64(
+            "oldest_snapshot_age_seconds",
+            "Age of the oldest open snapshot (0: none).",
+            self.stats.oldest_snapshot_age_micros as f64 / 1e6,
+        );
+        e.gauge(
+            "snapshot_pinned_bytes",
+            "Bytes of old versions and validation write sets held only by open snapshots.",
+            self.stats.snapshot_pinned_bytes,
         );
         e.gauge(
             "poisoned",

@@ -16,21 +16,19 @@ impl Inner {
             return Err(Error::Closed);
         }
         let mut staging = crate::engine::backup::Staging::begin(fs, dest)?;
-        let ck = self.checkpoint.lock();
-        let (frozen, lsn, pause) = self.freeze(&ck)?;
+        let (view, pause) = self.checkpoint_view()?;
+        let lsn = view.lsn;
         let written = checkpoint::write(
             fs,
             &staging.dir,
             self.db_id,
             lsn,
             [
-                checkpoint::Section::new(&frozen.default),
-                checkpoint::Section::new(&frozen.named),
+                checkpoint::Section::new(&view.default),
+                checkpoint::Section::new(&view.named),
             ],
         );
-        drop(frozen);
-        let pause = pause.max(self.unfreeze(&ck));
-        drop(ck);
+        drop(view);
         staging.bytes += written?.bytes;
         // The log goes on from the snapshot in an empty first segment.
         let size = crate::wal::segment::first_size(self.opts.segment_size);

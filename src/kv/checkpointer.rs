@@ -2,10 +2,10 @@
 //! checkpoint file is written from a frozen index while writers go on, and
 //! retention of old checkpoint files and WAL segments.
 
-use super::{CheckpointState, Db, Inner};
+use super::{Db, Inner};
 use crate::engine::metrics::OpKind;
 use crate::error::{Error, Result};
-use crate::index::FrozenTables;
+use crate::index::View;
 use crate::kv::checkpoint;
 use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
@@ -142,7 +142,8 @@ impl Inner {
         // freeze may add its bytes just after: counted once more, which
         // only brings the next checkpoint slightly forward).
         let bytes_at_freeze = self.wal_bytes_since_checkpoint.load(Ordering::Relaxed);
-        let (frozen, lsn, pause) = self.freeze(&ck)?;
+        let (view, pause) = self.checkpoint_view()?;
+        let lsn = view.lsn;
         let res = if ck.good == Some(lsn) {
             Ok(None)
         } else {
@@ -160,15 +161,14 @@ impl Inner {
                     self.db_id,
                     lsn,
                     [
-                        checkpoint::Section::new(&frozen.default),
-                        checkpoint::Section::new(&frozen.named),
+                        checkpoint::Section::new(&view.default),
+                        checkpoint::Section::new(&view.named),
                     ],
                 )
                 .map(Some)
             })
         };
-        drop(frozen);
-        let pause = pause.max(self.unfreeze(&ck));
+        drop(view);
         self.checkpoint_pause_micros
             .store(pause.as_micros() as u64, Ordering::Relaxed);
         let written = self.core.poison_on_err(res)?;
@@ -213,36 +213,14 @@ impl Inner {
         Ok(())
     }
 
-    /// Freeze the index for a snapshot (checkpoint or backup): writers go
-    /// on into a delta while the frozen tables are read without a lock.
-    /// Needs the checkpoint lock (one freeze at a time). Returns the
-    /// frozen tables, the LSN they cover and how long the write lock was
-    /// held. Errors: [`Error::Closed`].
-    pub(super) fn freeze(
-        &self,
-        _ck: &CheckpointState,
-    ) -> Result<(FrozenTables, u64, std::time::Duration)> {
+    /// A view of the index for a checkpoint or a backup: a snapshot of
+    /// the copy-on-write trees, taken under the index's read lock (writers
+    /// wait at most for the few reference counts it takes, and never for
+    /// the file it is written to). Returns the view and how long the lock
+    /// was held. Errors: [`Error::Closed`].
+    pub(super) fn checkpoint_view(&self) -> Result<(View, std::time::Duration)> {
         let t = std::time::Instant::now();
-        let mut m = self.mem.write();
-        if m.closed {
-            return Err(Error::Closed);
-        }
-        let frozen = m.table.freeze();
-        Ok((frozen, m.table.applied_lsn(), t.elapsed()))
-    }
-
-    /// Merge the delta back after [`Inner::freeze`] (once the frozen tables
-    /// are dropped), a few hundred entries per write lock. Returns the
-    /// longest time the lock was held.
-    pub(super) fn unfreeze(&self, _ck: &CheckpointState) -> std::time::Duration {
-        let mut pause = std::time::Duration::ZERO;
-        loop {
-            let t = std::time::Instant::now();
-            let done = self.mem.write().table.merge_step(512);
-            pause = pause.max(t.elapsed());
-            if done {
-                return pause;
-            }
-        }
+        let v = self.view()?;
+        Ok((v, t.elapsed()))
     }
 }

@@ -1,64 +1,202 @@
-//! [`Iter`]: range iteration in chunks copied under the read lock.
+//! [`Iter`]: a double-ended range iterator over one snapshot.
 
-use super::Inner;
+use super::snapshot::SnapState;
 use crate::engine::metrics::OpKind;
 use crate::error::{Error, Result};
-use std::collections::VecDeque;
+use crate::index::OwnedRange;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-/// Iterator over a key range, from [`crate::Keyspace::range`],
-/// [`crate::Keyspace::prefix`] or [`crate::Keyspace::iter`]. Yields `Ok((key, value))` in key order, or one
-/// `Err(Error::Closed)` if the store is closed meanwhile.
+/// Iterator over a key range of one snapshot, from [`crate::Keyspace::range`],
+/// [`crate::Keyspace::prefix`], [`crate::Keyspace::iter`] or the same
+/// methods of a [`crate::Snapshot`]. Yields `Ok((key, value))` in key order,
+/// or in descending order from the back ([`DoubleEndedIterator`]: `.rev()`,
+/// `next_back`); both ends may be used at once and never pass each other.
+/// [`Iter::seek`] and [`Iter::seek_back`] move an end within the range.
 ///
-/// Thread safety: `Send + Sync`; it owns a reference to the store and may
-/// outlive the `Db` handle (it then reports `Closed`).
+/// Consistency: the iterator reads one snapshot, taken when it was made
+/// (a `Keyspace` iterator takes its own): it sees exactly the pairs
+/// present at that moment, however long it runs and whatever is written
+/// meanwhile (a drop of the keyspace included). It holds no lock.
+///
+/// Errors: one `Err(Error::Closed)` if the store is closed (before or
+/// while it runs), one `Err(Error::SnapshotExpired)` past
+/// `Options::max_snapshot_age`, one `Err(Error::NotFound)` if the keyspace
+/// did not exist when it started; then it ends.
+///
+/// Thread safety: `Send + Sync`; it holds its snapshot and may outlive the
+/// `Db` handle.
 pub struct Iter {
-    inner: Arc<Inner>,
-    /// Keyspace id (0: the default keyspace).
+    state: Option<Arc<SnapState>>,
+    /// An error to yield once, then end.
+    pending: Option<Error>,
+    range: Option<OwnedRange>,
+    /// Leading bytes of each tree key that are the keyspace id.
+    skip: usize,
+    /// Keyspace id and the range as asked (user keys), for
+    /// [`Iter::rewind`].
     space: u32,
-    next: Bound<Vec<u8>>,
+    start: Bound<Vec<u8>>,
     end: Bound<Vec<u8>>,
-    buf: VecDeque<(Vec<u8>, Vec<u8>)>,
-    done: bool,
-    closed_reported: bool,
-    /// Pairs to fetch next time.
-    chunk: usize,
+    /// The range's bounds in tree keys (for seeks).
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    /// Pairs yielded.
+    count: u64,
+    /// Pairs and bytes yielded but not yet counted in the metrics.
+    unflushed: u64,
+    bytes: u64,
 }
 
 impl std::fmt::Debug for Iter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Iter")
-            .field("next", &self.next)
-            .field("end", &self.end)
+            .field("lower", &self.lower)
+            .field("upper", &self.upper)
             .finish_non_exhaustive()
     }
 }
 
-/// Pairs an iterator copies per lock hold: the first fetch takes
-/// `ITER_FIRST_CHUNK` (short range reads copy little), each later one twice
-/// the previous, up to `ITER_CHUNK`.
-pub(super) const ITER_CHUNK: usize = 256;
-pub(super) const ITER_FIRST_CHUNK: usize = 16;
+/// Pairs between two checks of the snapshot's age and metric updates.
+const CHECK_EVERY: u64 = 256;
 
 impl Iter {
-    /// An iterator over the keys of keyspace `space` in `range`.
+    /// An iterator over the keys of keyspace `space` in `range`, on the
+    /// snapshot `state` (or an error to report).
     pub(crate) fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(
-        inner: Arc<Inner>,
+        state: Result<Arc<SnapState>>,
         space: u32,
         range: R,
     ) -> Iter {
-        let conv = |b: Bound<&K>| b.map(|k| k.as_ref().to_vec());
-        Iter {
-            inner,
+        let mut it = Iter {
+            state: None,
+            pending: None,
+            range: None,
+            skip: 0,
             space,
-            next: conv(range.start_bound()),
-            end: conv(range.end_bound()),
-            buf: VecDeque::new(),
-            done: false,
-            closed_reported: false,
-            chunk: ITER_FIRST_CHUNK,
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+            lower: Bound::Unbounded,
+            upper: Bound::Unbounded,
+            count: 0,
+            unflushed: 0,
+            bytes: 0,
+        };
+        let state = match state.and_then(|s| s.check_in(space).map(|()| s)) {
+            Ok(s) => s,
+            Err(e) => {
+                it.pending = Some(e);
+                return it;
+            }
+        };
+        let t0 = state.inner.metrics.start();
+        let start = range.start_bound().map(|k| k.as_ref());
+        let end = range.end_bound().map(|k| k.as_ref());
+        let (r, skip) = state.view.range_owned(space, start, end);
+        state.inner.metrics.finish(OpKind::Scan, t0, &Ok(()));
+        let (lower, upper) = if skip == 0 {
+            (start.map(<[u8]>::to_vec), end.map(<[u8]>::to_vec))
+        } else {
+            crate::index::named_bounds(space, start, end)
+        };
+        it.range = Some(r);
+        it.start = start.map(<[u8]>::to_vec);
+        it.end = end.map(<[u8]>::to_vec);
+        it.skip = skip;
+        it.lower = lower;
+        it.upper = upper;
+        it.state = Some(state);
+        it
+    }
+
+    /// Put both ends back at the range's bounds, as when the iterator was
+    /// made (same snapshot): the next `next` yields the range's first pair
+    /// and the next `next_back` its last.
+    pub fn rewind(&mut self) {
+        if let (Some(s), true) = (&self.state, self.range.is_some()) {
+            let start = self.start.as_ref().map(|k| &k[..]);
+            let end = self.end.as_ref().map(|k| &k[..]);
+            self.range = Some(s.view.range_owned(self.space, start, end).0);
         }
+    }
+
+    /// Move the front to the first pair whose key is `>= key` (within the
+    /// range; before the back end). Later `next` calls go on from there.
+    pub fn seek(&mut self, key: impl AsRef<[u8]>) {
+        let k = self.tree_key(key.as_ref());
+        if let Some(r) = &mut self.range {
+            r.seek(&k, self.lower.as_ref().map(|k| &k[..]));
+        }
+    }
+
+    /// Move the back to the last pair whose key is `<= key` (within the
+    /// range; after the front end). Later `next_back` calls go on from
+    /// there.
+    pub fn seek_back(&mut self, key: impl AsRef<[u8]>) {
+        let k = self.tree_key(key.as_ref());
+        if let Some(r) = &mut self.range {
+            r.seek_back(&k, self.upper.as_ref().map(|k| &k[..]));
+        }
+    }
+
+    fn tree_key(&self, key: &[u8]) -> Vec<u8> {
+        match (&self.lower, self.skip) {
+            (Bound::Included(l) | Bound::Excluded(l), 4) => {
+                let mut k = l[..4].to_vec();
+                k.extend_from_slice(key);
+                k
+            }
+            _ => key.to_vec(),
+        }
+    }
+
+    /// The next pair from the front (`back` false) or the back.
+    fn step(&mut self, back: bool) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
+        if let Some(e) = self.pending.take() {
+            self.range = None;
+            return Some(Err(e));
+        }
+        let state = self.state.as_ref()?;
+        if self.count % CHECK_EVERY == 0 || state.inner.core.is_closed() {
+            if let Err(e) = state.check() {
+                self.flush();
+                self.range = None;
+                self.state = None;
+                return Some(Err(e));
+            }
+        }
+        let skip = self.skip;
+        let copy = |e: &crate::index::Entry| (e.key()[skip..].to_vec(), e.value().to_vec());
+        let r = self.range.as_mut()?;
+        let pair = if back {
+            r.next_back_with(copy)
+        } else {
+            r.next_with(copy)
+        };
+        match pair {
+            Some(p) => {
+                self.count += 1;
+                self.unflushed += 1;
+                self.bytes += (p.0.len() + p.1.len()) as u64;
+                if self.count % CHECK_EVERY == 0 {
+                    self.flush();
+                }
+                Some(Ok(p))
+            }
+            None => {
+                self.flush();
+                None
+            }
+        }
+    }
+
+    /// Count what was yielded since the last flush in the metrics.
+    fn flush(&mut self) {
+        if let (Some(s), true) = (&self.state, self.unflushed > 0) {
+            s.inner.metrics.scanned(self.unflushed, self.bytes);
+        }
+        self.unflushed = 0;
+        self.bytes = 0;
     }
 }
 
@@ -66,50 +204,18 @@ impl Iterator for Iter {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.inner.core.is_closed() {
-            // Report the close once, then end.
-            if self.closed_reported {
-                return None;
-            }
-            self.buf.clear();
-            self.done = true;
-            self.closed_reported = true;
-            return Some(Err(Error::Closed));
-        }
-        if let Some(x) = self.buf.pop_front() {
-            return Some(Ok(x));
-        }
-        if self.done {
-            return None;
-        }
-        let t0 = self.inner.metrics.start();
-        let chunk = {
-            let m = self.inner.mem.read();
-            if m.closed {
-                self.done = true;
-                self.closed_reported = true;
-                return Some(Err(Error::Closed));
-            }
-            let start = self.next.as_ref().map(|k| &k[..]);
-            let end = self.end.as_ref().map(|k| &k[..]);
-            if !m.table.is_live(self.space) {
-                // The keyspace was dropped: it has no more keys.
-                self.done = true;
-                return None;
-            }
-            m.table.range(self.space, start, end, self.chunk)
-        };
-        let bytes = chunk.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
-        self.inner.metrics.scanned(chunk.len() as u64, bytes);
-        self.inner.metrics.finish(OpKind::Scan, t0, &Ok(()));
-        if chunk.len() < self.chunk {
-            self.done = true;
-        }
-        self.chunk = (self.chunk * 2).min(ITER_CHUNK);
-        if let Some((k, _)) = chunk.last() {
-            self.next = Bound::Excluded(k.clone());
-        }
-        self.buf.extend(chunk);
-        self.buf.pop_front().map(Ok)
+        self.step(false)
+    }
+}
+
+impl DoubleEndedIterator for Iter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.step(true)
+    }
+}
+
+impl Drop for Iter {
+    fn drop(&mut self) {
+        self.flush();
     }
 }

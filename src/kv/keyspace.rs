@@ -194,23 +194,19 @@ impl Keyspace {
     /// Iterate over the pairs whose keys fall in `range`, in key order,
     /// e.g. `db.range(b"a".as_slice()..b"m".as_slice())`.
     ///
-    /// The iterator does not hold a lock and does not pin a snapshot: it
-    /// fetches entries in chunks, so it sees writes made while it runs
-    /// (each pair returned was the live value at some moment; keys come in
-    /// strictly increasing order, each at most once). A drop of the
-    /// keyspace while iterating ends the iteration.
+    /// The iterator reads a snapshot taken when it is created (see
+    /// [`crate::Snapshot`]): a scan is consistent, it sees exactly the
+    /// pairs present at that moment and none of the writes made while it
+    /// runs, and holds no lock. It is double-ended (`.rev()` for
+    /// descending order) and can [`Iter::seek`].
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        Iter::new(Arc::clone(&self.inner), self.id, range)
+        Iter::new(self.inner.snapshot(false), self.id, range)
     }
 
     /// Iterate over the pairs whose keys start with `prefix`, in key order.
     /// Same consistency as [`Keyspace::range`].
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        Iter::new(
-            Arc::clone(&self.inner),
-            self.id,
-            crate::kv::prefix_bounds(prefix.as_ref()),
-        )
+        self.range(crate::kv::prefix_bounds(prefix.as_ref()))
     }
 
     /// Visit the pairs whose keys fall in `range`, in key order, without
@@ -219,11 +215,9 @@ impl Keyspace {
     /// with. This is the fast way to read a short range (no allocation per
     /// pair, unlike [`Keyspace::range`]).
     ///
-    /// `f` runs while the index's read lock is held, which delays writers:
-    /// keep it short, and do not call this store from inside it (that may
-    /// deadlock). The lock is dropped and retaken every 256 pairs, so a
-    /// long scan does not stall writers; its consistency is that of
-    /// [`Keyspace::range`].
+    /// It reads a snapshot taken when it starts (as [`Keyspace::range`])
+    /// and holds no lock while `f` runs: writers go on, and `f` may call
+    /// the store.
     ///
     /// Errors: [`Error::NotFound`] (dropped), [`Error::Closed`].
     pub fn scan<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(

@@ -15,14 +15,17 @@ pub mod keyspace;
 mod open;
 mod read;
 pub mod recovery;
+pub mod snapshot;
 mod stats;
+pub mod transaction;
 mod write;
 
 pub use crate::engine::metrics::Stats;
 use checkpointer::{run_ticker, Ticker};
 pub use iter::Iter;
-use iter::ITER_CHUNK;
 use open::recover_read_only;
+pub use snapshot::Snapshot;
+pub use transaction::{Transaction, UPDATE_MAX_ATTEMPTS};
 
 use crate::engine::metrics::Recorder;
 use crate::engine::{self, Core};
@@ -59,6 +62,9 @@ struct CheckpointState {
 struct Queued {
     payload: Vec<u8>,
     durability: Durability,
+    /// A transaction's read set, validated by the leader before the batch
+    /// is written.
+    check: Option<Box<transaction::ReadSet>>,
 }
 
 pub(crate) struct Inner {
@@ -66,6 +72,8 @@ pub(crate) struct Inner {
     core: Core<Queued>,
     opts: Options,
     mem: RwLock<MemState>,
+    /// Open snapshots and transactions (lock it before `mem`, never after).
+    registry: Mutex<snapshot::Registry>,
     /// Serializes keyspace creation and drop (catalog changes).
     ddl: Mutex<()>,
     /// State that a layer above attaches to this store, one value per
@@ -215,6 +223,7 @@ impl Db {
                 table: rec.mem,
                 closed: false,
             }),
+            registry: Mutex::default(),
             ddl: Mutex::new(()),
             attached: Mutex::new(Vec::new()),
             checkpoint: Mutex::new(CheckpointState {

@@ -1,13 +1,15 @@
-//! The read path: point reads, many-key reads and scans of one keyspace
-//! under the index's read lock, with metrics.
+//! The read path: point reads and many-key reads of one keyspace under
+//! the index's read lock (hash index), and scans of a view, with metrics.
 
-use super::{Inner, ITER_CHUNK};
+use super::Inner;
 use crate::engine::metrics::OpKind;
 use crate::error::{Error, Result};
 use crate::index::{KeyspaceStats, Tables};
 use std::ops::Bound;
 
 impl Inner {
+    /// Visit keyspace `id` in `(start, end)` on a view of the current
+    /// state (taken under the read lock, then read without it).
     pub(crate) fn scan_bounds(
         &self,
         id: u32,
@@ -18,35 +20,17 @@ impl Inner {
         let m = &self.metrics;
         let t0 = m.start();
         let (mut count, mut bytes) = (0u64, 0u64);
-        let mut resume: Option<Vec<u8>> = None;
-        let r = loop {
-            let from = match &resume {
-                Some(k) => Bound::Excluded(&k[..]),
-                None => start,
-            };
-            let (mut in_chunk, mut stopped) = (0usize, false);
-            let mut last: Option<Vec<u8>> = None;
-            let r = self.read_in(id, |t| {
-                t.visit(id, from, end, |k, v| {
-                    count += 1;
-                    bytes += (k.len() + v.len()) as u64;
-                    in_chunk += 1;
-                    if !f(k, v) {
-                        stopped = true;
-                        return false;
-                    }
-                    if in_chunk == ITER_CHUNK {
-                        last = Some(k.to_vec());
-                        return false;
-                    }
-                    true
-                })
-            });
-            if r.is_err() || stopped || last.is_none() {
-                break r;
+        let r = self.view().and_then(|v| {
+            if !v.is_live(id) {
+                return Err(Error::NotFound(format!("keyspace id {id} was dropped")));
             }
-            resume = last;
-        };
+            v.visit(id, start, end, |k, v| {
+                count += 1;
+                bytes += (k.len() + v.len()) as u64;
+                f(k, v)
+            });
+            Ok(())
+        });
         m.scanned(count, bytes);
         m.finish(OpKind::Scan, t0, &r);
         r.map(|()| count)

@@ -77,7 +77,17 @@ impl Db {
             })
             .filter_map(|f| f.len().ok())
             .sum();
+        let reg = inner.registry_stats();
+        let pinned = if reg.open > 0 {
+            inner.pinned_bytes()
+        } else {
+            reg.log_bytes
+        };
         Ok(Stats {
+            open_snapshots: reg.open,
+            open_transactions: reg.transactions,
+            oldest_snapshot_age_micros: reg.oldest_age_micros,
+            snapshot_pinned_bytes: pinned,
             keys,
             key_bytes: kb,
             value_bytes: vb,

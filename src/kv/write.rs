@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::record::RecordType;
 use crate::kv::batch::WriteBatch;
 use crate::kv::keyspace::{self, Keyspace};
+use crate::kv::transaction::ReadSet;
 use crate::options::WriteOptions;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -143,6 +144,39 @@ impl Inner {
         batch: WriteBatch,
         opts: &WriteOptions,
     ) -> Result<()> {
+        self.submit(batch, opts, None)
+    }
+
+    /// A transaction's commit: [`Inner::write`] whose batch the leader
+    /// first validates against `check` (see `kv::transaction`); a batch
+    /// that fails is not written and `check.rejected` is set.
+    pub(crate) fn write_checked(
+        self: &Arc<Self>,
+        batch: WriteBatch,
+        opts: &WriteOptions,
+        check: Option<Box<ReadSet>>,
+    ) -> Result<()> {
+        let m = &self.metrics;
+        let t0 = m.start();
+        let bytes = batch.encoded_len() as u64;
+        let rejected = check.as_ref().map(|c| Arc::clone(&c.rejected));
+        let r = self.validate(&batch).and_then(|(puts, deletes)| {
+            self.submit(batch, opts, check)?;
+            if !rejected.is_some_and(|r| r.load(Ordering::Acquire)) {
+                m.wrote(puts, deletes, bytes);
+            }
+            Ok(())
+        });
+        m.finish(OpKind::Write, t0, &r);
+        r
+    }
+
+    fn submit(
+        self: &Arc<Self>,
+        batch: WriteBatch,
+        opts: &WriteOptions,
+        check: Option<Box<ReadSet>>,
+    ) -> Result<()> {
         let inner = self;
         let durability = opts.durability.unwrap_or(inner.opts.durability);
         inner.core.check_writable()?;
@@ -154,6 +188,7 @@ impl Inner {
             Queued {
                 payload: batch.into_payload(),
                 durability,
+                check,
             },
             |group| inner.lead(group),
         )?;
@@ -202,11 +237,14 @@ impl Inner {
         Ok(true)
     }
 
-    /// Leader of a commit group: write, bring the group to the strongest
-    /// durability level any member asked for, apply in LSN order.
+    /// Leader of a commit group: validate its transactions in log order,
+    /// write the batches that pass, bring the group to the strongest
+    /// durability level any member asked for, apply in LSN order, and keep
+    /// the write sets open transactions will be validated against.
     pub(super) fn lead(&self, group: Vec<Queued>) -> Result<()> {
         self.core.poison.check()?;
         self.metrics.group(group.len());
+        let accepted = self.validate_group(&group);
         let durability = group
             .iter()
             .map(|q| q.durability)
@@ -215,23 +253,30 @@ impl Inner {
         let mut wal = self.core.wal.lock();
         let records: Vec<(RecordType, &[u8])> = group
             .iter()
-            .map(|q| (RecordType::KvBatch, &q.payload[..]))
+            .zip(&accepted)
+            .filter(|(_, ok)| **ok)
+            .map(|(q, _)| (RecordType::KvBatch, &q.payload[..]))
             .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
         let first = self
             .core
             .poison_on_err(wal.append_at(&records, None, durability))?;
-        let bytes: u64 = group
+        let bytes: u64 = records
             .iter()
-            .map(|q| crate::format::record::encoded_len(q.payload.len()) as u64)
+            .map(|(_, p)| crate::format::record::encoded_len(p.len()) as u64)
             .sum();
+        let written = records.len() as u64;
+        drop(records);
         // The group's records end at the writer's last LSN (a rotation may
         // have put a segment-link record between two of them).
         let last = wal.next_lsn() - 1;
-        debug_assert!(last >= first + group.len() as u64 - 1);
+        debug_assert!(last >= first + written - 1);
         let mut m = self.mem.write();
-        for Queued { payload: p, .. } in &group {
+        for (q, _) in group.iter().zip(&accepted).filter(|(_, ok)| **ok) {
             // Built by WriteBatch and validated by Db::write: always decodes.
-            let r = m.table.apply_batch(p).map_err(|why| {
+            let r = m.table.apply_batch(&q.payload).map_err(|why| {
                 Error::corruption(
                     &self.core.dir,
                     None,
@@ -243,10 +288,55 @@ impl Inner {
         m.table.set_applied_lsn(last);
         drop(m);
         drop(wal);
+        self.registry.lock().applied(
+            last,
+            group
+                .into_iter()
+                .zip(accepted)
+                .filter(|(_, ok)| *ok)
+                .map(|(q, _)| q.payload),
+        );
         self.wal_bytes_since_checkpoint
             .fetch_add(bytes, Ordering::Relaxed);
         self.groups.fetch_add(1, Ordering::Relaxed);
-        self.writes.fetch_add(group.len() as u64, Ordering::Relaxed);
+        self.writes.fetch_add(written, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Which members of `group` may be written: every plain batch, and
+    /// each transaction that no batch applied after its snapshot, and no
+    /// accepted member ahead of it, wrote a key or range it read. A
+    /// rejected transaction's flag is set.
+    fn validate_group(&self, group: &[Queued]) -> Vec<bool> {
+        let mut accepted = Vec::with_capacity(group.len());
+        if group.iter().all(|q| q.check.is_none()) {
+            accepted.resize(group.len(), true);
+            return accepted;
+        }
+        let reg = self.registry.lock();
+        for (i, q) in group.iter().enumerate() {
+            let ok = match &q.check {
+                None => true,
+                Some(c) => {
+                    let applied = reg
+                        .log
+                        .iter()
+                        .rev()
+                        .take_while(|(lsn, _)| *lsn > c.lsn)
+                        .any(|(_, p)| c.hit_by(p));
+                    let ahead = group[..i]
+                        .iter()
+                        .zip(&accepted)
+                        .any(|(a, ok): (&Queued, &bool)| *ok && c.hit_by(&a.payload));
+                    let ok = !applied && !ahead;
+                    if !ok {
+                        c.rejected.store(true, Ordering::Release);
+                    }
+                    ok
+                }
+            };
+            accepted.push(ok);
+        }
+        accepted
     }
 }
