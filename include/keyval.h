@@ -227,6 +227,17 @@ typedef enum {
    a value already in a unique index. Nothing was written.
    */
   KV_DUPLICATE_KEY = 12,
+  /*
+   A transaction's commit found that a key or range it read was
+   written by another commit since its snapshot. Nothing of it was
+   written; run it again.
+   */
+  KV_CONFLICT = 13,
+  /*
+   A read of a snapshot, transaction or iterator older than
+   `kv_options.max_snapshot_age_ms`. Take a new one.
+   */
+  KV_SNAPSHOT_EXPIRED = 14,
 } kv_status;
 
 /*
@@ -245,12 +256,20 @@ typedef struct kv_db kv_db;
 /*
  An iterator. Opaque; create with `kv_iter_range` or `kv_iter_prefix`
  (or, over a keyspace, `kv_keyspace_iter_range` and
- `kv_keyspace_iter_prefix`), free with `kv_iter_free`. Not thread-safe: use one iterator from one
- thread at a time (different iterators on one `kv_db` may run on
- different threads). It holds no lock: writes made while it runs may or
- may not be seen, keys come in strictly increasing order, each once. It
- keeps the store's memory alive but must be freed before or after
- `kv_close`; after close `kv_iter_next` returns `KV_CLOSED`.
+ `kv_keyspace_iter_prefix`; over a snapshot, `kv_snapshot_iter_range`;
+ in a transaction, `kv_txn_iter_range`), free with `kv_iter_free`. Not
+ thread-safe: use one iterator from one thread at a time (different
+ iterators on one `kv_db` may run on different threads).
+
+ Consistency: it reads one snapshot, taken when it was created: it sees
+ exactly the pairs present at that moment and none of the writes made
+ while it runs, and holds no lock. It moves both ways: `kv_iter_next`
+ and `kv_iter_prev` step from the current pair, `kv_iter_seek`,
+ `kv_iter_seek_for_prev`, `kv_iter_seek_first` and `kv_iter_seek_last`
+ reposition it within its range (a transaction's iterator only moves
+ forward through the list it was created with). It keeps the store's
+ memory alive but must be freed before or after `kv_close`; after close
+ `kv_iter_next` returns `KV_CLOSED`.
  */
 typedef struct kv_iter kv_iter;
 
@@ -269,6 +288,40 @@ typedef struct kv_keyspace kv_keyspace;
  `kv_raft_close`. Safe to use from many threads at once.
  */
 typedef struct kv_raft kv_raft;
+
+/*
+ A read view of every keyspace fixed at one moment (LSN): its reads see
+ exactly the writes applied before it was taken, however long it is
+ kept. Opaque; create with `kv_snapshot_open` (reads address the default
+ keyspace) or `kv_snapshot_keyspace` (another keyspace at the same
+ moment), free with `kv_snapshot_free`.
+
+ Cost: taking one is O(1) and never blocks writers; while it lives,
+ pairs it can see that are overwritten or deleted stay in memory
+ (`kv_stats` does not show it; `kv_metrics_prometheus` reports
+ `keyval_snapshot_pinned_bytes`). Free it promptly, or set
+ `kv_options.max_snapshot_age_ms`.
+
+ Thread safety: a snapshot may be used from many threads at once. It
+ must be freed before or after `kv_close`; after close its reads return
+ `KV_CLOSED`.
+ */
+typedef struct kv_snapshot kv_snapshot;
+
+/*
+ A read-write transaction: it reads one snapshot plus its own writes,
+ buffers its writes, and `kv_txn_commit` applies them all or none
+ (one WAL record, across keyspaces) if and only if that is
+ serializable: if another commit since its snapshot wrote a key it read
+ or a key inside a range it read, the commit returns `KV_CONFLICT` and
+ writes nothing (run it again). `kv_txn_commit` and `kv_txn_abort`
+ free the handle.
+
+ Thread safety: one thread at a time per transaction (calls on one
+ `kv_txn` are serialized by a lock inside); many transactions may run
+ at once on one store, and none waits for another.
+ */
+typedef struct kv_txn kv_txn;
 
 /*
  Options for `kv_open` and `kv_raft_open`; every field of the Rust
@@ -337,6 +390,13 @@ typedef struct {
    rotation fails with `KV_IO` (retry it). Default 0.
    */
   uint32_t read_only;
+  /*
+   Milliseconds after which reads of a snapshot, transaction or
+   iterator fail with `KV_SNAPSHOT_EXPIRED` (a forgotten snapshot pins
+   old versions in memory). Default 0: no limit. Added in 0.2; a
+   caller compiled against an older header gets 0.
+   */
+  uint64_t max_snapshot_age_ms;
 } kv_options;
 
 /*
@@ -631,7 +691,8 @@ typedef struct {
    */
   kv_summary checkpoint_latency;
   /*
-   Errors returned, indexed by kv_status (entries 0, 8 and 9 stay 0;
+   Errors returned, indexed by kv_status up to `KV_DUPLICATE_KEY`
+   (later codes have fields below; entries 0, 8 and 9 stay 0;
    7 counts missing keyspaces, collections and documents, not get
    misses).
    */
@@ -660,6 +721,35 @@ typedef struct {
    Torn-tail bytes truncated by the recovery at open.
    */
   uint64_t recovery_truncated_bytes;
+  /*
+   `KV_CONFLICT` errors returned (transaction commits that conflicted;
+   the `errors` array predates this code). Added in 0.2, as are the
+   fields below.
+   */
+  uint64_t errors_conflict;
+  /*
+   `KV_SNAPSHOT_EXPIRED` errors returned.
+   */
+  uint64_t errors_snapshot_expired;
+  /*
+   Snapshots open now: `kv_snapshot`s, iterators and transactions
+   (gauge).
+   */
+  uint64_t open_snapshots;
+  /*
+   Transactions open now (gauge).
+   */
+  uint64_t open_transactions;
+  /*
+   Age of the oldest open snapshot in microseconds (gauge; 0: none).
+   */
+  uint64_t oldest_snapshot_age_micros;
+  /*
+   Bytes held only by open snapshots: old versions of pairs and index
+   nodes, and the write sets kept to validate open transactions
+   (gauge, measured).
+   */
+  uint64_t snapshot_pinned_bytes;
 } kv_metrics;
 
 /*
@@ -1191,13 +1281,52 @@ kv_status kv_iter_prefix(const kv_db *db, const uint8_t *prefix, size_t prefix_l
 int32_t kv_iter_valid(const kv_iter *it);
 
 /*
- Move to the next entry. At the end the iterator becomes invalid and
- `KV_OK` is returned.
+ Move to the next entry (the one after the current key). At the end the
+ iterator becomes invalid and `KV_OK` is returned. After a
+ `kv_iter_prev` it turns around: the next entry is the one after the
+ current one.
 
  Errors: `KV_INVALID_ARGUMENT` (NULL), `KV_CLOSED` (the store was
- closed; the iterator becomes invalid).
+ closed; the iterator becomes invalid), `KV_SNAPSHOT_EXPIRED`.
  */
 kv_status kv_iter_next(kv_iter *it);
+
+/*
+ Move to the previous entry (the one before the current key); before
+ the first one the iterator becomes invalid and `KV_OK` is returned.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL, not positioned at an entry, or a
+ transaction's iterator), `KV_CLOSED`, `KV_SNAPSHOT_EXPIRED`.
+ */
+kv_status kv_iter_prev(kv_iter *it);
+
+/*
+ Position at the first entry whose key is `>= key` (within the range it
+ was created with); invalid if there is none. `key` may be NULL with
+ length 0 (the range's first entry).
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL iterator, NULL key with a length,
+ a transaction's iterator), `KV_CLOSED`, `KV_SNAPSHOT_EXPIRED`.
+ */
+kv_status kv_iter_seek(kv_iter *it, const uint8_t *key, size_t key_len);
+
+/*
+ Position at the last entry whose key is `<= key` (within the range);
+ invalid if there is none; later `kv_iter_prev` calls go on backwards.
+ Errors: as `kv_iter_seek`.
+ */
+kv_status kv_iter_seek_for_prev(kv_iter *it, const uint8_t *key, size_t key_len);
+
+/*
+ Position at the range's first entry. Errors: as `kv_iter_seek`.
+ */
+kv_status kv_iter_seek_first(kv_iter *it);
+
+/*
+ Position at the range's last entry (for a descending scan with
+ `kv_iter_prev`). Errors: as `kv_iter_seek`.
+ */
+kv_status kv_iter_seek_last(kv_iter *it);
 
 /*
  Point `*key`/`*key_len` at the current key. The bytes belong to the
@@ -1601,6 +1730,156 @@ kv_status kv_raft_metrics_json(const kv_raft *log, char **json, size_t *len);
  UTF-8), `KV_CLOSED`, `KV_IO` (out of memory).
  */
 kv_status kv_raft_metrics_prometheus(const kv_raft *log, const char *label, char **text, size_t *len);
+
+/*
+ Take a snapshot of `db` and store it in `*out`; its reads address the
+ default keyspace.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL db/out), `KV_CLOSED`.
+ */
+kv_status kv_snapshot_open(const kv_db *db, kv_snapshot **out);
+
+/*
+ A view of keyspace `ks` at the moment of snapshot `s` (sharing it),
+ stored in `*out` (free it with `kv_snapshot_free` too).
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL argument, `ks` of another store),
+ `KV_NOT_FOUND` (`ks` did not exist at that moment), `KV_CLOSED`,
+ `KV_SNAPSHOT_EXPIRED`.
+ */
+kv_status kv_snapshot_keyspace(const kv_snapshot *s, const kv_keyspace *ks, kv_snapshot **out);
+
+/*
+ The LSN of the last write the snapshot sees, in `*out`.
+ Errors: `KV_INVALID_ARGUMENT` (NULL).
+ */
+kv_status kv_snapshot_lsn(const kv_snapshot *s, uint64_t *out);
+
+/*
+ The value of `key` at the snapshot, as `kv_get` (free it with
+ `kv_free`). Errors as `kv_get`, plus `KV_SNAPSHOT_EXPIRED`.
+ */
+kv_status kv_snapshot_get(const kv_snapshot *s, const uint8_t *key, size_t key_len, uint8_t **val, size_t *val_len);
+
+/*
+ The value of `key` at the snapshot copied into `buf`, as
+ `kv_get_into`. Errors as `kv_get_into`, plus `KV_SNAPSHOT_EXPIRED`.
+ */
+kv_status kv_snapshot_get_into(const kv_snapshot *s, const uint8_t *key, size_t key_len, uint8_t *buf, size_t cap, size_t *val_len);
+
+/*
+ The values of `n` keys at the snapshot in one call, as `kv_get_many`
+ (same packing and result block, freed with `kv_free`).
+ */
+kv_status kv_snapshot_get_many(const kv_snapshot *s, const uint8_t *keys, const size_t *key_lens, size_t n, kv_value **out);
+
+/*
+ 1 in `*out` if `key` is present at the snapshot, else 0.
+ */
+kv_status kv_snapshot_contains(const kv_snapshot *s, const uint8_t *key, size_t key_len, int32_t *out);
+
+/*
+ Number of keys at the snapshot (O(1)), in `*out`.
+ */
+kv_status kv_snapshot_len(const kv_snapshot *s, uint64_t *out);
+
+/*
+ An iterator over the snapshot's keys `k` with `start <= k < end` (NULL
+ bounds: unbounded), as `kv_iter_range`.
+ */
+kv_status kv_snapshot_iter_range(const kv_snapshot *s, const uint8_t *start, size_t start_len, const uint8_t *end, size_t end_len, kv_iter **out);
+
+/*
+ Free a snapshot (what only it held is released). NULL is a no-op.
+
+ # Safety
+ `s` must be NULL or a snapshot not freed yet, with no call on it in
+ flight.
+ */
+void kv_snapshot_free(kv_snapshot *s);
+
+/*
+ Begin a transaction on `db` whose commit uses the store's durability;
+ store it in `*out`.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL db/out, a read-only store),
+ `KV_CLOSED`, `KV_POISONED`.
+ */
+kv_status kv_txn_begin(const kv_db *db, kv_txn **out);
+
+/*
+ `kv_txn_begin` whose commit uses durability `durability`
+ (`KV_DURABILITY_*`). Errors: as `kv_txn_begin`, and
+ `KV_INVALID_ARGUMENT` for an unknown level.
+ */
+kv_status kv_txn_begin_with(const kv_db *db, uint32_t durability, kv_txn **out);
+
+/*
+ The value of `key` in keyspace `ks` (NULL: the default keyspace): the
+ transaction's own write, or its snapshot's; malloc'd into
+ `*val`/`*val_len`, free with `kv_free`. The read is recorded for the
+ commit's check.
+
+ Errors: `KV_NOT_FOUND` (absent), `KV_INVALID_ARGUMENT` (NULL
+ argument, bad key, `ks` of another store), `KV_CLOSED`,
+ `KV_SNAPSHOT_EXPIRED`.
+ */
+kv_status kv_txn_get(const kv_txn *t, const kv_keyspace *ks, const uint8_t *key, size_t key_len, uint8_t **val, size_t *val_len);
+
+/*
+ The values of `n` keys of keyspace `ks` (NULL: default) in one call,
+ packed and returned as `kv_get_many` does (own writes included; every
+ key recorded as read). Errors as `kv_txn_get` (no `KV_NOT_FOUND`:
+ absent keys have NULL values).
+ */
+kv_status kv_txn_get_many(const kv_txn *t, const kv_keyspace *ks, const uint8_t *keys, const size_t *key_lens, size_t n, kv_value **out);
+
+/*
+ Set `key` to `val` in keyspace `ks` (NULL: default) when the
+ transaction commits (both copied).
+ Errors: `KV_INVALID_ARGUMENT` (NULL argument, bad key or value size,
+ `ks` of another store), `KV_NOT_FOUND` (`ks` did not exist at the
+ snapshot), `KV_CLOSED`.
+ */
+kv_status kv_txn_put(const kv_txn *t, const kv_keyspace *ks, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len);
+
+/*
+ Delete `key` in keyspace `ks` (NULL: default) when the transaction
+ commits. Errors as `kv_txn_put`.
+ */
+kv_status kv_txn_delete(const kv_txn *t, const kv_keyspace *ks, const uint8_t *key, size_t key_len);
+
+/*
+ An iterator over the pairs of keyspace `ks` (NULL: default) with
+ `start <= k < end` (NULL bounds: unbounded), own writes included, in
+ key order (descending if `reverse` is non-zero), at most `limit` pairs
+ (0: no limit). The range is recorded as read (up to the last pair when
+ `limit` cut it): a commit fails with `KV_CONFLICT` if another commit
+ since the snapshot added, changed or removed a key in it. The iterator
+ holds the pairs it returns (it moves forward only); free it with
+ `kv_iter_free`. Errors as `kv_txn_get` (no `KV_NOT_FOUND`).
+ */
+kv_status kv_txn_iter_range(const kv_txn *t, const kv_keyspace *ks, const uint8_t *start, size_t start_len, const uint8_t *end, size_t end_len, int32_t reverse, size_t limit, kv_iter **out);
+
+/*
+ Commit the transaction and free `t` (whatever the outcome: do not use
+ it again). On `KV_OK` every write is applied atomically at the
+ transaction's durability.
+
+ Errors: `KV_CONFLICT` (a key or range it read was written by a later
+ commit; nothing was written: begin again and retry), `KV_NOT_FOUND` (a
+ keyspace it writes was dropped), `KV_INVALID_ARGUMENT` (NULL),
+ `KV_CLOSED`, `KV_POISONED`, `KV_IO`.
+ */
+kv_status kv_txn_commit(kv_txn *t);
+
+/*
+ Discard the transaction's writes and free `t`. NULL is a no-op.
+
+ # Safety
+ `t` must be NULL or a transaction not committed or aborted yet.
+ */
+void kv_txn_abort(kv_txn *t);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -67,6 +67,11 @@ pub struct kv_options {
     /// `KV_INVALID_ARGUMENT`, and an open that keeps racing a writer's
     /// rotation fails with `KV_IO` (retry it). Default 0.
     pub read_only: u32,
+    /// Milliseconds after which reads of a snapshot, transaction or
+    /// iterator fail with `KV_SNAPSHOT_EXPIRED` (a forgotten snapshot pins
+    /// old versions in memory). Default 0: no limit. Added in 0.2; a
+    /// caller compiled against an older header gets 0.
+    pub max_snapshot_age_ms: u64,
 }
 
 /// Fill `*opts` with the default options (see each field of `kv_options`).
@@ -98,6 +103,7 @@ pub(crate) fn default_options() -> kv_options {
         create_if_missing: o.create_if_missing as u32,
         checkpoint_interval_ms: o.checkpoint_interval.map_or(0, |d| d.as_millis() as u64),
         read_only: o.read_only as u32,
+        max_snapshot_age_ms: o.max_snapshot_age.map_or(0, |d| d.as_millis() as u64),
     }
 }
 
@@ -137,6 +143,8 @@ pub(crate) fn to_options(c: &kv_options) -> Result<Options, Fail> {
         checkpoint_interval: (c.checkpoint_interval_ms != 0)
             .then(|| std::time::Duration::from_millis(c.checkpoint_interval_ms)),
         read_only: c.read_only != 0,
+        max_snapshot_age: (c.max_snapshot_age_ms != 0)
+            .then(|| std::time::Duration::from_millis(c.max_snapshot_age_ms)),
     })
 }
 
@@ -276,7 +284,7 @@ pub unsafe extern "C" fn kv_get(
 ) -> kv_status {
     // Safety: forwarded from the caller, as documented above.
     with_db(db, |h| unsafe {
-        ops::get(&h.db, key, key_len, val, val_len)
+        ops::get(&*h.db, key, key_len, val, val_len)
     })
 }
 
@@ -299,7 +307,7 @@ pub unsafe extern "C" fn kv_get_into(
 ) -> kv_status {
     // Safety: forwarded from the caller, as documented above.
     with_db(db, |h| unsafe {
-        ops::get_into(&h.db, key, key_len, buf, cap, val_len)
+        ops::get_into(&*h.db, key, key_len, buf, cap, val_len)
     })
 }
 
@@ -342,7 +350,7 @@ pub unsafe extern "C" fn kv_get_many(
 ) -> kv_status {
     // Safety: forwarded from the caller, as documented above.
     with_db(db, |h| unsafe {
-        ops::get_many(&h.db, keys, key_lens, n, out)
+        ops::get_many(&*h.db, keys, key_lens, n, out)
     })
 }
 
@@ -357,7 +365,7 @@ pub unsafe extern "C" fn kv_contains(
     out: *mut i32,
 ) -> kv_status {
     // Safety: forwarded from the caller, as documented above.
-    with_db(db, |h| unsafe { ops::contains(&h.db, key, key_len, out) })
+    with_db(db, |h| unsafe { ops::contains(&*h.db, key, key_len, out) })
 }
 
 /// Store the number of live keys in `*out`.
@@ -366,7 +374,7 @@ pub unsafe extern "C" fn kv_contains(
 #[no_mangle]
 pub unsafe extern "C" fn kv_len(db: *const kv_db, out: *mut u64) -> kv_status {
     // Safety: forwarded from the caller, as documented above.
-    with_db(db, |h| unsafe { ops::len(&h.db, out) })
+    with_db(db, |h| unsafe { ops::len(&*h.db, out) })
 }
 
 /// Make every acknowledged write durable (flush + fdatasync). Needed only
@@ -619,13 +627,15 @@ pub struct kv_metrics {
     /// rate; `count` is the number of samples (`gets` counts every get). A
     /// kv_get_many call is one sample, always taken.
     pub get_latency: kv_summary,
-    /// Latency of one iterator chunk fetch (up to 256 pairs), microseconds.
+    /// Latency of starting an iterator (its snapshot and seek) or of a
+    /// whole scan, microseconds.
     pub scan_latency: kv_summary,
     /// Latency of kv_sync, microseconds.
     pub sync_latency: kv_summary,
     /// Latency of checkpoints, microseconds.
     pub checkpoint_latency: kv_summary,
-    /// Errors returned, indexed by kv_status (entries 0, 8 and 9 stay 0;
+    /// Errors returned, indexed by kv_status up to `KV_DUPLICATE_KEY`
+    /// (later codes have fields below; entries 0, 8 and 9 stay 0;
     /// 7 counts missing keyspaces, collections and documents, not get
     /// misses).
     pub errors: [u64; 13],
@@ -641,6 +651,23 @@ pub struct kv_metrics {
     pub recovery_records_replayed: u64,
     /// Torn-tail bytes truncated by the recovery at open.
     pub recovery_truncated_bytes: u64,
+    /// `KV_CONFLICT` errors returned (transaction commits that conflicted;
+    /// the `errors` array predates this code). Added in 0.2, as are the
+    /// fields below.
+    pub errors_conflict: u64,
+    /// `KV_SNAPSHOT_EXPIRED` errors returned.
+    pub errors_snapshot_expired: u64,
+    /// Snapshots open now: `kv_snapshot`s, iterators and transactions
+    /// (gauge).
+    pub open_snapshots: u64,
+    /// Transactions open now (gauge).
+    pub open_transactions: u64,
+    /// Age of the oldest open snapshot in microseconds (gauge; 0: none).
+    pub oldest_snapshot_age_micros: u64,
+    /// Bytes held only by open snapshots: old versions of pairs and index
+    /// nodes, and the write sets kept to validate open transactions
+    /// (gauge, measured).
+    pub snapshot_pinned_bytes: u64,
 }
 
 fn summary(s: &crate::engine::metrics::Summary) -> kv_summary {
@@ -690,10 +717,18 @@ pub unsafe extern "C" fn kv_metrics_get(db: *const kv_db, out: *mut kv_metrics) 
                 // Indexed by status code (the ABI's layout).
                 let mut by_code = [0u64; 13];
                 for (kind, n) in m.errors.iter() {
-                    by_code[kind.code() as usize] = n;
+                    if let Some(slot) = by_code.get_mut(kind.code() as usize) {
+                        *slot = n;
+                    }
                 }
                 by_code
             },
+            errors_conflict: m.errors.get(crate::ErrorKind::Conflict),
+            errors_snapshot_expired: m.errors.get(crate::ErrorKind::SnapshotExpired),
+            open_snapshots: m.stats.open_snapshots,
+            open_transactions: m.stats.open_transactions,
+            oldest_snapshot_age_micros: m.stats.oldest_snapshot_age_micros,
+            snapshot_pinned_bytes: m.stats.snapshot_pinned_bytes,
             keys: m.stats.keys,
             memory_bytes: m.stats.memory_bytes,
             wal_disk_bytes: m.stats.wal_bytes,

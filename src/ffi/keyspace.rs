@@ -87,6 +87,15 @@ pub unsafe extern "C" fn kv_keyspace_free(ks: *mut kv_keyspace) {
     }
 }
 
+/// The keyspace behind a handle.
+///
+/// Safety: `ks` is a non-NULL live handle from `kv_keyspace_open`, not
+/// freed while the returned borrow is used.
+pub(crate) unsafe fn inner<'a>(ks: *const kv_keyspace) -> &'a Keyspace {
+    // Safety: as documented.
+    unsafe { &(*ks).ks }
+}
+
 fn with_ks(ks: *const kv_keyspace, f: impl FnOnce(&Keyspace) -> Result<(), Fail>) -> kv_status {
     guard(|| {
         if ks.is_null() {

@@ -16,6 +16,7 @@ mod iter;
 mod keyspace;
 mod ops;
 mod raft;
+mod txn;
 
 pub(crate) use batch::batch_mut;
 pub use batch::*;
@@ -70,6 +71,13 @@ pub enum kv_status {
     /// A unique constraint was violated: a document `_id` that exists, or
     /// a value already in a unique index. Nothing was written.
     KV_DUPLICATE_KEY = 12,
+    /// A transaction's commit found that a key or range it read was
+    /// written by another commit since its snapshot. Nothing of it was
+    /// written; run it again.
+    KV_CONFLICT = 13,
+    /// A read of a snapshot, transaction or iterator older than
+    /// `kv_options.max_snapshot_age_ms`. Take a new one.
+    KV_SNAPSHOT_EXPIRED = 14,
 }
 
 impl kv_status {
@@ -90,6 +98,8 @@ impl kv_status {
         kv_status::KV_COMPACTED,
         kv_status::KV_OUT_OF_RANGE,
         kv_status::KV_DUPLICATE_KEY,
+        kv_status::KV_CONFLICT,
+        kv_status::KV_SNAPSHOT_EXPIRED,
     ];
 
     /// The status with numeric code `code`, if there is one.
@@ -270,7 +280,9 @@ pub(crate) trait Growable: Copy {
 
 impl Growable for kv_options {
     const NAME: &'static str = "kv_options";
-    const FIRST_SIZE: usize = std::mem::size_of::<kv_options>();
+    /// The first release ended at `read_only` (`max_snapshot_age_ms` came
+    /// with snapshots): a caller compiled against it still opens.
+    const FIRST_SIZE: usize = std::mem::offset_of!(kv_options, max_snapshot_age_ms);
 }
 impl Growable for kv_stats {
     const NAME: &'static str = "kv_stats";
@@ -278,7 +290,8 @@ impl Growable for kv_stats {
 }
 impl Growable for kv_metrics {
     const NAME: &'static str = "kv_metrics";
-    const FIRST_SIZE: usize = std::mem::size_of::<kv_metrics>();
+    /// The first release ended at `recovery_truncated_bytes`.
+    const FIRST_SIZE: usize = std::mem::offset_of!(kv_metrics, errors_conflict);
 }
 
 /// How many bytes a growable struct may be larger than this library's

@@ -4,7 +4,58 @@
 
 use super::db::{kv_value, write_options};
 use super::{bytes, invalid, kv_status, put_bytes, Fail};
-use crate::{Keyspace, WriteOptions};
+use crate::{Keyspace, Snapshot, WriteOptions};
+
+/// The reads that a keyspace and a snapshot both have, so that each C
+/// read is written once for `kv_*`, `kv_keyspace_*` and `kv_snapshot_*`.
+pub(crate) trait Reads {
+    fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> crate::Result<R>;
+    fn get_many_with(
+        &self,
+        keys: &[&[u8]],
+        f: impl FnMut(usize, Option<&[u8]>),
+    ) -> crate::Result<()>;
+    fn contains(&self, key: &[u8]) -> crate::Result<bool>;
+    fn len(&self) -> crate::Result<u64>;
+}
+
+impl Reads for Keyspace {
+    fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> crate::Result<R> {
+        Keyspace::get_with(self, key, f)
+    }
+    fn get_many_with(
+        &self,
+        keys: &[&[u8]],
+        f: impl FnMut(usize, Option<&[u8]>),
+    ) -> crate::Result<()> {
+        Keyspace::get_many_with(self, keys, f)
+    }
+    fn contains(&self, key: &[u8]) -> crate::Result<bool> {
+        Keyspace::contains(self, key)
+    }
+    fn len(&self) -> crate::Result<u64> {
+        Keyspace::len(self)
+    }
+}
+
+impl Reads for Snapshot {
+    fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> crate::Result<R> {
+        Snapshot::get_with(self, key, f)
+    }
+    fn get_many_with(
+        &self,
+        keys: &[&[u8]],
+        f: impl FnMut(usize, Option<&[u8]>),
+    ) -> crate::Result<()> {
+        Snapshot::get_many_with(self, keys, f)
+    }
+    fn contains(&self, key: &[u8]) -> crate::Result<bool> {
+        Snapshot::contains(self, key)
+    }
+    fn len(&self) -> crate::Result<u64> {
+        Snapshot::len(self)
+    }
+}
 
 /// The write options of a write at `durability` (None: the store's
 /// level), after checking that `key` is not NULL.
@@ -56,7 +107,7 @@ pub(crate) unsafe fn delete(
 ///
 /// Safety: as documented for `kv_get`.
 pub(crate) unsafe fn get(
-    ks: &Keyspace,
+    ks: &impl Reads,
     key: *const u8,
     key_len: usize,
     val: *mut *mut u8,
@@ -76,7 +127,7 @@ pub(crate) unsafe fn get(
 ///
 /// Safety: as documented for `kv_get_into`.
 pub(crate) unsafe fn get_into(
-    ks: &Keyspace,
+    ks: &impl Reads,
     key: *const u8,
     key_len: usize,
     buf: *mut u8,
@@ -111,23 +162,23 @@ pub(crate) unsafe fn get_into(
     })?
 }
 
-/// `kv_get_many` and `kv_keyspace_get_many`.
+/// The keys of a `kv_get_many` call as slices, or `None` (with `*out`
+/// set to NULL) when `n` is 0.
 ///
 /// Safety: as documented for `kv_get_many`.
-pub(crate) unsafe fn get_many(
-    ks: &Keyspace,
+pub(crate) unsafe fn unpack_keys<'a>(
     keys: *const u8,
     key_lens: *const usize,
     n: usize,
     out: *mut *mut kv_value,
-) -> Result<(), Fail> {
+) -> Result<Option<Vec<&'a [u8]>>, Fail> {
     if out.is_null() {
         return Err(invalid("out must not be NULL"));
     }
     if n == 0 {
         // Safety: `out` is non-NULL and writable.
         unsafe { *out = std::ptr::null_mut() };
-        return Ok(());
+        return Ok(None);
     }
     if key_lens.is_null() {
         return Err(invalid("key_lens must not be NULL when n > 0"));
@@ -139,13 +190,50 @@ pub(crate) unsafe fn get_many(
         .try_fold(0usize, |a, &l| a.checked_add(l))
         .ok_or_else(|| invalid("key_lens add up to more than the address space"))?;
     // Safety: `keys` holds `total` bytes (NULL only when 0).
-    let packed = unsafe { bytes(keys, total, "keys") }?;
+    let packed: &'a [u8] = unsafe { bytes(keys, total, "keys") }?;
     let mut list: Vec<&[u8]> = Vec::with_capacity(n);
     let mut at = 0;
     for &l in lens {
         list.push(&packed[at..at + l]);
         at += l;
     }
+    Ok(Some(list))
+}
+
+/// Build the result block of `kv_get_many` (one malloc: the array of
+/// `kv_value`, then the values) from `values` and store it in `*out`.
+///
+/// Safety: `out` is non-NULL and writable.
+pub(crate) unsafe fn publish_values<'v>(
+    values: impl Iterator<Item = Option<&'v [u8]>>,
+    out: *mut *mut kv_value,
+) -> Result<(), Fail> {
+    let mut found: Vec<Option<(usize, usize)>> = Vec::new();
+    let mut data: Vec<u8> = Vec::new();
+    for v in values {
+        found.push(v.map(|v| {
+            data.extend_from_slice(v);
+            (data.len() - v.len(), v.len())
+        }));
+    }
+    // Safety: forwarded.
+    unsafe { publish_block(&found, &data, out) }
+}
+
+/// `kv_get_many` and `kv_keyspace_get_many`.
+///
+/// Safety: as documented for `kv_get_many`.
+pub(crate) unsafe fn get_many(
+    ks: &impl Reads,
+    keys: *const u8,
+    key_lens: *const usize,
+    n: usize,
+    out: *mut *mut kv_value,
+) -> Result<(), Fail> {
+    // Safety: as documented.
+    let Some(list) = unsafe { unpack_keys(keys, key_lens, n, out) }? else {
+        return Ok(());
+    };
     // Gather under the read lock, then build the block outside it.
     let mut found: Vec<Option<(usize, usize)>> = Vec::with_capacity(n);
     let mut data: Vec<u8> = Vec::new();
@@ -155,14 +243,26 @@ pub(crate) unsafe fn get_many(
             (data.len() - v.len(), v.len())
         }))
     })?;
-    let head = n * std::mem::size_of::<kv_value>();
+    // Safety: `out` was checked non-NULL by unpack_keys.
+    unsafe { publish_block(&found, &data, out) }
+}
+
+/// Store the block of `found` (offset, length into `data`) in `*out`.
+///
+/// Safety: `out` is non-NULL and writable.
+unsafe fn publish_block(
+    found: &[Option<(usize, usize)>],
+    data: &[u8],
+    out: *mut *mut kv_value,
+) -> Result<(), Fail> {
+    let head = found.len() * std::mem::size_of::<kv_value>();
     // Safety: malloc has no preconditions; checked for NULL below.
     let block = unsafe { libc::malloc(head + data.len()) } as *mut u8;
     if block.is_null() {
         return Err(Fail::Status(kv_status::KV_IO, c"out of memory"));
     }
     let arr = block as *mut kv_value;
-    // Safety: `block` holds `head + data.len()` bytes: the array of `n`
+    // Safety: `block` holds `head + data.len()` bytes: the array of
     // kv_value (malloc's alignment suits pointers) followed by the
     // values; each (offset, len) lies inside `data`.
     unsafe {
@@ -189,7 +289,7 @@ pub(crate) unsafe fn get_many(
 ///
 /// Safety: as documented for `kv_contains`.
 pub(crate) unsafe fn contains(
-    ks: &Keyspace,
+    ks: &impl Reads,
     key: *const u8,
     key_len: usize,
     out: *mut i32,
@@ -208,7 +308,7 @@ pub(crate) unsafe fn contains(
 /// `kv_len` and `kv_keyspace_len`.
 ///
 /// Safety: `out` is NULL or writable.
-pub(crate) unsafe fn len(ks: &Keyspace, out: *mut u64) -> Result<(), Fail> {
+pub(crate) unsafe fn len(ks: &impl Reads, out: *mut u64) -> Result<(), Fail> {
     if out.is_null() {
         return Err(invalid("out is NULL"));
     }

@@ -47,14 +47,14 @@ static void test_versions_and_strings(void) {
     CHECK(strcmp(kv_version(), KV_VERSION_STRING) == 0);
     CHECK(kv_version_number() == KV_VERSION_NUMBER);
     CHECK(KV_VERSION_NUMBER == KV_VERSION_MAJOR * 10000 + KV_VERSION_MINOR * 100 + KV_VERSION_PATCH);
-    for (int s = KV_OK; s <= KV_OUT_OF_RANGE; s++) {
+    for (int s = KV_OK; s <= KV_SNAPSHOT_EXPIRED; s++) {
         const char *m = kv_strerror((kv_status)s);
         CHECK(m != NULL && strlen(m) > 0);
     }
     CHECK(strcmp(kv_strerror(KV_NOT_FOUND), "not found") == 0);
     CHECK(strcmp(kv_strerror(KV_DUPLICATE_KEY), "duplicate key") == 0);
     /* Any integer is accepted: values outside the enum never crash. */
-    CHECK(strcmp(kv_strerror(13), "unknown status") == 0);
+    CHECK(strcmp(kv_strerror(15), "unknown status") == 0);
     CHECK(strcmp(kv_strerror(100), "unknown status") == 0);
     CHECK(strcmp(kv_strerror(-1), "unknown status") == 0);
     CHECK(kv_last_error_message() != NULL);
@@ -1347,6 +1347,125 @@ static void test_every_operation_on_every_keyspace(void) {
     kv_keyspace_free(spaces[1]);
 }
 
+/* Snapshots, iterators in both directions, and transactions with their
+ * conflict status. */
+static void test_snapshots_and_transactions(void) {
+    kv_options o = small_opts();
+    kv_db *db = NULL;
+    CHECK(kv_open(path_of("txn"), &o, &db) == KV_OK);
+    kv_keyspace *ks = NULL;
+    CHECK(kv_keyspace_open(db, K("accounts"), 1, &ks) == KV_OK);
+    char k[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        CHECK(kv_set(db, K(k), K("old")) == KV_OK);
+    }
+    kv_snapshot *s = NULL;
+    CHECK(kv_snapshot_open(db, &s) == KV_OK && s != NULL);
+    CHECK(kv_snapshot_open(NULL, &s) == KV_INVALID_ARGUMENT);
+    uint64_t lsn = 0, n = 0;
+    CHECK(kv_snapshot_lsn(s, &lsn) == KV_OK && lsn > 0);
+    CHECK(kv_set(db, K("k0"), K("new")) == KV_OK);
+    CHECK(kv_set(db, K("k5x"), K("inserted")) == KV_OK);
+    uint8_t *v = NULL;
+    size_t vn = 0;
+    CHECK(kv_snapshot_get(s, K("k0"), &v, &vn) == KV_OK && vn == 3 && memcmp(v, "old", 3) == 0);
+    kv_free(v);
+    CHECK(kv_snapshot_get(s, K("k5x"), &v, &vn) == KV_NOT_FOUND);
+    CHECK(kv_snapshot_len(s, &n) == KV_OK && n == 10);
+    int present = 1;
+    CHECK(kv_snapshot_contains(s, K("k5x"), &present) == KV_OK && present == 0);
+    kv_snapshot *sk = NULL;
+    CHECK(kv_snapshot_keyspace(s, ks, &sk) == KV_OK);
+    CHECK(kv_snapshot_len(sk, &n) == KV_OK && n == 0);
+    kv_snapshot_free(sk);
+
+    /* Iterator over the snapshot: forward, then back, seek, last. */
+    kv_iter *it = NULL;
+    CHECK(kv_snapshot_iter_range(s, NULL, 0, NULL, 0, &it) == KV_OK);
+    int count = 0;
+    for (; kv_iter_valid(it); kv_iter_next(it)) count++;
+    CHECK(count == 10);
+    CHECK(kv_iter_seek(it, K("k3")) == KV_OK && kv_iter_valid(it));
+    const uint8_t *key = NULL;
+    size_t kn = 0;
+    CHECK(kv_iter_key(it, &key, &kn) == KV_OK && kn == 2 && memcmp(key, "k3", 2) == 0);
+    CHECK(kv_iter_prev(it) == KV_OK && kv_iter_key(it, &key, &kn) == KV_OK && memcmp(key, "k2", 2) == 0);
+    CHECK(kv_iter_next(it) == KV_OK && kv_iter_key(it, &key, &kn) == KV_OK && memcmp(key, "k3", 2) == 0);
+    CHECK(kv_iter_seek_for_prev(it, K("k55")) == KV_OK && kv_iter_key(it, &key, &kn) == KV_OK &&
+          memcmp(key, "k5", 2) == 0);
+    CHECK(kv_iter_seek_last(it) == KV_OK && kv_iter_key(it, &key, &kn) == KV_OK && memcmp(key, "k9", 2) == 0);
+    count = 0;
+    for (; kv_iter_valid(it); kv_iter_prev(it)) count++;
+    CHECK(count == 10);
+    CHECK(kv_iter_prev(it) == KV_INVALID_ARGUMENT); /* not positioned */
+    CHECK(kv_iter_seek_first(it) == KV_OK && kv_iter_key(it, &key, &kn) == KV_OK && memcmp(key, "k0", 2) == 0);
+    kv_iter_free(it);
+    kv_snapshot_free(s);
+
+    /* A transaction: own writes, atomic commit across keyspaces. */
+    kv_txn *t = NULL;
+    CHECK(kv_txn_begin(db, &t) == KV_OK && t != NULL);
+    CHECK(kv_txn_put(t, NULL, K("a"), K("1")) == KV_OK);
+    CHECK(kv_txn_put(t, ks, K("a"), K("2")) == KV_OK);
+    CHECK(kv_txn_delete(t, NULL, K("k1")) == KV_OK);
+    CHECK(kv_txn_get(t, NULL, K("a"), &v, &vn) == KV_OK && vn == 1 && v[0] == '1');
+    kv_free(v);
+    CHECK(kv_txn_get(t, NULL, K("k1"), &v, &vn) == KV_NOT_FOUND);
+    CHECK(kv_txn_put(t, NULL, (const uint8_t *)"", 0, K("x")) == KV_INVALID_ARGUMENT);
+    const char packed[] = "ak0zz";
+    size_t lens[] = {1, 2, 2};
+    kv_value *vals = NULL;
+    CHECK(kv_txn_get_many(t, NULL, (const uint8_t *)packed, lens, 3, &vals) == KV_OK);
+    if (vals) {
+        CHECK(vals[0].value_len == 1 && vals[1].value_len == 3 && vals[2].value == NULL);
+        kv_free(vals);
+    }
+    CHECK(kv_txn_iter_range(t, NULL, K("k"), K("l"), 1, 3, &it) == KV_OK);
+    count = 0;
+    for (; kv_iter_valid(it); kv_iter_next(it)) count++;
+    CHECK(count == 3);
+    CHECK(kv_iter_seek(it, K("k")) == KV_INVALID_ARGUMENT); /* forward only */
+    kv_iter_free(it);
+    CHECK(kv_get(db, K("a"), &v, &vn) == KV_NOT_FOUND); /* not yet */
+    CHECK(kv_txn_commit(t) == KV_OK);
+    CHECK(kv_keyspace_get(ks, K("a"), &v, &vn) == KV_OK && vn == 1 && v[0] == '2');
+    kv_free(v);
+
+    /* A lost update: the second commit conflicts and writes nothing. */
+    kv_txn *t1 = NULL, *t2 = NULL;
+    CHECK(kv_txn_begin(db, &t1) == KV_OK && kv_txn_begin_with(db, KV_DURABILITY_OS, &t2) == KV_OK);
+    CHECK(kv_txn_get(t1, NULL, K("a"), &v, &vn) == KV_OK);
+    kv_free(v);
+    CHECK(kv_txn_get(t2, NULL, K("a"), &v, &vn) == KV_OK);
+    kv_free(v);
+    CHECK(kv_txn_put(t1, NULL, K("a"), K("t1")) == KV_OK);
+    CHECK(kv_txn_put(t2, NULL, K("a"), K("t2")) == KV_OK);
+    CHECK(kv_txn_put(t2, NULL, K("b"), K("t2")) == KV_OK);
+    CHECK(kv_txn_commit(t1) == KV_OK);
+    CHECK(kv_txn_commit(t2) == KV_CONFLICT);
+    CHECK(strstr(kv_strerror(KV_CONFLICT), "conflict") != NULL);
+    CHECK(kv_get(db, K("b"), &v, &vn) == KV_NOT_FOUND);
+    CHECK(kv_get(db, K("a"), &v, &vn) == KV_OK && vn == 2 && memcmp(v, "t1", 2) == 0);
+    kv_free(v);
+    kv_txn *t3 = NULL;
+    CHECK(kv_txn_begin(db, &t3) == KV_OK);
+    CHECK(kv_txn_put(t3, NULL, K("c"), K("3")) == KV_OK);
+    kv_txn_abort(t3);
+    kv_txn_abort(NULL);
+    CHECK(kv_get(db, K("c"), &v, &vn) == KV_NOT_FOUND);
+    CHECK(kv_txn_commit(NULL) == KV_INVALID_ARGUMENT);
+    CHECK(kv_txn_begin_with(db, 77, &t3) == KV_INVALID_ARGUMENT);
+    /* A transaction and a snapshot that outlive close report KV_CLOSED. */
+    CHECK(kv_txn_begin(db, &t3) == KV_OK && kv_snapshot_open(db, &s) == KV_OK);
+    CHECK(kv_close(db) == KV_OK);
+    CHECK(kv_txn_get(t3, NULL, K("a"), &v, &vn) == KV_CLOSED);
+    CHECK(kv_snapshot_get(s, K("a"), &v, &vn) == KV_CLOSED);
+    CHECK(kv_txn_commit(t3) == KV_CLOSED);
+    kv_snapshot_free(s);
+    kv_keyspace_free(ks);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--lock-probe") == 0) return lock_probe(argv[2]);
     if (argc < 2) {
@@ -1379,6 +1498,7 @@ int main(int argc, char **argv) {
     test_write_durability();
     test_get_many();
     test_every_operation_on_every_keyspace();
+    test_snapshots_and_transactions();
 
     printf("c: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

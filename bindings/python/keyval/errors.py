@@ -82,11 +82,24 @@ class DuplicateKeyError(Error):
     code = 12
 
 
+class ConflictError(Error):
+    """A transaction's commit found that a key or range it read was written by
+    another commit since its snapshot (KV_CONFLICT). Nothing was written: run
+    the transaction again (``Store.update`` does)."""
+    code = 13
+
+
+class SnapshotExpiredError(Error):
+    """A read of a snapshot, transaction or iterator older than the store's
+    ``max_snapshot_age`` (KV_SNAPSHOT_EXPIRED). Take a new one."""
+    code = 14
+
+
 _ERRORS: dict[int, Type[Error]] = {
     c.code: c
     for c in (IoError, CorruptionError, InvalidArgumentError, LockedError, PoisonedError, ClosedError,
               NotFoundError, BufferTooSmallError, PanicError, CompactedError, OutOfRangeError,
-              DuplicateKeyError)
+              DuplicateKeyError, ConflictError, SnapshotExpiredError)
 }
 
 
