@@ -24,6 +24,8 @@ const (
 	StatusCompacted       Status = C.KV_COMPACTED
 	StatusOutOfRange      Status = C.KV_OUT_OF_RANGE
 	StatusDuplicateKey    Status = C.KV_DUPLICATE_KEY
+	StatusConflict        Status = C.KV_CONFLICT
+	StatusSnapshotExpired Status = C.KV_SNAPSHOT_EXPIRED
 )
 
 // String is the library's own description of the code (kv_strerror);
@@ -83,4 +85,11 @@ var (
 	ErrCompacted = &Error{Code: StatusCompacted, Message: "log index compacted"}
 	// ErrOutOfRange: a Raft log index beyond the last entry.
 	ErrOutOfRange = &Error{Code: StatusOutOfRange, Message: "log index out of range"}
+	// ErrConflict: a transaction's commit found that a key or range it
+	// read was written by another commit since its snapshot. Nothing was
+	// written; run it again (DB.Update does).
+	ErrConflict = &Error{Code: StatusConflict, Message: "transaction conflict"}
+	// ErrSnapshotExpired: a read of a snapshot, transaction or iterator
+	// older than Options.MaxSnapshotAge.
+	ErrSnapshotExpired = &Error{Code: StatusSnapshotExpired, Message: "snapshot expired"}
 )

@@ -20,15 +20,16 @@ type IterOptions struct {
 	End    []byte
 }
 
-// Iterator visits keys in increasing order. It holds no lock: writes made
-// while it runs may or may not be seen, each key comes at most once. Not
-// safe for concurrent use; Close it when done.
+// Iterator visits keys in increasing order (Next), or backwards (Prev,
+// Last, SeekForPrev). It reads one snapshot, taken when it was created: it
+// sees exactly the pairs present then and none of the writes made while it
+// runs, and holds no lock. Not safe for concurrent use; Close it when
+// done.
 //
 //	it, err := db.NewIterator(&keyval.IterOptions{Prefix: []byte("user:")})
 //	for it.Next() { use(it.Key(), it.Value()) }
 //	err = it.Err(); it.Close()
 type Iterator struct {
-	db         *DB
 	h          *C.kv_iter
 	cleanup    runtime.Cleanup
 	started    bool
@@ -46,7 +47,6 @@ func newIterator(db *DB, opts *IterOptions, open func(h *C.kv_db, prefix bool, s
 	if opts == nil {
 		opts = &IterOptions{}
 	}
-	it := &Iterator{db: db}
 	// A local, not &it.h: cgo checks the whole allocation behind a pointer
 	// it cannot see is a field, and *it holds Go pointers.
 	var ih *C.kv_iter
@@ -69,11 +69,16 @@ func newIterator(db *DB, opts *IterOptions, open func(h *C.kv_db, prefix bool, s
 	if err != nil {
 		return nil, err
 	}
-	it.h = ih
+	return wrapIterator(ih), nil
+}
+
+// wrapIterator owns the C iterator h.
+func wrapIterator(h *C.kv_iter) *Iterator {
+	it := &Iterator{h: h}
 	// Safety net only: an iterator dropped without Close is freed when
 	// collected.
 	it.cleanup = runtime.AddCleanup(it, func(h *C.kv_iter) { C.kv_iter_free(h) }, it.h)
-	return it, nil
+	return it
 }
 
 // Next moves to the next pair (the first on the first call) and reports
@@ -89,7 +94,13 @@ func (it *Iterator) Next() bool {
 		}
 	}
 	it.started = true
+	return it.load()
+}
+
+// load copies the current pair out; false at the end.
+func (it *Iterator) load() bool {
 	if C.kv_iter_valid(it.h) == 0 {
+		it.key, it.value = nil, nil
 		return false
 	}
 	var p *C.uint8_t
@@ -99,6 +110,56 @@ func (it *Iterator) Next() bool {
 	C.kv_iter_value(it.h, &p, &n)
 	it.value = C.GoBytes(unsafe.Pointer(p), C.int(n))
 	return true
+}
+
+// move runs one positioning call and loads the pair it lands on.
+func (it *Iterator) move(f func(h *C.kv_iter) C.kv_status) bool {
+	if it.h == nil || it.err != nil {
+		return false
+	}
+	it.started = true
+	if err := call(func() C.kv_status { return f(it.h) }); err != nil {
+		it.err = err
+		return false
+	}
+	return it.load()
+}
+
+// Prev moves to the pair before the current one and reports whether
+// there is one (a transaction's iterator cannot: Err is then
+// ErrInvalidArgument).
+func (it *Iterator) Prev() bool {
+	return it.move(func(h *C.kv_iter) C.kv_status { return C.kv_iter_prev(h) })
+}
+
+// Seek moves to the first pair whose key is >= key (within the
+// iterator's range) and reports whether there is one; Next goes on after
+// it.
+func (it *Iterator) Seek(key []byte) bool {
+	defer runtime.KeepAlive(key)
+	return it.move(func(h *C.kv_iter) C.kv_status {
+		kp, kl := bytesPtr(key)
+		return C.kv_iter_seek(h, kp, kl)
+	})
+}
+
+// SeekForPrev moves to the last pair whose key is <= key and reports
+// whether there is one; Prev goes on before it.
+func (it *Iterator) SeekForPrev(key []byte) bool {
+	return it.move(func(h *C.kv_iter) C.kv_status {
+		kp, kl := bytesPtr(key)
+		return C.kv_iter_seek_for_prev(h, kp, kl)
+	})
+}
+
+// First moves to the range's first pair.
+func (it *Iterator) First() bool {
+	return it.move(func(h *C.kv_iter) C.kv_status { return C.kv_iter_seek_first(h) })
+}
+
+// Last moves to the range's last pair (for a descending scan with Prev).
+func (it *Iterator) Last() bool {
+	return it.move(func(h *C.kv_iter) C.kv_status { return C.kv_iter_seek_last(h) })
 }
 
 // Key returns the current key (a copy the caller owns).

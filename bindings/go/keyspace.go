@@ -127,6 +127,22 @@ func (k *Keyspace) GetMany(keys [][]byte) ([][]byte, error) {
 	if len(keys) == 0 {
 		return [][]byte{}, k.with(func(*C.kv_keyspace) C.kv_status { return C.KV_OK })
 	}
+	packed, lens := packKeys(keys)
+	var out [][]byte
+	err := k.with(func(h *C.kv_keyspace) C.kv_status {
+		var arr *C.kv_value
+		kp, _ := bytesPtr(packed)
+		st := C.kv_keyspace_get_many(h, kp, &lens[0], C.size_t(len(keys)), &arr)
+		if st == C.KV_OK {
+			out = unpackValues(arr, len(keys))
+		}
+		return st
+	})
+	return out, err
+}
+
+// packKeys lays keys end to end for a get_many call, with their lengths.
+func packKeys(keys [][]byte) ([]byte, []C.size_t) {
 	total := 0
 	for _, key := range keys {
 		total += len(key)
@@ -137,35 +153,32 @@ func (k *Keyspace) GetMany(keys [][]byte) ([][]byte, error) {
 		packed = append(packed, key...)
 		lens[i] = C.size_t(len(key))
 	}
-	var out [][]byte
-	err := k.with(func(h *C.kv_keyspace) C.kv_status {
-		var arr *C.kv_value
-		kp, _ := bytesPtr(packed)
-		st := C.kv_keyspace_get_many(h, kp, &lens[0], C.size_t(len(keys)), &arr)
-		if st != C.KV_OK {
-			return st
+	return packed, lens
+}
+
+// unpackValues copies the n values of a get_many result block into one Go
+// allocation (each value capped at its length; nil for an absent key) and
+// frees the block.
+func unpackValues(arr *C.kv_value, n int) [][]byte {
+	defer C.kv_free(unsafe.Pointer(arr))
+	vals := unsafe.Slice(arr, n)
+	size := 0
+	for _, v := range vals {
+		size += int(v.value_len)
+	}
+	buf := make([]byte, size)
+	out := make([][]byte, n)
+	at := 0
+	for i, v := range vals {
+		if v.value == nil {
+			continue
 		}
-		defer C.kv_free(unsafe.Pointer(arr))
-		vals := unsafe.Slice(arr, len(keys))
-		size := 0
-		for _, v := range vals {
-			size += int(v.value_len)
-		}
-		buf := make([]byte, size)
-		out = make([][]byte, len(keys))
-		at := 0
-		for i, v := range vals {
-			if v.value == nil {
-				continue
-			}
-			n := int(v.value_len)
-			copy(buf[at:at+n], unsafe.Slice((*byte)(unsafe.Pointer(v.value)), n))
-			out[i] = buf[at : at+n : at+n]
-			at += n
-		}
-		return st
-	})
-	return out, err
+		l := int(v.value_len)
+		copy(buf[at:at+l], unsafe.Slice((*byte)(unsafe.Pointer(v.value)), l))
+		out[i] = buf[at : at+l : at+l]
+		at += l
+	}
+	return out
 }
 
 // Has reports whether key is present in the keyspace. Errors:

@@ -88,6 +88,11 @@ type Options struct {
 	// what was durable at open. OpenRaftLog refuses it (ErrInvalidArgument).
 	// Default false.
 	ReadOnly bool
+	// MaxSnapshotAge: reads of a Snapshot, Tx or Iterator older than this
+	// return ErrSnapshotExpired, so that a forgotten one cannot pin old
+	// versions in memory forever (default 0: no limit; otherwise at least
+	// 1 ms, whole milliseconds).
+	MaxSnapshotAge time.Duration
 }
 
 // DefaultOptions returns the library's defaults (kv_options_init).
@@ -105,6 +110,7 @@ func DefaultOptions() Options {
 
 		CheckpointInterval: time.Duration(o.checkpoint_interval_ms) * time.Millisecond,
 		ReadOnly:           o.read_only != 0,
+		MaxSnapshotAge:     time.Duration(o.max_snapshot_age_ms) * time.Millisecond,
 	}
 }
 
@@ -140,6 +146,10 @@ func (o Options) c() C.kv_options {
 	}
 	if o.CheckpointInterval > 0 && c.checkpoint_interval_ms == 0 {
 		c.checkpoint_interval_ms = 1 // refused by the library: under 10 ms
+	}
+	c.max_snapshot_age_ms = C.uint64_t(o.MaxSnapshotAge.Milliseconds())
+	if o.MaxSnapshotAge > 0 && c.max_snapshot_age_ms == 0 {
+		c.max_snapshot_age_ms = 1
 	}
 	return c
 }

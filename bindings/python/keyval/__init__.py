@@ -24,14 +24,16 @@ __version__ = "0.1.0"
 from ._handle import BytesLike
 from .documents import Collection, IndexInfo, Page, Plan
 from .keyspace import Keyspace
-from .errors import (BufferTooSmallError, ClosedError, CompactedError, CorruptionError,
+from .errors import (BufferTooSmallError, ClosedError, CompactedError, ConflictError, CorruptionError,
                      DuplicateKeyError, Error, InvalidArgumentError, IoError, LockedError,
-                     NotFoundError, OutOfRangeError, PanicError, PoisonedError)
+                     NotFoundError, OutOfRangeError, PanicError, PoisonedError, SnapshotExpiredError)
+from .txn import UPDATE_MAX_ATTEMPTS, Snapshot, Transaction
 from .raft import Entry, HardState, RaftLog, SnapshotMeta, open_raft_log
 from .store import Batch, Store, open, version
 
 __all__ = [
-    "__version__", "open", "Store", "Batch", "Error", "IoError", "CorruptionError", "InvalidArgumentError",
+    "__version__", "open", "Store", "Batch", "Snapshot", "Transaction", "UPDATE_MAX_ATTEMPTS",
+    "ConflictError", "SnapshotExpiredError", "Error", "IoError", "CorruptionError", "InvalidArgumentError",
     "LockedError", "PoisonedError", "ClosedError", "NotFoundError", "BufferTooSmallError",
     "PanicError", "CompactedError", "OutOfRangeError", "version", "RaftLog", "Entry", "HardState",
     "SnapshotMeta", "BytesLike", "open_raft_log", "DuplicateKeyError", "Collection", "Keyspace",

@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from collections.abc import MutableMapping
+from itertools import accumulate
 from types import TracebackType
 from ctypes import byref, c_void_p
 from typing import Any, Iterator, Optional, Protocol, Type, TypeVar, Union
@@ -29,19 +30,57 @@ def _b(x: Any, what: str = "key") -> bytes:
                     "(encode str explicitly, e.g. s.encode())")
 
 
-def _walk(it: c_void_p) -> "Iterator[tuple[bytes, bytes]]":
-    """The pairs of a kv_iter in order; frees it when done (or abandoned)."""
+def _walk(it: c_void_p, reverse: bool = False) -> "Iterator[tuple[bytes, bytes]]":
+    """The pairs of a kv_iter in key order (descending if ``reverse``: from
+    its last pair backwards); frees it when done (or abandoned)."""
     kp, vp = _native._u8p(), _native._u8p()
     kn, vn = ctypes.c_size_t(), ctypes.c_size_t()
+    step = lib.kv_iter_prev if reverse else lib.kv_iter_next
     try:
+        if reverse:
+            _check(lib.kv_iter_seek_last(it))
         while lib.kv_iter_valid(it):
             _check(lib.kv_iter_key(it, ctypes.byref(kp), ctypes.byref(kn)))
             _check(lib.kv_iter_value(it, ctypes.byref(vp), ctypes.byref(vn)))
             pair = (ctypes.string_at(kp, kn.value), ctypes.string_at(vp, vn.value))
             yield pair
-            _check(lib.kv_iter_next(it))
+            _check(step(it))
     finally:
         lib.kv_iter_free(it)
+
+
+def _bounds(prefix: Optional[BytesLike], start: Optional[BytesLike],
+            end: Optional[BytesLike]) -> "tuple[Optional[bytes], Optional[bytes]]":
+    """(start, end) of a range given as a prefix or as bounds (None:
+    unbounded)."""
+    is_prefix, s, e = _range_args(prefix, start, end)
+    if not is_prefix:
+        return s, e
+    assert s is not None
+    succ = bytearray(s)
+    while succ and succ[-1] == 0xFF:
+        succ.pop()
+    if not succ:
+        return s or None, None
+    succ[-1] += 1
+    return s or None, bytes(succ)
+
+
+def _get_many_block(base: int, n: int) -> "list[Optional[bytes]]":
+    """The n values of a kv_get_many result block at address ``base``
+    (n (pointer, length) pairs, then the values back to back in key order;
+    an absent key has pointer 0), read with two copies and sliced."""
+    head = n * _native.KV_VALUE_SIZE
+    pairs = memoryview(ctypes.string_at(base, head)).cast("P")  # pointer-sized, as size_t
+    ends = list(accumulate(pairs[1::2].tolist()))
+    blob = ctypes.string_at(base + head, ends[-1])
+    values: "list[Optional[bytes]]" = list(map(blob.__getitem__, map(slice, [0, *ends[:-1]], ends)))
+    ptrs = pairs[0::2].tolist()
+    if 0 in ptrs:
+        for i, p in enumerate(ptrs):
+            if not p:
+                values[i] = None
+    return values
 
 
 def _range_args(prefix: Optional[BytesLike], start: Optional[BytesLike],

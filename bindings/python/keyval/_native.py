@@ -39,6 +39,7 @@ class KvOptions(_Growable):
         ("create_if_missing", c_uint32),
         ("checkpoint_interval_ms", c_uint64),
         ("read_only", c_uint32),
+        ("max_snapshot_age_ms", c_uint64),
     ]
 
 
@@ -230,6 +231,10 @@ METRIC_SUMMARIES = ["group_size", "write_latency", "get_latency", "scan_latency"
                     "checkpoint_latency"]
 METRIC_GAUGES = ["keys", "memory_bytes", "wal_disk_bytes", "snapshot_disk_bytes", "recovery_records_replayed",
                  "recovery_truncated_bytes"]
+# Added after the gauges (the struct only grows at its end): the error
+# counts of the codes past the fixed `errors` array, then snapshot gauges.
+METRIC_TAIL_FIELDS = ["errors_conflict", "errors_snapshot_expired", "open_snapshots", "open_transactions",
+                      "oldest_snapshot_age_micros", "snapshot_pinned_bytes"]
 
 
 class KvMetrics(_Growable):
@@ -240,9 +245,35 @@ class KvMetrics(_Growable):
         + [(n, KvSummary) for n in METRIC_SUMMARIES]
         + [("errors", c_uint64 * 13)]
         + [(n, c_uint64) for n in METRIC_GAUGES]
+        + [(n, c_uint64) for n in METRIC_TAIL_FIELDS]
     )
 
 
 _decl("kv_metrics_get", _status, c_void_p, POINTER(KvMetrics))
+# Iterators in both directions, snapshots and transactions.
+_decl("kv_iter_prev", _status, c_void_p)
+_decl("kv_iter_seek", _status, c_void_p, c_char_p, c_size_t)
+_decl("kv_iter_seek_for_prev", _status, c_void_p, c_char_p, c_size_t)
+_decl("kv_iter_seek_first", _status, c_void_p)
+_decl("kv_iter_seek_last", _status, c_void_p)
+_decl("kv_snapshot_open", _status, c_void_p, POINTER(c_void_p))
+_decl("kv_snapshot_keyspace", _status, c_void_p, c_void_p, POINTER(c_void_p))
+_decl("kv_snapshot_lsn", _status, c_void_p, POINTER(c_uint64))
+_decl("kv_snapshot_get", _status, c_void_p, c_char_p, c_size_t, POINTER(_u8p), POINTER(c_size_t))
+_decl("kv_snapshot_get_many", _status, c_void_p, c_char_p, c_char_p, c_size_t, POINTER(c_void_p))
+_decl("kv_snapshot_contains", _status, c_void_p, c_char_p, c_size_t, POINTER(c_int32))
+_decl("kv_snapshot_len", _status, c_void_p, POINTER(c_uint64))
+_decl("kv_snapshot_iter_range", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_void_p))
+_decl("kv_snapshot_free", None, c_void_p)
+_decl("kv_txn_begin", _status, c_void_p, POINTER(c_void_p))
+_decl("kv_txn_begin_with", _status, c_void_p, c_uint32, POINTER(c_void_p))
+_decl("kv_txn_get", _status, c_void_p, c_void_p, c_char_p, c_size_t, POINTER(_u8p), POINTER(c_size_t))
+_decl("kv_txn_get_many", _status, c_void_p, c_void_p, c_char_p, c_char_p, c_size_t, POINTER(c_void_p))
+_decl("kv_txn_put", _status, c_void_p, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t)
+_decl("kv_txn_delete", _status, c_void_p, c_void_p, c_char_p, c_size_t)
+_decl("kv_txn_iter_range", _status, c_void_p, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t,
+      c_int32, c_size_t, POINTER(c_void_p))
+_decl("kv_txn_commit", _status, c_void_p)
+_decl("kv_txn_abort", None, c_void_p)
 _decl("kv_metrics_reset", _status, c_void_p)
 _decl("kv_metrics_prometheus", _status, c_void_p, POINTER(_u8p), POINTER(c_size_t))

@@ -9,11 +9,11 @@ import threading
 from array import array
 from collections.abc import Iterable, Iterator
 from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
-from itertools import accumulate
 from typing import Dict, Optional
 
 from . import _native
-from ._handle import BytesLike, _b, _Calls, _durability, _json_out, _OrderedBytesMap, _range_args, _walk
+from ._handle import (BytesLike, _b, _Calls, _durability, _get_many_block, _json_out, _OrderedBytesMap,
+                      _range_args, _walk)
 from ._native import lib
 from .errors import ClosedError, NotFoundError, _check
 
@@ -182,21 +182,7 @@ class Keyspace(_OrderedBytesMap):
         base = out.value
         assert base is not None
         try:
-            # n (pointer, length) pairs, then the values back to back in key
-            # order (an absent key has pointer 0 and length 0): two reads,
-            # then slices, with no Python loop over the keys unless some are
-            # absent.
-            head = n * _native.KV_VALUE_SIZE
-            pairs = memoryview(ctypes.string_at(base, head)).cast("P")  # pointer-sized, as size_t
-            ends = list(accumulate(pairs[1::2].tolist()))
-            blob = ctypes.string_at(base + head, ends[-1])
-            values: list[Optional[bytes]] = list(map(blob.__getitem__, map(slice, [0, *ends[:-1]], ends)))
-            ptrs = pairs[0::2].tolist()
-            if 0 in ptrs:
-                for i, p in enumerate(ptrs):
-                    if not p:
-                        values[i] = None
-            return values
+            return _get_many_block(base, n)
         finally:
             lib.kv_free(out)
 
@@ -220,16 +206,17 @@ class Keyspace(_OrderedBytesMap):
         return r
 
     def items(self, prefix: Optional[BytesLike] = None, start: Optional[BytesLike] = None,  # type: ignore[override]
-              end: Optional[BytesLike] = None) -> Iterator[tuple[bytes, bytes]]:
-        """Pairs in key order: those whose key starts with ``prefix``, or with
-        ``start <= key < end`` (either bound may be None). The iteration holds
-        no lock and is not a snapshot: concurrent writes may or may not be
-        seen, each key comes once. Raises ClosedError if the store closes
-        meanwhile; ends if the keyspace is dropped meanwhile."""
+              end: Optional[BytesLike] = None, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs in key order (descending with ``reverse=True``): those whose
+        key starts with ``prefix``, or with ``start <= key < end`` (either
+        bound may be None). The iteration reads one snapshot taken when it
+        starts: it sees exactly the pairs present then, none of the writes
+        made while it runs, and holds no lock. Raises ClosedError if the
+        store closes meanwhile."""
         it = c_void_p()
         is_prefix, s, e = _range_args(prefix, start, end)
         if is_prefix:
             _check(self._k(lib.kv_keyspace_iter_prefix, s, len(s or b""), byref(it)))
         else:
             _check(self._k(lib.kv_keyspace_iter_range, s, len(s or b""), e, len(e or b""), byref(it)))
-        return _walk(it)
+        return _walk(it, reverse)

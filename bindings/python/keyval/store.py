@@ -6,11 +6,11 @@ import ctypes
 import os
 import threading
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, MutableMapping
 from itertools import accumulate
 from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, List, Optional, Type, Union
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Type, TypeVar, Union, overload
 
 from . import _native
 from ._handle import BytesLike, _b, _durability, _Handle, _json_out, _Native, _options, _path
@@ -18,6 +18,10 @@ from .documents import Collection
 from .keyspace import Keyspace
 from ._native import lib
 from .errors import _ERRORS, ClosedError, InvalidArgumentError, NotFoundError, _check
+from . import txn as _txn
+from .txn import Snapshot, Transaction
+
+T = TypeVar("T")
 
 
 
@@ -31,7 +35,8 @@ def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", reco
          segment_size: Optional[int] = None, max_wal_size: Optional[int] = None,
          keep_snapshots: Optional[int] = None, max_key_size: Optional[int] = None,
          max_value_size: Optional[int] = None, create_if_missing: bool = True,
-         checkpoint_interval: Optional[float] = None, read_only: bool = False) -> "Store":
+         checkpoint_interval: Optional[float] = None, read_only: bool = False,
+         max_snapshot_age: Optional[float] = None) -> "Store":
     """Open (creating if allowed, then recovering) the store in directory ``path``.
 
     ``durability``: ``"sync"`` (fdatasync before a write returns; survives power
@@ -45,6 +50,9 @@ def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", reco
     ``read_only=True`` opens without the directory lock, beside a writer,
     changing nothing on disk: writes raise InvalidArgumentError, and an open
     that keeps racing the writer's rotations raises IoError (retry it).
+    ``max_snapshot_age`` (seconds, at least 0.001): reads of a snapshot,
+    transaction or iterator older than this raise SnapshotExpiredError, so a
+    forgotten one cannot pin old versions in memory; ``None``: no limit.
 
     Raises LockedError, CorruptionError, InvalidArgumentError, IoError.
     """
@@ -53,6 +61,12 @@ def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", reco
                  create_if_missing=create_if_missing,
                  checkpoint_interval_ms=_millis(checkpoint_interval))
     o.read_only = 1 if read_only else 0
+    if max_snapshot_age is not None:
+        if isinstance(max_snapshot_age, bool) or not isinstance(max_snapshot_age, (int, float)) \
+                or not max_snapshot_age > 0:
+            raise InvalidArgumentError(
+                f"max_snapshot_age must be a positive number of seconds, not {max_snapshot_age!r}")
+        o.max_snapshot_age_ms = max(1, round(max_snapshot_age * 1000))
     p = _path(path)
     h = c_void_p()
     _check(lib.kv_open(p, byref(o), byref(h)))
@@ -142,6 +156,41 @@ class Store(_Native, Keyspace):
         _check(self._call(lib.kv_keyspace_drop, n, len(n), byref(existed)))
         return bool(existed.value)
 
+    # -- snapshots and transactions ----------------------------------------
+    def snapshot(self) -> "Snapshot":
+        """A consistent read view of the store at this moment (``with
+        store.snapshot() as s:``); see :class:`Snapshot`."""
+        return _txn.snapshot(self)
+
+    def transaction(self, *, durability: Optional[str] = None) -> "Transaction":
+        """A serializable read-write transaction (``with store.transaction()
+        as tx:`` commits when the block ends, rolls back if it raises),
+        committed at ``durability`` when given; see :class:`Transaction`."""
+        return _txn.begin(self, durability)
+
+    @overload
+    def update(self, fn: Callable[["Transaction"], T], /) -> T: ...
+
+    @overload
+    def update(self, other: Any = (), /, **kwargs: bytes) -> None: ...
+
+    def update(self, fn: Any = (), /, **kwargs: Any) -> Any:
+        """With a function: run ``fn(tx)`` in a transaction and commit it, as
+        bbolt's ``Update``: if ``fn`` raises, nothing is written; if the
+        commit conflicts, ``fn`` runs again in a new transaction (at most
+        ``UPDATE_MAX_ATTEMPTS`` times). Returns ``fn``'s result. With a
+        mapping or pairs (or keywords): ``MutableMapping.update``, one set
+        per pair."""
+        if callable(fn) and not kwargs and not hasattr(fn, "keys"):
+            return _txn.update(self, fn)
+        MutableMapping.update(self, fn, **kwargs)
+        return None
+
+    def view(self, fn: Callable[["Snapshot"], T]) -> T:
+        """Run ``fn(snapshot)`` and release the snapshot; returns its result."""
+        with self.snapshot() as s:
+            return fn(s)
+
     # -- batches and maintenance ------------------------------------------
     def batch(self, *, durability: Optional[str] = None) -> "Batch":
         """A write batch, applied atomically when its ``with`` block ends without
@@ -201,7 +250,9 @@ class Store(_Native, Keyspace):
         for n in _native.METRIC_SUMMARIES:
             s = getattr(m, n)
             d[n] = {f: getattr(s, f) for f in ("count", "p50", "p95", "p99", "max", "mean")}
-        d["errors"] = {c.__name__: m.errors[code] for code, c in _ERRORS.items()}
+        tail = {13: m.errors_conflict, 14: m.errors_snapshot_expired}
+        d["errors"] = {c.__name__: m.errors[code] if code < 13 else tail[code] for code, c in _ERRORS.items()}
+        d.update({n: getattr(m, n) for n in _native.METRIC_TAIL_FIELDS[2:]})
         return d
 
     def reset_metrics(self) -> None:
