@@ -200,7 +200,7 @@ impl Keyspace {
     /// runs, and holds no lock. It is double-ended (`.rev()` for
     /// descending order) and can [`Iter::seek`].
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        Iter::new(self.inner.snapshot(false), self.id, range)
+        Iter::new(self.inner.snapshot(), self.id, range)
     }
 
     /// Iterate over the pairs whose keys start with `prefix`, in key order.

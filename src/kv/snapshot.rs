@@ -17,22 +17,20 @@ use crate::index::{KeyspaceStats, View};
 use crate::kv::keyspace::Keyspace;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
-
-/// One open snapshot, as the registry knows it.
-struct Open {
-    taken: Instant,
-    view: View,
-}
 
 /// Open snapshots and transactions, and the write sets committed since
 /// the oldest open transaction's snapshot. Guarded by `Inner::registry`;
 /// lock order: the registry before the index lock, never the other way.
 #[derive(Default)]
 pub(crate) struct Registry {
-    next: u64,
-    open: BTreeMap<u64, Open>,
+    /// Open snapshots: when each was taken and a weak reference to it (for
+    /// the pinned-bytes walk), in slots reused through `free`.
+    open: Vec<Option<(Instant, Weak<SnapState>)>>,
+    free: Vec<usize>,
+    /// Transactions registered, for numbering them.
+    next_txn: u64,
     /// Snapshot LSN of each open transaction, by registration number
     /// (ascending in both: they are taken under this lock).
     pub(super) txns: BTreeMap<u64, u64>,
@@ -64,6 +62,10 @@ impl Registry {
             }
         }
     }
+
+    fn open_count(&self) -> usize {
+        self.open.len() - self.free.len()
+    }
 }
 
 /// The registry's figures for [`crate::Stats`].
@@ -75,19 +77,38 @@ pub(crate) struct RegistryStats {
     pub log_bytes: u64,
 }
 
-/// What a snapshot, its keyspace views, its iterators and a transaction
-/// share: the view and its registration, removed on drop.
+/// What a snapshot, its keyspace views and its iterators share: the view
+/// and its slot in the registry, freed on drop.
 pub(crate) struct SnapState {
     pub(crate) inner: Arc<Inner>,
     pub(crate) view: View,
-    id: u64,
+    slot: usize,
     taken: Instant,
 }
 
 impl Drop for SnapState {
     fn drop(&mut self) {
         let mut r = self.inner.registry.lock();
-        r.open.remove(&self.id);
+        if let Some(s) = r.open.get_mut(self.slot) {
+            *s = None;
+            r.free.push(self.slot);
+        }
+    }
+}
+
+/// A transaction's registration: while it lives, the write sets applied
+/// after its snapshot are kept for its validation. Separate from its
+/// [`SnapState`] so that a committing transaction can let go of its view
+/// (and the writer then changes the index in place rather than copying
+/// the nodes the view shared) while it waits for its validation.
+pub(crate) struct TxnGuard {
+    inner: Arc<Inner>,
+    id: u64,
+}
+
+impl Drop for TxnGuard {
+    fn drop(&mut self) {
+        let mut r = self.inner.registry.lock();
         if r.txns.remove(&self.id).is_some() && r.txns.is_empty() {
             r.log.clear();
             r.log_bytes = 0;
@@ -128,10 +149,19 @@ impl SnapState {
 }
 
 impl Inner {
-    /// Take and register a snapshot; `txn` also registers it as a
-    /// transaction's (so that the write sets applied after it are kept
-    /// for its validation). Errors: [`Error::Closed`].
-    pub(crate) fn snapshot(self: &Arc<Self>, txn: bool) -> Result<Arc<SnapState>> {
+    /// Take and register a snapshot. Errors: [`Error::Closed`].
+    pub(crate) fn snapshot(self: &Arc<Self>) -> Result<Arc<SnapState>> {
+        self.snapshot_for(false).map(|(s, _)| s)
+    }
+
+    /// Take and register a snapshot and, if `txn`, register it as a
+    /// transaction's (so that the write sets applied after it are kept for
+    /// its validation), in one hold of the registry lock.
+    /// Errors: [`Error::Closed`].
+    pub(crate) fn snapshot_for(
+        self: &Arc<Self>,
+        txn: bool,
+    ) -> Result<(Arc<SnapState>, Option<TxnGuard>)> {
         let mut reg = self.registry.lock();
         let view = {
             let m = self.mem.read();
@@ -140,26 +170,30 @@ impl Inner {
             }
             m.table.view()
         };
-        let id = reg.next;
-        reg.next += 1;
-        let taken = Instant::now();
-        if txn {
+        let guard = txn.then(|| {
+            let id = reg.next_txn;
+            reg.next_txn += 1;
             reg.txns.insert(id, view.lsn);
-        }
-        reg.open.insert(
-            id,
-            Open {
-                taken,
-                view: view.clone(),
-            },
-        );
-        drop(reg);
-        Ok(Arc::new(SnapState {
+            TxnGuard {
+                inner: Arc::clone(self),
+                id,
+            }
+        });
+        let taken = Instant::now();
+        let slot = reg.free.pop().unwrap_or(reg.open.len());
+        let state = Arc::new(SnapState {
             inner: Arc::clone(self),
             view,
-            id,
+            slot,
             taken,
-        }))
+        });
+        let entry = Some((taken, Arc::downgrade(&state)));
+        match reg.open.get_mut(slot) {
+            Some(s) => *s = entry,
+            None => reg.open.push(entry),
+        }
+        drop(reg);
+        Ok((state, guard))
     }
 
     /// A view of the current state without registering it (for a short
@@ -177,13 +211,15 @@ impl Inner {
     pub(crate) fn registry_stats(&self) -> RegistryStats {
         let r = self.registry.lock();
         RegistryStats {
-            open: r.open.len() as u64,
+            open: r.open_count() as u64,
             transactions: r.txns.len() as u64,
             oldest_age_micros: r
                 .open
-                .values()
-                .next()
-                .map_or(0, |o| o.taken.elapsed().as_micros() as u64),
+                .iter()
+                .flatten()
+                .map(|(t, _)| *t)
+                .min()
+                .map_or(0, |t| t.elapsed().as_micros() as u64),
             log_bytes: r.log_bytes,
         }
     }
@@ -192,13 +228,15 @@ impl Inner {
     /// validation log's. Walks the current trees and the versions only
     /// snapshots hold: O(index nodes), for stats, not for a hot path.
     pub(crate) fn pinned_bytes(&self) -> u64 {
-        let (views, log): (Vec<View>, u64) = {
+        let (states, log): (Vec<Arc<SnapState>>, u64) = {
             let r = self.registry.lock();
-            (
-                r.open.values().map(|o| o.view.clone()).collect(),
-                r.log_bytes,
-            )
+            let live = r.open.iter().flatten().filter_map(|(_, w)| w.upgrade());
+            (live.collect(), r.log_bytes)
         };
+        let views: Vec<View> = states.iter().map(|s| s.view.clone()).collect();
+        // The states may be the last references: drop them outside the
+        // registry lock (their drop takes it).
+        drop(states);
         if views.is_empty() {
             return log;
         }

@@ -32,7 +32,7 @@
 //! transactions on different keys run, and share fsyncs, at the rate of
 //! plain concurrent writes (measured in docs/bench/transactions.md).
 
-use super::snapshot::{SnapState, Snapshot};
+use super::snapshot::{SnapState, Snapshot, TxnGuard};
 use super::{Db, Inner};
 use crate::error::{Error, Result};
 use crate::format::batch::{self, Op};
@@ -121,6 +121,9 @@ impl ReadSet {
 /// never wait for them.
 pub struct Transaction {
     state: Arc<SnapState>,
+    /// Keeps the write sets applied after the snapshot until the commit's
+    /// validation is done.
+    guard: Option<TxnGuard>,
     writes: BTreeMap<(u32, Vec<u8>), Option<Vec<u8>>>,
     reads: HashSet<(u32, Vec<u8>)>,
     ranges: Vec<RangeRead>,
@@ -140,8 +143,10 @@ impl Transaction {
     pub(crate) fn begin(inner: &Arc<Inner>, opts: WriteOptions) -> Result<Transaction> {
         inner.core.check_writable()?;
         inner.check_not_read_only()?;
+        let (state, guard) = inner.snapshot_for(true)?;
         Ok(Transaction {
-            state: inner.snapshot(true)?,
+            state,
+            guard,
             writes: BTreeMap::new(),
             reads: HashSet::new(),
             ranges: Vec::new(),
@@ -426,6 +431,7 @@ impl Transaction {
     /// [`Error::Poisoned`], [`Error::Io`].
     pub fn commit(mut self) -> Result<()> {
         let writes = std::mem::take(&mut self.writes);
+        let opts = self.opts;
         if writes.is_empty() {
             return self.state.check();
         }
@@ -448,12 +454,19 @@ impl Transaction {
             rejected: Arc::new(AtomicBool::new(false)),
         };
         let rejected = Arc::clone(&check.rejected);
+        let lsn = self.state.view.lsn;
         let inner = Arc::clone(&self.state.inner);
-        inner.write_checked(b, &self.opts, Some(Box::new(check)))?;
+        // Let go of the view (the registration stays until validation is
+        // done): the leader then applies this batch in place instead of
+        // copying the index nodes the view still shared.
+        let guard = self.guard.take();
+        drop(self);
+        let r = inner.write_checked(b, &opts, Some(Box::new(check)));
+        drop(guard);
+        r?;
         if rejected.load(Ordering::Acquire) {
             let e = Error::Conflict(format!(
-                "a key or range this transaction read (at LSN {}) was written by a later commit",
-                self.state.view.lsn
+                "a key or range this transaction read (at LSN {lsn}) was written by a later commit"
             ));
             inner.metrics.error(&e);
             return Err(e);
@@ -504,7 +517,7 @@ impl Db {
     /// default keyspace ([`Snapshot::keyspace`] for others).
     /// Errors: [`Error::Closed`].
     pub fn snapshot(&self) -> Result<Snapshot> {
-        Ok(Snapshot::new(self.inner.snapshot(false)?, 0))
+        Ok(Snapshot::new(self.inner.snapshot()?, 0))
     }
 }
 
@@ -512,7 +525,7 @@ impl Keyspace {
     /// A snapshot of every keyspace at this moment whose reads address
     /// this one. Errors: [`Error::Closed`], [`Error::NotFound`] (dropped).
     pub fn snapshot(&self) -> Result<Snapshot> {
-        let s = self.inner.snapshot(false)?;
+        let s = self.inner.snapshot()?;
         s.check_in(self.id)?;
         Ok(Snapshot::new(s, self.id))
     }
