@@ -679,7 +679,8 @@ typedef struct {
    */
   kv_summary get_latency;
   /*
-   Latency of one iterator chunk fetch (up to 256 pairs), microseconds.
+   Latency of starting an iterator (its snapshot and seek) or of a
+   whole scan, microseconds.
    */
   kv_summary scan_latency;
   /*
