@@ -37,8 +37,8 @@ pub struct BackupInfo {
     /// Bytes written into the destination (snapshot and WAL files).
     pub bytes: u64,
     /// Longest time, in microseconds, the backup held a lock that writers
-    /// wait for (the index's write lock to freeze it, or the WAL lock to
-    /// note where the log ends).
+    /// could wait for (the index's read lock, to take its view of the
+    /// copy-on-write index).
     pub pause_micros: u64,
 }
 

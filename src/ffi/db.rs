@@ -398,8 +398,8 @@ pub unsafe extern "C" fn kv_checkpoint(db: *const kv_db) -> kv_status {
 /// directory `dest` (NUL-terminated) while other threads keep writing;
 /// `dest` then opens with `kv_open`. It holds every write acknowledged
 /// before the call and no part of a later one (the state at one LSN,
-/// stored in `*lsn` if `lsn` is not NULL). Writers pause only as long as
-/// for a checkpoint's freeze. It is built in `.<name>.backup-tmp.<unique>` next to
+/// stored in `*lsn` if `lsn` is not NULL). It is written from a snapshot of
+/// the index (O(1) to take), so writers do not pause for it. It is built in `.<name>.backup-tmp.<unique>` next to
 /// `dest` and renamed into place when complete: after a crash or kill,
 /// `dest` is missing, or `kv_open` on it fails with `KV_CORRUPTION`
 /// ("unfinished backup"); never a store that opens with data missing.

@@ -84,8 +84,8 @@ impl Db {
     /// rename, directory fsync), then delete the snapshots beyond
     /// [`crate::Options::keep_snapshots`] and the WAL segments the oldest kept
     /// snapshot covers. Writers and readers keep running while the snapshot
-    /// is written; they pause only to freeze the index (O(1)) and to merge
-    /// the writes made meanwhile back in small chunks.
+    /// is written from a view of the copy-on-write index (taken under the
+    /// read lock in O(1)); nothing is merged back afterwards.
     ///
     /// Errors: [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`] (the
     /// store is then poisoned).

@@ -85,7 +85,7 @@ pub(crate) struct Inner {
     wal_bytes_since_checkpoint: AtomicU64,
     checkpoints: AtomicU64,
     /// Longest time, in microseconds, the last checkpoint held the index's
-    /// write lock (freeze, or one merge step).
+    /// read lock (to take its view).
     checkpoint_pause_micros: AtomicU64,
     groups: AtomicU64,
     writes: AtomicU64,
@@ -375,8 +375,8 @@ impl Db {
     /// ([`crate::BackupInfo::lsn`]), so no batch is ever torn. Keyspaces
     /// and document collections are included.
     ///
-    /// How: the index is frozen (the same short write-lock pause as a
-    /// checkpoint's, reported in [`crate::BackupInfo::pause_micros`]) and
+    /// How: a view of the copy-on-write index is taken (the index's read
+    /// lock for O(1), reported in [`crate::BackupInfo::pause_micros`]) and
     /// written as one snapshot into a staging directory next to `dest`,
     /// with an empty first WAL segment (1 MiB at most); the
     /// directory is renamed to `dest` once everything is `fsync`ed.
