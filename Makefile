@@ -147,6 +147,7 @@ bench: build raftbench bench-tools docbench
 	cd bindings/go && go test -run '^$$' -bench 'BenchmarkGet' -benchtime 2s . | tee $(CURDIR)/target/gobench.txt
 	for e in engine_bench recovery_bench checkpoint_bench; do $(CARGO) run --release --locked --example $$e; done
 	$(CARGO) run --release --locked -p keyval-bench --bin getbench
+	$(CARGO) run --release --locked -p keyval-bench --bin txnbench -- --n $(BENCH_N)
 bench-quick: build bench-tools
 	$(CARGO) run --release --locked -p keyval-bench --bin keyval-bench -- --quick
 	$(PYENV)/bin/python bench/chart.py docs/bench/results.json docs/bench/results.png

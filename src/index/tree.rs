@@ -432,20 +432,24 @@ impl Tree {
 
     /// Call `f` with each entry whose key is in `(start, end)`, in key
     /// order, until it returns `false`. An empty or inverted range visits
-    /// nothing.
-    pub fn visit(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, mut f: impl FnMut(&Entry) -> bool) {
+    /// nothing. Recursive and allocation-free (the depth is a handful of
+    /// levels), for short scans.
+    pub fn visit(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        mut f: impl FnMut(&Entry) -> bool,
+    ) {
         let Some(root) = self.root.as_deref() else {
             return;
         };
-        let mut c = Cursor::default();
-        c.seek_start(root, start);
+        let start = match start {
+            Bound::Unbounded => None,
+            Bound::Included(k) => Some((key_prefix(k), k, true)),
+            Bound::Excluded(k) => Some((key_prefix(k), k, false)),
+        };
         let end = end.map(|k| (key_prefix(k), k));
-        while let Some(e) = c.get() {
-            if !within_end(e, &end) || !f(e) {
-                return;
-            }
-            c.advance();
-        }
+        visit_node(root, start, &end, &mut f);
     }
 
     /// A double-ended iterator over the entries with keys in
@@ -464,6 +468,33 @@ impl Tree {
             r.done = !in_order(r.front.get(), r.back.get());
         }
         r
+    }
+}
+
+/// [`Tree::visit`] below `n`, from the first entry within `start` (None:
+/// the first of `n`); `false` once `f` or the end bound stopped it.
+fn visit_node(
+    n: &Node,
+    start: Option<(u64, &[u8], bool)>,
+    end: &Bound<(u64, &[u8])>,
+    f: &mut impl FnMut(&Entry) -> bool,
+) -> bool {
+    match n {
+        Node::Leaf(v) => {
+            let i = start.map_or(0, |(p, k, inclusive)| {
+                v.partition_point(|e| match e.cmp_key(p, k) {
+                    Ordering::Less => true,
+                    Ordering::Equal => !inclusive,
+                    Ordering::Greater => false,
+                })
+            });
+            v[i..].iter().all(|e| within_end(e, end) && f(e))
+        }
+        Node::Branch { seps, children } => {
+            let i = start.map_or(0, |(p, k, _)| child_index(seps, p, k));
+            let mut first = start;
+            children[i..].iter().all(|c| visit_node(c, first.take(), end, f))
+        }
     }
 }
 
