@@ -9,9 +9,8 @@ mod common;
 use common::*;
 use keyval::Db;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::time::Duration;
 
 fn value(run: u32, w: u32, seq: u32, part: &str) -> Vec<u8> {
     format!("{run}:{w}:{seq}:{part}:{}", "p".repeat((seq % 50) as usize)).into_bytes()
@@ -69,44 +68,18 @@ fn scenario(writers: u32, seed: u64) {
     let mut rng = Rng(seed);
     let mut acked: BTreeMap<(u32, u32), u32> = BTreeMap::new(); // (run, writer) -> highest acked seq
     for run in 0..kills {
-        let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .args([
-                "--exact",
-                "crash_child",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("KEYVAL_CRASH_CHILD", dir.path())
-            .env("KEYVAL_CRASH_RUN", run.to_string())
-            .env("KEYVAL_CRASH_WRITERS", writers.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let out = child.stdout.take().expect("stdout");
-        let reader = std::thread::spawn(move || {
-            let mut acks = Vec::new();
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let f: Vec<&str> = line.split_whitespace().collect();
-                if f.len() == 4 && f[0] == "ACK" {
-                    acks.push((
-                        f[2].parse::<u32>().expect("w"),
-                        f[3].parse::<u32>().expect("seq"),
-                    ));
-                }
-            }
-            acks
-        });
         let delay = Duration::from_millis(30 + rng.below(250));
-        let start = Instant::now();
-        while start.elapsed() < delay {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        child.kill().expect("SIGKILL");
-        child.wait().expect("wait");
-        for (w, seq) in reader.join().expect("reader") {
+        let acks = run_and_kill_child(
+            "crash_child",
+            &[
+                ("KEYVAL_CRASH_CHILD", dir.path().display().to_string()),
+                ("KEYVAL_CRASH_RUN", run.to_string()),
+                ("KEYVAL_CRASH_WRITERS", writers.to_string()),
+            ],
+            delay,
+        );
+        for (w, seq) in acks {
+            let (w, seq) = (w as u32, seq as u32);
             let e = acked.entry((run, w)).or_insert(seq);
             *e = (*e).max(seq);
         }

@@ -13,9 +13,8 @@ mod common;
 use common::*;
 use keyval::{Db, Error, Options};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::time::Duration;
 
 const ACCOUNTS: u64 = 40;
 const START: u64 = 1000;
@@ -131,43 +130,16 @@ fn transactions_are_atomic_across_kills_with_checkpoints_running() {
     let mut acked: BTreeMap<(u64, u64), u64> = BTreeMap::new();
     let mut total_acks = 0usize;
     for run in 0..kills {
-        let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .args([
-                "--exact",
-                "txn_crash_child",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("KEYVAL_TXN_CHILD", dir.path())
-            .env("KEYVAL_TXN_RUN", run.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let out = child.stdout.take().expect("stdout");
-        let reader = std::thread::spawn(move || {
-            let mut acks = Vec::new();
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let f: Vec<&str> = line.split_whitespace().collect();
-                if f.len() == 4 && f[0] == "ACK" {
-                    acks.push((
-                        f[2].parse::<u64>().expect("w"),
-                        f[3].parse::<u64>().expect("seq"),
-                    ));
-                }
-            }
-            acks
-        });
         let delay = Duration::from_millis(60 + rng.below(300));
-        let start = Instant::now();
-        while start.elapsed() < delay {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        child.kill().expect("SIGKILL");
-        child.wait().expect("wait");
-        for (w, seq) in reader.join().expect("reader") {
+        let acks = run_and_kill_child(
+            "txn_crash_child",
+            &[
+                ("KEYVAL_TXN_CHILD", dir.path().display().to_string()),
+                ("KEYVAL_TXN_RUN", run.to_string()),
+            ],
+            delay,
+        );
+        for (w, seq) in acks {
             total_acks += 1;
             let e = acked.entry((run, w)).or_insert(seq);
             *e = (*e).max(seq);

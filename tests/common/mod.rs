@@ -216,3 +216,52 @@ pub fn root_prerequisites(tools: &[&str], paths: &[&str]) -> Option<String> {
     }
     None
 }
+
+/// Run this test binary's ignored test `child` as a child process with
+/// `envs`, SIGKILL it after `delay`, and return the `(writer, seq)` pairs of
+/// the `ACK <run> <writer> <seq>` lines it printed before it died (each
+/// printed only after its write was acknowledged).
+pub fn run_and_kill_child(
+    child: &str,
+    envs: &[(&str, String)],
+    delay: std::time::Duration,
+) -> Vec<(u64, u64)> {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("exe"));
+    cmd.args([
+        "--exact",
+        child,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut proc = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let out = proc.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut acks = Vec::new();
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() == 4 && f[0] == "ACK" {
+                if let (Ok(w), Ok(seq)) = (f[2].parse(), f[3].parse()) {
+                    acks.push((w, seq));
+                }
+            }
+        }
+        acks
+    });
+    let start = std::time::Instant::now();
+    while start.elapsed() < delay {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    proc.kill().expect("SIGKILL");
+    proc.wait().expect("wait");
+    reader.join().expect("reader")
+}
