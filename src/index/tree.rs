@@ -434,12 +434,7 @@ impl Tree {
     /// order, until it returns `false`. An empty or inverted range visits
     /// nothing. Recursive and allocation-free (the depth is a handful of
     /// levels), for short scans.
-    pub fn visit(
-        &self,
-        start: Bound<&[u8]>,
-        end: Bound<&[u8]>,
-        mut f: impl FnMut(&Entry) -> bool,
-    ) {
+    pub fn visit(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, mut f: impl FnMut(&Entry) -> bool) {
         let Some(root) = self.root.as_deref() else {
             return;
         };
@@ -493,7 +488,9 @@ fn visit_node(
         Node::Branch { seps, children } => {
             let i = start.map_or(0, |(p, k, _)| child_index(seps, p, k));
             let mut first = start;
-            children[i..].iter().all(|c| visit_node(c, first.take(), end, f))
+            children[i..]
+                .iter()
+                .all(|c| visit_node(c, first.take(), end, f))
         }
     }
 }
