@@ -56,19 +56,21 @@ class Snapshot:
 
     def __init__(self, handle: c_void_p) -> None:
         self._h: Optional[c_void_p] = handle
-        self._views: "dict[int, c_void_p]" = {}
+        # id(keyspace) -> (the keyspace, its view); holding the keyspace
+        # keeps its id from being reused while the view is cached.
+        self._views: "dict[int, tuple[Keyspace, c_void_p]]" = {}
 
     def _for(self, keyspace: "Optional[Keyspace]") -> c_void_p:
         if self._h is None:
             raise InvalidArgumentError("the snapshot is closed")
         if keyspace is None:
             return self._h
-        key = id(keyspace)
-        h = self._views.get(key)
-        if h is None:
-            h = c_void_p()
-            _check(keyspace._k(lambda ks: lib.kv_snapshot_keyspace(self._h, ks, byref(h))))
-            self._views[key] = h
+        cached = self._views.get(id(keyspace))
+        if cached is not None:
+            return cached[1]
+        h = c_void_p()
+        _check(keyspace._k(lambda ks: lib.kv_snapshot_keyspace(self._h, ks, byref(h))))
+        self._views[id(keyspace)] = (keyspace, h)
         return h
 
     @property
@@ -138,7 +140,7 @@ class Snapshot:
 
     def close(self) -> None:
         """Release the snapshot; safe to call twice."""
-        for h in self._views.values():
+        for _, h in self._views.values():
             lib.kv_snapshot_free(h)
         self._views.clear()
         if self._h is not None:
