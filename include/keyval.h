@@ -1287,8 +1287,10 @@ int32_t kv_iter_valid(const kv_iter *it);
  `kv_iter_prev` it turns around: the next entry is the one after the
  current one.
 
- Errors: `KV_INVALID_ARGUMENT` (NULL), `KV_CLOSED` (the store was
- closed; the iterator becomes invalid), `KV_SNAPSHOT_EXPIRED`.
+ Errors: `KV_INVALID_ARGUMENT` (NULL; or, after `kv_iter_prev` moved
+ it before the first entry, not positioned: use `kv_iter_seek_first`),
+ `KV_CLOSED` (the store was closed; the iterator becomes invalid),
+ `KV_SNAPSHOT_EXPIRED`.
  */
 kv_status kv_iter_next(kv_iter *it);
 

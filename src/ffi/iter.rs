@@ -226,8 +226,10 @@ fn with_iter(it: *mut kv_iter, f: impl FnOnce(&mut kv_iter) -> Result<(), Fail>)
 /// `kv_iter_prev` it turns around: the next entry is the one after the
 /// current one.
 ///
-/// Errors: `KV_INVALID_ARGUMENT` (NULL), `KV_CLOSED` (the store was
-/// closed; the iterator becomes invalid), `KV_SNAPSHOT_EXPIRED`.
+/// Errors: `KV_INVALID_ARGUMENT` (NULL; or, after `kv_iter_prev` moved
+/// it before the first entry, not positioned: use `kv_iter_seek_first`),
+/// `KV_CLOSED` (the store was closed; the iterator becomes invalid),
+/// `KV_SNAPSHOT_EXPIRED`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_iter_next(it: *mut kv_iter) -> kv_status {
     with_iter(it, |it| {
