@@ -314,15 +314,6 @@ impl Tree {
         self.root.as_ref()
     }
 
-    /// Whether `self` and `other` are the same version (share their root).
-    pub fn same_version(&self, other: &Tree) -> bool {
-        match (&self.root, &other.root) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        }
-    }
-
     /// The entry of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
         let p = key_prefix(key);

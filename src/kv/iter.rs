@@ -140,13 +140,10 @@ impl Iter {
     }
 
     fn tree_key(&self, key: &[u8]) -> Vec<u8> {
-        match (&self.lower, self.skip) {
-            (Bound::Included(l) | Bound::Excluded(l), 4) => {
-                let mut k = l[..4].to_vec();
-                k.extend_from_slice(key);
-                k
-            }
-            _ => key.to_vec(),
+        if self.skip == 0 {
+            key.to_vec()
+        } else {
+            crate::index::named_key(self.space, key)
         }
     }
 

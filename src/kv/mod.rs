@@ -103,11 +103,12 @@ pub(crate) struct Inner {
 
 /// A durable, ordered key-value store in one directory.
 ///
-/// All live keys and values are held in memory (an ordered B-tree, and a
-/// hash index beside it for point reads), so the dataset is limited by RAM:
-/// plan for the key and value bytes plus about 76-86 bytes per entry
-/// (`ENTRY_OVERHEAD_ESTIMATE` is 82, measured at 1M entries; see
-/// `docs/bench/gets.md`). Reads never touch the disk. On disk there are
+/// All live keys and values are held in memory (a copy-on-write B+tree,
+/// and a hash index beside it for point reads), so the dataset is limited
+/// by RAM: plan for the key and value bytes plus about 80-86 bytes per
+/// entry (`ENTRY_OVERHEAD_ESTIMATE` is 84; measured 80 at 100k entries and
+/// 86 at 1M, `docs/bench/index-change.md`), more while snapshots pin old
+/// versions. Reads never touch the disk. On disk there are
 /// only the write-ahead log and the checkpoint files (see
 /// `docs/format.md`).
 ///

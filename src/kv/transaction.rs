@@ -39,7 +39,7 @@ use crate::format::batch::{self, Op};
 use crate::kv::batch::WriteBatch;
 use crate::kv::keyspace::Keyspace;
 use crate::options::WriteOptions;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -52,9 +52,10 @@ type RangeRead = (u32, Bound<Vec<u8>>, Bound<Vec<u8>>);
 pub(crate) struct ReadSet {
     /// The LSN of the snapshot it read.
     pub lsn: u64,
-    keys: HashSet<(u32, Vec<u8>)>,
+    /// Keys read, by keyspace (every keyspace read, ranges included, has
+    /// an entry, so this also says which keyspaces were read).
+    keys: HashMap<u32, HashSet<Vec<u8>>>,
     ranges: Vec<RangeRead>,
-    spaces: HashSet<u32>,
     /// Set by the leader when validation fails.
     pub rejected: Arc<AtomicBool>,
 }
@@ -80,17 +81,18 @@ impl ReadSet {
     /// Whether the `KvBatch` `payload` wrote anything this read set read.
     pub(crate) fn hit_by(&self, payload: &[u8]) -> bool {
         let hit = |id: u32, k: &[u8]| {
-            self.spaces.contains(&id)
-                && (self.keys.contains(&(id, k.to_vec()))
+            self.keys.get(&id).is_some_and(|keys| {
+                keys.contains(k)
                     || self
                         .ranges
                         .iter()
-                        .any(|(s, lo, hi)| *s == id && in_range(k, lo, hi)))
+                        .any(|(s, lo, hi)| *s == id && in_range(k, lo, hi))
+            })
         };
         batch::decode(payload).any(|op| match op {
             Ok(Op::Put(k, _) | Op::Delete(k)) => hit(0, k),
             Ok(Op::PutIn(id, k, _) | Op::DeleteIn(id, k)) => hit(id, k),
-            Ok(Op::DropKeyspace(id, _)) => self.spaces.contains(&id),
+            Ok(Op::DropKeyspace(id, _)) => self.keys.contains_key(&id),
             Ok(Op::CreateKeyspace(..)) => false,
             // Our own batches always decode; be safe if one does not.
             Err(_) => true,
@@ -444,13 +446,17 @@ impl Transaction {
                 (s, None) => b.delete_in_id(*s, k),
             };
         }
-        let mut spaces: HashSet<u32> = self.reads.iter().map(|(s, _)| *s).collect();
-        spaces.extend(self.ranges.iter().map(|(s, _, _)| *s));
+        let mut keys: HashMap<u32, HashSet<Vec<u8>>> = HashMap::new();
+        for (s, k) in std::mem::take(&mut self.reads) {
+            keys.entry(s).or_default().insert(k);
+        }
+        for (s, _, _) in &self.ranges {
+            keys.entry(*s).or_default();
+        }
         let check = ReadSet {
             lsn: self.state.view.lsn,
-            keys: std::mem::take(&mut self.reads),
+            keys,
             ranges: std::mem::take(&mut self.ranges),
-            spaces,
             rejected: Arc::new(AtomicBool::new(false)),
         };
         let rejected = Arc::clone(&check.rejected);
