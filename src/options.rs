@@ -131,6 +131,23 @@ pub struct Options {
     /// file, `ENOENT`) and can simply be retried. [`crate::raft::RaftLog::open`]
     /// refuses it with [`Error::InvalidArgument`]. Default `false`.
     pub read_only: bool,
+    /// Values of at least this many bytes stay where the WAL wrote them:
+    /// the index holds the key and a 24-byte pointer (segment, offset,
+    /// length, CRC-32), and a read of the value is one positioned read of
+    /// its segment (or a hit in the value cache, see
+    /// [`Options::memory_budget`]). Smaller values are held in memory as
+    /// before. `None` keeps every value in memory (the store must then fit
+    /// in RAM). Default `Some(1024)`; at least 64 (a pointer must be
+    /// smaller than the value it replaces). See docs/design.md, "Values
+    /// in the log".
+    pub value_separation_threshold: Option<u32>,
+    /// Bytes of separated values kept in memory by the value cache (each
+    /// counted with 64 bytes of bookkeeping). The index itself (every key,
+    /// inline values, pointers and about 84 bytes per entry) is not part
+    /// of it: see [`crate::Stats::memory_bytes`]. Default 256 MiB; 0
+    /// disables the cache (every read of a separated value reads the
+    /// file, through the OS page cache).
+    pub memory_budget: u64,
 }
 
 impl Default for Options {
@@ -147,6 +164,8 @@ impl Default for Options {
             checkpoint_interval: None,
             max_snapshot_age: None,
             read_only: false,
+            value_separation_threshold: Some(1024),
+            memory_budget: 256 << 20,
         }
     }
 }
@@ -155,6 +174,8 @@ impl Default for Options {
 pub const MIN_SEGMENT_SIZE: u64 = 64 << 10;
 /// Largest accepted [`Options::max_key_size`].
 pub const MAX_KEY_SIZE_LIMIT: u32 = 16 << 20;
+/// Smallest accepted [`Options::value_separation_threshold`].
+pub const MIN_SEPARATION_THRESHOLD: u32 = 64;
 /// Largest accepted [`Options::max_value_size`].
 pub const MAX_VALUE_SIZE_LIMIT: u32 = 1 << 30;
 
@@ -195,6 +216,14 @@ impl Options {
             return Err(Error::InvalidArgument(
                 "max_snapshot_age must be at least 1 ms".into(),
             ));
+        }
+        if self
+            .value_separation_threshold
+            .is_some_and(|t| t < MIN_SEPARATION_THRESHOLD)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "value_separation_threshold must be at least {MIN_SEPARATION_THRESHOLD} bytes"
+            )));
         }
         if self.max_value_size > MAX_VALUE_SIZE_LIMIT {
             return Err(Error::InvalidArgument(format!(

@@ -149,6 +149,7 @@ fn store_whose_wal_ends_before_its_checkpoint_opens_and_stays_openable() {
             20,
             pairs.iter().map(|(k, v)| (&k[..], &v[..])),
         )],
+        keyval::internals::checkpoint::Separated::Pointers { segments: &[] },
     )
     .expect("snapshot");
     for round in 0..3u32 {

@@ -420,6 +420,30 @@ pub struct Stats {
     /// the versions (each counted once), not estimated; 0 when none is
     /// open.
     pub snapshot_pinned_bytes: u64,
+    /// Separated values (left in the WAL segments, see
+    /// `Options::value_separation_threshold`) the index points at, every
+    /// keyspace included.
+    pub separated_values: u64,
+    /// Their bytes (part of `value_bytes` and the keyspaces' counts, not
+    /// of `memory_bytes`).
+    pub separated_bytes: u64,
+    /// Bytes the value cache holds now (values plus 64 bytes each); at
+    /// most `Options::memory_budget`.
+    pub value_cache_bytes: u64,
+    /// Reads of a separated value answered by the value cache, since open.
+    pub value_cache_hits: u64,
+    /// Reads of a separated value that missed the cache, since open.
+    pub value_cache_misses: u64,
+    /// Positioned reads of segment files for separated values since open
+    /// (one per cache miss; the OS page cache may still answer them).
+    pub value_reads: u64,
+    /// Bytes those reads returned.
+    pub value_read_bytes: u64,
+    /// Segments whose live values reclaim moved since open.
+    pub reclaimed_segments: u64,
+    /// Bytes of separated values reclaim moved since open (what reclaim
+    /// adds to write amplification).
+    pub reclaimed_bytes: u64,
     /// Writes (batches) committed since open.
     pub writes: u64,
     /// Commit groups written since open; `writes / groups` is the average
@@ -620,6 +644,41 @@ impl Metrics {
             "snapshot_pinned_bytes",
             "Bytes of old versions and validation write sets held only by open snapshots.",
             self.stats.snapshot_pinned_bytes,
+        );
+        e.gauge(
+            "separated_values",
+            "Separated values (kept in the WAL segments) the index points at.",
+            self.stats.separated_values,
+        );
+        e.gauge(
+            "separated_bytes",
+            "Bytes of separated values the index points at.",
+            self.stats.separated_bytes,
+        );
+        e.gauge(
+            "value_cache_bytes",
+            "Bytes held by the value cache.",
+            self.stats.value_cache_bytes,
+        );
+        e.counter(
+            "value_cache_hits_total",
+            "Separated-value reads answered by the value cache since open.",
+            self.stats.value_cache_hits,
+        );
+        e.counter(
+            "value_cache_misses_total",
+            "Separated-value reads that missed the value cache since open.",
+            self.stats.value_cache_misses,
+        );
+        e.counter(
+            "value_reads_total",
+            "Positioned segment reads for separated values since open.",
+            self.stats.value_reads,
+        );
+        e.counter(
+            "reclaimed_bytes_total",
+            "Bytes of separated values moved by reclaim since open.",
+            self.stats.reclaimed_bytes,
         );
         e.gauge(
             "poisoned",

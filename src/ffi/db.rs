@@ -72,6 +72,19 @@ pub struct kv_options {
     /// old versions in memory). Default 0: no limit. Added in 0.2; a
     /// caller compiled against an older header gets 0.
     pub max_snapshot_age_ms: u64,
+    /// Values of at least this many bytes stay in the WAL segments where
+    /// they were written; the index keeps the key and a 24-byte pointer,
+    /// and a read of such a value is one positioned read of its segment
+    /// (or a hit in the value cache). Default 1024; at least 64;
+    /// `UINT32_MAX` keeps every value in memory. 0 (a caller compiled
+    /// against a header before 0.3) means the default. Added in 0.3.
+    pub value_separation_threshold: u32,
+    /// Bytes of separated values the value cache keeps in memory (each
+    /// counted with 64 bytes of bookkeeping); the index of keys is not
+    /// part of it. Default 256 MiB. 0 (a caller compiled against an
+    /// older header) means the default; 1 effectively disables the cache.
+    /// Added in 0.3.
+    pub memory_budget: u64,
 }
 
 /// Fill `*opts` with the default options (see each field of `kv_options`).
@@ -104,6 +117,8 @@ pub(crate) fn default_options() -> kv_options {
         checkpoint_interval_ms: o.checkpoint_interval.map_or(0, |d| d.as_millis() as u64),
         read_only: o.read_only as u32,
         max_snapshot_age_ms: o.max_snapshot_age.map_or(0, |d| d.as_millis() as u64),
+        value_separation_threshold: o.value_separation_threshold.unwrap_or(u32::MAX),
+        memory_budget: o.memory_budget,
     }
 }
 
@@ -145,6 +160,15 @@ pub(crate) fn to_options(c: &kv_options) -> Result<Options, Fail> {
         read_only: c.read_only != 0,
         max_snapshot_age: (c.max_snapshot_age_ms != 0)
             .then(|| std::time::Duration::from_millis(c.max_snapshot_age_ms)),
+        value_separation_threshold: match c.value_separation_threshold {
+            0 => Options::default().value_separation_threshold,
+            u32::MAX => None,
+            t => Some(t),
+        },
+        memory_budget: match c.memory_budget {
+            0 => Options::default().memory_budget,
+            b => b,
+        },
     })
 }
 

@@ -11,7 +11,22 @@
 //!   4 delete in  u32 keyspace id, u32 key length, key
 //!   5 create keyspace  u32 keyspace id, u32 name length, name (UTF-8)
 //!   6 drop keyspace    u32 keyspace id, u32 name length, name (UTF-8)
+//!   7 put, with crc    u32 key length, u32 value length, u32 value crc,
+//!                      key, value
+//!   8 put in, with crc u32 keyspace id, u32 key length, u32 value length,
+//!                      u32 value crc, key, value
+//!   9 relocate         u8 table (0 default, 1 named), 24-byte value
+//!                      pointer it replaces, u32 key length, key, value
+//!                      (of the pointer's length)
 //! ```
+//! Kinds 7 and 8 carry the CRC-32 (IEEE) of the value, so that a value
+//! the index leaves in the log is verified by one positioned read of its
+//! own bytes (`WriteBatch` writes them for values of at least
+//! [`CRC_FROM`] bytes). Kind 9 is written only by reclaim: it moves a
+//! separated value out of an old segment, and applies only if the key
+//! (the table's key: a named keyspace's keys start with the 4-byte
+//! big-endian id) still points at the old place, in the write path and in
+//! replay alike.
 //! All integers are little-endian. Kinds 1 and 2 address the default
 //! keyspace and are the only kinds stores written before keyspaces
 //! existed contain. Kinds 5 and 6 are written only by
@@ -30,6 +45,17 @@ pub(crate) const OP_CREATE_KEYSPACE: u8 = 5;
 /// Kind 6: drop a keyspace and every key in it.
 pub(crate) const OP_DROP_KEYSPACE: u8 = 6;
 
+/// Kind 7: put in the default keyspace, with the value's CRC-32.
+pub(crate) const OP_PUT_CRC: u8 = 7;
+/// Kind 8: put in a named keyspace, with the value's CRC-32.
+pub(crate) const OP_PUT_IN_CRC: u8 = 8;
+/// Kind 9: relocate a separated value (reclaim).
+pub(crate) const OP_RELOCATE: u8 = 9;
+
+/// Values of at least this many bytes are written with their CRC (kinds
+/// 7 and 8); smaller ones with kinds 1 and 3, byte for byte as before.
+pub const CRC_FROM: usize = 256;
+
 /// One decoded operation, borrowing from the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op<'a> {
@@ -45,6 +71,19 @@ pub enum Op<'a> {
     CreateKeyspace(u32, &'a [u8]),
     /// Drop the keyspace `name` with this id and every key in it.
     DropKeyspace(u32, &'a [u8]),
+    /// Reclaim moved a separated value: if `key` of the default table
+    /// (`named == false`) or the named table still points at `from`, it
+    /// now points at `value`'s bytes in this record.
+    Relocate {
+        /// Which table: the named one (keys start with the keyspace id).
+        named: bool,
+        /// Where the value was.
+        from: crate::index::entry::ValuePtr,
+        /// The table's key.
+        key: &'a [u8],
+        /// The value (`from.len` bytes).
+        value: &'a [u8],
+    },
 }
 
 impl<'a> Op<'a> {
@@ -53,6 +92,7 @@ impl<'a> Op<'a> {
         match self {
             Op::Put(k, _) | Op::Delete(k) | Op::PutIn(_, k, _) | Op::DeleteIn(_, k) => k,
             Op::CreateKeyspace(_, n) | Op::DropKeyspace(_, n) => n,
+            Op::Relocate { key, .. } => key,
         }
     }
 }
@@ -77,10 +117,55 @@ pub fn push_op(payload: &mut Vec<u8>, kind: u8, id: Option<u32>, key: &[u8], val
     }
 }
 
+/// Append a put with the value's CRC (kind 7, or kind 8 with `id`).
+pub fn push_put_crc(payload: &mut Vec<u8>, id: Option<u32>, key: &[u8], value: &[u8]) {
+    let p = payload;
+    p.reserve(17 + key.len() + value.len());
+    match id {
+        Some(id) => {
+            p.push(OP_PUT_IN_CRC);
+            p.extend_from_slice(&id.to_le_bytes());
+        }
+        None => p.push(OP_PUT_CRC),
+    }
+    p.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    p.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    p.extend_from_slice(&crc32fast::hash(value).to_le_bytes());
+    p.extend_from_slice(key);
+    p.extend_from_slice(value);
+}
+
+/// Append a relocation (kind 9) of `key` of the default table or the
+/// named one from `from` to `value` (which must be `from.len` bytes).
+pub fn push_relocate(
+    payload: &mut Vec<u8>,
+    named: bool,
+    from: &crate::index::entry::ValuePtr,
+    key: &[u8],
+    value: &[u8],
+) {
+    let p = payload;
+    p.reserve(30 + key.len() + value.len());
+    p.push(OP_RELOCATE);
+    p.push(u8::from(named));
+    p.extend_from_slice(&from.encode());
+    p.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    p.extend_from_slice(key);
+    p.extend_from_slice(value);
+}
+
 /// Decode a `KvBatch` payload. Yields an error (and then stops) if the
 /// payload is malformed; lengths are checked against the bytes present
 /// before anything is sliced, so damage can never cause a huge allocation.
 pub fn decode(payload: &[u8]) -> impl Iterator<Item = Result<Op<'_>, &'static str>> {
+    decode_ops(payload).map(|r| r.map(|(op, _)| op))
+}
+
+/// [`decode`], with the value CRC that kinds 7 and 8 carry (and kind 9,
+/// in its pointer).
+pub fn decode_ops(
+    payload: &[u8],
+) -> impl Iterator<Item = Result<(Op<'_>, Option<u32>), &'static str>> {
     let mut at = 4usize;
     let count = super::codec::u32_at(payload, 0).unwrap_or(u32::MAX);
     let mut remaining = if payload.len() >= 4 { count } else { 1 };
@@ -119,11 +204,58 @@ fn take_u32(p: &[u8], at: &mut usize) -> Result<usize, &'static str> {
     Ok(super::codec::u32_at(b, 0).unwrap_or(0) as usize)
 }
 
-fn next_op<'a>(p: &'a [u8], at: &mut usize, count: u32) -> Result<Op<'a>, &'static str> {
+fn next_op<'a>(
+    p: &'a [u8],
+    at: &mut usize,
+    count: u32,
+) -> Result<(Op<'a>, Option<u32>), &'static str> {
     if count == u32::MAX && p.len() < 4 {
         return Err("batch record shorter than its operation count");
     }
     let kind = take(p, at, 1)?[0];
+    match kind {
+        OP_PUT_CRC | OP_PUT_IN_CRC => {
+            let id = if kind == OP_PUT_IN_CRC {
+                Some(take_u32(p, at)? as u32)
+            } else {
+                None
+            };
+            let kl = take_u32(p, at)?;
+            let vl = take_u32(p, at)?;
+            let crc = take_u32(p, at)? as u32;
+            let k = take(p, at, kl)?;
+            let v = take(p, at, vl)?;
+            Ok(match id {
+                Some(id) => (Op::PutIn(id, k, v), Some(crc)),
+                None => (Op::Put(k, v), Some(crc)),
+            })
+        }
+        OP_RELOCATE => {
+            let named = match take(p, at, 1)?[0] {
+                0 => false,
+                1 => true,
+                _ => return Err("relocation names an unknown table"),
+            };
+            let from = crate::index::entry::ValuePtr::decode(take(p, at, 24)?)
+                .ok_or("relocation pointer is not 24 bytes")?;
+            let kl = take_u32(p, at)?;
+            let k = take(p, at, kl)?;
+            let v = take(p, at, from.len as usize)?;
+            Ok((
+                Op::Relocate {
+                    named,
+                    from,
+                    key: k,
+                    value: v,
+                },
+                Some(from.crc),
+            ))
+        }
+        _ => next_plain(p, at, kind).map(|op| (op, None)),
+    }
+}
+
+fn next_plain<'a>(p: &'a [u8], at: &mut usize, kind: u8) -> Result<Op<'a>, &'static str> {
     match kind {
         OP_PUT => {
             let kl = take_u32(p, at)?;

@@ -4,7 +4,7 @@
 //! ```text
 //! offset size field
 //!  0     8    magic "KVSNAPSH"
-//!  8     4    format version (1 or 2)
+//!  8     4    format version (1, 2 or 3)
 //! 12     4    kind (1 = key-value store)
 //! 16     8    LSN covered: every WAL record with LSN <= this is included
 //! 24     8    entry count of the default keyspace
@@ -20,8 +20,17 @@
 //! end-32 32   SHA-256 of every byte before it
 //! ```
 //!
-//! A store that never created a keyspace writes version 1, byte for byte
-//! what releases before keyspaces wrote; both versions are read.
+//! Version 3 (a key directory: separated values stay in the WAL
+//! segments) has, right after the header, `u32 n` and the `n` ids (u64,
+//! strictly increasing) of the segments its pointers point into; then
+//! both sections as in version 2, except that an entry whose value
+//! length field has its top bit set (`0x8000_0018`) holds, after the key,
+//! the 24-byte value pointer (segment id u64, file offset u64, length
+//! u32, CRC-32 u32) instead of the value.
+//!
+//! A store that never created a keyspace and holds no separated value
+//! writes version 1, byte for byte what releases before keyspaces wrote;
+//! all three versions are read.
 //!
 //! This module holds the layout and the file names; `kv::checkpoint`
 //! writes and reads the files.
@@ -32,6 +41,11 @@ pub const MAGIC: &[u8; 8] = b"KVSNAPSH";
 pub const VERSION: u32 = 2;
 /// Version written when only the default keyspace has entries.
 pub const VERSION_DEFAULT_ONLY: u32 = 1;
+/// Version written when a separated value exists (a key directory).
+pub const VERSION_KEY_DIRECTORY: u32 = 3;
+/// Top bit of an entry's value length field in version 3: the value is
+/// separated, and a 24-byte pointer follows the key.
+pub const SEPARATED: u32 = 1 << 31;
 /// Header size in bytes.
 pub const HEADER_SIZE: usize = 48;
 /// Kind of a key-value store snapshot.

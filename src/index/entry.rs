@@ -10,12 +10,113 @@ use std::cell::RefCell;
 use std::cmp::Ordering;
 use triomphe::ThinArc;
 
-/// One pair's allocation: the header is the key length, the slice is the
-/// key followed by the value.
+/// One pair's allocation: the header is the key length (its top bit set
+/// when the value is separated), the slice is the key followed by the
+/// value, or by the 24-byte [`ValuePtr`] of a separated value.
 pub(crate) type Data = ThinArc<u32, u8>;
 
+/// Top bit of [`Data`]'s header: the bytes after the key are a
+/// [`ValuePtr`], not the value. Keys are at most 16 MiB + 4 bytes, so the
+/// bit is never part of a length.
+const SEPARATED: u32 = 1 << 31;
+
 pub(crate) fn data_key(d: &Data) -> &[u8] {
-    &d.slice[..d.header.header as usize]
+    &d.slice[..(d.header.header & !SEPARATED) as usize]
+}
+
+/// Where a separated value lives: the WAL segment that holds the record
+/// it was written in, the file offset of its first byte, its length and
+/// its CRC-32 (IEEE), so that one positioned read fetches and verifies
+/// it. Encoded in 24 bytes, little-endian: segment id u64, offset u64,
+/// length u32, crc u32 (the same bytes in the index and in a key
+/// directory, see `docs/format.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ValuePtr {
+    /// Id of the segment file.
+    pub segment: u64,
+    /// Offset of the value's first byte in that file, in bytes.
+    pub offset: u64,
+    /// Length of the value in bytes.
+    pub len: u32,
+    /// CRC-32 (IEEE) of the value's bytes.
+    pub crc: u32,
+}
+
+impl ValuePtr {
+    /// Encoded size in bytes.
+    pub const SIZE: usize = 24;
+
+    /// The 24-byte encoding.
+    pub fn encode(&self) -> [u8; 24] {
+        let mut b = [0u8; 24];
+        b[0..8].copy_from_slice(&self.segment.to_le_bytes());
+        b[8..16].copy_from_slice(&self.offset.to_le_bytes());
+        b[16..20].copy_from_slice(&self.len.to_le_bytes());
+        b[20..24].copy_from_slice(&self.crc.to_le_bytes());
+        b
+    }
+
+    /// Decode 24 bytes; `None` if `b` is not 24 bytes long.
+    pub fn decode(b: &[u8]) -> Option<ValuePtr> {
+        use crate::format::codec::{u32_at, u64_at};
+        if b.len() != Self::SIZE {
+            return None;
+        }
+        Some(ValuePtr {
+            segment: u64_at(b, 0)?,
+            offset: u64_at(b, 8)?,
+            len: u32_at(b, 16)?,
+            crc: u32_at(b, 20)?,
+        })
+    }
+}
+
+/// A stored value as the index holds it: the bytes themselves, or where
+/// they are in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Val<'a> {
+    /// The value, held in memory.
+    Inline(&'a [u8]),
+    /// A separated value, read from its segment on demand.
+    At(ValuePtr),
+}
+
+impl Val<'_> {
+    /// Length of the value in bytes (not of the pointer).
+    pub fn len(&self) -> usize {
+        match self {
+            Val::Inline(v) => v.len(),
+            Val::At(p) => p.len as usize,
+        }
+    }
+    /// Whether the value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The pointer, for a separated value.
+    pub fn ptr(&self) -> Option<ValuePtr> {
+        match self {
+            Val::Inline(_) => None,
+            Val::At(p) => Some(*p),
+        }
+    }
+    /// An owned copy.
+    pub fn to_owned(&self) -> OwnedVal {
+        match self {
+            Val::Inline(v) => OwnedVal::Inline(v.to_vec()),
+            Val::At(p) => OwnedVal::At(*p),
+        }
+    }
+}
+
+/// [`Val`], owned: what a read copies out under the index lock before it
+/// reads a separated value with no lock held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedVal {
+    /// The value.
+    Inline(Vec<u8>),
+    /// Where the value is.
+    At(ValuePtr),
 }
 
 /// One live key-value pair, plus the first 8 bytes of its key inline
@@ -63,6 +164,17 @@ impl Entry {
             data,
         }
     }
+    /// Build an entry whose value is separated: the key and where the
+    /// value is.
+    pub fn new_ptr(key: &[u8], at: ValuePtr) -> Entry {
+        let mut s = Vec::with_capacity(key.len() + ValuePtr::SIZE);
+        s.extend_from_slice(key);
+        s.extend_from_slice(&at.encode());
+        Entry {
+            prefix: key_prefix(key),
+            data: ThinArc::from_header_and_slice(key.len() as u32 | SEPARATED, &s),
+        }
+    }
     /// A key-only entry to search with.
     pub(crate) fn probe(key: &[u8]) -> Entry {
         Entry::new(key, &[])
@@ -71,9 +183,18 @@ impl Entry {
     pub fn key(&self) -> &[u8] {
         data_key(&self.data)
     }
-    /// The value.
-    pub fn value(&self) -> &[u8] {
-        &self.data.slice[self.data.header.header as usize..]
+    /// The value, or where it is.
+    pub fn val(&self) -> Val<'_> {
+        data_val(&self.data)
+    }
+    /// An inline value's bytes (tests of the index, which hold no
+    /// separated values). Panics on a separated one.
+    #[cfg(test)]
+    pub(crate) fn value(&self) -> &[u8] {
+        match self.val() {
+            Val::Inline(v) => v,
+            Val::At(p) => panic!("separated value {p:?}"),
+        }
     }
 }
 
@@ -81,10 +202,27 @@ impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Entry({} byte key, {} byte value)",
+            "Entry({} byte key, {:?})",
             self.key().len(),
-            self.value().len()
+            self.val()
         )
+    }
+}
+
+/// The value of one pair's allocation, or where it is.
+pub(crate) fn data_val(d: &Data) -> Val<'_> {
+    let h = d.header.header;
+    let rest = &d.slice[(h & !SEPARATED) as usize..];
+    if h & SEPARATED == 0 {
+        Val::Inline(rest)
+    } else {
+        // Built by `Entry::new_ptr`: always 24 bytes.
+        Val::At(ValuePtr::decode(rest).unwrap_or(ValuePtr {
+            segment: 0,
+            offset: 0,
+            len: 0,
+            crc: 0,
+        }))
     }
 }
 

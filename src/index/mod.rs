@@ -32,7 +32,7 @@ pub mod table;
 pub mod tree;
 
 use crate::format::batch::{self, Op};
-pub use entry::Entry;
+pub use entry::{Entry, OwnedVal, Val, ValuePtr};
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -108,17 +108,26 @@ fn visit_in(
     id: u32,
     start: Bound<&[u8]>,
     end: Bound<&[u8]>,
-    mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    mut f: impl FnMut(&[u8], Val<'_>) -> bool,
 ) {
     if id == 0 {
-        return default.visit(start, end, |e| f(e.key(), e.value()));
+        return default.visit(start, end, |e| f(e.key(), e.val()));
     }
     let (s, e) = named_bounds(id, start, end);
     named.visit(
         s.as_ref().map(|k| &k[..]),
         e.as_ref().map(|k| &k[..]),
-        |e| f(&e.key()[4..], e.value()),
+        |e| f(&e.key()[4..], e.val()),
     );
+}
+
+/// A small inline value's bytes (the catalog's ids, which are never
+/// separated); `None` for a separated one.
+fn inline(v: Val<'_>) -> Option<&[u8]> {
+    match v {
+        Val::Inline(b) => Some(b),
+        Val::At(_) => None,
+    }
 }
 
 /// Every named keyspace in the catalog of `named`, by name.
@@ -130,11 +139,11 @@ fn catalog_names(named: &Tree) -> Vec<(String, u32)> {
         s.as_ref().map(|k| &k[..]),
         e.as_ref().map(|k| &k[..]),
         |e| {
-            let (k, v) = (&e.key()[4..], e.value());
+            let (k, v) = (&e.key()[4..], e.val());
             if let (false, Ok(name), Some(id)) = (
                 k.is_empty(),
                 std::str::from_utf8(k),
-                crate::format::codec::u32_at(v, 0),
+                inline(v).and_then(|v| crate::format::codec::u32_at(v, 0)),
             ) {
                 out.push((name.to_string(), id));
             }
@@ -178,12 +187,12 @@ impl View {
         self.live.get(&id).copied()
     }
 
-    /// The value of `key` in keyspace `id`.
-    pub fn get(&self, id: u32, key: &[u8]) -> Option<&[u8]> {
+    /// The value of `key` in keyspace `id` (or where it is).
+    pub fn get(&self, id: u32, key: &[u8]) -> Option<Val<'_>> {
         if id == 0 {
-            self.default.get(key).map(Entry::value)
+            self.default.get(key).map(Entry::val)
         } else {
-            self.named.get(&named_key(id, key)).map(Entry::value)
+            self.named.get(&named_key(id, key)).map(Entry::val)
         }
     }
 
@@ -198,7 +207,7 @@ impl View {
         id: u32,
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
-        f: impl FnMut(&[u8], &[u8]) -> bool,
+        f: impl FnMut(&[u8], Val<'_>) -> bool,
     ) {
         visit_in(&self.default, &self.named, id, start, end, f)
     }
@@ -226,7 +235,7 @@ impl View {
 }
 
 /// The in-memory index of every keyspace.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tables {
     /// The default keyspace (id 0).
     pub default: Table,
@@ -237,9 +246,125 @@ pub(crate) struct Tables {
     live: Arc<HashMap<u32, KeyspaceStats>>,
     /// The LSN of the last applied record.
     applied_lsn: u64,
+    /// Values of at least this many bytes written with a location
+    /// ([`Tables::apply_batch`]) stay in the log; `usize::MAX`: none.
+    separate_from: usize,
+    /// Separated values the current state points at, per segment.
+    segments: HashMap<u64, SegmentLive>,
+    /// Segments that held a separated value at some time since open (a
+    /// snapshot taken then may still point into them).
+    held: HashSet<u64>,
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Tables {
+            default: Table::default(),
+            named: Table::default(),
+            live: Arc::default(),
+            applied_lsn: 0,
+            separate_from: usize::MAX,
+            segments: HashMap::new(),
+            held: HashSet::new(),
+        }
+    }
+}
+
+/// The separated values the current state holds in one segment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SegmentLive {
+    /// Number of values.
+    pub values: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Where a `KvBatch` payload is in the log: its segment and the file
+/// offset of its first byte, so that values can be left there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadAt {
+    /// Segment id.
+    pub segment: u64,
+    /// File offset of the payload's first byte.
+    pub offset: u64,
 }
 
 impl Tables {
+    /// Leave values of at least `bytes` bytes in the log from now on
+    /// (`usize::MAX`: keep every value in memory).
+    pub fn separate_from(&mut self, bytes: usize) {
+        self.separate_from = bytes;
+    }
+
+    /// Separated values per segment (current state).
+    pub fn segments(&self) -> &HashMap<u64, SegmentLive> {
+        &self.segments
+    }
+
+    /// Whether a separated value was ever in `segment` since open.
+    pub fn ever_held(&self, segment: u64) -> bool {
+        self.held.contains(&segment)
+    }
+
+    fn count_in(&mut self, v: Val<'_>) {
+        if let Val::At(p) = v {
+            let s = self.segments.entry(p.segment).or_default();
+            s.values += 1;
+            s.bytes += u64::from(p.len);
+            self.held.insert(p.segment);
+        }
+    }
+
+    fn count_out(&mut self, old: Option<Entry>) {
+        if let Some(Val::At(p)) = old.as_ref().map(Entry::val) {
+            if let Some(s) = self.segments.get_mut(&p.segment) {
+                s.values -= 1;
+                s.bytes -= u64::from(p.len);
+                if s.values == 0 {
+                    self.segments.remove(&p.segment);
+                }
+            }
+        }
+    }
+
+    /// Recount [`Tables::segments`] from both trees (after a checkpoint is
+    /// installed or bulk writes are applied).
+    pub fn recount_segments(&mut self) {
+        let mut segs: HashMap<u64, SegmentLive> = HashMap::new();
+        for t in [self.default.tree(), self.named.tree()] {
+            t.visit(Bound::Unbounded, Bound::Unbounded, |e| {
+                if let Val::At(p) = e.val() {
+                    let s = segs.entry(p.segment).or_default();
+                    s.values += 1;
+                    s.bytes += u64::from(p.len);
+                }
+                true
+            });
+        }
+        self.held.extend(segs.keys().copied());
+        self.segments = segs;
+    }
+
+    /// The entry for `key` with value `v`, at `at` (separated if it is
+    /// long enough and its place is known).
+    fn entry(&self, key: &[u8], v: &[u8], crc: Option<u32>, at: Option<(PayloadAt, &[u8])>) -> Entry {
+        match at {
+            Some((p, payload)) if v.len() >= self.separate_from => {
+                // `v` is a slice of `payload`.
+                let within = v.as_ptr() as usize - payload.as_ptr() as usize;
+                Entry::new_ptr(
+                    key,
+                    ValuePtr {
+                        segment: p.segment,
+                        offset: p.offset + within as u64,
+                        len: v.len() as u32,
+                        crc: crc.unwrap_or_else(|| crc32fast::hash(v)),
+                    },
+                )
+            }
+            _ => Entry::new(key, v),
+        }
+    }
     /// The LSN of the last applied record.
     pub fn applied_lsn(&self) -> u64 {
         self.applied_lsn
@@ -269,13 +394,14 @@ impl Tables {
     /// The id of keyspace `name`, if it exists.
     pub fn lookup(&self, name: &str) -> Option<u32> {
         let v = self.named.get(&named_key(CATALOG, name.as_bytes()))?;
-        crate::format::codec::u32_at(v, 0)
+        crate::format::codec::u32_at(inline(v)?, 0)
     }
 
     /// The id the next created keyspace gets.
     pub fn next_id(&self) -> u32 {
         self.named
             .get(&named_key(CATALOG, &[]))
+            .and_then(inline)
             .and_then(|v| crate::format::codec::u32_at(v, 0))
             .unwrap_or(1)
     }
@@ -298,8 +424,9 @@ impl Tables {
         self.live.len()
     }
 
-    /// The latest value of `key` in keyspace `id` (hash index).
-    pub fn get(&self, id: u32, key: &[u8]) -> Option<&[u8]> {
+    /// The latest value of `key` in keyspace `id` (hash index), or where
+    /// it is.
+    pub fn get(&self, id: u32, key: &[u8]) -> Option<Val<'_>> {
         if id == 0 {
             self.default.get(key)
         } else {
@@ -313,23 +440,24 @@ impl Tables {
         id: u32,
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
-        f: impl FnMut(&[u8], &[u8]) -> bool,
+        f: impl FnMut(&[u8], Val<'_>) -> bool,
     ) {
         visit_in(self.default.tree(), self.named.tree(), id, start, end, f)
     }
 
-    /// Up to `limit` pairs of keyspace `id` in `(start, end)`, copied out.
+    /// Up to `limit` pairs of keyspace `id` in `(start, end)`, copied out
+    /// (separated values as their pointers).
     pub fn range(
         &self,
         id: u32,
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
         limit: usize,
-    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+    ) -> Vec<(Vec<u8>, OwnedVal)> {
         let mut out = Vec::new();
         if limit > 0 {
             self.visit(id, start, end, |k, v| {
-                out.push((k.to_vec(), v.to_vec()));
+                out.push((k.to_vec(), v.to_owned()));
                 out.len() < limit
             });
         }
@@ -338,38 +466,89 @@ impl Tables {
 
     /// Apply a `KvBatch` payload (see [`crate::batch`]) in one pass over
     /// it. Used by the write path, for batches it built and validated, and
-    /// by replay. Writes to a keyspace that is not live are skipped: such a
+    /// by replay. `at` is where the payload is in the log: with it, values
+    /// of at least [`Tables::separate_from`] bytes are left there and the
+    /// index holds their pointer. Writes to a keyspace that is not live are skipped: such a
     /// write was validated before a concurrent drop was applied, and
     /// skipping it is the same as applying it just before the drop. A
-    /// malformed payload stops at the bad operation with its reason; the
-    /// operations before it stay applied, which only replay can meet, and
-    /// replay then fails the whole open.
-    pub fn apply_batch(&mut self, payload: &[u8]) -> std::result::Result<(), &'static str> {
-        for op in batch::decode(payload) {
-            match op? {
+    /// relocation applies only if its key still points at the place it
+    /// names. A malformed payload stops at the bad operation with its
+    /// reason; the operations before it stay applied, which only replay
+    /// can meet, and replay then fails the whole open.
+    pub fn apply_batch(
+        &mut self,
+        payload: &[u8],
+        at: Option<PayloadAt>,
+    ) -> std::result::Result<(), &'static str> {
+        let at = at.map(|a| (a, payload));
+        for op in batch::decode_ops(payload) {
+            let (op, crc) = op?;
+            match op {
                 Op::Put(k, v) => {
-                    self.default.put(k, v);
+                    let e = self.entry(k, v, crc, at);
+                    self.count_in(e.val());
+                    let old = self.default.put_entry(e);
+                    self.count_out(old);
                 }
                 Op::Delete(k) => {
-                    self.default.delete(k);
+                    let old = self.default.delete(k);
+                    self.count_out(old);
                 }
                 Op::PutIn(id, k, v) => {
                     if self.live.contains_key(&id) {
-                        let old = self.named.put(&named_key(id, k), v);
+                        let e = self.entry(&named_key(id, k), v, crc, at);
+                        self.count_in(e.val());
+                        let old = self.named.put_entry(e);
+                        let old_len = old.as_ref().map(|o| o.val().len());
+                        self.count_out(old);
                         if let Some(s) = Arc::make_mut(&mut self.live).get_mut(&id) {
-                            s.account(k.len(), old, Some(v.len()));
+                            s.account(k.len(), old_len, Some(v.len()));
                         }
                     }
                 }
                 Op::DeleteIn(id, k) => {
                     if self.live.contains_key(&id) {
                         let old = self.named.delete(&named_key(id, k));
-                        if old.is_some() {
+                        if let Some(o) = &old {
+                            let len = o.val().len();
                             if let Some(s) = Arc::make_mut(&mut self.live).get_mut(&id) {
-                                s.account(k.len(), old, None);
+                                s.account(k.len(), Some(len), None);
                             }
                         }
+                        self.count_out(old);
                     }
+                }
+                Op::Relocate {
+                    named,
+                    from,
+                    key,
+                    value,
+                } => {
+                    let table = if named { &mut self.named } else { &mut self.default };
+                    table.flush_bulk(); // the condition reads the table
+                    if table.get(key).and_then(|v| v.ptr()) != Some(from) {
+                        continue;
+                    }
+                    // Separated again at its new place, whatever the
+                    // threshold is now: it was separated before.
+                    let e = match at {
+                        Some((p, payload)) => {
+                            let within = value.as_ptr() as usize - payload.as_ptr() as usize;
+                            Entry::new_ptr(
+                                key,
+                                ValuePtr {
+                                    segment: p.segment,
+                                    offset: p.offset + within as u64,
+                                    ..from
+                                },
+                            )
+                        }
+                        None => Entry::new(key, value),
+                    };
+                    self.count_in(e.val());
+                    let table = if named { &mut self.named } else { &mut self.default };
+                    let old = table.put_entry(e);
+                    self.count_out(old);
                 }
                 Op::CreateKeyspace(id, name) => {
                     if id == CATALOG || name.is_empty() {
@@ -396,7 +575,8 @@ impl Tables {
                     });
                     self.named.delete(&named_key(CATALOG, name));
                     for k in keys {
-                        self.named.delete(&k);
+                        let old = self.named.delete(&k);
+                        self.count_out(old);
                     }
                     Arc::make_mut(&mut self.live).remove(&id);
                 }
@@ -417,6 +597,7 @@ impl Tables {
         self.default.end_bulk();
         self.named.end_bulk();
         self.rebuild_live();
+        self.recount_segments();
     }
 
     /// Rebuild the live-keyspace table from the catalog and count each

@@ -19,7 +19,7 @@ use std::ops::Bound;
 use hashbrown::hash_table::Entry as Slot;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::index::entry::{data_key, Data, Entry};
+use crate::index::entry::{data_key, data_val, Data, Entry, Val};
 use crate::index::tree::Tree;
 use crate::index::KeyspaceStats;
 
@@ -82,15 +82,15 @@ impl std::fmt::Debug for Table {
 }
 
 impl Table {
-    /// The latest value of `key`, through the hash index.
-    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+    /// The latest value of `key` (or where it is), through the hash index.
+    pub fn get(&self, key: &[u8]) -> Option<Val<'_>> {
         debug_assert!(
             self.bulk_is_flushed(),
             "read of a table with unflushed bulk writes"
         );
         self.hash
             .find(self.hasher.hash_one(key), |d| data_key(d) == key)
-            .map(|d| &d.slice[key.len()..])
+            .map(data_val)
     }
 
     /// Whether the current state holds `e`'s allocation (not merely an
@@ -109,23 +109,30 @@ impl Table {
 
     /// Set `key` to `value`: one hash probe and one tree descent (which
     /// copies the nodes on its path that a snapshot shares). Returns the
-    /// length of the value it replaced, if any.
-    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Option<usize> {
-        let e = Entry::new(key, value);
+    /// entry it replaced, if any.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Option<Entry> {
+        self.put_entry(Entry::new(key, value))
+    }
+
+    /// [`Table::put`] of a built entry (an inline or a separated value).
+    /// In bulk mode it only lists the write and returns `None`.
+    pub fn put_entry(&mut self, e: Entry) -> Option<Entry> {
+        let (klen, vlen) = (e.key().len(), e.val().len());
         if let Some(b) = &mut self.bulk {
+            self.bulk_bytes += e.heap_bytes();
             b.push((e, false));
-            self.bulk_bytes += (key.len() + value.len()) as u64;
             self.bound_bulk();
             return None;
         }
         hash_upsert(&mut self.hash, &self.hasher, &e.data);
-        let old = self.tree.insert(e).map(|p| p.value().len());
-        self.counts.account(key.len(), old, Some(value.len()));
+        let old = self.tree.insert(e);
+        self.counts
+            .account(klen, old.as_ref().map(|p| p.val().len()), Some(vlen));
         old
     }
 
-    /// Remove `key` if present. Returns the length of the value removed.
-    pub fn delete(&mut self, key: &[u8]) -> Option<usize> {
+    /// Remove `key` if present. Returns the entry removed.
+    pub fn delete(&mut self, key: &[u8]) -> Option<Entry> {
         if let Some(b) = &mut self.bulk {
             b.push((Entry::probe(key), true));
             self.bulk_bytes += key.len() as u64;
@@ -135,9 +142,10 @@ impl Table {
         // The hash index says whether it is there, so the tree is only
         // descended (and its path copied) for a key that is.
         hash_remove(&mut self.hash, &self.hasher, key)?;
-        let old = self.tree.remove(key).map(|p| p.value().len());
+        let old = self.tree.remove(key);
         debug_assert!(old.is_some(), "the two indexes disagree");
-        self.counts.account(key.len(), old, None);
+        self.counts
+            .account(key.len(), old.as_ref().map(|p| p.val().len()), None);
         old
     }
 
@@ -162,13 +170,13 @@ impl Table {
         &self,
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
-        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+        mut f: impl FnMut(&[u8], Val<'_>) -> bool,
     ) {
         debug_assert!(
             self.bulk_is_flushed(),
             "read of a table with unflushed bulk writes"
         );
-        self.tree.visit(start, end, |e| f(e.key(), e.value()));
+        self.tree.visit(start, end, |e| f(e.key(), e.val()));
     }
 
     /// Enter bulk mode, for recovery's replay: `put` and `delete` only
@@ -220,7 +228,7 @@ impl Table {
         self.counts = KeyspaceStats::default();
         for e in &out {
             self.counts
-                .account(e.key().len(), None, Some(e.value().len()));
+                .account(e.key().len(), None, Some(e.val().len()));
         }
         self.tree = Tree::from_sorted(out);
     }
@@ -267,7 +275,7 @@ impl Table {
         self.hash = HashTable::with_capacity(entries.len());
         for e in &entries {
             self.counts
-                .account(e.key().len(), None, Some(e.value().len()));
+                .account(e.key().len(), None, Some(e.val().len()));
             let hasher = &self.hasher;
             self.hash
                 .insert_unique(hasher.hash_one(e.key()), e.data.clone(), |d| {
@@ -338,15 +346,15 @@ mod model {
             for op in ops {
                 match op {
                     Op::Put(k, v) => {
-                        let old = m.put(&key(k), &v);
-                        let want = model.insert(key(k), v).map(|v| v.len());
+                        let old = m.put(&key(k), &v).map(|e| e.value().to_vec());
+                        let want = model.insert(key(k), v);
                         if !bulk {
                             prop_assert_eq!(old, want);
                         }
                     }
                     Op::Delete(k) => {
-                        let old = m.delete(&key(k));
-                        let want = model.remove(&key(k)).map(|v| v.len());
+                        let old = m.delete(&key(k)).map(|e| e.value().to_vec());
+                        let want = model.remove(&key(k));
                         if !bulk {
                             prop_assert_eq!(old, want);
                         }
@@ -369,14 +377,14 @@ mod model {
                     continue;
                 }
                 for k in 0u8..80 {
-                    prop_assert_eq!(m.get(&key(k)), model.get(&key(k)).map(|v| &v[..]));
+                    prop_assert_eq!(m.get(&key(k)), model.get(&key(k)).map(|v| Val::Inline(&v[..])));
                 }
                 let mut all = Vec::new();
                 m.visit(Unbounded, Unbounded, |k, v| {
-                    all.push((k.to_vec(), v.to_vec()));
+                    all.push((k.to_vec(), v.to_owned()));
                     true
                 });
-                let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), crate::index::OwnedVal::Inline(v.clone()))).collect();
                 prop_assert_eq!(all, want);
                 prop_assert_eq!(m.len(), model.len() as u64);
                 for (s, sm) in &snaps {
@@ -396,7 +404,7 @@ mod model {
             Entry::new(b"b", b"2"),
         ]);
         assert_eq!(t.len(), 2);
-        assert_eq!(t.get(b"b"), Some(&b"2"[..]));
+        assert_eq!(t.get(b"b"), Some(Val::Inline(&b"2"[..])));
         assert_eq!(pairs(t.tree()).len(), 2);
     }
 }

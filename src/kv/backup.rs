@@ -10,14 +10,20 @@ use std::path::Path;
 
 impl Inner {
     /// See [`Db::backup`].
-    pub(super) fn backup(&self, dest: &Path) -> Result<crate::BackupInfo> {
+    pub(super) fn backup(self: &std::sync::Arc<Self>, dest: &Path) -> Result<crate::BackupInfo> {
         let fs = self.core.fs.as_ref();
         if self.core.is_closed() {
             return Err(Error::Closed);
         }
         let mut staging = crate::engine::backup::Staging::begin(fs, dest)?;
-        let (view, pause) = self.checkpoint_view()?;
+        let t = std::time::Instant::now();
+        // A registered snapshot: it keeps the segments of the separated
+        // values it copies until the copy is written.
+        let snap = self.snapshot()?;
+        let pause = t.elapsed();
+        let view = &snap.view;
         let lsn = view.lsn;
+        let read = |p: &crate::index::ValuePtr| self.load(p);
         let written = checkpoint::write(
             fs,
             &staging.dir,
@@ -27,8 +33,9 @@ impl Inner {
                 checkpoint::Section::new(&view.default),
                 checkpoint::Section::new(&view.named),
             ],
+            checkpoint::Separated::Inline(&read),
         );
-        drop(view);
+        drop(snap);
         staging.bytes += written?.bytes;
         // The log goes on from the snapshot in an empty first segment.
         let size = crate::wal::segment::first_size(self.opts.segment_size);
@@ -58,12 +65,24 @@ impl Inner {
                 self.core.fs.remove_file(&p).map_err(|e| Error::io(&p, e))?;
             }
             let mut wal = self.core.wal.lock();
-            wal.remove_segments_upto(u64::MAX)?;
+            // Except the segments the new baseline keeps values in.
+            let kept: Vec<u64> = keep
+                .and_then(|l| ck.refs.get(&l))
+                .cloned()
+                .unwrap_or_default();
+            let removed = wal.remove_segments(|s| !kept.contains(&s.id))?;
+            for id in removed {
+                self.vlog.forget(id);
+            }
             // Also every segment file the writer never adopted: one whose
             // header was damaged (salvage read its records but never
             // appends to it), left below the active segment.
             let active = wal.active_id();
-            for id in listing.segments.iter().filter(|id| **id < active) {
+            for id in listing
+                .segments
+                .iter()
+                .filter(|id| **id < active && !kept.contains(id))
+            {
                 let p = self.core.dir.join(crate::wal::segment::file_name(*id));
                 match self.core.fs.remove_file(&p) {
                     Ok(()) => {}
@@ -78,6 +97,7 @@ impl Inner {
                 .map_err(|e| Error::io(&self.core.dir, e))
         })();
         ck.snapshots = keep.into_iter().collect();
+        ck.refs.retain(|l, _| Some(*l) == keep);
         self.core.poison_on_err(r)
     }
 }

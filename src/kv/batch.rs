@@ -37,7 +37,13 @@ impl WriteBatch {
     /// Add "set `key` to `value`". Sizes are checked when the batch is
     /// written.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
-        self.push(OP_PUT, None, key.as_ref(), Some(value.as_ref()));
+        let (k, v) = (key.as_ref(), value.as_ref());
+        if v.len() >= batch::CRC_FROM {
+            batch::push_put_crc(&mut self.payload, None, k, v);
+            self.counted();
+        } else {
+            self.push(OP_PUT, None, k, Some(v));
+        }
         self
     }
 
@@ -70,7 +76,12 @@ impl WriteBatch {
         if id == 0 {
             return self.put(k, v);
         }
-        self.push(OP_PUT_IN, Some(id), k, Some(v));
+        if v.len() >= batch::CRC_FROM {
+            batch::push_put_crc(&mut self.payload, Some(id), k, v);
+            self.counted();
+        } else {
+            self.push(OP_PUT_IN, Some(id), k, Some(v));
+        }
         self
     }
 
@@ -97,8 +108,26 @@ impl WriteBatch {
     /// Append one operation (see [`crate::format::batch`]).
     fn push(&mut self, kind: u8, id: Option<u32>, key: &[u8], value: Option<&[u8]>) {
         batch::push_op(&mut self.payload, kind, id, key, value);
+        self.counted();
+    }
+
+    /// Count one more operation appended to the payload.
+    fn counted(&mut self) {
         self.count += 1;
         self.payload[0..4].copy_from_slice(&self.count.to_le_bytes());
+    }
+
+    /// Add a relocation (reclaim only; see [`crate::format::batch`]).
+    pub(crate) fn relocate(
+        &mut self,
+        named: bool,
+        from: &crate::index::entry::ValuePtr,
+        key: &[u8],
+        value: &[u8],
+    ) -> &mut Self {
+        batch::push_relocate(&mut self.payload, named, from, key, value);
+        self.counted();
+        self
     }
 
     /// Number of operations.
@@ -135,12 +164,23 @@ impl WriteBatch {
     ///
     /// Errors: [`crate::Error::InvalidArgument`] if `payload` does not decode
     /// exactly (short, an unknown operation kind, lengths running past the
-    /// end, trailing bytes). Key and value limits are checked when the batch
-    /// is written.
+    /// end, trailing bytes), if a put of kind 7 or 8 carries a CRC that
+    /// is not its value's, or if it holds a relocation (kind 9, which only
+    /// reclaim writes). Key and value limits are checked when the batch is
+    /// written.
     pub fn from_payload(payload: Vec<u8>) -> crate::Result<WriteBatch> {
         let mut count = 0u32;
-        for op in decode(&payload) {
-            op.map_err(|why| crate::Error::InvalidArgument(format!("packed batch: {why}")))?;
+        for op in batch::decode_ops(&payload) {
+            let bad = |why: &str| crate::Error::InvalidArgument(format!("packed batch: {why}"));
+            match op.map_err(bad)? {
+                (Op::Relocate { .. }, _) => {
+                    return Err(bad("relocation operations are written by reclaim only"))
+                }
+                (Op::Put(_, v) | Op::PutIn(_, _, v), Some(crc)) if crc32fast::hash(v) != crc => {
+                    return Err(bad("a put's value CRC does not match its value"))
+                }
+                _ => {}
+            }
             count += 1;
         }
         Ok(WriteBatch { payload, count })

@@ -15,9 +15,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 #[cfg_attr(not(feature = "internals"), allow(unused_imports))]
 pub use crate::format::checkpoint::{
-    file_name, parse_file_name, HEADER_SIZE, KIND_KV, MAGIC, TMP_SUFFIX, VERSION,
-    VERSION_DEFAULT_ONLY,
+    file_name, parse_file_name, HEADER_SIZE, KIND_KV, MAGIC, SEPARATED, TMP_SUFFIX, VERSION,
+    VERSION_DEFAULT_ONLY, VERSION_KEY_DIRECTORY,
 };
+use crate::index::{Val, ValuePtr};
+use crate::vlog::Bytes;
 
 /// Pairs whose slices [`write`] takes from a section before it encodes
 /// them (see the loop there).
@@ -38,18 +40,27 @@ pub struct SnapshotInfo {
     pub bytes: u64,
     /// The database id stored in the header.
     pub db_id: u64,
+    /// The segments its separated values point into, ascending (empty
+    /// for versions 1 and 2, which hold every value).
+    pub segments: Vec<u64>,
 }
+
+/// What a checkpoint hands to [`read`]'s callback for one entry.
+pub type Stored<'a> = Val<'a>;
 
 /// One table of a snapshot: `count` pairs in strictly increasing key order.
 pub struct Section<'a> {
     count: u64,
-    entries: Box<dyn Iterator<Item = (&'a [u8], &'a [u8])> + 'a>,
+    entries: Box<dyn Iterator<Item = (&'a [u8], Val<'a>)> + 'a>,
 }
 
 impl<'a> Section<'a> {
     /// A section holding every entry of `tree` (one version of a table).
     pub fn new(tree: &'a crate::index::Tree) -> Section<'a> {
-        Section::from_iter(tree.len() as u64, tree.iter().map(|e| (e.key(), e.value())))
+        Section {
+            count: tree.len() as u64,
+            entries: Box::new(tree.iter().map(|e| (e.key(), e.val()))),
+        }
     }
 
     /// A section of `count` pairs from `entries` (strictly increasing keys).
@@ -57,6 +68,7 @@ impl<'a> Section<'a> {
         count: u64,
         entries: impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a,
     ) -> Section<'a> {
+        let entries = entries.map(|(k, v)| (k, Val::Inline(v)));
         Section {
             count,
             entries: Box::new(entries),
@@ -64,9 +76,24 @@ impl<'a> Section<'a> {
     }
 }
 
+/// What [`write`] does with separated values.
+pub enum Separated<'r> {
+    /// Write their pointers (a key directory, version 3): the checkpoint
+    /// of a store, whose segments stay beside it. `segments` are the
+    /// segments the pointers point into (at least), ascending.
+    Pointers {
+        /// The segments the pointers point into.
+        segments: &'r [u64],
+    },
+    /// Read each one and write its bytes (a backup, which holds no
+    /// segment the values could stay in).
+    Inline(&'r dyn Fn(&ValuePtr) -> Result<Bytes>),
+}
+
 /// Write a snapshot covering `lsn` into `dir`, durably: the default
 /// keyspace's section first, then the named keyspaces' table (see the
-/// module docs; at most two sections). Version 1 is written when every
+/// module docs; at most two sections). Version 3 (a key directory) is
+/// written when `separated` lists segments; else version 1 when every
 /// section after the first is empty, version 2 otherwise.
 ///
 /// Written with [`AtomicFile`]: temporary file, fsync, rename, directory
@@ -74,13 +101,16 @@ impl<'a> Section<'a> {
 ///
 /// Errors: [`Error::Io`] on any write, fsync or rename failure (the
 /// temporary file is removed); [`Error::InvalidArgument`] if a section
-/// does not yield its count of pairs, or there are not 1 or 2 sections.
+/// does not yield its count of pairs, there are not 1 or 2 sections, or
+/// a pointer is met with `Pointers` listing no segment; what
+/// `Separated::Inline`'s reader returns.
 pub fn write<'a>(
     fs: &dyn FileSystem,
     dir: &Path,
     db_id: u64,
     lsn: u64,
     sections: impl IntoIterator<Item = Section<'a>>,
+    separated: Separated<'_>,
 ) -> Result<SnapshotInfo> {
     let mut sections: Vec<Section<'a>> = sections.into_iter().collect();
     if sections.is_empty() || sections.len() > 2 {
@@ -89,14 +119,25 @@ pub fn write<'a>(
             sections.len()
         )));
     }
-    if sections.len() == 2 && sections[1].count == 0 {
-        sections.pop();
-    }
-    let version = if sections.len() == 1 {
-        VERSION_DEFAULT_ONLY
-    } else {
-        VERSION
+    let refs: &[u64] = match &separated {
+        Separated::Pointers { segments } => segments,
+        Separated::Inline(_) => &[],
     };
+    let version = if !refs.is_empty() {
+        VERSION_KEY_DIRECTORY
+    } else {
+        if sections.len() == 2 && sections[1].count == 0 {
+            sections.pop();
+        }
+        if sections.len() == 1 {
+            VERSION_DEFAULT_ONLY
+        } else {
+            VERSION
+        }
+    };
+    if version == VERSION_KEY_DIRECTORY && sections.len() == 1 {
+        sections.push(Section::from_iter(0, std::iter::empty()));
+    }
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -111,6 +152,12 @@ pub fn write<'a>(
     header[32..40].copy_from_slice(&created.to_le_bytes());
     header[40..48].copy_from_slice(&db_id.to_le_bytes());
     w.write(&header)?;
+    if version == VERSION_KEY_DIRECTORY {
+        w.write(&(refs.len() as u32).to_le_bytes())?;
+        for id in refs {
+            w.write(&id.to_le_bytes())?;
+        }
+    }
     let mut count = 0;
     for (i, section) in sections.into_iter().enumerate() {
         if i > 0 {
@@ -118,7 +165,7 @@ pub fn write<'a>(
         }
         let mut written = 0u64;
         let mut entries = section.entries;
-        let mut ahead: Vec<(&[u8], &[u8])> = Vec::with_capacity(READ_AHEAD);
+        let mut ahead: Vec<(&[u8], Val<'_>)> = Vec::with_capacity(READ_AHEAD);
         loop {
             // Take the next pairs' slices first, in a loop light enough
             // that the CPU loads their headers in parallel (each pair is
@@ -133,9 +180,30 @@ pub fn write<'a>(
             }
             for &(k, v) in &ahead {
                 w.write(&(k.len() as u32).to_le_bytes())?;
-                w.write(&(v.len() as u32).to_le_bytes())?;
-                w.write(k)?;
-                w.write(v)?;
+                match (v, &separated) {
+                    (Val::Inline(v), _) => {
+                        w.write(&(v.len() as u32).to_le_bytes())?;
+                        w.write(k)?;
+                        w.write(v)?;
+                    }
+                    (Val::At(p), Separated::Pointers { .. }) => {
+                        if refs.binary_search(&p.segment).is_err() {
+                            return Err(Error::InvalidArgument(format!(
+                                "a pointer into segment {} that the checkpoint does not list",
+                                p.segment
+                            )));
+                        }
+                        w.write(&(SEPARATED | ValuePtr::SIZE as u32).to_le_bytes())?;
+                        w.write(k)?;
+                        w.write(&p.encode())?;
+                    }
+                    (Val::At(p), Separated::Inline(read)) => {
+                        let v = read(&p)?;
+                        w.write(&(v.len() as u32).to_le_bytes())?;
+                        w.write(k)?;
+                        w.write(&v)?;
+                    }
+                }
                 written += 1;
             }
         }
@@ -155,6 +223,7 @@ pub fn write<'a>(
         created,
         bytes,
         db_id,
+        segments: refs.to_vec(),
     })
 }
 
@@ -237,7 +306,7 @@ fn le64(b: &[u8]) -> u64 {
 pub fn read(
     fs: &dyn FileSystem,
     path: &Path,
-    mut each: impl FnMut(usize, &[u8], &[u8]),
+    mut each: impl FnMut(usize, &[u8], Stored<'_>),
 ) -> Result<SnapshotInfo> {
     let file = fs
         .open(path, OpenMode::Read)
@@ -260,7 +329,7 @@ pub fn read(
         ));
     }
     let version = le32(&h[8..12]);
-    if version != VERSION && version != VERSION_DEFAULT_ONLY {
+    if version != VERSION && version != VERSION_DEFAULT_ONLY && version != VERSION_KEY_DIRECTORY {
         return Err(Error::corruption(
             path,
             Some(8),
@@ -285,7 +354,31 @@ pub fn read(
             format!("entry count {count} impossible for a {size_hint}-byte file"),
         ));
     }
-    let sections = if version == VERSION { 2 } else { 1 };
+    let mut segments = Vec::new();
+    if version == VERSION_KEY_DIRECTORY {
+        let at = r.position();
+        let n = u64::from(le32(r.take(4, true)?));
+        if n > size_hint / 8 {
+            return Err(Error::corruption(
+                path,
+                Some(at),
+                format!("segment count {n} impossible for a {size_hint}-byte file"),
+            ));
+        }
+        for _ in 0..n {
+            let at = r.position();
+            let id = le64(r.take(8, true)?);
+            if segments.last().is_some_and(|l| *l >= id) {
+                return Err(Error::corruption(
+                    path,
+                    Some(at),
+                    "checkpoint segment list out of order",
+                ));
+            }
+            segments.push(id);
+        }
+    }
+    let sections = if version == VERSION_DEFAULT_ONLY { 1 } else { 2 };
     let mut total = 0u64;
     for section in 0..sections {
         if section > 0 {
@@ -299,7 +392,9 @@ pub fn read(
                 ));
             }
         }
-        read_section(&mut r, path, size_hint, count, |k, v| each(section, k, v))?;
+        read_section(&mut r, path, size_hint, count, &segments, |k, v| {
+            each(section, k, v)
+        })?;
         total += count;
     }
     let digest_at = r.position();
@@ -326,7 +421,45 @@ pub fn read(
         created,
         bytes: digest_at + 32,
         db_id,
+        segments,
     })
+}
+
+/// The segment list of the checkpoint at `path` (empty for versions 1
+/// and 2), read from its first bytes without the SHA-256 check: for
+/// retention, which keeps more when this fails.
+///
+/// Errors: [`Error::Corruption`] (bad magic or version, short file),
+/// [`Error::Io`].
+pub fn read_segments(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u64>> {
+    let file = fs
+        .open(path, OpenMode::Read)
+        .map_err(|e| Error::io(path, e))?;
+    let mut h = [0u8; HEADER_SIZE + 4];
+    file.read_exact_at(&mut h, 0)
+        .map_err(|_| Error::corruption(path, Some(0), "checkpoint shorter than its header"))?;
+    if &h[0..8] != MAGIC {
+        return Err(Error::corruption(path, Some(0), "bad snapshot magic"));
+    }
+    match le32(&h[8..12]) {
+        VERSION | VERSION_DEFAULT_ONLY => Ok(Vec::new()),
+        VERSION_KEY_DIRECTORY => {
+            let n = le32(&h[HEADER_SIZE..]) as usize;
+            let len = file.len().map_err(|e| Error::io(path, e))?;
+            if n as u64 > len / 8 {
+                return Err(Error::corruption(path, Some(48), "impossible segment count"));
+            }
+            let mut b = vec![0u8; n * 8];
+            file.read_exact_at(&mut b, (HEADER_SIZE + 4) as u64)
+                .map_err(|_| Error::corruption(path, Some(52), "short segment list"))?;
+            Ok(b.chunks_exact(8).map(le64).collect())
+        }
+        v => Err(Error::corruption(
+            path,
+            Some(8),
+            format!("unsupported snapshot version {v}"),
+        )),
+    }
 }
 
 /// Read `count` entries of one section, checking lengths and key order.
@@ -335,13 +468,25 @@ fn read_section(
     path: &Path,
     size_hint: u64,
     count: u64,
-    mut each: impl FnMut(&[u8], &[u8]),
+    segments: &[u64],
+    mut each: impl FnMut(&[u8], Stored<'_>),
 ) -> Result<()> {
     let mut prev: Option<Vec<u8>> = None;
     for _ in 0..count {
         let at = r.position();
         let lens = r.take(8, true)?;
-        let (kl, vl) = (le32(&lens[0..4]), le32(&lens[4..8]));
+        let (kl, mut vl) = (le32(&lens[0..4]), le32(&lens[4..8]));
+        let separated = vl & SEPARATED != 0;
+        if separated {
+            if segments.is_empty() || vl != SEPARATED | ValuePtr::SIZE as u32 {
+                return Err(Error::corruption(
+                    path,
+                    Some(at + 4),
+                    format!("bad separated-value length field {vl:#x}"),
+                ));
+            }
+            vl = ValuePtr::SIZE as u32;
+        }
         // (+4: a named keyspace's keys carry its id.)
         if kl > MAX_KEY_SIZE_LIMIT + 4
             || vl > MAX_VALUE_SIZE_LIMIT
@@ -364,7 +509,24 @@ fn read_section(
                 ));
             }
         }
-        each(k, v);
+        if separated {
+            let p = ValuePtr::decode(v).ok_or_else(|| {
+                Error::corruption(path, Some(at), "bad separated-value pointer")
+            })?;
+            if segments.binary_search(&p.segment).is_err() {
+                return Err(Error::corruption(
+                    path,
+                    Some(at),
+                    format!(
+                        "a pointer into segment {} that the checkpoint does not list",
+                        p.segment
+                    ),
+                ));
+            }
+            each(k, Val::At(p));
+        } else {
+            each(k, Val::Inline(v));
+        }
         prev = Some(k.to_vec());
     }
     Ok(())
@@ -374,6 +536,13 @@ fn read_section(
 mod tests {
     use super::*;
     use crate::fs::RealFs;
+
+    fn inline(v: Stored<'_>) -> Vec<u8> {
+        match v {
+            Val::Inline(v) => v.to_vec(),
+            Val::At(p) => panic!("pointer {p:?}"),
+        }
+    }
 
     #[test]
     fn write_read_and_every_truncation_fails() {
@@ -391,21 +560,21 @@ mod tests {
             ]
         };
         // Without named keyspaces: version 1, as earlier releases wrote.
-        let info = write(&RealFs, dir.path(), 3, 9, sections(&[])).expect("write");
+        let info = write(&RealFs, dir.path(), 3, 9, sections(&[]), Separated::Pointers { segments: &[] }).expect("write");
         let bytes = std::fs::read(&info.path).expect("bytes");
         assert_eq!(le32(&bytes[8..12]), VERSION_DEFAULT_ONLY);
         let mut got = Vec::new();
         read(&RealFs, &info.path, |s, k, v| {
-            got.push((s, k.to_vec(), v.to_vec()))
+            got.push((s, k.to_vec(), inline(v)))
         })
         .expect("read");
         assert!(got.iter().all(|(s, _, _)| *s == 0));
         assert_eq!(got.len(), 50);
         let named: &'static [(Vec<u8>, Vec<u8>)] = Vec::leak(named);
-        let info = write(&RealFs, dir.path(), 3, 9, sections(named)).expect("write");
+        let info = write(&RealFs, dir.path(), 3, 9, sections(named), Separated::Pointers { segments: &[] }).expect("write");
         let mut got = Vec::new();
         let back = read(&RealFs, &info.path, |s, k, v| {
-            got.push((s, k.to_vec(), v.to_vec()))
+            got.push((s, k.to_vec(), inline(v)))
         })
         .expect("read");
         let want: Vec<_> = pairs

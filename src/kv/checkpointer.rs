@@ -58,6 +58,7 @@ pub(super) fn run_ticker(weak: std::sync::Weak<Inner>, ticker: Arc<Ticker>, ever
         if inner.core.check_writable().is_ok() {
             // Errors poison the store inside; the next write reports them.
             let _ = inner.checkpoint_now();
+            inner.reclaim_if_needed();
         }
         inner.checkpoint_running.store(false, Ordering::Release);
     }
@@ -112,6 +113,7 @@ impl Inner {
             // Deterministic simulation: checkpoint in the writer's thread.
             if self.core.check_writable().is_ok() {
                 let _ = self.checkpoint_now();
+                self.reclaim_if_needed();
             }
             self.checkpoint_running.store(false, Ordering::Release);
             return;
@@ -121,9 +123,19 @@ impl Inner {
             if me.core.check_writable().is_ok() {
                 // Errors poison the store inside; the next write reports them.
                 let _ = me.checkpoint_now();
+                me.reclaim_if_needed();
             }
             me.checkpoint_running.store(false, Ordering::Release);
         });
+    }
+
+    /// After an automatic checkpoint: a reclaim pass if a segment is worth
+    /// it (see `kv::reclaim`). Errors poison the store inside (I/O) or
+    /// are reported by the reads of the damaged value (corruption).
+    fn reclaim_if_needed(self: &Arc<Self>) {
+        if !self.opts.read_only && !self.reclaim_candidates().is_empty() {
+            let _ = self.reclaim_pass();
+        }
     }
 
     /// Write a snapshot of the current state unless the newest snapshot
@@ -142,7 +154,7 @@ impl Inner {
         // freeze may add its bytes just after: counted once more, which
         // only brings the next checkpoint slightly forward).
         let bytes_at_freeze = self.wal_bytes_since_checkpoint.load(Ordering::Relaxed);
-        let (view, pause) = self.checkpoint_view()?;
+        let (view, refs, pause) = self.checkpoint_view()?;
         let lsn = view.lsn;
         let res = if ck.good == Some(lsn) {
             Ok(None)
@@ -164,6 +176,7 @@ impl Inner {
                         checkpoint::Section::new(&view.default),
                         checkpoint::Section::new(&view.named),
                     ],
+                    checkpoint::Separated::Pointers { segments: &refs },
                 )
                 .map(Some)
             })
@@ -185,6 +198,7 @@ impl Inner {
             return Ok(());
         }
         ck.good = Some(lsn);
+        ck.refs.insert(lsn, refs);
         if !ck.snapshots.contains(&lsn) {
             // (A rejected snapshot with this LSN was just replaced.)
             ck.snapshots.push(lsn);
@@ -197,14 +211,13 @@ impl Inner {
         let mut removed_any = false;
         while ck.snapshots.len() > keep {
             let old = ck.snapshots.remove(0);
+            ck.refs.remove(&old);
             let p = self.core.dir.join(checkpoint::file_name(old));
             self.core
                 .poison_on_err(self.core.fs.remove_file(&p).map_err(|e| Error::io(&p, e)))?;
             removed_any = true;
         }
-        let oldest = ck.snapshots[0];
-        let removed = self.core.wal.lock().remove_segments_upto(oldest);
-        let removed_segments = self.core.poison_on_err(removed)?;
+        let removed_segments = self.remove_unneeded_segments(&ck)?;
         if removed_any && removed_segments == 0 {
             let dir = &self.core.dir;
             let synced = self.core.fs.sync_dir(dir).map_err(|e| Error::io(dir, e));
@@ -216,11 +229,64 @@ impl Inner {
     /// A view of the index for a checkpoint or a backup: a snapshot of
     /// the copy-on-write trees, taken under the index's read lock (writers
     /// wait at most for the few reference counts it takes, and never for
-    /// the file it is written to). Returns the view and how long the lock
-    /// was held. Errors: [`Error::Closed`].
-    pub(super) fn checkpoint_view(&self) -> Result<(View, std::time::Duration)> {
+    /// the file it is written to). Returns the view, the segments its
+    /// separated values point into (ascending) and how long the lock was
+    /// held. Errors: [`Error::Closed`].
+    pub(super) fn checkpoint_view(&self) -> Result<(View, Vec<u64>, std::time::Duration)> {
         let t = std::time::Instant::now();
-        let v = self.view()?;
-        Ok((v, t.elapsed()))
+        let m = self.mem.read();
+        if m.closed {
+            return Err(Error::Closed);
+        }
+        let v = m.table.view();
+        let mut refs: Vec<u64> = m.table.segments().keys().copied().collect();
+        drop(m);
+        let pause = t.elapsed();
+        refs.sort_unstable();
+        Ok((v, refs, pause))
+    }
+
+    /// Delete the WAL segments nothing can need any more, then fsync the
+    /// directory; returns how many. A segment is needed while
+    /// - it is the active one, or it holds a record newer than the oldest
+    ///   kept checkpoint (recovery from that checkpoint replays it);
+    /// - a kept checkpoint's key directory points into it (or that
+    ///   checkpoint's list could not be read back at open);
+    /// - an open snapshot older than the oldest kept checkpoint exists and
+    ///   the segment held a separated value since open (the snapshot may
+    ///   point into it; a snapshot at or after that checkpoint cannot,
+    ///   because that checkpoint does not, and no later record is in the
+    ///   segment).
+    ///
+    /// A point read that found a pointer into a segment just deleted reads
+    /// the index again (see [`Inner::load_latest`]).
+    ///
+    /// Errors: [`Error::Io`] (the store is then poisoned).
+    pub(super) fn remove_unneeded_segments(&self, ck: &super::CheckpointState) -> Result<usize> {
+        let Some(&oldest) = ck.snapshots.first() else {
+            return Ok(0);
+        };
+        let unknown = ck.snapshots.iter().any(|l| !ck.refs.contains_key(l));
+        let kept: std::collections::HashSet<u64> = ck.refs.values().flatten().copied().collect();
+        let old_reader = self.registry.lock().oldest_lsn().is_some_and(|l| l < oldest);
+        let held: std::collections::HashSet<u64> = if old_reader {
+            // (The WAL lock is taken before the index's, never after.)
+            let ids: Vec<u64> = self.core.wal.lock().segments().iter().map(|s| s.id).collect();
+            let m = self.mem.read();
+            ids.into_iter().filter(|id| m.table.ever_held(*id)).collect()
+        } else {
+            Default::default()
+        };
+        let removed = self.core.wal.lock().remove_segments(|s| {
+            s.last_lsn.is_none_or(|l| l <= oldest)
+                && !(unknown && s.last_lsn.is_some())
+                && !kept.contains(&s.id)
+                && !held.contains(&s.id)
+        });
+        let removed = self.core.poison_on_err(removed)?;
+        for id in &removed {
+            self.vlog.forget(*id);
+        }
+        Ok(removed.len())
     }
 }

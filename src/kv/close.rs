@@ -40,5 +40,7 @@ impl Inner {
         let mut m = self.mem.write();
         m.closed = true;
         m.table.clear();
+        drop(m);
+        self.vlog.close();
     }
 }

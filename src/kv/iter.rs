@@ -163,12 +163,27 @@ impl Iter {
             }
         }
         let skip = self.skip;
-        let copy = |e: &crate::index::Entry| (e.key()[skip..].to_vec(), e.value().to_vec());
+        let copy = |e: &crate::index::Entry| (e.key()[skip..].to_vec(), e.val().to_owned());
         let r = self.range.as_mut()?;
         let pair = if back {
             r.next_back_with(copy)
         } else {
             r.next_with(copy)
+        };
+        // A separated value is read from the log; the snapshot this
+        // iterator holds keeps its segment.
+        let pair = match pair.map(|(k, v)| match v {
+            crate::index::OwnedVal::Inline(v) => Ok((k, v)),
+            crate::index::OwnedVal::At(p) => state.inner.load(&p).map(|v| (k, v.to_vec())),
+        }) {
+            Some(Err(e)) => {
+                self.flush();
+                self.range = None;
+                self.state = None;
+                return Some(Err(e));
+            }
+            Some(Ok(p)) => Some(p),
+            None => None,
         };
         match pair {
             Some(p) => {

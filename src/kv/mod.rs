@@ -14,10 +14,12 @@ mod iter;
 pub mod keyspace;
 mod open;
 mod read;
+pub mod reclaim;
 pub mod recovery;
 pub mod snapshot;
 mod stats;
 pub mod transaction;
+mod values;
 mod write;
 
 pub use crate::engine::metrics::Stats;
@@ -54,6 +56,10 @@ struct CheckpointState {
     /// LSN of the newest snapshot known to verify: a checkpoint at this
     /// LSN has nothing to write.
     good: Option<u64>,
+    /// The segments each kept checkpoint's separated values point into,
+    /// by LSN (a checkpoint missing here is one whose list could not be
+    /// read: it keeps every segment).
+    refs: std::collections::HashMap<u64, Vec<u64>>,
 }
 
 /// A batch waiting for its commit group: the encoded payload and the
@@ -99,6 +105,15 @@ pub(crate) struct Inner {
     last_checkpoint: Mutex<std::time::Instant>,
     /// Stops the time-based checkpoint thread on close.
     ticker: Arc<Ticker>,
+    /// Reads separated values from the segments (see [`crate::vlog`]).
+    vlog: crate::vlog::ValueLog,
+    /// How far the WAL's bytes reached the files (for `vlog` reads).
+    tail: Arc<crate::wal::writer::Tail>,
+    /// Serializes reclaim passes.
+    reclaiming: Mutex<()>,
+    /// Segments and bytes reclaim moved since open.
+    reclaimed_segments: AtomicU64,
+    reclaimed_bytes: AtomicU64,
 }
 
 /// A durable, ordered key-value store in one directory.
@@ -218,7 +233,14 @@ impl Db {
         };
         let wal_bytes = rec.stats.bytes_replayed;
         let core = Core::new(dir, fs, lock, KIND_KV, &opts, rec.resume, rec.stats)?;
+        let tail = core.wal.lock().tail();
+        let vlog = crate::vlog::ValueLog::new(Arc::clone(&core.fs), &core.dir, opts.memory_budget);
         let inner = Arc::new(Inner {
+            vlog,
+            tail,
+            reclaiming: Mutex::new(()),
+            reclaimed_segments: AtomicU64::new(0),
+            reclaimed_bytes: AtomicU64::new(0),
             core,
             mem: RwLock::new(MemState {
                 table: rec.mem,
@@ -229,7 +251,10 @@ impl Db {
             attached: Mutex::new(Vec::new()),
             checkpoint: Mutex::new(CheckpointState {
                 snapshots: rec.snapshots,
-                good: rec.loaded_snapshot,
+                // After a salvage the loaded checkpoint may hold what the
+                // salvage dropped: the baseline checkpoint rewrites it.
+                good: rec.loaded_snapshot.filter(|_| !rec.salvaged),
+                refs: rec.checkpoint_refs,
             }),
             checkpoint_running: AtomicBool::new(false),
             wal_bytes_since_checkpoint: AtomicU64::new(wal_bytes),

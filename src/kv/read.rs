@@ -4,14 +4,15 @@
 use super::Inner;
 use crate::engine::metrics::OpKind;
 use crate::error::{Error, Result};
-use crate::index::{KeyspaceStats, Tables};
+use crate::index::{KeyspaceStats, OwnedVal, Tables, Val};
+use crate::vlog::Bytes;
 use std::ops::Bound;
 
 impl Inner {
     /// Visit keyspace `id` in `(start, end)` on a view of the current
     /// state (taken under the read lock, then read without it).
     pub(crate) fn scan_bounds(
-        &self,
+        self: &std::sync::Arc<Self>,
         id: u32,
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
@@ -20,16 +21,26 @@ impl Inner {
         let m = &self.metrics;
         let t0 = m.start();
         let (mut count, mut bytes) = (0u64, 0u64);
-        let r = self.view().and_then(|v| {
+        // A registered snapshot: it keeps the segments its separated
+        // values are in until the scan ends.
+        let r = self.snapshot().and_then(|s| {
+            let v = &s.view;
             if !v.is_live(id) {
                 return Err(Error::NotFound(format!("keyspace id {id} was dropped")));
             }
+            let mut failed = None;
             v.visit(id, start, end, |k, v| {
                 count += 1;
                 bytes += (k.len() + v.len()) as u64;
-                f(k, v)
+                match self.found(v) {
+                    Ok(b) => f(k, b.bytes()),
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
             });
-            Ok(())
+            failed.map_or(Ok(()), Err)
         });
         m.scanned(count, bytes);
         m.finish(OpKind::Scan, t0, &r);
@@ -65,11 +76,21 @@ impl Inner {
         }
         // Not timed: see crate::engine::metrics (timing every get halved their rate).
         let r = self.check_key(key).and_then(|()| {
-            self.read_in(id, |t| {
+            let mut f = Some(f);
+            let got = self.read_in(id, |t| {
                 let v = t.get(id, key);
                 m.got(v.map(|v| v.len()));
-                f(v)
-            })
+                match v {
+                    Some(Val::At(p)) => Err(p),
+                    Some(Val::Inline(b)) => Ok(f.take().map(|f| f(Some(b)))),
+                    None => Ok(f.take().map(|f| f(None))),
+                }
+            })?;
+            match (got, f) {
+                (Ok(Some(r)), _) => Ok(r),
+                (Err(p), Some(f)) => Ok(f(self.load_latest(id, key, p)?.as_deref())),
+                _ => unreachable!("f runs exactly once"),
+            }
         });
         if let Err(e) = &r {
             m.error(e);
@@ -92,11 +113,21 @@ impl Inner {
         let m = &self.metrics;
         let t0 = m.start();
         let r = self.check_key(key).and_then(|()| {
-            self.read_in(id, |t| {
+            let mut f = Some(f);
+            let got = self.read_in(id, |t| {
                 let v = t.get(id, key);
                 m.got(v.map(|v| v.len()));
-                f(v)
-            })
+                match v {
+                    Some(Val::At(p)) => Err(p),
+                    Some(Val::Inline(b)) => Ok(f.take().map(|f| f(Some(b)))),
+                    None => Ok(f.take().map(|f| f(None))),
+                }
+            })?;
+            match (got, f) {
+                (Ok(Some(r)), _) => Ok(r),
+                (Err(p), Some(f)) => Ok(f(self.load_latest(id, key, p)?.as_deref())),
+                _ => unreachable!("f runs exactly once"),
+            }
         });
         m.finish(OpKind::Get, t0, &r);
         r
@@ -117,13 +148,54 @@ impl Inner {
             .iter()
             .try_for_each(|k| self.check_key(k.as_ref()))
             .and_then(|()| {
-                self.read_in(id, |t| {
-                    for (i, k) in keys.iter().enumerate() {
-                        let v = t.get(id, k.as_ref());
+                // With every value in memory, `f` runs under the lock
+                // (no copy). Otherwise the values are copied out, the
+                // separated ones read after the lock in file order, and
+                // `f` runs in key order.
+                let copied = self.read_in(id, |t| {
+                    let vals: Vec<Option<Val<'_>>> =
+                        keys.iter().map(|k| t.get(id, k.as_ref())).collect();
+                    for v in &vals {
                         m.got(v.map(|v| v.len()));
-                        f(i, v);
                     }
-                })
+                    if vals.iter().all(|v| !matches!(v, Some(Val::At(_)))) {
+                        for (i, v) in vals.into_iter().enumerate() {
+                            f(i, v.map(|v| match v {
+                                Val::Inline(b) => b,
+                                Val::At(_) => &[][..],
+                            }));
+                        }
+                        return None;
+                    }
+                    Some(
+                        vals.into_iter()
+                            .map(|v| v.map(|v| v.to_owned()))
+                            .collect::<Vec<_>>(),
+                    )
+                })?;
+                let Some(copied) = copied else {
+                    return Ok(());
+                };
+                let mut order: Vec<usize> = (0..copied.len()).collect();
+                let at = |i: &usize| match &copied[*i] {
+                    Some(OwnedVal::At(p)) => (p.segment, p.offset),
+                    _ => (0, 0),
+                };
+                order.sort_unstable_by_key(at);
+                let mut loaded: Vec<Option<Bytes>> = vec![None; copied.len()];
+                for i in order {
+                    if let Some(OwnedVal::At(p)) = &copied[i] {
+                        loaded[i] = self.load_latest(id, keys[i].as_ref(), *p)?;
+                    }
+                }
+                for (i, v) in copied.iter().enumerate() {
+                    match v {
+                        Some(OwnedVal::Inline(b)) => f(i, Some(b)),
+                        Some(OwnedVal::At(_)) => f(i, loaded[i].as_deref()),
+                        None => f(i, None),
+                    }
+                }
+                Ok(())
             });
         m.finish(OpKind::Get, t0, &r);
         r

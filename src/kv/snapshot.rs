@@ -27,7 +27,7 @@ use std::time::Instant;
 pub(crate) struct Registry {
     /// Open snapshots: when each was taken and a weak reference to it (for
     /// the pinned-bytes walk), in slots reused through `free`.
-    open: Vec<Option<(Instant, Weak<SnapState>)>>,
+    open: Vec<Option<(Instant, u64, Weak<SnapState>)>>,
     free: Vec<usize>,
     /// Transactions registered, for numbering them.
     next_txn: u64,
@@ -61,6 +61,12 @@ impl Registry {
                 self.log_bytes -= p.len() as u64;
             }
         }
+    }
+
+    /// The LSN of the oldest open snapshot (iterators, scans and
+    /// transactions included), if any.
+    pub(crate) fn oldest_lsn(&self) -> Option<u64> {
+        self.open.iter().flatten().map(|(_, lsn, _)| *lsn).min()
     }
 
     fn open_count(&self) -> usize {
@@ -187,7 +193,7 @@ impl Inner {
             slot,
             taken,
         });
-        let entry = Some((taken, Arc::downgrade(&state)));
+        let entry = Some((taken, state.view.lsn, Arc::downgrade(&state)));
         match reg.open.get_mut(slot) {
             Some(s) => *s = entry,
             None => reg.open.push(entry),
@@ -217,7 +223,7 @@ impl Inner {
                 .open
                 .iter()
                 .flatten()
-                .map(|(t, _)| *t)
+                .map(|(t, _, _)| *t)
                 .min()
                 .map_or(0, |t| t.elapsed().as_micros() as u64),
             log_bytes: r.log_bytes,
@@ -230,7 +236,7 @@ impl Inner {
     pub(crate) fn pinned_bytes(&self) -> u64 {
         let (states, log): (Vec<Arc<SnapState>>, u64) = {
             let r = self.registry.lock();
-            let live = r.open.iter().flatten().filter_map(|(_, w)| w.upgrade());
+            let live = r.open.iter().flatten().filter_map(|(_, _, w)| w.upgrade());
             (live.collect(), r.log_bytes)
         };
         let views: Vec<View> = states.iter().map(|s| s.view.clone()).collect();
@@ -327,8 +333,9 @@ impl Snapshot {
         self.state.inner.check_key(key)?;
         self.state.check_in(self.space)?;
         let v = self.state.view.get(self.space, key);
-        self.state.inner.metrics.got(v.map(<[u8]>::len));
-        Ok(f(v))
+        self.state.inner.metrics.got(v.map(|v| v.len()));
+        let v = v.map(|v| self.state.inner.found(v)).transpose()?;
+        Ok(f(v.as_ref().map(|v| v.bytes())))
     }
 
     /// The value of `key` at this snapshot (a copy), or `None`.
@@ -351,7 +358,9 @@ impl Snapshot {
     }
 
     /// Call `f(i, value)` for each of `keys` in order, borrowing the
-    /// values (no copy). Errors: as [`Snapshot::get`], before any call.
+    /// values (no copy of values held in memory). Errors: as
+    /// [`Snapshot::get`]: bad input before any call, a damaged separated
+    /// value ([`crate::Error::Corruption`]) when it is reached.
     pub fn get_many_with<K: AsRef<[u8]>>(
         &self,
         keys: &[K],
@@ -363,8 +372,9 @@ impl Snapshot {
         self.state.check_in(self.space)?;
         for (i, k) in keys.iter().enumerate() {
             let v = self.state.view.get(self.space, k.as_ref());
-            self.state.inner.metrics.got(v.map(<[u8]>::len));
-            f(i, v);
+            self.state.inner.metrics.got(v.map(|v| v.len()));
+            let v = v.map(|v| self.state.inner.found(v)).transpose()?;
+            f(i, v.as_ref().map(|v| v.bytes()));
         }
         Ok(())
     }
@@ -418,6 +428,7 @@ impl Snapshot {
         self.state.check_in(self.space)?;
         let mut n = 0u64;
         let mut bytes = 0u64;
+        let mut failed = None;
         self.state.view.visit(
             self.space,
             range.start_bound().map(|k| k.as_ref()),
@@ -425,11 +436,17 @@ impl Snapshot {
             |k, v| {
                 n += 1;
                 bytes += (k.len() + v.len()) as u64;
-                f(k, v)
+                match self.state.inner.found(v) {
+                    Ok(v) => f(k, v.bytes()),
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
             },
         );
         self.state.inner.metrics.scanned(n, bytes);
-        Ok(n)
+        failed.map_or(Ok(n), Err)
     }
 
     /// [`Snapshot::scan`] over the keys that start with `prefix`.

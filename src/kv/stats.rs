@@ -43,16 +43,22 @@ impl Db {
     /// Errors: [`crate::Error::Closed`].
     pub fn stats(&self) -> Result<Stats> {
         let inner = &self.inner;
-        let (keys, (kb, vb), last_lsn, named) = inner.read(|t| {
+        let (keys, (kb, vb), last_lsn, named, (sep_n, sep_b)) = inner.read(|t| {
             let named = t.named.len();
             let nb = t.named.bytes();
+            let sep = t
+                .segments()
+                .values()
+                .fold((0, 0), |(n, b), s| (n + s.values, b + s.bytes));
             (
                 t.default.len(),
                 t.default.bytes(),
                 t.applied_lsn(),
                 (t.keyspace_count() as u64, named, nb.0 + nb.1),
+                sep,
             )
         })?;
+        let vl = inner.vlog.stats();
         let (wal_segments, wal_bytes, synced_lsn, fsyncs) = {
             let w = inner.core.wal.lock();
             (
@@ -91,11 +97,21 @@ impl Db {
             keys,
             key_bytes: kb,
             value_bytes: vb,
-            memory_bytes: kb
-                + vb
-                + keys * ENTRY_OVERHEAD_ESTIMATE
+            // Separated values count as their 24-byte pointers.
+            memory_bytes: (kb + vb + keys * ENTRY_OVERHEAD_ESTIMATE
                 + named.2
-                + named.1 * ENTRY_OVERHEAD_ESTIMATE,
+                + named.1 * ENTRY_OVERHEAD_ESTIMATE
+                + sep_n * crate::index::ValuePtr::SIZE as u64)
+                .saturating_sub(sep_b),
+            separated_values: sep_n,
+            separated_bytes: sep_b,
+            value_cache_bytes: vl.cache_bytes,
+            value_cache_hits: vl.cache_hits,
+            value_cache_misses: vl.cache_misses,
+            value_reads: vl.device_reads,
+            value_read_bytes: vl.device_read_bytes,
+            reclaimed_segments: inner.reclaimed_segments.load(Ordering::Relaxed),
+            reclaimed_bytes: inner.reclaimed_bytes.load(Ordering::Relaxed),
             keyspaces: named.0,
             wal_segments,
             wal_bytes,

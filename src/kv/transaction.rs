@@ -93,7 +93,8 @@ impl ReadSet {
             Ok(Op::Put(k, _) | Op::Delete(k)) => hit(0, k),
             Ok(Op::PutIn(id, k, _) | Op::DeleteIn(id, k)) => hit(id, k),
             Ok(Op::DropKeyspace(id, _)) => self.keys.contains_key(&id),
-            Ok(Op::CreateKeyspace(..)) => false,
+            // A relocation moves a value without changing it.
+            Ok(Op::CreateKeyspace(..) | Op::Relocate { .. }) => false,
             // Our own batches always decode; be safe if one does not.
             Err(_) => true,
         })
@@ -185,7 +186,10 @@ impl Transaction {
         if let Some(v) = self.writes.get(&k) {
             return Ok(v.clone());
         }
-        let v = self.state.view.get(space, key).map(<[u8]>::to_vec);
+        let v = match self.state.view.get(space, key) {
+            Some(v) => Some(self.state.inner.found(v)?.bytes().to_vec()),
+            None => None,
+        };
         self.state.inner.metrics.got(v.as_ref().map(Vec::len));
         self.reads.insert(k);
         Ok(v)

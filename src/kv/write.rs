@@ -6,6 +6,7 @@ use super::{Inner, Queued};
 use crate::engine::metrics::OpKind;
 use crate::error::{Error, Result};
 use crate::format::record::RecordType;
+use crate::index::PayloadAt;
 use crate::kv::batch::WriteBatch;
 use crate::kv::keyspace::{self, Keyspace};
 use crate::kv::transaction::ReadSet;
@@ -116,6 +117,11 @@ impl Inner {
                         spaces.push(id);
                     }
                     deletes += 1;
+                }
+                crate::format::batch::Op::Relocate { .. } => {
+                    return Err(Error::InvalidArgument(
+                        "relocation operations are written by reclaim only".into(),
+                    ));
                 }
                 crate::format::batch::Op::CreateKeyspace(..)
                 | crate::format::batch::Op::DropKeyspace(..) => {
@@ -260,9 +266,10 @@ impl Inner {
         if records.is_empty() {
             return Ok(());
         }
+        let mut at = Vec::with_capacity(records.len());
         let first = self
             .core
-            .poison_on_err(wal.append_at(&records, None, durability))?;
+            .poison_on_err(wal.append_at(&records, Some(&mut at), durability))?;
         let bytes: u64 = records
             .iter()
             .map(|(_, p)| crate::format::record::encoded_len(p.len()) as u64)
@@ -274,9 +281,14 @@ impl Inner {
         let last = wal.next_lsn() - 1;
         debug_assert!(last >= first + written - 1);
         let mut m = self.mem.write();
-        for (q, _) in group.iter().zip(&accepted).filter(|(_, ok)| **ok) {
+        let members = group.iter().zip(&accepted).filter(|(_, ok)| **ok);
+        for ((q, _), &(segment, header)) in members.zip(&at) {
+            let place = PayloadAt {
+                segment,
+                offset: header + crate::format::record::HEADER_SIZE as u64,
+            };
             // Built by WriteBatch and validated by Db::write: always decodes.
-            let r = m.table.apply_batch(&q.payload).map_err(|why| {
+            let r = m.table.apply_batch(&q.payload, Some(place)).map_err(|why| {
                 Error::corruption(
                     &self.core.dir,
                     None,

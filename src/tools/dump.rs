@@ -113,6 +113,16 @@ fn batch_text(payload: &[u8], hex: bool) -> String {
         s += &match op {
             Ok(Op::Put(k, v)) => format!("\n  put {} ({} byte value)", escape(hex, k), v.len()),
             Ok(Op::Delete(k)) => format!("\n  del {}", escape(hex, k)),
+            Ok(Op::Relocate {
+                named, from, key, ..
+            }) => format!(
+                "\n  relocate {} of the {} table from segment {} offset {} ({} byte value)",
+                escape(hex, key),
+                if named { "named" } else { "default" },
+                from.segment,
+                from.offset,
+                from.len
+            ),
             Ok(Op::PutIn(id, k, v)) => format!(
                 "\n  put {} in keyspace {id} ({} byte value)",
                 escape(hex, k),

@@ -24,6 +24,7 @@ use crate::options::Options;
 use crate::wal::reader;
 use crate::wal::segment::{self, KIND_KV, KIND_RAFT};
 use std::collections::HashMap;
+use std::ops::Bound::Unbounded;
 use std::path::{Path, PathBuf};
 
 /// What open (in the default recovery mode) does about a [`Problem`].
@@ -82,6 +83,9 @@ pub struct Report {
     /// open sees them (`None` for a key-value store, or when recovery
     /// fails).
     pub raft: Option<crate::raft::Inspection>,
+    /// Separated values read back from their segments and checked against
+    /// their CRC (every one the recovered index points at).
+    pub separated_values: u64,
 }
 
 impl Report {
@@ -155,7 +159,24 @@ pub fn verify_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Report> {
         })
     } else {
         recovery::recover(fs, dir, &Options::default(), true).map(|rec| {
-            for (coll, docs, problems) in check_collections(&rec.mem) {
+            let mut values = Values::new(fs, dir);
+            for t in [rec.mem.default.tree(), rec.mem.named.tree()] {
+                t.visit(Unbounded, Unbounded, |e| {
+                    if let crate::index::Val::At(p) = e.val() {
+                        rep.separated_values += 1;
+                        if let Err(Error::Corruption {
+                            file,
+                            offset,
+                            detail,
+                        }) = values.read(&p)
+                        {
+                            rep.mark(file, offset, detail, Severity::Corruption);
+                        }
+                    }
+                    true
+                });
+            }
+            for (coll, docs, problems) in check_collections(&rec.mem, &mut values) {
                 rep.collections += 1;
                 rep.documents += docs;
                 rep.index_problems
@@ -311,15 +332,55 @@ fn scan_files(fs: &dyn FileSystem, dir: &Path, kind: u32) -> Result<Report> {
     Ok(rep)
 }
 
+/// Reads separated values for `verify`, one read handle per segment.
+struct Values<'a> {
+    fs: &'a dyn FileSystem,
+    dir: &'a Path,
+    files: HashMap<u64, std::sync::Arc<dyn crate::fs::FileHandle>>,
+}
+
+impl<'a> Values<'a> {
+    fn new(fs: &'a dyn FileSystem, dir: &'a Path) -> Values<'a> {
+        Values {
+            fs,
+            dir,
+            files: HashMap::new(),
+        }
+    }
+
+    /// The value `p` points at, checked against its CRC.
+    fn read(&mut self, p: &crate::index::ValuePtr) -> Result<Vec<u8>> {
+        let path = self.dir.join(crate::wal::segment::file_name(p.segment));
+        let file = match self.files.get(&p.segment) {
+            Some(f) => std::sync::Arc::clone(f),
+            None => {
+                let f = crate::vlog::open_segment(self.fs, &path, p.segment)?;
+                self.files.insert(p.segment, std::sync::Arc::clone(&f));
+                f
+            }
+        };
+        crate::vlog::read_verified(file.as_ref(), &path, p)
+    }
+}
+
 /// [`crate::Collection::check`] for every collection in recovered tables (used by
 /// `verify`, which recovers read-only and opens nothing for writing).
 /// Returns each collection's name, documents and problems, by name.
-fn check_collections(t: &Tables) -> Vec<(String, u64, Vec<String>)> {
-    use std::ops::Bound::Unbounded;
+fn check_collections(t: &Tables, values: &mut Values<'_>) -> Vec<(String, u64, Vec<String>)> {
     let names: HashMap<String, u32> = t.names().into_iter().collect();
-    let all = |id: Option<&u32>| match id {
-        Some(&id) => t.range(id, Unbounded, Unbounded, usize::MAX),
-        None => Vec::new(),
+    let mut all = |id: Option<&u32>| -> Vec<(Vec<u8>, Vec<u8>)> {
+        match id {
+            Some(&id) => t
+                .range(id, Unbounded, Unbounded, usize::MAX)
+                .into_iter()
+                .map(|(k, v)| match v {
+                    crate::index::OwnedVal::Inline(v) => (k, v),
+                    // A damaged value is reported by the value check.
+                    crate::index::OwnedVal::At(p) => (k, values.read(&p).unwrap_or_default()),
+                })
+                .collect(),
+            None => Vec::new(),
+        }
     };
     let mut out: Vec<(String, u64, Vec<String>)> = Vec::new();
     for (space, _) in names.iter().filter(|(n, _)| n.starts_with(documents::DOCS)) {

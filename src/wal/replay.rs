@@ -89,6 +89,10 @@ pub struct RecoveryStats {
     /// log's own records say must exist but are missing (deleted files).
     /// In the other modes a missing segment fails the open.
     pub segments_missing: u64,
+    /// Under [`RecoveryMode::TolerateAnyCorruption`]: separated values
+    /// dropped with their keys because the segment the checkpoint keeps
+    /// them in is missing (counted in `segments_missing` too).
+    pub values_dropped: u64,
     /// Last LSN recovered.
     pub last_lsn: u64,
     /// Wall time the recovery took, in microseconds.

@@ -10,6 +10,7 @@ use crate::format::record::{self, Owner, RecordType};
 use crate::fs::{FileHandle, FileSystem};
 use crate::options::Durability;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -45,6 +46,27 @@ struct Active {
     pos: u64,
 }
 
+/// How far the log's bytes have reached the file, published for readers
+/// of separated values (`crate::vlog`) without the writer's lock: bytes
+/// of segments before `segment` are all in their files, and so are the
+/// bytes of `segment` before `flushed`; later ones may still be in the
+/// writer's buffer ([`WalWriter::read_unflushed`]).
+#[derive(Debug, Default)]
+pub struct Tail {
+    segment: AtomicU64,
+    flushed: AtomicU64,
+}
+
+impl Tail {
+    /// Whether the `len` bytes at `offset` of segment `segment` are
+    /// certainly in the file. A `false` is answered under the writer's
+    /// lock by [`WalWriter::read_unflushed`].
+    pub fn in_file(&self, segment: u64, offset: u64, len: u64) -> bool {
+        let s = self.segment.load(Ordering::Acquire);
+        segment < s || (segment == s && offset + len <= self.flushed.load(Ordering::Acquire))
+    }
+}
+
 /// Appends records to the WAL. See the module docs.
 #[derive(Debug)]
 pub struct WalWriter {
@@ -63,6 +85,7 @@ pub struct WalWriter {
     fsyncs: u64,
     rotations: u64,
     db_id: u64,
+    tail: Arc<Tail>,
 }
 
 /// Where recovery left the log, to resume writing.
@@ -101,7 +124,12 @@ impl WalWriter {
             size: last.size,
             pos: resume.pos,
         };
+        let tail = Arc::new(Tail {
+            segment: AtomicU64::new(active.id),
+            flushed: AtomicU64::new(active.pos),
+        });
         Ok(WalWriter {
+            tail,
             fs,
             dir: dir.to_path_buf(),
             kind,
@@ -118,6 +146,22 @@ impl WalWriter {
             rotations: 0,
             db_id: resume.db_id,
         })
+    }
+
+    /// How far bytes have reached the file (see [`Tail`]).
+    pub fn tail(&self) -> Arc<Tail> {
+        Arc::clone(&self.tail)
+    }
+
+    /// A copy of the `len` bytes at `offset` of segment `segment` if they
+    /// are still in the in-process buffer (`Buffered` durability), or
+    /// `None` if they are in the file.
+    pub fn read_unflushed(&self, segment: u64, offset: u64, len: usize) -> Option<Vec<u8>> {
+        if segment != self.active.id || offset < self.buf_pos {
+            return None;
+        }
+        let at = (offset - self.buf_pos) as usize;
+        self.buf.get(at..at.checked_add(len)?).map(<[u8]>::to_vec)
     }
 
     /// LSN the next record will get.
@@ -228,6 +272,7 @@ impl WalWriter {
             .write_all_at(&self.buf, self.buf_pos)
             .map_err(|e| Error::io(&self.active.path, e))?;
         self.buf_pos += self.buf.len() as u64;
+        self.tail.flushed.store(self.buf_pos, Ordering::Release);
         self.buf.clear();
         // A large batch grows the buffer to its size; do not keep that
         // memory for the store's lifetime (a 100,000-pair batch of the
@@ -346,6 +391,12 @@ impl WalWriter {
             pos: SEGMENT_HEADER_SIZE,
         };
         self.buf_pos = SEGMENT_HEADER_SIZE;
+        // (No pointer into the new segment exists before these are
+        // published: its records are applied after this returns.)
+        self.tail.segment.store(id, Ordering::Release);
+        self.tail
+            .flushed
+            .store(SEGMENT_HEADER_SIZE, Ordering::Release);
         self.segments.push(SegmentMeta {
             id,
             first_lsn: None,
@@ -375,15 +426,24 @@ impl WalWriter {
     ///
     /// Errors: [`Error::Io`].
     pub fn remove_segments_upto(&mut self, upto: u64) -> Result<usize> {
+        self.remove_segments(|s| s.last_lsn.is_none_or(|l| l <= upto))
+            .map(|d| d.len())
+    }
+
+    /// Delete every non-active segment `doomed` says yes to, then fsync
+    /// the directory. Returns the ids deleted.
+    ///
+    /// Errors: [`Error::Io`].
+    pub fn remove_segments(&mut self, doomed: impl Fn(&SegmentMeta) -> bool) -> Result<Vec<u64>> {
         let active = self.active.id;
         let doomed: Vec<u64> = self
             .segments
             .iter()
-            .filter(|s| s.id != active && s.last_lsn.is_none_or(|l| l <= upto))
+            .filter(|s| s.id != active && doomed(s))
             .map(|s| s.id)
             .collect();
         if doomed.is_empty() {
-            return Ok(0);
+            return Ok(doomed);
         }
         for id in &doomed {
             let p = self.dir.join(segment::file_name(*id));
@@ -393,7 +453,7 @@ impl WalWriter {
             .sync_dir(&self.dir)
             .map_err(|e| Error::io(&self.dir, e))?;
         self.segments.retain(|s| !doomed.contains(&s.id));
-        Ok(doomed.len())
+        Ok(doomed)
     }
 
     /// Close the store's files: the active segment's handle and a spare
