@@ -397,6 +397,23 @@ typedef struct {
    caller compiled against an older header gets 0.
    */
   uint64_t max_snapshot_age_ms;
+  /*
+   Values of at least this many bytes stay in the WAL segments where
+   they were written; the index keeps the key and a 24-byte pointer,
+   and a read of such a value is one positioned read of its segment
+   (or a hit in the value cache). Default 1024; at least 64;
+   `UINT32_MAX` keeps every value in memory. 0 (a caller compiled
+   against a header before 0.3) means the default. Added in 0.3.
+   */
+  uint32_t value_separation_threshold;
+  /*
+   Bytes of separated values the value cache keeps in memory (each
+   counted with 64 bytes of bookkeeping); the index of keys is not
+   part of it. Default 256 MiB. 0 (a caller compiled against an
+   older header) means the default; 1 effectively disables the cache.
+   Added in 0.3.
+   */
+  uint64_t memory_budget;
 } kv_options;
 
 /*
@@ -751,6 +768,37 @@ typedef struct {
    (gauge, measured).
    */
   uint64_t snapshot_pinned_bytes;
+  /*
+   Separated values (kept in the WAL segments) the index points at
+   (gauge). Added in 0.3, as are the fields below.
+   */
+  uint64_t separated_values;
+  /*
+   Their bytes (gauge; not part of `memory_bytes`).
+   */
+  uint64_t separated_bytes;
+  /*
+   Bytes the value cache holds (gauge; at most
+   `kv_options.memory_budget`).
+   */
+  uint64_t value_cache_bytes;
+  /*
+   Separated-value reads answered by the value cache, since open.
+   */
+  uint64_t value_cache_hits;
+  /*
+   Separated-value reads that missed the cache, since open.
+   */
+  uint64_t value_cache_misses;
+  /*
+   Positioned reads of segment files for separated values, since
+   open (one per miss).
+   */
+  uint64_t value_reads;
+  /*
+   Bytes of separated values moved by reclaim, since open.
+   */
+  uint64_t reclaimed_bytes;
 } kv_metrics;
 
 /*
@@ -1068,6 +1116,20 @@ kv_status kv_sync(const kv_db *db);
  running meanwhile. Errors as `kv_sync`.
  */
 kv_status kv_checkpoint(const kv_db *db);
+
+/*
+ Reclaim space now: move the live separated values out of every closed
+ WAL segment that is less than 67% live, then checkpoint, so that the
+ segments are deleted (once no open snapshot older than that checkpoint
+ needs them). Also runs by itself after automatic checkpoints. If
+ `segments` / `bytes` are not NULL, stores how many segments were
+ reclaimed and how many value bytes moved.
+
+ Errors: `KV_INVALID_ARGUMENT` (NULL db, read-only store), `KV_CLOSED`,
+ `KV_POISONED`, `KV_IO` (the store is then poisoned), `KV_CORRUPTION`
+ (a live value to move fails its CRC; the store is not poisoned).
+ */
+kv_status kv_reclaim(const kv_db *db, uint64_t *segments, uint64_t *bytes);
 
 /*
  Online backup: write a consistent copy of the store into the new

@@ -93,6 +93,16 @@ type Options struct {
 	// versions in memory forever (default 0: no limit; otherwise at least
 	// 1 ms, whole milliseconds).
 	MaxSnapshotAge time.Duration
+	// ValueSeparationThreshold: values of at least this many bytes stay in
+	// the WAL segments where they were written; memory holds the key and a
+	// 24-byte pointer, and a read is one positioned read of the segment
+	// (or a value-cache hit). Default 1024; at least 64; 0 means the
+	// default; math.MaxUint32 keeps every value in memory.
+	ValueSeparationThreshold uint32
+	// MemoryBudget: bytes of separated values the value cache keeps in
+	// memory (the index of keys is not part of it; see Stats.MemoryBytes).
+	// Default 256 MiB; 0 means the default; 1 effectively disables it.
+	MemoryBudget uint64
 }
 
 // DefaultOptions returns the library's defaults (kv_options_init).
@@ -111,6 +121,9 @@ func DefaultOptions() Options {
 		CheckpointInterval: time.Duration(o.checkpoint_interval_ms) * time.Millisecond,
 		ReadOnly:           o.read_only != 0,
 		MaxSnapshotAge:     time.Duration(o.max_snapshot_age_ms) * time.Millisecond,
+
+		ValueSeparationThreshold: uint32(o.value_separation_threshold),
+		MemoryBudget:             uint64(o.memory_budget),
 	}
 }
 
@@ -151,6 +164,8 @@ func (o Options) c() C.kv_options {
 	if o.MaxSnapshotAge > 0 && c.max_snapshot_age_ms == 0 {
 		c.max_snapshot_age_ms = 1
 	}
+	c.value_separation_threshold = C.uint32_t(o.ValueSeparationThreshold)
+	c.memory_budget = C.uint64_t(o.MemoryBudget)
 	return c
 }
 
@@ -186,6 +201,15 @@ func WithMaxValueSize(n uint32) Option { return func(o *Options) { o.MaxValueSiz
 // a background checkpoint runs if anything was written since (0: off).
 func WithCheckpointInterval(d time.Duration) Option {
 	return func(o *Options) { o.CheckpointInterval = d }
+}
+
+// WithMemoryBudget sets Options.MemoryBudget (bytes of the value cache).
+func WithMemoryBudget(n uint64) Option { return func(o *Options) { o.MemoryBudget = n } }
+
+// WithValueSeparationThreshold sets Options.ValueSeparationThreshold
+// (bytes; math.MaxUint32 keeps every value in memory).
+func WithValueSeparationThreshold(n uint32) Option {
+	return func(o *Options) { o.ValueSeparationThreshold = n }
 }
 
 // WithReadOnly opens the store read-only (see Options.ReadOnly).
@@ -335,6 +359,18 @@ func (db *DB) Backup(dest string) (uint64, error) {
 // writers keep running meanwhile. Errors as Sync.
 func (db *DB) Checkpoint() error {
 	return db.with(func(h *C.kv_db) C.kv_status { return C.kv_checkpoint(h) })
+}
+
+// Reclaim moves the live separated values out of every closed WAL
+// segment that is less than 67% live, then checkpoints, so that those
+// segments are deleted (kv_reclaim); it also runs by itself after
+// automatic checkpoints. Returns the segments reclaimed and the value
+// bytes moved. Errors: ErrClosed, ErrPoisoned, ErrInvalidArgument
+// (read-only), ErrIO, ErrCorruption (a value to move fails its CRC).
+func (db *DB) Reclaim() (segments, bytes uint64, err error) {
+	var s, b C.uint64_t
+	err = db.with(func(h *C.kv_db) C.kv_status { return C.kv_reclaim(h, &s, &b) })
+	return uint64(s), uint64(b), err
 }
 
 // Version returns the linked C library's version, e.g. "0.1.0"

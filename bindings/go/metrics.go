@@ -30,6 +30,14 @@ type Metrics struct {
 	Errors                                          [13]uint64
 	Keys, MemoryBytes, WALDiskBytes, SnapshotBytes  uint64
 	RecoveryRecordsReplayed, RecoveryTruncatedBytes uint64
+	// Values kept in the WAL segments (Options.ValueSeparationThreshold):
+	// how many the index points at and their bytes (gauges), the value
+	// cache's bytes (gauge, at most Options.MemoryBudget), its hits and
+	// misses, positioned segment reads, and bytes moved by reclaim (since
+	// open).
+	SeparatedValues, SeparatedBytes, ValueCacheBytes uint64
+	ValueCacheHits, ValueCacheMisses, ValueReads     uint64
+	ReclaimedBytes                                   uint64
 }
 
 func summary(s C.kv_summary) Summary {
@@ -55,6 +63,13 @@ func (db *DB) Metrics() (Metrics, error) {
 		WALDiskBytes: uint64(m.wal_disk_bytes), SnapshotBytes: uint64(m.snapshot_disk_bytes),
 		RecoveryRecordsReplayed: uint64(m.recovery_records_replayed),
 		RecoveryTruncatedBytes:  uint64(m.recovery_truncated_bytes),
+		SeparatedValues:         uint64(m.separated_values),
+		SeparatedBytes:          uint64(m.separated_bytes),
+		ValueCacheBytes:         uint64(m.value_cache_bytes),
+		ValueCacheHits:          uint64(m.value_cache_hits),
+		ValueCacheMisses:        uint64(m.value_cache_misses),
+		ValueReads:              uint64(m.value_reads),
+		ReclaimedBytes:          uint64(m.reclaimed_bytes),
 	}
 	for i := range out.Errors {
 		out.Errors[i] = uint64(m.errors[i])

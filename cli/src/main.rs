@@ -56,6 +56,15 @@ struct Cli {
     /// `docs C load` read.
     #[arg(long, global = true, default_value_t = Options::default().max_value_size)]
     max_value_size: u32,
+    /// Bytes of the value cache for values kept in the WAL segments
+    /// (Options::memory_budget; default 256 MiB).
+    #[arg(long, global = true, default_value_t = Options::default().memory_budget)]
+    memory_budget: u64,
+    /// Values of at least this many bytes stay in the WAL segments
+    /// (Options::value_separation_threshold; default 1024, at least 64; 0
+    /// keeps every value in memory).
+    #[arg(long, global = true, default_value_t = 1024)]
+    value_separation_threshold: u32,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -104,6 +113,9 @@ enum Cmd {
     DumpWal,
     /// Write a snapshot now and drop the WAL it covers.
     Checkpoint,
+    /// Move live values out of mostly-dead WAL segments, then checkpoint,
+    /// so those segments are deleted (Db::reclaim).
+    Reclaim,
     /// Load files: one record per line (key FILE:LINE) or one per file.
     Load(LoadArgs),
     /// Document collections: JSON in, JSON out (see docs/documents.md).
@@ -275,6 +287,11 @@ fn decode_arg(hex: bool, s: &str) -> Result<Vec<u8>, Error> {
         })
         .collect()
 }
+/// `--value-separation-threshold` as the option (0: off).
+fn separation(cli: &Cli) -> Option<u32> {
+    (cli.value_separation_threshold != 0).then_some(cli.value_separation_threshold)
+}
+
 fn open(cli: &Cli, create: bool) -> Result<Db, Error> {
     let durability = match cli.durability {
         Level::Sync => Durability::Sync,
@@ -288,6 +305,8 @@ fn open(cli: &Cli, create: bool) -> Result<Db, Error> {
             durability,
             create_if_missing: create,
             max_value_size: cli.max_value_size,
+            memory_budget: cli.memory_budget,
+            value_separation_threshold: separation(cli),
             ..Options::default()
         },
     )?;
@@ -306,6 +325,8 @@ fn open_read_only(cli: &Cli) -> Result<Db, Error> {
         Options {
             read_only: true,
             max_value_size: cli.max_value_size,
+            memory_budget: cli.memory_budget,
+            value_separation_threshold: separation(cli),
             ..Options::default()
         },
     )
@@ -518,6 +539,17 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         }
         Cmd::Verify => return verify(&cli.dir, &mut out),
         Cmd::DumpWal => keyval::internals::tools::dump::dump_wal(&RealFs, &cli.dir, hex, &mut out)?,
+        Cmd::Reclaim => {
+            let db = open(cli, false)?;
+            let r = db.reclaim()?;
+            let s = db.stats()?;
+            writeln!(
+                out,
+                "reclaimed {} segments ({} values, {} bytes moved); {} WAL bytes on disk for {} live separated bytes",
+                r.segments, r.values, r.bytes, s.wal_bytes, s.separated_bytes
+            )
+            .map_err(w)?;
+        }
         Cmd::Checkpoint => {
             let db = open(cli, false)?;
             db.checkpoint()?;

@@ -418,6 +418,38 @@ pub unsafe extern "C" fn kv_checkpoint(db: *const kv_db) -> kv_status {
     with_db(db, |h| Ok(h.db.checkpoint()?))
 }
 
+/// Reclaim space now: move the live separated values out of every closed
+/// WAL segment that is less than 67% live, then checkpoint, so that the
+/// segments are deleted (once no open snapshot older than that checkpoint
+/// needs them). Also runs by itself after automatic checkpoints. If
+/// `segments` / `bytes` are not NULL, stores how many segments were
+/// reclaimed and how many value bytes moved.
+///
+/// Errors: `KV_INVALID_ARGUMENT` (NULL db, read-only store), `KV_CLOSED`,
+/// `KV_POISONED`, `KV_IO` (the store is then poisoned), `KV_CORRUPTION`
+/// (a live value to move fails its CRC; the store is not poisoned).
+#[no_mangle]
+pub unsafe extern "C" fn kv_reclaim(
+    db: *const kv_db,
+    segments: *mut u64,
+    bytes: *mut u64,
+) -> kv_status {
+    with_db(db, |h| {
+        let r = h.db.reclaim()?;
+        // Safety: each output is NULL or points to a writable u64 (the
+        // header's contract).
+        unsafe {
+            if !segments.is_null() {
+                segments.write(r.segments);
+            }
+            if !bytes.is_null() {
+                bytes.write(r.bytes);
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Online backup: write a consistent copy of the store into the new
 /// directory `dest` (NUL-terminated) while other threads keep writing;
 /// `dest` then opens with `kv_open`. It holds every write acknowledged
@@ -692,6 +724,23 @@ pub struct kv_metrics {
     /// nodes, and the write sets kept to validate open transactions
     /// (gauge, measured).
     pub snapshot_pinned_bytes: u64,
+    /// Separated values (kept in the WAL segments) the index points at
+    /// (gauge). Added in 0.3, as are the fields below.
+    pub separated_values: u64,
+    /// Their bytes (gauge; not part of `memory_bytes`).
+    pub separated_bytes: u64,
+    /// Bytes the value cache holds (gauge; at most
+    /// `kv_options.memory_budget`).
+    pub value_cache_bytes: u64,
+    /// Separated-value reads answered by the value cache, since open.
+    pub value_cache_hits: u64,
+    /// Separated-value reads that missed the cache, since open.
+    pub value_cache_misses: u64,
+    /// Positioned reads of segment files for separated values, since
+    /// open (one per miss).
+    pub value_reads: u64,
+    /// Bytes of separated values moved by reclaim, since open.
+    pub reclaimed_bytes: u64,
 }
 
 fn summary(s: &crate::engine::metrics::Summary) -> kv_summary {
@@ -753,6 +802,13 @@ pub unsafe extern "C" fn kv_metrics_get(db: *const kv_db, out: *mut kv_metrics) 
             open_transactions: m.stats.open_transactions,
             oldest_snapshot_age_micros: m.stats.oldest_snapshot_age_micros,
             snapshot_pinned_bytes: m.stats.snapshot_pinned_bytes,
+            separated_values: m.stats.separated_values,
+            separated_bytes: m.stats.separated_bytes,
+            value_cache_bytes: m.stats.value_cache_bytes,
+            value_cache_hits: m.stats.value_cache_hits,
+            value_cache_misses: m.stats.value_cache_misses,
+            value_reads: m.stats.value_reads,
+            reclaimed_bytes: m.stats.reclaimed_bytes,
             keys: m.stats.keys,
             memory_bytes: m.stats.memory_bytes,
             wal_disk_bytes: m.stats.wal_bytes,

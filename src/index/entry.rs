@@ -44,7 +44,7 @@ pub struct ValuePtr {
 
 impl ValuePtr {
     /// Encoded size in bytes.
-    pub const SIZE: usize = 24;
+    pub(crate) const SIZE: usize = 24;
 
     /// The 24-byte encoding.
     pub fn encode(&self) -> [u8; 24] {

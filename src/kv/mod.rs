@@ -114,6 +114,9 @@ pub(crate) struct Inner {
     /// Segments and bytes reclaim moved since open.
     reclaimed_segments: AtomicU64,
     reclaimed_bytes: AtomicU64,
+    /// Keys the salvage at open deleted because their separated value
+    /// failed its CRC (added to `RecoveryStats::values_dropped`).
+    salvage_dropped: AtomicU64,
 }
 
 /// A durable, ordered key-value store in one directory.
@@ -241,6 +244,7 @@ impl Db {
             reclaiming: Mutex::new(()),
             reclaimed_segments: AtomicU64::new(0),
             reclaimed_bytes: AtomicU64::new(0),
+            salvage_dropped: AtomicU64::new(0),
             core,
             mem: RwLock::new(MemState {
                 table: rec.mem,
@@ -288,10 +292,12 @@ impl Db {
             inner,
         };
         if rec.salvaged && !db.inner.opts.read_only {
-            // Make the salvaged state the new baseline: a snapshot of it,
-            // and nothing older that a later open could trip over again.
-            // (Not for a read-only open, which changes nothing: it only
-            // shows what survives.)
+            // Make the salvaged state the new baseline: its values moved
+            // out of the old segments, a snapshot of it, and nothing older
+            // that a later open could trip over again. (Not for a
+            // read-only open, which changes nothing: it only shows what
+            // survives.)
+            db.inner.relocate_all()?;
             db.inner.checkpoint_now()?;
             db.inner.drop_history()?;
         }

@@ -106,7 +106,7 @@ impl Inner {
         let _one = self.reclaiming.lock();
         let mut info = ReclaimInfo::default();
         for id in self.reclaim_candidates() {
-            let (values, bytes) = self.relocate_segment(id)?;
+            let (values, bytes, _) = self.relocate_segment(id, false)?;
             info.segments += 1;
             info.values += values;
             info.bytes += bytes;
@@ -120,9 +120,32 @@ impl Inner {
         Ok(info)
     }
 
+    /// After a salvage: move every separated value out of every segment
+    /// but the active one, so that the salvaged baseline needs no old
+    /// segment (a damaged one may be kept otherwise). A value that fails
+    /// its CRC is lost: its key is deleted and counted in
+    /// `RecoveryStats::values_dropped`.
+    ///
+    /// Errors: [`crate::Error::Io`], [`crate::Error::Closed`].
+    pub(super) fn relocate_all(self: &Arc<Self>) -> Result<()> {
+        let active = self.core.wal.lock().active_id();
+        let mut ids: Vec<u64> = {
+            let m = self.mem.read();
+            m.table.segments().keys().copied().filter(|id| *id != active).collect()
+        };
+        ids.sort_unstable();
+        for id in ids {
+            let (_, _, dropped) = self.relocate_segment(id, true)?;
+            self.salvage_dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// Append relocations for every live separated value in segment `id`,
-    /// in file order. Returns the values and bytes moved.
-    fn relocate_segment(self: &Arc<Self>, id: u64) -> Result<(u64, u64)> {
+    /// in file order. Returns the values and bytes moved, and (with
+    /// `salvage`) how many keys were deleted because their value failed
+    /// its CRC; without it such a value is an error.
+    fn relocate_segment(self: &Arc<Self>, id: u64, salvage: bool) -> Result<(u64, u64, u64)> {
         // Which keys point into it now (a registered snapshot: its
         // segments stay while it is read).
         let snap = self.snapshot()?;
@@ -138,11 +161,27 @@ impl Inner {
             });
         }
         found.sort_unstable_by_key(|(_, _, p)| p.offset);
-        let (mut values, mut bytes) = (0u64, 0u64);
+        let (mut values, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
         let mut batch = WriteBatch::new();
         let opts = WriteOptions::with_durability(Durability::Os);
         for (named, key, p) in &found {
-            let v = self.vlog.read_file(p)?;
+            let v = match self.vlog.read_file(p) {
+                Ok(v) => v,
+                Err(crate::Error::Corruption { .. }) if salvage => {
+                    match (named, key.get(..4), key.get(4..)) {
+                        (true, Some(space), Some(k)) => {
+                            let space = u32::from_be_bytes([space[0], space[1], space[2], space[3]]);
+                            batch.delete_in_id(space, k);
+                        }
+                        _ => {
+                            batch.delete(key);
+                        }
+                    }
+                    dropped += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             batch.relocate(*named, p, key, &v);
             values += 1;
             bytes += u64::from(p.len);
@@ -152,6 +191,6 @@ impl Inner {
         }
         drop(snap);
         self.write_validated(batch, &opts)?;
-        Ok((values, bytes))
+        Ok((values, bytes, dropped))
     }
 }

@@ -128,7 +128,11 @@ impl Db {
             checkpoints: inner.checkpoints.load(Ordering::Relaxed),
             checkpoint_pause_micros: inner.checkpoint_pause_micros.load(Ordering::Relaxed),
             poisoned: inner.core.poison.reason(),
-            recovery: inner.core.recovery.clone(),
+            recovery: {
+                let mut r = inner.core.recovery.clone();
+                r.values_dropped += inner.salvage_dropped.load(Ordering::Relaxed);
+                r
+            },
         })
     }
 }

@@ -40,6 +40,8 @@ class KvOptions(_Growable):
         ("checkpoint_interval_ms", c_uint64),
         ("read_only", c_uint32),
         ("max_snapshot_age_ms", c_uint64),
+        ("value_separation_threshold", c_uint32),
+        ("memory_budget", c_uint64),
     ]
 
 
@@ -132,6 +134,7 @@ _decl("kv_contains", _status, c_void_p, c_char_p, c_size_t, POINTER(c_int32))
 _decl("kv_len", _status, c_void_p, POINTER(c_uint64))
 _decl("kv_sync", _status, c_void_p)
 _decl("kv_checkpoint", _status, c_void_p)
+_decl("kv_reclaim", _status, c_void_p, POINTER(c_uint64), POINTER(c_uint64))
 _decl("kv_backup", _status, c_void_p, c_char_p, POINTER(c_uint64))
 _decl("kv_stats_get", _status, c_void_p, POINTER(KvStats))
 _decl("kv_batch_new", c_void_p)
@@ -234,7 +237,10 @@ METRIC_GAUGES = ["keys", "memory_bytes", "wal_disk_bytes", "snapshot_disk_bytes"
 # Added after the gauges (the struct only grows at its end): the error
 # counts of the codes past the fixed `errors` array, then snapshot gauges.
 METRIC_TAIL_FIELDS = ["errors_conflict", "errors_snapshot_expired", "open_snapshots", "open_transactions",
-                      "oldest_snapshot_age_micros", "snapshot_pinned_bytes"]
+                      "oldest_snapshot_age_micros", "snapshot_pinned_bytes",
+                      # Values kept in the WAL segments, the value cache, reclaim.
+                      "separated_values", "separated_bytes", "value_cache_bytes", "value_cache_hits",
+                      "value_cache_misses", "value_reads", "reclaimed_bytes"]
 
 
 class KvMetrics(_Growable):

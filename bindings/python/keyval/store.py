@@ -36,7 +36,8 @@ def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", reco
          keep_snapshots: Optional[int] = None, max_key_size: Optional[int] = None,
          max_value_size: Optional[int] = None, create_if_missing: bool = True,
          checkpoint_interval: Optional[float] = None, read_only: bool = False,
-         max_snapshot_age: Optional[float] = None) -> "Store":
+         max_snapshot_age: Optional[float] = None, memory_budget: Optional[int] = None,
+         value_separation_threshold: Optional[int] = None, separate_values: bool = True) -> "Store":
     """Open (creating if allowed, then recovering) the store in directory ``path``.
 
     ``durability``: ``"sync"`` (fdatasync before a write returns; survives power
@@ -53,6 +54,11 @@ def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", reco
     ``max_snapshot_age`` (seconds, at least 0.001): reads of a snapshot,
     transaction or iterator older than this raise SnapshotExpiredError, so a
     forgotten one cannot pin old versions in memory; ``None``: no limit.
+    ``value_separation_threshold`` (bytes, at least 64; default 1024): values
+    this long or longer stay in the WAL segments where they were written, and
+    memory holds only the key and a 24-byte pointer; ``separate_values=False``
+    keeps every value in memory. ``memory_budget`` (bytes; default 256 MiB):
+    the value cache for those values (the index of keys is not part of it).
 
     Raises LockedError, CorruptionError, InvalidArgumentError, IoError.
     """
@@ -67,6 +73,17 @@ def open(path: Union[str, "os.PathLike[str]"], *, durability: str = "sync", reco
             raise InvalidArgumentError(
                 f"max_snapshot_age must be a positive number of seconds, not {max_snapshot_age!r}")
         o.max_snapshot_age_ms = max(1, round(max_snapshot_age * 1000))
+    for name, v in (("memory_budget", memory_budget), ("value_separation_threshold", value_separation_threshold)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise InvalidArgumentError(f"{name} must be a positive number of bytes, not {v!r}")
+    if memory_budget is not None:
+        o.memory_budget = memory_budget
+    if value_separation_threshold is not None:
+        if value_separation_threshold >= 2**32 - 1:
+            raise InvalidArgumentError("value_separation_threshold must be below 2**32 - 1")
+        o.value_separation_threshold = value_separation_threshold
+    if not separate_values:
+        o.value_separation_threshold = 2**32 - 1
     p = _path(path)
     h = c_void_p()
     _check(lib.kv_open(p, byref(o), byref(h)))
@@ -225,6 +242,16 @@ class Store(_Native, Keyspace):
     def checkpoint(self) -> None:
         """Write a snapshot and drop the WAL it covers."""
         _check(self._call(lib.kv_checkpoint))
+
+    def reclaim(self) -> tuple[int, int]:
+        """Move the live values out of every closed WAL segment that is less
+        than 67% live, then checkpoint, so that those segments are deleted
+        (it also runs by itself after automatic checkpoints). Returns
+        ``(segments, value_bytes_moved)``. Raises ClosedError, PoisonedError,
+        IoError, CorruptionError (a value to move fails its CRC)."""
+        segs, moved = c_uint64(), c_uint64()
+        _check(self._call(lib.kv_reclaim, byref(segs), byref(moved)))
+        return segs.value, moved.value
 
     def stats(self) -> dict[str, Any]:
         """Counts, sizes (bytes) and the last recovery's facts, as a dict."""
