@@ -19,7 +19,7 @@
 
 use crate::error::{Error, Result};
 use crate::fs::{FileHandle, FileSystem, OpenMode};
-use crate::index::ValuePtr;
+use crate::format::value::ValuePtr;
 use crate::wal::segment;
 use parking_lot::RwLock;
 use std::collections::HashMap;

@@ -78,7 +78,7 @@ pub enum Op<'a> {
         /// Which table: the named one (keys start with the keyspace id).
         named: bool,
         /// Where the value was.
-        from: crate::index::entry::ValuePtr,
+        from: super::value::ValuePtr,
         /// The table's key.
         key: &'a [u8],
         /// The value (`from.len` bytes).
@@ -140,7 +140,7 @@ pub fn push_put_crc(payload: &mut Vec<u8>, id: Option<u32>, key: &[u8], value: &
 pub fn push_relocate(
     payload: &mut Vec<u8>,
     named: bool,
-    from: &crate::index::entry::ValuePtr,
+    from: &super::value::ValuePtr,
     key: &[u8],
     value: &[u8],
 ) {
@@ -236,7 +236,7 @@ fn next_op<'a>(
                 1 => true,
                 _ => return Err("relocation names an unknown table"),
             };
-            let from = crate::index::entry::ValuePtr::decode(take(p, at, 24)?)
+            let from = super::value::ValuePtr::decode(take(p, at, 24)?)
                 .ok_or("relocation pointer is not 24 bytes")?;
             let kl = take_u32(p, at)?;
             let k = take(p, at, kl)?;

@@ -11,6 +11,7 @@ pub mod codec;
 
 pub mod raft;
 pub mod record;
+pub mod value;
 
 /// Suffix of a file still being written under a temporary name (a
 /// checkpoint, a Raft snapshot or hard-state file): it is renamed to its

@@ -46,7 +46,14 @@ pub struct Iter {
     /// Pairs and bytes yielded but not yet counted in the metrics.
     unflushed: u64,
     bytes: u64,
+    /// Pairs taken from the front of `range` and read ahead (separated
+    /// values, read in file order), not yet yielded.
+    ahead: std::collections::VecDeque<(Vec<u8>, Vec<u8>)>,
 }
+
+/// Pairs a forward step over separated values reads at once, sorted by
+/// their place in the log.
+const READ_AHEAD: usize = 16;
 
 impl std::fmt::Debug for Iter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,6 +88,7 @@ impl Iter {
             count: 0,
             unflushed: 0,
             bytes: 0,
+            ahead: Default::default(),
         };
         let state = match state.and_then(|s| s.check_in(space).map(|()| s)) {
             Ok(s) => s,
@@ -113,6 +121,7 @@ impl Iter {
     /// made (same snapshot): the next `next` yields the range's first pair
     /// and the next `next_back` its last.
     pub fn rewind(&mut self) {
+        self.ahead.clear();
         if let (Some(s), true) = (&self.state, self.range.is_some()) {
             let start = self.start.as_ref().map(|k| &k[..]);
             let end = self.end.as_ref().map(|k| &k[..]);
@@ -123,6 +132,7 @@ impl Iter {
     /// Move the front to the first pair whose key is `>= key` (within the
     /// range; before the back end). Later `next` calls go on from there.
     pub fn seek(&mut self, key: impl AsRef<[u8]>) {
+        self.ahead.clear();
         let k = self.tree_key(key.as_ref());
         if let Some(r) = &mut self.range {
             r.seek(&k, self.lower.as_ref().map(|k| &k[..]));
@@ -133,6 +143,15 @@ impl Iter {
     /// range; after the front end). Later `next_back` calls go on from
     /// there.
     pub fn seek_back(&mut self, key: impl AsRef<[u8]>) {
+        // Pairs read ahead go back into the range first: the back may
+        // move before them.
+        if let Some((first, _)) = self.ahead.front() {
+            let f = self.tree_key(first);
+            self.ahead.clear();
+            if let Some(r) = &mut self.range {
+                r.seek(&f, self.lower.as_ref().map(|k| &k[..]));
+            }
+        }
         let k = self.tree_key(key.as_ref());
         if let Some(r) = &mut self.range {
             r.seek_back(&k, self.upper.as_ref().map(|k| &k[..]));
@@ -162,28 +181,15 @@ impl Iter {
                 return Some(Err(e));
             }
         }
-        let skip = self.skip;
-        let copy = |e: &crate::index::Entry| (e.key()[skip..].to_vec(), e.val().to_owned());
-        let r = self.range.as_mut()?;
-        let pair = if back {
-            r.next_back_with(copy)
-        } else {
-            r.next_with(copy)
-        };
-        // A separated value is read from the log; the snapshot this
-        // iterator holds keeps its segment.
-        let pair = match pair.map(|(k, v)| match v {
-            crate::index::OwnedVal::Inline(v) => Ok((k, v)),
-            crate::index::OwnedVal::At(p) => state.inner.load(&p).map(|v| (k, v.to_vec())),
-        }) {
-            Some(Err(e)) => {
+        let pair = match self.take(back) {
+            Err(e) => {
                 self.flush();
                 self.range = None;
                 self.state = None;
+                self.ahead.clear();
                 return Some(Err(e));
             }
-            Some(Ok(p)) => Some(p),
-            None => None,
+            Ok(p) => p,
         };
         match pair {
             Some(p) => {
@@ -200,6 +206,64 @@ impl Iter {
                 None
             }
         }
+    }
+
+    /// The next pair from one end: read ahead, or from the range. A
+    /// separated value is read from the log (the snapshot this iterator
+    /// holds keeps its segment); going forward, the next separated values
+    /// are read with it, in file order.
+    fn take(&mut self, back: bool) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        use crate::index::OwnedVal;
+        if !back {
+            if let Some(p) = self.ahead.pop_front() {
+                return Ok(Some(p));
+            }
+        }
+        let Some(state) = self.state.clone() else {
+            return Ok(None);
+        };
+        let skip = self.skip;
+        let copy = |e: &crate::index::Entry| (e.key()[skip..].to_vec(), e.val().to_owned());
+        let Some(r) = self.range.as_mut() else {
+            return Ok(None);
+        };
+        let first = if back { r.next_back_with(copy) } else { r.next_with(copy) };
+        let (k, v) = match first {
+            Some(p) => p,
+            None if back => return Ok(self.ahead.pop_back()),
+            None => return Ok(None),
+        };
+        let p = match v {
+            OwnedVal::Inline(v) => return Ok(Some((k, v))),
+            OwnedVal::At(p) if back => return Ok(Some((k, state.inner.load(&p)?.to_vec()))),
+            OwnedVal::At(p) => p,
+        };
+        let mut batch = vec![(k, OwnedVal::At(p))];
+        while batch.len() < READ_AHEAD {
+            match r.next_with(copy) {
+                Some(pair) => batch.push(pair),
+                None => break,
+            }
+        }
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_unstable_by_key(|&i| match &batch[i].1 {
+            OwnedVal::At(p) => (p.segment, p.offset),
+            OwnedVal::Inline(_) => (0, 0),
+        });
+        let mut loaded: Vec<Option<Vec<u8>>> = vec![None; batch.len()];
+        for i in order {
+            if let OwnedVal::At(p) = &batch[i].1 {
+                loaded[i] = Some(state.inner.load(p)?.to_vec());
+            }
+        }
+        for ((k, v), l) in batch.into_iter().zip(loaded) {
+            let v = match v {
+                OwnedVal::Inline(v) => v,
+                OwnedVal::At(_) => l.unwrap_or_default(),
+            };
+            self.ahead.push_back((k, v));
+        }
+        Ok(self.ahead.pop_front())
     }
 
     /// Count what was yielded since the last flush in the metrics.

@@ -202,17 +202,6 @@ impl Inner {
         Ok((state, guard))
     }
 
-    /// A view of the current state without registering it (for a short
-    /// read such as a scan callback, a checkpoint or a backup).
-    /// Errors: [`Error::Closed`].
-    pub(crate) fn view(&self) -> Result<View> {
-        let m = self.mem.read();
-        if m.closed {
-            return Err(Error::Closed);
-        }
-        Ok(m.table.view())
-    }
-
     /// Open snapshots, the oldest one's age, and the validation log.
     pub(crate) fn registry_stats(&self) -> RegistryStats {
         let r = self.registry.lock();
