@@ -136,6 +136,7 @@ impl ValueLog {
             return Ok(Arc::clone(f));
         }
         let f = open_segment(self.fs.as_ref(), path, id)?;
+        f.advise_random();
         Ok(Arc::clone(self.files.write().entry(id).or_insert(f)))
     }
 

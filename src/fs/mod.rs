@@ -89,6 +89,12 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Hint that this handle's reads will be at random offsets, so the OS
+    /// should not read ahead around them (`posix_fadvise(POSIX_FADV_RANDOM)`
+    /// on Linux): a separated value is one read of its own bytes. Only a
+    /// hint. Default: nothing.
+    fn advise_random(&self) {}
+
     /// Read the whole file, from offset 0 to the end as seen now; the same
     /// as [`FileHandle::read_upto`] with no limit.
     fn read_all(&self) -> io::Result<Vec<u8>> {

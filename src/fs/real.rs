@@ -62,6 +62,13 @@ impl FileHandle for RealFile {
             Err(io::Error::last_os_error())
         }
     }
+
+    fn advise_random(&self) {
+        #[allow(unsafe_code)]
+        // Safety: the descriptor is open for the duration of the call and
+        // posix_fadvise reads no memory of ours.
+        let _ = unsafe { libc::posix_fadvise(self.0.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+    }
 }
 
 /// What kind of non-regular file `m` describes, for error messages.
