@@ -118,6 +118,18 @@ impl ValueLog {
         Ok(v)
     }
 
+    /// Announce that `p` will be read soon, unless the cache holds it: the
+    /// OS starts reading it (see [`FileHandle::will_need_range`]).
+    pub fn prefetch(&self, p: &ValuePtr) {
+        if self.cache.as_ref().is_some_and(|c| c.contains_key(&(p.segment, p.offset))) {
+            return;
+        }
+        let path = self.dir.join(segment::file_name(p.segment));
+        if let Ok(f) = self.file(p.segment, &path) {
+            f.will_need_range(p.offset, u64::from(p.len));
+        }
+    }
+
     /// Read and verify `p` from its file, bypassing the cache.
     ///
     /// Errors: as [`ValueLog::read`].

@@ -89,6 +89,13 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Hint that `offset..offset + len` will be read soon, so the OS may
+    /// start reading it from the device now (`posix_fadvise(WILLNEED)` on
+    /// Linux): a range read over separated values announces the next
+    /// values before it reads the first, so their reads overlap. Only a
+    /// hint. Default: nothing.
+    fn will_need_range(&self, _offset: u64, _len: u64) {}
+
     /// Hint that this handle's reads will be at random offsets, so the OS
     /// should not read ahead around them (`posix_fadvise(POSIX_FADV_RANDOM)`
     /// on Linux): a separated value is one read of its own bytes. Only a

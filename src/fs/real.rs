@@ -63,6 +63,16 @@ impl FileHandle for RealFile {
         }
     }
 
+    fn will_need_range(&self, offset: u64, len: u64) {
+        let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        #[allow(unsafe_code)]
+        // Safety: the descriptor is open for the duration of the call and
+        // posix_fadvise reads no memory of ours.
+        let _ = unsafe { libc::posix_fadvise(self.0.as_raw_fd(), off, n, libc::POSIX_FADV_WILLNEED) };
+    }
+
     fn advise_random(&self) {
         #[allow(unsafe_code)]
         // Safety: the descriptor is open for the duration of the call and

@@ -53,7 +53,7 @@ pub struct Iter {
 
 /// Pairs a forward step over separated values reads at once, sorted by
 /// their place in the log.
-const READ_AHEAD: usize = 16;
+const READ_AHEAD: usize = 32;
 
 impl std::fmt::Debug for Iter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -250,6 +250,12 @@ impl Iter {
             OwnedVal::At(p) => (p.segment, p.offset),
             OwnedVal::Inline(_) => (0, 0),
         });
+        // Announce them all first, so the device reads them together.
+        for &i in &order {
+            if let OwnedVal::At(p) = &batch[i].1 {
+                state.inner.prefetch(p);
+            }
+        }
         let mut loaded: Vec<Option<Vec<u8>>> = vec![None; batch.len()];
         for i in order {
             if let OwnedVal::At(p) = &batch[i].1 {

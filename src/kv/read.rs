@@ -182,6 +182,11 @@ impl Inner {
                     _ => (0, 0),
                 };
                 order.sort_unstable_by_key(at);
+                for &i in &order {
+                    if let Some(OwnedVal::At(p)) = &copied[i] {
+                        self.prefetch(p);
+                    }
+                }
                 let mut loaded: Vec<Option<Bytes>> = vec![None; copied.len()];
                 for i in order {
                     if let Some(OwnedVal::At(p)) = &copied[i] {

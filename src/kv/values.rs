@@ -55,6 +55,13 @@ impl Inner {
         self.vlog.read(p)
     }
 
+    /// Announce that `p` will be read soon (a value already in the file).
+    pub(crate) fn prefetch(&self, p: &ValuePtr) {
+        if self.tail.in_file(p.segment, p.offset, u64::from(p.len)) {
+            self.vlog.prefetch(p);
+        }
+    }
+
     /// A view's value: inline, or loaded from the log. A registered
     /// snapshot keeps every segment it points into (see
     /// `kv::reclaim`).
