@@ -35,7 +35,7 @@
 #![allow(clippy::result_large_err)]
 
 use keyval::raft::{self as kraft, RaftLog};
-use keyval::{Db, Options, WriteBatch};
+use keyval::{Db, Keyspace, Options, WriteBatch};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
     AnyError, BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftLogId, RaftLogReader,
@@ -46,10 +46,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::io::Cursor;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -94,14 +93,14 @@ pub struct Response {
 
 openraft::declare_raft_types!(
     /// openraft types of the KeyVal-backed key-value store: `u64` node ids,
-    /// [`BasicNode`] addresses, snapshots as `Cursor<Vec<u8>>`, tokio.
+    /// [`BasicNode`] addresses, snapshots as files (streamed), tokio.
     pub TypeConfig:
         D = Request,
         R = Response,
         NodeId = NodeId,
         Node = BasicNode,
         Entry = Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 
@@ -480,17 +479,51 @@ where
 
 const APPLIED: &[u8] = b"meta/applied";
 const MEMBERSHIP: &[u8] = b"meta/membership";
-const SNAPSHOT: &[u8] = b"snapshot/current";
-const DATA: &[u8] = b"data/";
+/// The generation of the data keyspace (`data-<n>`), as decimal text.
+const GENERATION: &[u8] = b"meta/generation";
+/// The current snapshot: u32 LE length of its metadata (JSON), the
+/// metadata, then its file's name in `snapshots/`.
+const SNAPSHOT_FILE: &[u8] = b"snapshot/file";
+/// Before streaming snapshots: the metadata and the whole snapshot as one
+/// value (read only to migrate: deleted at open).
+const LEGACY_SNAPSHOT: &[u8] = b"snapshot/current";
+/// Before streaming snapshots: application data under this prefix of the
+/// default keyspace (moved to `data-1` at open).
+const LEGACY_DATA: &[u8] = b"data/";
+/// Magic of a snapshot file (see [`StateMachine`]).
+const SNAP_MAGIC: &[u8; 8] = b"KVRAFTS1";
+/// Bytes of pairs per write batch when a snapshot is installed or the
+/// legacy layout migrated.
+const INSTALL_BATCH: usize = 4 << 20;
 
 /// openraft [`RaftStateMachine`] for [`TypeConfig`] on a KeyVal [`Db`].
 /// Cloning gives another handle to the same state machine. Thread-safe.
+///
+/// Application data lives in the keyspace `data-<n>` of the Db, where `n`
+/// is `meta/generation`. Snapshots are streamed: built from a KeyVal
+/// [`keyval::Snapshot`] into a file `snapshots/<id>.snap` next to the Db's
+/// files (separated values are read from their WAL segments, one at a
+/// time), sent by openraft in chunks, and installed by streaming the file
+/// into a new keyspace `data-<n+1>` in batches of 4 MiB, then switching
+/// `meta/generation` (with the applied log id, membership and snapshot
+/// name) in one atomic write and dropping the old keyspace. So neither
+/// side holds the state in memory, and a crash during an install leaves
+/// the old state (the half-written keyspace and file are removed at
+/// open). Snapshot file: magic `KVRAFTS1`, then per pair u32 LE key
+/// length, u32 LE value length, key, value; then u32 `0xFFFF_FFFF` and the
+/// SHA-256 of every byte before it (checked before anything is switched).
 #[derive(Clone)]
 pub struct StateMachine {
     db: Arc<Db>,
+    /// `snapshots/` beside the Db's files.
+    snap_dir: PathBuf,
+    /// The data keyspace of the current generation.
+    data: Arc<Mutex<(u64, Keyspace)>>,
     /// Serializes apply, snapshot install and snapshot build.
     lock: Arc<tokio::sync::Mutex<()>>,
     counters: Arc<SnapshotCounters>,
+    /// Numbers the files `begin_receiving_snapshot` creates.
+    received: Arc<AtomicU64>,
 }
 
 /// How many snapshots a [`StateMachine`] built and installed since it was
@@ -502,12 +535,8 @@ pub struct SnapshotCounters {
     pub built: AtomicU64,
     /// Snapshots received from a leader and installed.
     pub installed: AtomicU64,
-}
-
-/// A snapshot's content: every key-value pair.
-#[derive(Serialize, Deserialize)]
-struct SnapshotData {
-    data: BTreeMap<String, String>,
+    /// Bytes of the last snapshot file built or installed.
+    pub last_bytes: AtomicU64,
 }
 
 fn sm_read(e: impl std::fmt::Display) -> SErr {
@@ -518,17 +547,190 @@ fn sm_write(e: impl std::fmt::Display) -> SErr {
     StorageIOError::write_state_machine(any(e)).into()
 }
 
+fn data_name(generation: u64) -> String {
+    format!("data-{generation}")
+}
+
+/// Write every pair of `pairs` to a new snapshot file `dir/<name>`
+/// (temporary name, fsync, rename, directory fsync), streaming, with its
+/// SHA-256 trailer. Returns the file's size in bytes.
+fn write_snapshot_file(
+    dir: &Path,
+    name: &str,
+    pairs: impl Iterator<Item = keyval::Result<(Vec<u8>, Vec<u8>)>>,
+) -> std::io::Result<u64> {
+    use sha2::Digest;
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let f = std::fs::File::create(&tmp)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let mut h = sha2::Sha256::new();
+    let mut n = 0u64;
+    let mut put = |w: &mut std::io::BufWriter<std::fs::File>, b: &[u8]| -> std::io::Result<()> {
+        h.update(b);
+        n += b.len() as u64;
+        w.write_all(b)
+    };
+    put(&mut w, SNAP_MAGIC)?;
+    for p in pairs {
+        let (k, v) = p.map_err(std::io::Error::other)?;
+        put(&mut w, &(k.len() as u32).to_le_bytes())?;
+        put(&mut w, &(v.len() as u32).to_le_bytes())?;
+        put(&mut w, &k)?;
+        put(&mut w, &v)?;
+    }
+    put(&mut w, &u32::MAX.to_le_bytes())?;
+    let digest = h.finalize();
+    w.write_all(&digest)?;
+    let f = w.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(n + 32)
+}
+
+/// Read a snapshot file from `r`, calling `each` with every pair, then
+/// check its SHA-256 (so the caller must not make what it collected
+/// visible before this returns `Ok`). Optionally copies every byte to
+/// `copy`. Memory: one pair and a 1 MiB buffer.
+fn read_snapshot_file(
+    r: impl std::io::Read,
+    mut copy: Option<&mut dyn std::io::Write>,
+    mut each: impl FnMut(&[u8], &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<u64> {
+    use sha2::Digest;
+    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
+    let mut r = std::io::BufReader::with_capacity(1 << 20, r);
+    let mut h = sha2::Sha256::new();
+    let mut total = 0u64;
+    // Exactly `n` bytes into `buf` (reserved fallibly).
+    let take = |r: &mut std::io::BufReader<_>, buf: &mut Vec<u8>, n: usize| -> std::io::Result<()> {
+        use std::io::Read;
+        buf.clear();
+        buf.try_reserve(n).map_err(|_| bad("snapshot pair too large"))?;
+        r.by_ref().take(n as u64).read_to_end(buf)?;
+        if buf.len() != n {
+            return Err(bad("snapshot file ends early"));
+        }
+        Ok(())
+    };
+    let (mut a, mut k, mut v) = (Vec::new(), Vec::new(), Vec::new());
+    take(&mut r, &mut a, 8)?;
+    h.update(&a);
+    if a != SNAP_MAGIC {
+        return Err(bad("not a KeyVal Raft snapshot file"));
+    }
+    if let Some(c) = copy.as_mut() {
+        c.write_all(&a)?;
+    }
+    loop {
+        take(&mut r, &mut a, 4)?;
+        h.update(&a);
+        if let Some(c) = copy.as_mut() {
+            c.write_all(&a)?;
+        }
+        let kl = u32::from_le_bytes([a[0], a[1], a[2], a[3]]);
+        if kl == u32::MAX {
+            break;
+        }
+        take(&mut r, &mut a, 4)?;
+        h.update(&a);
+        if let Some(c) = copy.as_mut() {
+            c.write_all(&a)?;
+        }
+        let vl = u32::from_le_bytes([a[0], a[1], a[2], a[3]]);
+        if kl > 16 << 20 || vl > 1 << 30 {
+            return Err(bad("impossible pair lengths in snapshot file"));
+        }
+        take(&mut r, &mut k, kl as usize)?;
+        take(&mut r, &mut v, vl as usize)?;
+        h.update(&k);
+        h.update(&v);
+        total += 8 + u64::from(kl) + u64::from(vl);
+        if let Some(c) = copy.as_mut() {
+            c.write_all(&k)?;
+            c.write_all(&v)?;
+        }
+        each(&k, &v)?;
+    }
+    let want = h.finalize();
+    take(&mut r, &mut a, 32)?;
+    if a.as_slice() != want.as_slice() {
+        return Err(bad("snapshot file SHA-256 mismatch"));
+    }
+    if let Some(c) = copy.as_mut() {
+        c.write_all(&a)?;
+    }
+    total += 8 + 4 + 32;
+    Ok(total)
+}
+
 impl StateMachine {
-    /// Open (and recover) the state machine in `dir`.
+    /// Open (and recover) the state machine in `dir`: finish or undo an
+    /// install a crash interrupted (the keyspace and snapshot files that
+    /// the current generation does not name are removed), and move data
+    /// stored by the previous layout (`data/` keys of the default
+    /// keyspace, the snapshot as one value) to the current one, streaming.
     ///
-    /// Errors: as [`Db::open`].
+    /// Errors: as [`Db::open`], and I/O errors on `dir/snapshots`.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Self, SErr> {
+        let dir = dir.as_ref();
         let db = Db::open(dir, opts).map_err(sm_read)?;
-        Ok(StateMachine {
+        let snap_dir = dir.join("snapshots");
+        std::fs::create_dir_all(&snap_dir).map_err(sm_write)?;
+        let generation = match db.get(GENERATION).map_err(sm_read)? {
+            Some(g) => String::from_utf8_lossy(&g).parse::<u64>().map_err(sm_read)?,
+            None => {
+                // A new store, or the previous layout: move its data (if
+                // any) into `data-1`, then switch in one write.
+                let _ = db.drop_keyspace(&data_name(1)).map_err(sm_write)?;
+                let ks = db.keyspace(&data_name(1)).map_err(sm_write)?;
+                let mut b = WriteBatch::new();
+                for item in db.prefix(LEGACY_DATA) {
+                    let (k, v) = item.map_err(sm_read)?;
+                    b.put_in(&ks, &k[LEGACY_DATA.len()..], &v);
+                    if b.encoded_len() >= INSTALL_BATCH {
+                        db.write(std::mem::take(&mut b)).map_err(sm_write)?;
+                    }
+                }
+                b.put(GENERATION, b"1");
+                b.delete(LEGACY_SNAPSHOT);
+                db.write(b).map_err(sm_write)?;
+                let mut d = WriteBatch::new();
+                for item in db.prefix(LEGACY_DATA) {
+                    d.delete(item.map_err(sm_read)?.0);
+                    if d.encoded_len() >= INSTALL_BATCH {
+                        db.write(std::mem::take(&mut d)).map_err(sm_write)?;
+                    }
+                }
+                db.write(d).map_err(sm_write)?;
+                1
+            }
+        };
+        let current = data_name(generation);
+        for name in db.list_keyspaces().map_err(sm_read)? {
+            if name.starts_with("data-") && name != current {
+                db.drop_keyspace(&name).map_err(sm_write)?;
+            }
+        }
+        let data = db.keyspace(&current).map_err(sm_write)?;
+        let sm = StateMachine {
             db: Arc::new(db),
+            snap_dir,
+            data: Arc::new(Mutex::new((generation, data))),
             lock: Arc::new(tokio::sync::Mutex::new(())),
             counters: Arc::default(),
-        })
+            received: Arc::default(),
+        };
+        let keep = sm.snapshot_file()?.map(|(_, name)| name);
+        for e in std::fs::read_dir(&sm.snap_dir).map_err(sm_read)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if Some(&name) != keep.as_ref() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        Ok(sm)
     }
 
     /// Snapshot build and install counts since this state machine was
@@ -537,26 +739,48 @@ impl StateMachine {
         &self.counters
     }
 
+    fn data(&self) -> Keyspace {
+        self.data.lock().expect("data keyspace").1.clone()
+    }
+
     /// The value of `key` in the applied state.
     ///
     /// Errors: `Closed`, as a [`StorageError`].
     pub fn get(&self, key: &str) -> Result<Option<String>, SErr> {
-        let k = [DATA, key.as_bytes()].concat();
-        let v = self.db.get(&k).map_err(sm_read)?;
+        let v = self.data().get(key.as_bytes()).map_err(sm_read)?;
         Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    /// Every key-value pair of the applied state, in key order.
+    /// Every key-value pair of the applied state, in key order (in
+    /// memory: for tests and small states).
     pub fn dump(&self) -> Result<BTreeMap<String, String>, SErr> {
         let mut out = BTreeMap::new();
-        for item in self.db.prefix(DATA) {
+        for item in self.data().iter() {
             let (k, v) = item.map_err(sm_read)?;
             out.insert(
-                String::from_utf8_lossy(&k[DATA.len()..]).into_owned(),
+                String::from_utf8_lossy(&k).into_owned(),
                 String::from_utf8_lossy(&v).into_owned(),
             );
         }
         Ok(out)
+    }
+
+    /// Write `pairs` (application keys and values) straight into the
+    /// applied state, bypassing the log: for loading a test state.
+    ///
+    /// Errors: as [`Db::write`].
+    pub fn load_unreplicated(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<(), SErr> {
+        let ks = self.data();
+        let mut b = WriteBatch::new();
+        for (k, v) in pairs {
+            b.put_in(&ks, k, v);
+        }
+        self.db.write(b).map_err(sm_write)
+    }
+
+    /// The Db the state lives in (for its stats and metrics).
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Close the state machine's Db (sync, checkpoint, release the lock).
@@ -571,46 +795,75 @@ impl StateMachine {
         }
     }
 
-    fn current_snapshot(&self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
-        let Some(v) = self.db.get(SNAPSHOT).map_err(sm_read)? else {
+    /// The current snapshot's metadata and file name.
+    fn snapshot_file(&self) -> Result<Option<(SnapshotMeta<NodeId, BasicNode>, String)>, SErr> {
+        let Some(v) = self.db.get(SNAPSHOT_FILE).map_err(sm_read)? else {
             return Ok(None);
         };
         let n = v
             .get(..4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
             .filter(|&n| 4 + n <= v.len())
-            .ok_or_else(|| sm_read("stored snapshot is truncated"))?;
-        let meta: SnapshotMeta<NodeId, BasicNode> =
-            serde_json::from_slice(&v[4..4 + n]).map_err(sm_read)?;
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(v[4 + n..].to_vec())),
-        }))
+            .ok_or_else(|| sm_read("stored snapshot record is truncated"))?;
+        let meta = serde_json::from_slice(&v[4..4 + n]).map_err(sm_read)?;
+        Ok(Some((meta, String::from_utf8_lossy(&v[4 + n..]).into_owned())))
     }
 
-    fn store_snapshot(
-        b: &mut WriteBatch,
-        meta: &SnapshotMeta<NodeId, BasicNode>,
-        data: &[u8],
-    ) -> Result<(), SErr> {
+    fn snapshot_record(meta: &SnapshotMeta<NodeId, BasicNode>, name: &str) -> Result<Vec<u8>, SErr> {
         let m = serde_json::to_vec(meta).map_err(sm_write)?;
         let mut v = (m.len() as u32).to_le_bytes().to_vec();
         v.extend_from_slice(&m);
-        v.extend_from_slice(data);
-        b.put(SNAPSHOT, &v);
-        Ok(())
+        v.extend_from_slice(name.as_bytes());
+        Ok(v)
+    }
+
+    async fn current_snapshot(&self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
+        let Some((meta, name)) = self.snapshot_file()? else {
+            return Ok(None);
+        };
+        let f = tokio::fs::File::open(self.snap_dir.join(&name))
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), any(e)))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(f),
+        }))
+    }
+
+    /// Remove every snapshot file but `keep`.
+    fn prune_snapshots(dir: &Path, keep: &str) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name != keep && name.ends_with(".snap") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
-        let _g = self.lock.lock().await;
-        let last_applied: Option<LogId<NodeId>> = self.json(APPLIED)?;
-        let membership: StoredMembership<NodeId, BasicNode> =
-            self.json(MEMBERSHIP)?.unwrap_or_default();
-        let data = serde_json::to_vec(&SnapshotData { data: self.dump()? }).map_err(sm_read)?;
+        // A KeyVal snapshot is the state at one moment: applies may go on
+        // while it is streamed to the file.
+        let (snap, data) = {
+            let _g = self.lock.lock().await;
+            let snap = self.db.snapshot().map_err(sm_read)?;
+            let data = snap.keyspace(&self.data()).map_err(sm_read)?;
+            (snap, data)
+        };
+        let json = |k: &[u8]| -> Result<Option<Vec<u8>>, SErr> { snap.get(k).map_err(sm_read) };
+        let last_applied: Option<LogId<NodeId>> = match json(APPLIED)? {
+            Some(v) => Some(serde_json::from_slice(&v).map_err(sm_read)?),
+            None => None,
+        };
+        let membership: StoredMembership<NodeId, BasicNode> = match json(MEMBERSHIP)? {
+            Some(v) => serde_json::from_slice(&v).map_err(sm_read)?,
+            None => StoredMembership::default(),
+        };
         let snapshot_id = match &last_applied {
-            Some(l) => format!("{}-{}", l.leader_id, l.index),
+            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, self.counters.built.load(Ordering::Relaxed)),
             None => "empty".to_string(),
         };
         let meta = SnapshotMeta {
@@ -618,17 +871,35 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             last_membership: membership,
             snapshot_id,
         };
-        let mut b = WriteBatch::new();
-        StateMachine::store_snapshot(&mut b, &meta, &data)?;
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.write(b))
+        let name = format!("{}.snap", meta.snapshot_id);
+        let (dir, n) = (self.snap_dir.clone(), name.clone());
+        let bytes = tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &n, data.iter()))
             .await
             .map_err(sm_write)?
-            .map_err(sm_write)?;
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), any(e)))?;
+        {
+            let _g = self.lock.lock().await;
+            // A newer snapshot (an install) may have been recorded meanwhile.
+            let newer = self.snapshot_file()?.is_some_and(|(m, _)| m.last_log_id > meta.last_log_id);
+            if !newer {
+                let mut b = WriteBatch::new();
+                b.put(SNAPSHOT_FILE, Self::snapshot_record(&meta, &name)?);
+                let db = self.db.clone();
+                tokio::task::spawn_blocking(move || db.write(b))
+                    .await
+                    .map_err(sm_write)?
+                    .map_err(sm_write)?;
+                Self::prune_snapshots(&self.snap_dir, &name);
+            }
+        }
         self.counters.built.fetch_add(1, Ordering::Relaxed);
+        self.counters.last_bytes.store(bytes, Ordering::Relaxed);
+        let f = tokio::fs::File::open(self.snap_dir.join(&name))
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), any(e)))?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(f),
         })
     }
 }
@@ -651,6 +922,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let _g = self.lock.lock().await;
+        let data = self.data();
         let mut b = WriteBatch::new();
         // Values changed earlier in this batch (None = deleted).
         let mut pending: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
@@ -675,17 +947,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             value,
                         } => (key, Some(value.into_bytes()), Some(expected)),
                     };
-                    let k = [DATA, key.as_bytes()].concat();
+                    let k = key.into_bytes();
                     let previous = match pending.get(&k) {
                         Some(v) => v.clone(),
-                        None => self.db.get(&k).map_err(sm_read)?,
+                        None => data.get(&k).map_err(sm_read)?,
                     };
                     // A compare-and-set whose comparison fails changes nothing.
                     let swap = expected.is_none_or(|e| e.map(String::into_bytes) == previous);
                     if swap {
                         match &new {
-                            Some(v) => b.put(&k, v),
-                            None => b.delete(&k),
+                            Some(v) => b.put_in(&data, &k, v),
+                            None => b.delete_in(&data, &k),
                         };
                         pending.insert(k, new);
                     }
@@ -710,47 +982,111 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, SErr> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, SErr> {
+        let n = self.received.fetch_add(1, Ordering::Relaxed);
+        let p = self.snap_dir.join(format!("receiving-{n}.tmp"));
+        let f = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?;
+        Ok(Box::new(f))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> Result<(), SErr> {
+        use tokio::io::AsyncSeekExt;
         let _g = self.lock.lock().await;
-        let bytes = snapshot.into_inner();
-        let content: SnapshotData = serde_json::from_slice(&bytes)
-            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), any(e)))?;
-        // Replace the whole state in one atomic batch.
-        let mut b = WriteBatch::new();
-        for item in self.db.prefix(DATA) {
-            let (k, _) = item.map_err(sm_read)?;
-            b.delete(&k);
-        }
-        for (k, v) in &content.data {
-            b.put([DATA, k.as_bytes()].concat(), v.as_bytes());
-        }
-        match &meta.last_log_id {
-            Some(l) => b.put(APPLIED, &serde_json::to_vec(l).map_err(sm_write)?),
-            None => b.delete(APPLIED),
-        };
-        b.put(
-            MEMBERSHIP,
-            &serde_json::to_vec(&meta.last_membership).map_err(sm_write)?,
-        );
-        StateMachine::store_snapshot(&mut b, meta, &bytes)?;
+        let bad = |e: std::io::Error| -> SErr { StorageIOError::read_snapshot(Some(meta.signature()), any(e)).into() };
+        let mut file = *snapshot;
+        tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(bad)?;
+        file.seek(std::io::SeekFrom::Start(0)).await.map_err(bad)?;
+        let file = file.into_std().await;
+        let (old_gen, old) = self.data.lock().expect("data keyspace").clone();
+        let generation = old_gen + 1;
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.write(b))
+        let dir = self.snap_dir.clone();
+        let name = format!("{}.snap", meta.snapshot_id);
+        let meta2 = meta.clone();
+        // Stream the file into a new keyspace (not yet the state) while
+        // copying it to this node's own snapshot file; switch only after
+        // its SHA-256 checked.
+        let (new, bytes) = tokio::task::spawn_blocking(move || -> Result<(Keyspace, u64), String> {
+            let e = |x: keyval::Error| x.to_string();
+            let _ = db.drop_keyspace(&data_name(generation)).map_err(e)?;
+            let ks = db.keyspace(&data_name(generation)).map_err(e)?;
+            let tmp = dir.join(format!("{name}.tmp"));
+            let out = std::fs::File::create(&tmp).map_err(|x| x.to_string())?;
+            let mut copy = std::io::BufWriter::with_capacity(1 << 20, out);
+            let opts = keyval::WriteOptions::with_durability(keyval::Durability::Os);
+            let mut b = WriteBatch::new();
+            let bytes = read_snapshot_file(file, Some(&mut copy), |k, v| {
+                b.put_in(&ks, k, v);
+                if b.encoded_len() >= INSTALL_BATCH {
+                    db.write_opt(std::mem::take(&mut b), &opts)
+                        .map_err(std::io::Error::other)?;
+                }
+                Ok(())
+            })
+            .map_err(|x| x.to_string())?;
+            db.write_opt(b, &opts).map_err(e)?;
+            let out = copy.into_inner().map_err(|x| x.to_string())?;
+            out.sync_all().map_err(|x| x.to_string())?;
+            drop(out);
+            std::fs::rename(&tmp, dir.join(&name)).map_err(|x| x.to_string())?;
+            std::fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|x| x.to_string())?;
+            // The switch: one durable write (it also makes the batches
+            // above durable, being later in the same log).
+            let mut b = WriteBatch::new();
+            b.put(GENERATION, generation.to_string());
+            match &meta2.last_log_id {
+                Some(l) => b.put(APPLIED, serde_json::to_vec(l).map_err(|x| x.to_string())?),
+                None => b.delete(APPLIED),
+            };
+            b.put(
+                MEMBERSHIP,
+                serde_json::to_vec(&meta2.last_membership).map_err(|x| x.to_string())?,
+            );
+            b.put(
+                SNAPSHOT_FILE,
+                StateMachine::snapshot_record(&meta2, &name).map_err(|x| x.to_string())?,
+            );
+            db.write(b).map_err(e)?;
+            Ok((ks, bytes))
+        })
+        .await
+        .map_err(sm_write)?
+        .map_err(|x| -> SErr { StorageIOError::write_snapshot(Some(meta.signature()), any(x)).into() })?;
+        *self.data.lock().expect("data keyspace") = (generation, new);
+        // The old state is garbage now.
+        let db = self.db.clone();
+        let old_name = old.name().to_string();
+        tokio::task::spawn_blocking(move || db.drop_keyspace(&old_name))
             .await
             .map_err(sm_write)?
             .map_err(sm_write)?;
+        Self::prune_snapshots(&self.snap_dir, &format!("{}.snap", meta.snapshot_id));
+        if let Ok(rd) = std::fs::read_dir(&self.snap_dir) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("receiving-") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         self.counters.installed.fetch_add(1, Ordering::Relaxed);
+        self.counters.last_bytes.store(bytes, Ordering::Relaxed);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
-        self.current_snapshot()
+        self.current_snapshot().await
     }
 }
