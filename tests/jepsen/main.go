@@ -59,6 +59,7 @@ type config struct {
 	duration, checkTimeout          time.Duration
 	seed                            int64
 	clients                         int
+	uniqueValueBytes                int
 	minEvents, minLeaderKills       int
 	faults                          []string
 	nodeArgs                        []string
@@ -75,6 +76,8 @@ func main() {
 	flag.DurationVar(&cfg.checkTimeout, "check-timeout", 10*time.Minute, "porcupine's time limit")
 	flag.Int64Var(&cfg.seed, "seed", 0, "random seed (0: from the clock)")
 	flag.IntVar(&cfg.clients, "clients", 5, "concurrent clients")
+	flag.IntVar(&cfg.uniqueValueBytes, "unique-value-bytes", 1,
+		"length of the one-time writes' values (large ones make the state outgrow a small --memory-budget)")
 	flag.IntVar(&cfg.minEvents, "min-events", 10, "fail unless the nemesis ran at least this many events")
 	flag.IntVar(&cfg.minLeaderKills, "min-leader-kills", 3, "fail unless at least this many kills hit the leader")
 	faults := flag.String("faults", strings.Join(nemesisKinds, ","), "the nemesis's fault kinds")
@@ -174,7 +177,7 @@ func run(cfg config) (err error) {
 		Ops: map[string]int{}, NodeEvents: map[string]int{}}
 	h := &history{start: time.Now()}
 	w := &workload{c: c, h: h, keys: 5, epoch: 10 * time.Second, timeout: 2 * time.Second,
-		lastSeen: map[string]string{}}
+		lastSeen: map[string]string{}, uniqueValue: "x" + strings.Repeat("-", max(0, cfg.uniqueValueBytes-1))}
 	w.leader.Store(int64(l))
 	monitorDone := make(chan struct{})
 	go w.monitor(monitorDone)

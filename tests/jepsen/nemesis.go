@@ -99,7 +99,15 @@ func (n *nemesis) inject(kind string) {
 	case killLeader, killFollower:
 		n.logf("nemesis: %s: SIGKILL node %d", label, id)
 		n.c.kill(id)
-		n.pause(200*time.Millisecond, 2*time.Second)
+		if kind == killLeader && n.rng.Intn(2) == 0 {
+			// Down past the election timeout (at most 1 s for both
+			// engines here), so that the others must elect a new leader
+			// rather than wait for it to come back.
+			n.counts[killLeader+" (down past the election timeout)"]++
+			n.pause(2500*time.Millisecond, 4*time.Second)
+		} else {
+			n.pause(200*time.Millisecond, 2*time.Second)
+		}
 		n.restart(id)
 	case killMany:
 		ids := n.rng.Perm(len(n.c.procs))[:2+n.rng.Intn(len(n.c.procs)-1)]

@@ -180,6 +180,10 @@ type workload struct {
 	mu       sync.Mutex
 	lastSeen map[string]string // last value observed per key, for cas
 	unique   []string          // keys of acknowledged one-time writes
+	// uniqueValue is the value of every one-time write: "x", or longer
+	// (--unique-value-bytes), so that the replicated state outgrows a small
+	// memory budget and snapshots carry values kept in the WAL segments.
+	uniqueValue string
 }
 
 // key picks one of the current epoch's keys. Changing the key set every
@@ -212,7 +216,7 @@ func (w *workload) runClient(id int, seed int64, wg *sync.WaitGroup) {
 		case r < 10:
 			// A one-time key, never overwritten: it must be on every node
 			// at the end if the write was acknowledged.
-			in = kvInput{Op: "write", Key: fmt.Sprintf("u-%d-%d", id, seq), Value: "x"}
+			in = kvInput{Op: "write", Key: fmt.Sprintf("u-%d-%d", id, seq), Value: w.uniqueValue}
 		case r < 45:
 			in.Op = "read"
 		case r < 70:

@@ -60,6 +60,10 @@ struct Args {
     members: BTreeMap<NodeId, String>,
     routes: BTreeMap<NodeId, String>,
     init: bool,
+    /// `--memory-budget BYTES`: the state machine Db's value cache
+    /// (`Options::memory_budget`); small in the fault test, so the state
+    /// is larger than it and snapshots stream separated values.
+    memory_budget: Option<u64>,
 }
 
 fn pairs(s: &str) -> Res<BTreeMap<NodeId, String>> {
@@ -80,6 +84,7 @@ fn args() -> Res<Args> {
         members: BTreeMap::new(),
         routes: BTreeMap::new(),
         init: false,
+        memory_budget: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -87,7 +92,14 @@ fn args() -> Res<Args> {
             a.init = true;
             continue;
         }
-        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        // `--flag value` or `--flag=value`.
+        let (flag, v) = match flag.split_once('=') {
+            Some((f, v)) => (f.to_string(), v.to_string()),
+            None => {
+                let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+                (flag, v)
+            }
+        };
         match flag.as_str() {
             "--id" => a.id = v.parse()?,
             "--dir" => a.dir = v.into(),
@@ -95,11 +107,12 @@ fn args() -> Res<Args> {
             "--client" => a.client = v,
             "--members" => a.members = pairs(&v)?,
             "--routes" => a.routes = pairs(&v)?,
+            "--memory-budget" => a.memory_budget = Some(v.parse()?),
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }
     if a.id == 0 || a.raft.is_empty() || a.client.is_empty() || a.members.is_empty() {
-        return Err("usage: raft-node --id N --dir D --raft ADDR --client ADDR --members 1=ADDR,... [--routes N=ADDR,...] [--init]".into());
+        return Err("usage: raft-node --id N --dir D --raft ADDR --client ADDR --members 1=ADDR,... [--routes N=ADDR,...] [--memory-budget BYTES] [--init]".into());
     }
     Ok(a)
 }
@@ -242,7 +255,11 @@ async fn handle(id: NodeId, raft: &Raft<TypeConfig>, sm: &StateMachine, req: Cli
 }
 
 async fn run(a: Args) -> Res<()> {
-    let (log, sm) = keyval_openraft::open(&a.dir, Options::default())?;
+    let mut opts = Options::default();
+    if let Some(b) = a.memory_budget {
+        opts.memory_budget = b;
+    }
+    let (log, sm) = keyval_openraft::open(&a.dir, opts)?;
     let net = Network {
         routes: a.routes.clone(),
     };
