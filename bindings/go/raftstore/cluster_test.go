@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	keyval "github.com/keyval/keyval/bindings/go"
 )
 
 // kvFSM applies "key=value" commands to a map.
@@ -80,6 +81,7 @@ type node struct {
 	addr  raft.ServerAddress
 	dir   string
 	store *Store
+	snaps *SnapshotStore
 	trans *raft.InmemTransport
 	fsm   *kvFSM
 	raft  *raft.Raft
@@ -108,13 +110,15 @@ func (n *node) start(t *testing.T) {
 	if n.store, err = Open(filepath.Join(n.dir, "raft"), small()...); err != nil {
 		t.Fatalf("%s: %v", n.id, err)
 	}
-	snaps, err := raft.NewFileSnapshotStore(filepath.Join(n.dir, "snapshots"), 2, io.Discard)
+	// Snapshots on KeyVal too (SnapshotStore), streamed in chunks that
+	// stay in the WAL segments of a Db with a small value cache.
+	n.snaps, err = OpenSnapshotStore(filepath.Join(n.dir, "snapshots"), 2, keyval.WithMemoryBudget(64<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.addr, n.trans = raft.NewInmemTransport(n.addr)
 	n.fsm = newFSM()
-	if n.raft, err = raft.NewRaft(config(n.id), n.fsm, n.store, n.store, snaps, n.trans); err != nil {
+	if n.raft, err = raft.NewRaft(config(n.id), n.fsm, n.store, n.store, n.snaps, n.trans); err != nil {
 		t.Fatalf("%s: NewRaft: %v", n.id, err)
 	}
 }
@@ -126,6 +130,9 @@ func (n *node) stop(t *testing.T) {
 	}
 	if err := n.store.Close(); err != nil {
 		t.Fatalf("%s: close: %v", n.id, err)
+	}
+	if err := n.snaps.Close(); err != nil {
+		t.Fatalf("%s: close snapshots: %v", n.id, err)
 	}
 	n.raft = nil
 }
