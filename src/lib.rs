@@ -78,7 +78,7 @@ pub use error::{Error, ErrorKind, Result, Status, STATUSES};
 pub use index::KeyspaceStats;
 pub use kv::batch::WriteBatch;
 pub use kv::keyspace::{Keyspace, MAX_KEYSPACE_NAME};
-pub use kv::reclaim::{ReclaimInfo, RECLAIM_LIVE_FRACTION};
+pub use kv::reclaim::{ReclaimInfo, RECLAIM_LIVE_FRACTION, SPACE_CAP};
 pub use kv::{Db, Iter, Snapshot, Stats, Transaction, UPDATE_MAX_ATTEMPTS};
 pub use metrics::Metrics;
 pub use options::{

@@ -402,3 +402,46 @@ fn iterators_over_separated_values_match_a_model() {
     let rev: Vec<_> = db.iter().rev().map(|r| r.expect("iter")).collect();
     assert_eq!(rev, want.into_iter().rev().collect::<Vec<_>>());
 }
+
+/// Reclaim that falls behind paces writers: with automatic checkpoints
+/// (and so the reclaim after them) practically never due, 30 overwrites
+/// of every key would leave 30 times the live bytes on disk; the space cap
+/// runs reclaim in the writers' path instead, so the WAL never grows past
+/// the cap (plus the batch in flight).
+#[test]
+fn writers_are_paced_when_garbage_passes_the_space_cap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seg = 128u64 << 10;
+    let db = Db::open(
+        dir.path(),
+        Options {
+            segment_size: seg,
+            max_wal_size: 1 << 40,
+            ..opts()
+        },
+    )
+    .expect("open");
+    let n = 100u32;
+    for version in 0..30 {
+        for i in 0..n {
+            db.set(key(i), value(i, version, 4096)).expect("set");
+            if i % 5 != 0 {
+                continue;
+            }
+            let st = db.stats().expect("stats");
+            // The first segment is 1 MiB, later ones `seg`.
+            let cap = keyval::SPACE_CAP * st.separated_bytes + 4 * (1 << 20) + 2 * seg;
+            assert!(
+                st.wal_bytes <= cap,
+                "version {version} key {i}: {} WAL bytes for {} live (cap {cap})",
+                st.wal_bytes,
+                st.separated_bytes
+            );
+        }
+    }
+    let st = db.stats().expect("stats");
+    assert!(st.space_stalls > 0 && st.reclaimed_segments > 0, "{st:?}");
+    for i in 0..n {
+        assert_eq!(db.get(key(i)).expect("get"), Some(value(i, 29, 4096)));
+    }
+}

@@ -444,6 +444,9 @@ pub struct Stats {
     /// Bytes of separated values reclaim moved since open (what reclaim
     /// adds to write amplification).
     pub reclaimed_bytes: u64,
+    /// Writes that ran (or waited for) a reclaim pass first because the
+    /// WAL segments passed the space cap (`keyval::SPACE_CAP`), since open.
+    pub space_stalls: u64,
     /// Writes (batches) committed since open.
     pub writes: u64,
     /// Commit groups written since open; `writes / groups` is the average

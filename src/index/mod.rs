@@ -254,6 +254,8 @@ pub(crate) struct Tables {
     /// Segments that held a separated value at some time since open (a
     /// snapshot taken then may still point into them).
     held: HashSet<u64>,
+    /// Bytes of the separated values the current state points at.
+    separated: u64,
 }
 
 impl Default for Tables {
@@ -266,6 +268,7 @@ impl Default for Tables {
             separate_from: usize::MAX,
             segments: HashMap::new(),
             held: HashSet::new(),
+            separated: 0,
         }
     }
 }
@@ -301,6 +304,11 @@ impl Tables {
         &self.segments
     }
 
+    /// Bytes of the separated values the current state points at.
+    pub fn separated_bytes(&self) -> u64 {
+        self.separated
+    }
+
     /// Whether a separated value was ever in `segment` since open.
     pub fn ever_held(&self, segment: u64) -> bool {
         self.held.contains(&segment)
@@ -312,6 +320,7 @@ impl Tables {
             s.values += 1;
             s.bytes += u64::from(p.len);
             self.held.insert(p.segment);
+            self.separated += u64::from(p.len);
         }
     }
 
@@ -320,6 +329,7 @@ impl Tables {
             if let Some(s) = self.segments.get_mut(&p.segment) {
                 s.values -= 1;
                 s.bytes -= u64::from(p.len);
+                self.separated -= u64::from(p.len);
                 if s.values == 0 {
                     self.segments.remove(&p.segment);
                 }
@@ -342,6 +352,7 @@ impl Tables {
             });
         }
         self.held.extend(segs.keys().copied());
+        self.separated = segs.values().map(|s| s.bytes).sum();
         self.segments = segs;
     }
 

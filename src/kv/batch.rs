@@ -17,6 +17,8 @@ use crate::format::batch::{
 pub struct WriteBatch {
     payload: Vec<u8>,
     count: u32,
+    /// Written by reclaim (holds relocations): never paced for space.
+    relocation: bool,
 }
 
 impl Default for WriteBatch {
@@ -31,6 +33,7 @@ impl WriteBatch {
         WriteBatch {
             payload: vec![0; 4],
             count: 0,
+            relocation: false,
         }
     }
 
@@ -127,7 +130,13 @@ impl WriteBatch {
     ) -> &mut Self {
         batch::push_relocate(&mut self.payload, named, from, key, value);
         self.counted();
+        self.relocation = true;
         self
+    }
+
+    /// Whether reclaim built it.
+    pub(crate) fn is_relocation(&self) -> bool {
+        self.relocation
     }
 
     /// Number of operations.
@@ -183,7 +192,11 @@ impl WriteBatch {
             }
             count += 1;
         }
-        Ok(WriteBatch { payload, count })
+        Ok(WriteBatch {
+            payload,
+            count,
+            relocation: false,
+        })
     }
 
     pub(crate) fn into_payload(self) -> Vec<u8> {

@@ -287,6 +287,8 @@ impl Inner {
         for id in &removed {
             self.vlog.forget(*id);
         }
+        let disk = self.core.wal.lock().segments().iter().map(|s| s.size).sum();
+        self.disk_bytes.store(disk, Ordering::Relaxed);
         Ok(removed.len())
     }
 }

@@ -117,6 +117,13 @@ pub(crate) struct Inner {
     /// Keys the salvage at open deleted because their separated value
     /// failed its CRC (added to `RecoveryStats::values_dropped`).
     salvage_dropped: AtomicU64,
+    /// Bytes of the WAL segment files, and of the separated values the
+    /// index points at, as the last commit group left them (for the space
+    /// cap writers are paced by, `kv::reclaim`).
+    disk_bytes: AtomicU64,
+    separated_bytes: AtomicU64,
+    /// Writes that waited for reclaim because the space cap was passed.
+    space_stalls: AtomicU64,
 }
 
 /// A durable, ordered key-value store in one directory.
@@ -245,6 +252,9 @@ impl Db {
             reclaimed_segments: AtomicU64::new(0),
             reclaimed_bytes: AtomicU64::new(0),
             salvage_dropped: AtomicU64::new(0),
+            disk_bytes: AtomicU64::new(0),
+            separated_bytes: AtomicU64::new(0),
+            space_stalls: AtomicU64::new(0),
             core,
             mem: RwLock::new(MemState {
                 table: rec.mem,

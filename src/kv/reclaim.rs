@@ -75,7 +75,43 @@ impl Db {
     }
 }
 
+/// The space cap writers are paced by: WAL segment bytes may exceed
+/// `SPACE_CAP` times the separated values' bytes by at most four
+/// segments of `segment_size` (the active one, its spare, and segments
+/// still at least 67% live). A pass run for the cap ends with a
+/// checkpoint, so the log not yet covered by one does not count.
+pub const SPACE_CAP: u64 = 2;
+
 impl Inner {
+    /// Before a write: if the WAL segments take more than the space cap
+    /// ([`SPACE_CAP`]) because reclaim fell behind, run a reclaim pass in
+    /// this writer's thread first (other writers that pass the cap wait
+    /// for that pass), so that space amplification is bounded by pacing
+    /// writers rather than by hoping reclaim keeps up. A pass that can
+    /// free nothing (an old snapshot pins the segments) ends quickly and
+    /// the write goes on. Counted in `Stats::space_stalls`.
+    pub(super) fn pace_for_space(self: &Arc<Self>) {
+        if self.opts.max_wal_size == 0 || self.opts.read_only {
+            return;
+        }
+        let separated = self.separated_bytes.load(Ordering::Relaxed);
+        if separated == 0 {
+            return;
+        }
+        let slack = 4 * self.opts.segment_size.max(crate::wal::segment::FIRST_SEGMENT_SIZE);
+        if self.disk_bytes.load(Ordering::Relaxed) <= SPACE_CAP * separated + slack {
+            return;
+        }
+        self.space_stalls.fetch_add(1, Ordering::Relaxed);
+        if self.core.check_writable().is_ok() {
+            // Errors poison the store inside (I/O) or stay with the
+            // damaged value (corruption); the write reports its own.
+            let _ = self.reclaim_pass();
+        }
+        let disk = self.core.wal.lock().segments().iter().map(|s| s.size).sum();
+        self.disk_bytes.store(disk, Ordering::Relaxed);
+    }
+
     /// The segments worth reclaiming now, oldest first.
     pub(super) fn reclaim_candidates(&self) -> Vec<u64> {
         let metas: Vec<(u64, u64)> = {

@@ -112,6 +112,7 @@ impl Db {
             value_read_bytes: vl.device_read_bytes,
             reclaimed_segments: inner.reclaimed_segments.load(Ordering::Relaxed),
             reclaimed_bytes: inner.reclaimed_bytes.load(Ordering::Relaxed),
+            space_stalls: inner.space_stalls.load(Ordering::Relaxed),
             keyspaces: named.0,
             wal_segments,
             wal_bytes,

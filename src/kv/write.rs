@@ -190,6 +190,9 @@ impl Inner {
         if batch.is_empty() {
             return Ok(());
         }
+        if !batch.is_relocation() {
+            inner.pace_for_space();
+        }
         inner.core.commit.submit(
             Queued {
                 payload: batch.into_payload(),
@@ -298,7 +301,13 @@ impl Inner {
             self.core.poison_on_err(r)?;
         }
         m.table.set_applied_lsn(last);
+        self.separated_bytes
+            .store(m.table.separated_bytes(), Ordering::Relaxed);
         drop(m);
+        self.disk_bytes.store(
+            wal.segments().iter().map(|s| s.size).sum(),
+            Ordering::Relaxed,
+        );
         drop(wal);
         self.registry.lock().applied(
             last,
