@@ -152,6 +152,16 @@ impl ValueLog {
         Ok(Arc::clone(self.files.write().entry(id).or_insert(f)))
     }
 
+    /// Open segment `id` now and keep its handle, so that its values stay
+    /// readable even if another process deletes the file later (a
+    /// read-only handle beside a writer that reclaims).
+    ///
+    /// Errors: as [`ValueLog::read`] for a missing segment.
+    pub fn hold(&self, id: u64) -> Result<()> {
+        let path = self.dir.join(segment::file_name(id));
+        self.file(id, &path).map(|_| ())
+    }
+
     /// Drop the handle of segment `id` (after reclaim deleted it; its
     /// cached values are never asked for again and age out).
     pub fn forget(&self, id: u64) {

@@ -445,3 +445,35 @@ fn writers_are_paced_when_garbage_passes_the_space_cap() {
         assert_eq!(db.get(key(i)).expect("get"), Some(value(i, 29, 4096)));
     }
 }
+
+/// A read-only handle beside a writer keeps reading its view's separated
+/// values after the writer reclaims and deletes their segments.
+#[test]
+fn a_read_only_view_survives_the_writers_reclaim() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), opts()).expect("open");
+    for i in 0..200 {
+        db.set(key(i), value(i, 0, 4096)).expect("set");
+    }
+    db.checkpoint().expect("checkpoint");
+    let ro = Db::open(
+        dir.path(),
+        Options {
+            read_only: true,
+            ..opts()
+        },
+    )
+    .expect("read-only open");
+    for version in 1..4 {
+        for i in 0..200 {
+            db.set(key(i), value(i, version, 4096)).expect("set");
+        }
+    }
+    db.checkpoint().expect("checkpoint");
+    let r = db.reclaim().expect("reclaim");
+    db.checkpoint().expect("checkpoint");
+    assert!(r.segments > 0, "{r:?}");
+    for i in 0..200 {
+        assert_eq!(ro.get(key(i)).expect("read-only get"), Some(value(i, 0, 4096)), "key {i}");
+    }
+}

@@ -78,7 +78,10 @@ impl Keyspace {
     /// The value of `key`, or `None`. Never touches the disk.
     ///
     /// Errors: [`Error::InvalidArgument`] (empty or oversized key),
-    /// [`Error::NotFound`] (the keyspace was dropped), [`Error::Closed`].
+    /// [`Error::NotFound`] (the keyspace was dropped), [`Error::Closed`];
+    /// for a value kept in the log ([`crate::Options::value_separation_threshold`]),
+    /// [`Error::Corruption`] naming the segment file and offset when its
+    /// bytes fail their CRC or its segment is missing, and [`Error::Io`].
     /// Works on a poisoned store.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         self.inner
@@ -86,8 +89,9 @@ impl Keyspace {
     }
 
     /// Call `f` with the value of `key` (or `None`) while holding the read
-    /// lock, without copying. Keep `f` short: it blocks writers. Errors as
-    /// [`Keyspace::get`].
+    /// lock, without copying. Keep `f` short: it blocks writers. A value
+    /// kept in the log is read first, and `f` then runs after the lock is
+    /// released, on the bytes read. Errors as [`Keyspace::get`].
     pub fn get_with<R>(
         &self,
         key: impl AsRef<[u8]>,

@@ -230,8 +230,28 @@ impl Db {
         opts: Options,
         fs: Arc<dyn FileSystem>,
     ) -> Result<Db> {
+        if !opts.read_only {
+            return Db::open_once(path.as_ref(), opts, fs);
+        }
+        // A read-only open holds every segment its index points into (see
+        // below); a writer's reclaim may delete one between the recovery
+        // and that: open again, as `recover_read_only` does for a
+        // vanished WAL file.
+        let mut attempt = 0;
+        loop {
+            match Db::open_once(path.as_ref(), opts.clone(), Arc::clone(&fs)) {
+                Err(Error::Corruption { .. }) if attempt < 4 && fs.background_threads() => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10 << attempt));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn open_once(path: &Path, opts: Options, fs: Arc<dyn FileSystem>) -> Result<Db> {
         opts.validate()?;
-        let dir = path.as_ref().to_path_buf();
+        let dir = path.to_path_buf();
         let (lock, rec): (Box<dyn fs::DirLock>, _) = if opts.read_only {
             (
                 Box::new(engine::NoLock),
@@ -245,6 +265,14 @@ impl Db {
         let core = Core::new(dir, fs, lock, KIND_KV, &opts, rec.resume, rec.stats)?;
         let tail = core.wal.lock().tail();
         let vlog = crate::vlog::ValueLog::new(Arc::clone(&core.fs), &core.dir, opts.memory_budget);
+        if opts.read_only {
+            // A writer beside it may reclaim and delete segments: keep a
+            // handle to each one this view points into, so its values
+            // stay readable (an unlinked file lives while it is open).
+            for id in rec.mem.segments().keys() {
+                vlog.hold(*id)?;
+            }
+        }
         let inner = Arc::new(Inner {
             vlog,
             tail,
