@@ -18,8 +18,8 @@
 //! read-write lock and the cache is a concurrent one.
 
 use crate::error::{Error, Result};
-use crate::fs::{FileHandle, FileSystem, OpenMode};
 use crate::format::value::ValuePtr;
+use crate::fs::{FileHandle, FileSystem, OpenMode};
 use crate::wal::segment;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -121,7 +121,11 @@ impl ValueLog {
     /// Announce that `p` will be read soon, unless the cache holds it: the
     /// OS starts reading it (see [`FileHandle::will_need_range`]).
     pub fn prefetch(&self, p: &ValuePtr) {
-        if self.cache.as_ref().is_some_and(|c| c.contains_key(&(p.segment, p.offset))) {
+        if self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.contains_key(&(p.segment, p.offset)))
+        {
             return;
         }
         let path = self.dir.join(segment::file_name(p.segment));
@@ -138,7 +142,8 @@ impl ValueLog {
         let file = self.file(p.segment, &path)?;
         self.reads.fetch_add(1, Ordering::Relaxed);
         let v = read_verified(file.as_ref(), &path, p)?;
-        self.read_bytes.fetch_add(u64::from(p.len), Ordering::Relaxed);
+        self.read_bytes
+            .fetch_add(u64::from(p.len), Ordering::Relaxed);
         Ok(v)
     }
 

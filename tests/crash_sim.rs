@@ -272,7 +272,10 @@ fn every_step_of_a_reclaim_cycle() {
     let fs = build();
     let base = fs.steps();
     let info = reclaim(&fs).expect("reclaim");
-    assert!(info.segments > 0 && info.values > 0, "nothing to reclaim: {info:?}");
+    assert!(
+        info.segments > 0 && info.values > 0,
+        "nothing to reclaim: {info:?}"
+    );
     let n = fs.steps() - base;
     assert!(n > 10, "reclaim took {n} steps");
     for step in 1..=n {
@@ -288,7 +291,10 @@ fn every_step_of_a_reclaim_cycle() {
             reclaim(&img).unwrap_or_else(|e| panic!("{ctx}: reclaim after recovery: {e}"));
             let again = contents(&img, Durability::Sync)
                 .unwrap_or_else(|e| panic!("{ctx}: second recovery failed: {e}"));
-            assert!(again == model, "{ctx}: contents changed after a second reclaim");
+            assert!(
+                again == model,
+                "{ctx}: contents changed after a second reclaim"
+            );
         }
     }
     eprintln!("swept {n} reclaim steps x {} modes", CrashMode::ALL.len());

@@ -54,7 +54,11 @@ fn parse(v: &[u8]) -> (u64, u64, u64) {
     let w: u64 = f.next().expect("w").parse().expect("w");
     let slot: u64 = f.next().expect("slot").parse().expect("slot");
     let seq: u64 = f.next().expect("seq").parse().expect("seq");
-    assert_eq!(v, value(w, seq).as_slice(), "a value is not what was written");
+    assert_eq!(
+        v,
+        value(w, seq).as_slice(),
+        "a value is not what was written"
+    );
     (w, slot, seq)
 }
 
@@ -66,7 +70,10 @@ fn counter_value(n: u64) -> Vec<u8> {
 }
 
 fn counter_of(v: &[u8]) -> u64 {
-    std::str::from_utf8(&v[..12]).expect("utf8").parse().expect("count")
+    std::str::from_utf8(&v[..12])
+        .expect("utf8")
+        .parse()
+        .expect("count")
 }
 
 /// The next sequence number of writer `w`: one past the highest found.
@@ -169,10 +176,16 @@ fn separated_values_survive_kills_with_reclaim_checkpoints_and_transactions() {
                     .unwrap_or_else(|| panic!("run {run}: writer {w} seq {seq} lost"));
                 let (vw, slot, got) = parse(&v);
                 assert_eq!((vw, slot), (w, seq % SLOTS), "run {run}");
-                assert!(got >= seq, "run {run}: writer {w} slot went back from {seq} to {got}");
+                assert!(
+                    got >= seq,
+                    "run {run}: writer {w} slot went back from {seq} to {got}"
+                );
             }
         }
-        let n = db.get("counter").expect("counter").map_or(0, |v| counter_of(&v));
+        let n = db
+            .get("counter")
+            .expect("counter")
+            .map_or(0, |v| counter_of(&v));
         assert!(
             n == increments || n == increments + 1,
             "run {run}: counter {n} after {increments} acknowledged increments"
@@ -181,8 +194,8 @@ fn separated_values_survive_kills_with_reclaim_checkpoints_and_transactions() {
         increments = n;
         db.reclaim().expect("reclaim after recovery");
         db.close().expect("close");
-        let rep = keyval::internals::verify::verify_dir(&keyval::fs::RealFs, dir.path())
-            .expect("verify");
+        let rep =
+            keyval::internals::verify::verify_dir(&keyval::fs::RealFs, dir.path()).expect("verify");
         assert!(!rep.has_corruption(), "run {run}: {rep:?}");
     }
     assert!(total > 0, "the child never acknowledged a write");

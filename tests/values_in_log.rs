@@ -78,7 +78,9 @@ fn large_values_survive_restarts_and_stay_out_of_memory() {
     }
     // The checkpoint is a key directory: far smaller than the values.
     let ck = checkpoint_files(dir.path());
-    let bytes = std::fs::metadata(ck.last().expect("a checkpoint")).expect("meta").len();
+    let bytes = std::fs::metadata(ck.last().expect("a checkpoint"))
+        .expect("meta")
+        .len();
     let small: u64 = 2 * (n as u64 / 5) * 100;
     let keys = 2 * n as u64;
     assert!(
@@ -90,8 +92,15 @@ fn large_values_survive_restarts_and_stay_out_of_memory() {
         let ks = db.keyspace("docs").expect("ks");
         for i in 0..n {
             let len = if i % 5 == 0 { 100 } else { 4096 };
-            assert_eq!(db.get(key(i)).expect("get"), Some(value(i, round * 2, len)), "round {round} key {i}");
-            assert_eq!(ks.get(key(i)).expect("get"), Some(value(i, round * 2 + 1, len)));
+            assert_eq!(
+                db.get(key(i)).expect("get"),
+                Some(value(i, round * 2, len)),
+                "round {round} key {i}"
+            );
+            assert_eq!(
+                ks.get(key(i)).expect("get"),
+                Some(value(i, round * 2 + 1, len))
+            );
         }
         // Scans, iterators, snapshots and get_many read separated values.
         let all: Vec<_> = db.iter().map(|r| r.expect("iter")).collect();
@@ -192,7 +201,11 @@ fn reclaim_bounds_disk_and_snapshots_pin_segments() {
     let db = Db::open(dir.path(), opts()).expect("reopen");
     for i in 0..n {
         let v = if i % 10 == 0 { 0 } else { 5 };
-        assert_eq!(db.get(key(i)).expect("get"), Some(value(i, v, 4096)), "key {i}");
+        assert_eq!(
+            db.get(key(i)).expect("get"),
+            Some(value(i, v, 4096)),
+            "key {i}"
+        );
     }
 }
 
@@ -223,7 +236,11 @@ fn a_flipped_byte_in_a_separated_value_is_reported() {
     std::fs::write(&seg, &bytes).expect("write");
     let db = Db::open(dir.path(), opts()).expect("open: values are not read at open");
     match db.get(key(7)) {
-        Err(Error::Corruption { file, offset, detail }) => {
+        Err(Error::Corruption {
+            file,
+            offset,
+            detail,
+        }) => {
             assert_eq!(file, seg);
             assert!(offset.is_some(), "{detail}");
             assert!(detail.contains("CRC"), "{detail}");
@@ -233,7 +250,8 @@ fn a_flipped_byte_in_a_separated_value_is_reported() {
     assert_eq!(db.get(key(8)).expect("get"), Some(value(8, 0, 3000)));
     assert!(db.iter().any(|r| r.is_err()), "the iterator reports it too");
     db.close().expect("close");
-    let rep = keyval::internals::verify::verify_dir(&keyval::fs::RealFs, dir.path()).expect("verify");
+    let rep =
+        keyval::internals::verify::verify_dir(&keyval::fs::RealFs, dir.path()).expect("verify");
     assert!(rep.has_corruption(), "{rep:?}");
     assert_eq!(rep.separated_values, 20);
 }
@@ -474,6 +492,10 @@ fn a_read_only_view_survives_the_writers_reclaim() {
     db.checkpoint().expect("checkpoint");
     assert!(r.segments > 0, "{r:?}");
     for i in 0..200 {
-        assert_eq!(ro.get(key(i)).expect("read-only get"), Some(value(i, 0, 4096)), "key {i}");
+        assert_eq!(
+            ro.get(key(i)).expect("read-only get"),
+            Some(value(i, 0, 4096)),
+            "key {i}"
+        );
     }
 }

@@ -1231,6 +1231,14 @@ fn verify(dir: &Path, out: &mut impl Write) -> Result<u8, Error> {
     if let Some((lo, hi)) = rep.lsn_range {
         writeln!(out, "WAL sequence numbers {lo}..={hi}").map_err(w)?;
     }
+    if rep.separated_values > 0 {
+        writeln!(
+            out,
+            "read back {} value(s) kept in the WAL segments (each against its CRC)",
+            rep.separated_values
+        )
+        .map_err(w)?;
+    }
     if live {
         writeln!(
             out,

@@ -294,10 +294,15 @@ pub unsafe extern "C" fn kv_delete_with(
 
 /// Look up `key`. On success stores a newly allocated copy of the value in
 /// `*val` (never NULL, even for an empty value) and its length in
-/// `*val_len`; free it with `kv_free`. Never touches the disk.
+/// `*val_len`; free it with `kv_free`. A value shorter than
+/// `kv_options.value_separation_threshold` is copied from memory; a longer
+/// one is read from the value cache or with one positioned read of the WAL
+/// segment that holds it, checked against its CRC-32.
 ///
 /// Errors: `KV_NOT_FOUND` (outputs untouched), `KV_INVALID_ARGUMENT` (NULL
-/// db/key/val/val_len, empty or oversized key), `KV_CLOSED`.
+/// db/key/val/val_len, empty or oversized key), `KV_CLOSED`,
+/// `KV_CORRUPTION` (a value kept in a segment fails its CRC, or its segment
+/// is missing; the message names the file and offset), `KV_IO`.
 #[no_mangle]
 pub unsafe extern "C" fn kv_get(
     db: *const kv_db,

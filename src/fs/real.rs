@@ -70,7 +70,8 @@ impl FileHandle for RealFile {
         #[allow(unsafe_code)]
         // Safety: the descriptor is open for the duration of the call and
         // posix_fadvise reads no memory of ours.
-        let _ = unsafe { libc::posix_fadvise(self.0.as_raw_fd(), off, n, libc::POSIX_FADV_WILLNEED) };
+        let _ =
+            unsafe { libc::posix_fadvise(self.0.as_raw_fd(), off, n, libc::POSIX_FADV_WILLNEED) };
     }
 
     fn advise_random(&self) {

@@ -155,12 +155,7 @@ impl Entry {
 
 impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Entry({} byte key, {:?})",
-            self.key().len(),
-            self.val()
-        )
+        write!(f, "Entry({} byte key, {:?})", self.key().len(), self.val())
     }
 }
 

@@ -358,7 +358,13 @@ impl Tables {
 
     /// The entry for `key` with value `v`, at `at` (separated if it is
     /// long enough and its place is known).
-    fn entry(&self, key: &[u8], v: &[u8], crc: Option<u32>, at: Option<(PayloadAt, &[u8])>) -> Entry {
+    fn entry(
+        &self,
+        key: &[u8],
+        v: &[u8],
+        crc: Option<u32>,
+        at: Option<(PayloadAt, &[u8])>,
+    ) -> Entry {
         match at {
             Some((p, payload)) if v.len() >= self.separate_from => {
                 // `v` is a slice of `payload`.
@@ -535,7 +541,11 @@ impl Tables {
                     key,
                     value,
                 } => {
-                    let table = if named { &mut self.named } else { &mut self.default };
+                    let table = if named {
+                        &mut self.named
+                    } else {
+                        &mut self.default
+                    };
                     table.flush_bulk(); // the condition reads the table
                     if table.get(key).and_then(|v| v.ptr()) != Some(from) {
                         continue;
@@ -557,7 +567,11 @@ impl Tables {
                         None => Entry::new(key, value),
                     };
                     self.count_in(e.val());
-                    let table = if named { &mut self.named } else { &mut self.default };
+                    let table = if named {
+                        &mut self.named
+                    } else {
+                        &mut self.default
+                    };
                     let old = table.put_entry(e);
                     self.count_out(old);
                 }

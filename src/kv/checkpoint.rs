@@ -378,7 +378,11 @@ pub fn read(
             segments.push(id);
         }
     }
-    let sections = if version == VERSION_DEFAULT_ONLY { 1 } else { 2 };
+    let sections = if version == VERSION_DEFAULT_ONLY {
+        1
+    } else {
+        2
+    };
     let mut total = 0u64;
     for section in 0..sections {
         if section > 0 {
@@ -447,7 +451,11 @@ pub fn read_segments(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u64>> {
             let n = le32(&h[HEADER_SIZE..]) as usize;
             let len = file.len().map_err(|e| Error::io(path, e))?;
             if n as u64 > len / 8 {
-                return Err(Error::corruption(path, Some(48), "impossible segment count"));
+                return Err(Error::corruption(
+                    path,
+                    Some(48),
+                    "impossible segment count",
+                ));
             }
             let mut b = vec![0u8; n * 8];
             file.read_exact_at(&mut b, (HEADER_SIZE + 4) as u64)
@@ -510,9 +518,8 @@ fn read_section(
             }
         }
         if separated {
-            let p = ValuePtr::decode(v).ok_or_else(|| {
-                Error::corruption(path, Some(at), "bad separated-value pointer")
-            })?;
+            let p = ValuePtr::decode(v)
+                .ok_or_else(|| Error::corruption(path, Some(at), "bad separated-value pointer"))?;
             if segments.binary_search(&p.segment).is_err() {
                 return Err(Error::corruption(
                     path,
@@ -560,7 +567,15 @@ mod tests {
             ]
         };
         // Without named keyspaces: version 1, as earlier releases wrote.
-        let info = write(&RealFs, dir.path(), 3, 9, sections(&[]), Separated::Pointers { segments: &[] }).expect("write");
+        let info = write(
+            &RealFs,
+            dir.path(),
+            3,
+            9,
+            sections(&[]),
+            Separated::Pointers { segments: &[] },
+        )
+        .expect("write");
         let bytes = std::fs::read(&info.path).expect("bytes");
         assert_eq!(le32(&bytes[8..12]), VERSION_DEFAULT_ONLY);
         let mut got = Vec::new();
@@ -571,7 +586,15 @@ mod tests {
         assert!(got.iter().all(|(s, _, _)| *s == 0));
         assert_eq!(got.len(), 50);
         let named: &'static [(Vec<u8>, Vec<u8>)] = Vec::leak(named);
-        let info = write(&RealFs, dir.path(), 3, 9, sections(named), Separated::Pointers { segments: &[] }).expect("write");
+        let info = write(
+            &RealFs,
+            dir.path(),
+            3,
+            9,
+            sections(named),
+            Separated::Pointers { segments: &[] },
+        )
+        .expect("write");
         let mut got = Vec::new();
         let back = read(&RealFs, &info.path, |s, k, v| {
             got.push((s, k.to_vec(), inline(v)))

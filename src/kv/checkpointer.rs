@@ -268,12 +268,25 @@ impl Inner {
         };
         let unknown = ck.snapshots.iter().any(|l| !ck.refs.contains_key(l));
         let kept: std::collections::HashSet<u64> = ck.refs.values().flatten().copied().collect();
-        let old_reader = self.registry.lock().oldest_lsn().is_some_and(|l| l < oldest);
+        let old_reader = self
+            .registry
+            .lock()
+            .oldest_lsn()
+            .is_some_and(|l| l < oldest);
         let held: std::collections::HashSet<u64> = if old_reader {
             // (The WAL lock is taken before the index's, never after.)
-            let ids: Vec<u64> = self.core.wal.lock().segments().iter().map(|s| s.id).collect();
+            let ids: Vec<u64> = self
+                .core
+                .wal
+                .lock()
+                .segments()
+                .iter()
+                .map(|s| s.id)
+                .collect();
             let m = self.mem.read();
-            ids.into_iter().filter(|id| m.table.ever_held(*id)).collect()
+            ids.into_iter()
+                .filter(|id| m.table.ever_held(*id))
+                .collect()
         } else {
             Default::default()
         };

@@ -219,7 +219,7 @@ impl Iter {
                 return Ok(Some(p));
             }
         }
-        let Some(state) = self.state.clone() else {
+        let Some(state) = self.state.as_ref() else {
             return Ok(None);
         };
         let skip = self.skip;
@@ -227,7 +227,11 @@ impl Iter {
         let Some(r) = self.range.as_mut() else {
             return Ok(None);
         };
-        let first = if back { r.next_back_with(copy) } else { r.next_with(copy) };
+        let first = if back {
+            r.next_back_with(copy)
+        } else {
+            r.next_with(copy)
+        };
         let (k, v) = match first {
             Some(p) => p,
             None if back => return Ok(self.ahead.pop_back()),

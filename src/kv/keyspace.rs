@@ -75,7 +75,10 @@ impl Keyspace {
         self.id
     }
 
-    /// The value of `key`, or `None`. Never touches the disk.
+    /// The value of `key`, or `None`. A value shorter than
+    /// [`crate::Options::value_separation_threshold`] is copied from
+    /// memory; a longer one comes from the value cache or one positioned
+    /// read of its WAL segment, checked against its CRC.
     ///
     /// Errors: [`Error::InvalidArgument`] (empty or oversized key),
     /// [`Error::NotFound`] (the keyspace was dropped), [`Error::Closed`];

@@ -128,13 +128,17 @@ pub(crate) struct Inner {
 
 /// A durable, ordered key-value store in one directory.
 ///
-/// All live keys and values are held in memory (a copy-on-write B+tree,
-/// and a hash index beside it for point reads), so the dataset is limited
-/// by RAM: plan for the key and value bytes plus about 80-86 bytes per
-/// entry (`ENTRY_OVERHEAD_ESTIMATE` is 84; measured 80 at 100k entries and
-/// 86 at 1M, `docs/bench/index-change.md`), more while snapshots pin old
-/// versions. Reads never touch the disk. On disk there are
-/// only the write-ahead log and the checkpoint files (see
+/// Every live key is held in memory (a copy-on-write B+tree, and a hash
+/// index beside it for point reads), with every value shorter than
+/// [`Options::value_separation_threshold`] (default 1 KiB). Longer values
+/// stay in the WAL segments where they were written: the index holds a
+/// 24-byte pointer, and a read is one positioned read checked against the
+/// value's CRC (or a hit in the value cache of [`Options::memory_budget`]
+/// bytes). Plan memory for the key bytes, the short values, about 80-86
+/// bytes per entry (`ENTRY_OVERHEAD_ESTIMATE` is 84; measured 80 at 100k
+/// entries and 86 at 1M, `docs/bench/index-change.md`), 24 per separated
+/// value and the cache budget, more while snapshots pin old versions. On
+/// disk there are only the write-ahead log and the checkpoint files (see
 /// `docs/format.md`).
 ///
 /// Reads and writes are those of its default keyspace: `Db` dereferences

@@ -160,10 +160,13 @@ impl Inner {
                     }
                     if vals.iter().all(|v| !matches!(v, Some(Val::At(_)))) {
                         for (i, v) in vals.into_iter().enumerate() {
-                            f(i, v.map(|v| match v {
-                                Val::Inline(b) => b,
-                                Val::At(_) => &[][..],
-                            }));
+                            f(
+                                i,
+                                v.map(|v| match v {
+                                    Val::Inline(b) => b,
+                                    Val::At(_) => &[][..],
+                                }),
+                            );
                         }
                         return None;
                     }

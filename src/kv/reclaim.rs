@@ -98,7 +98,10 @@ impl Inner {
         if separated == 0 {
             return;
         }
-        let slack = 4 * self.opts.segment_size.max(crate::wal::segment::FIRST_SEGMENT_SIZE);
+        let slack = 4 * self
+            .opts
+            .segment_size
+            .max(crate::wal::segment::FIRST_SEGMENT_SIZE);
         if self.disk_bytes.load(Ordering::Relaxed) <= SPACE_CAP * separated + slack {
             return;
         }
@@ -151,7 +154,8 @@ impl Inner {
             self.checkpoint_now()?;
             self.reclaimed_segments
                 .fetch_add(info.segments, Ordering::Relaxed);
-            self.reclaimed_bytes.fetch_add(info.bytes, Ordering::Relaxed);
+            self.reclaimed_bytes
+                .fetch_add(info.bytes, Ordering::Relaxed);
         }
         Ok(info)
     }
@@ -167,7 +171,12 @@ impl Inner {
         let active = self.core.wal.lock().active_id();
         let mut ids: Vec<u64> = {
             let m = self.mem.read();
-            m.table.segments().keys().copied().filter(|id| *id != active).collect()
+            m.table
+                .segments()
+                .keys()
+                .copied()
+                .filter(|id| *id != active)
+                .collect()
         };
         ids.sort_unstable();
         for id in ids {
@@ -206,7 +215,8 @@ impl Inner {
                 Err(crate::Error::Corruption { .. }) if salvage => {
                     match (named, key.get(..4), key.get(4..)) {
                         (true, Some(space), Some(k)) => {
-                            let space = u32::from_be_bytes([space[0], space[1], space[2], space[3]]);
+                            let space =
+                                u32::from_be_bytes([space[0], space[1], space[2], space[3]]);
                             batch.delete_in_id(space, k);
                         }
                         _ => {

@@ -117,7 +117,9 @@ pub(crate) fn recover(
                     // its key (the salvaged baseline must not point there).
                     for list in [&mut default, &mut named] {
                         let before = list.len();
-                        list.retain(|e| e.val().ptr().is_none_or(|p| !missing.contains(&p.segment)));
+                        list.retain(|e| {
+                            e.val().ptr().is_none_or(|p| !missing.contains(&p.segment))
+                        });
                         stats.values_dropped += (before - list.len()) as u64;
                     }
                 }
@@ -188,7 +190,8 @@ pub(crate) fn recover(
     );
     mem.end_bulk();
     let out = out?;
-    let values_lost = stats.values_dropped > 0 || (stats.segments_missing > 0 && loaded_snapshot.is_some());
+    let values_lost =
+        stats.values_dropped > 0 || (stats.segments_missing > 0 && loaded_snapshot.is_some());
     mem.set_applied_lsn(out.applied_lsn);
     stats.last_lsn = out.applied_lsn;
     stats.duration_micros = started.elapsed().as_micros() as u64;

@@ -98,7 +98,9 @@ impl Db {
             key_bytes: kb,
             value_bytes: vb,
             // Separated values count as their 24-byte pointers.
-            memory_bytes: (kb + vb + keys * ENTRY_OVERHEAD_ESTIMATE
+            memory_bytes: (kb
+                + vb
+                + keys * ENTRY_OVERHEAD_ESTIMATE
                 + named.2
                 + named.1 * ENTRY_OVERHEAD_ESTIMATE
                 + sep_n * crate::index::ValuePtr::SIZE as u64)

@@ -33,15 +33,18 @@ impl Inner {
     /// file and offset), [`Error::Io`].
     pub(crate) fn load(&self, p: &ValuePtr) -> Result<Bytes> {
         if !self.tail.in_file(p.segment, p.offset, u64::from(p.len)) {
-            let buffered =
-                self.core
-                    .wal
-                    .lock()
-                    .read_unflushed(p.segment, p.offset, p.len as usize);
+            let buffered = self
+                .core
+                .wal
+                .lock()
+                .read_unflushed(p.segment, p.offset, p.len as usize);
             if let Some(b) = buffered {
                 if crc32fast::hash(&b) != p.crc {
                     return Err(Error::corruption(
-                        &self.core.dir,
+                        &self
+                            .core
+                            .dir
+                            .join(crate::wal::segment::file_name(p.segment)),
                         Some(p.offset),
                         format!(
                             "separated value CRC mismatch in the write buffer (segment {})",

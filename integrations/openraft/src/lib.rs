@@ -605,16 +605,18 @@ fn read_snapshot_file(
     let mut h = sha2::Sha256::new();
     let mut total = 0u64;
     // Exactly `n` bytes into `buf` (reserved fallibly).
-    let take = |r: &mut std::io::BufReader<_>, buf: &mut Vec<u8>, n: usize| -> std::io::Result<()> {
-        use std::io::Read;
-        buf.clear();
-        buf.try_reserve(n).map_err(|_| bad("snapshot pair too large"))?;
-        r.by_ref().take(n as u64).read_to_end(buf)?;
-        if buf.len() != n {
-            return Err(bad("snapshot file ends early"));
-        }
-        Ok(())
-    };
+    let take =
+        |r: &mut std::io::BufReader<_>, buf: &mut Vec<u8>, n: usize| -> std::io::Result<()> {
+            use std::io::Read;
+            buf.clear();
+            buf.try_reserve(n)
+                .map_err(|_| bad("snapshot pair too large"))?;
+            r.by_ref().take(n as u64).read_to_end(buf)?;
+            if buf.len() != n {
+                return Err(bad("snapshot file ends early"));
+            }
+            Ok(())
+        };
     let (mut a, mut k, mut v) = (Vec::new(), Vec::new(), Vec::new());
     take(&mut r, &mut a, 8)?;
     h.update(&a);
@@ -680,7 +682,9 @@ impl StateMachine {
         let snap_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snap_dir).map_err(sm_write)?;
         let generation = match db.get(GENERATION).map_err(sm_read)? {
-            Some(g) => String::from_utf8_lossy(&g).parse::<u64>().map_err(sm_read)?,
+            Some(g) => String::from_utf8_lossy(&g)
+                .parse::<u64>()
+                .map_err(sm_read)?,
             None => {
                 // A new store, or the previous layout: move its data (if
                 // any) into `data-1`, then switch in one write.
@@ -806,10 +810,16 @@ impl StateMachine {
             .filter(|&n| 4 + n <= v.len())
             .ok_or_else(|| sm_read("stored snapshot record is truncated"))?;
         let meta = serde_json::from_slice(&v[4..4 + n]).map_err(sm_read)?;
-        Ok(Some((meta, String::from_utf8_lossy(&v[4 + n..]).into_owned())))
+        Ok(Some((
+            meta,
+            String::from_utf8_lossy(&v[4 + n..]).into_owned(),
+        )))
     }
 
-    fn snapshot_record(meta: &SnapshotMeta<NodeId, BasicNode>, name: &str) -> Result<Vec<u8>, SErr> {
+    fn snapshot_record(
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        name: &str,
+    ) -> Result<Vec<u8>, SErr> {
         let m = serde_json::to_vec(meta).map_err(sm_write)?;
         let mut v = (m.len() as u32).to_le_bytes().to_vec();
         v.extend_from_slice(&m);
@@ -863,7 +873,12 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             None => StoredMembership::default(),
         };
         let snapshot_id = match &last_applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, self.counters.built.load(Ordering::Relaxed)),
+            Some(l) => format!(
+                "{}-{}-{}",
+                l.leader_id,
+                l.index,
+                self.counters.built.load(Ordering::Relaxed)
+            ),
             None => "empty".to_string(),
         };
         let meta = SnapshotMeta {
@@ -880,7 +895,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         {
             let _g = self.lock.lock().await;
             // A newer snapshot (an install) may have been recorded meanwhile.
-            let newer = self.snapshot_file()?.is_some_and(|(m, _)| m.last_log_id > meta.last_log_id);
+            let newer = self
+                .snapshot_file()?
+                .is_some_and(|(m, _)| m.last_log_id > meta.last_log_id);
             if !newer {
                 let mut b = WriteBatch::new();
                 b.put(SNAPSHOT_FILE, Self::snapshot_record(&meta, &name)?);
@@ -1003,9 +1020,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), SErr> {
         use tokio::io::AsyncSeekExt;
         let _g = self.lock.lock().await;
-        let bad = |e: std::io::Error| -> SErr { StorageIOError::read_snapshot(Some(meta.signature()), any(e)).into() };
+        let bad = |e: std::io::Error| -> SErr {
+            StorageIOError::read_snapshot(Some(meta.signature()), any(e)).into()
+        };
         let mut file = *snapshot;
-        tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(bad)?;
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(bad)?;
         file.seek(std::io::SeekFrom::Start(0)).await.map_err(bad)?;
         let file = file.into_std().await;
         let (old_gen, old) = self.data.lock().expect("data keyspace").clone();
@@ -1017,54 +1038,57 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Stream the file into a new keyspace (not yet the state) while
         // copying it to this node's own snapshot file; switch only after
         // its SHA-256 checked.
-        let (new, bytes) = tokio::task::spawn_blocking(move || -> Result<(Keyspace, u64), String> {
-            let e = |x: keyval::Error| x.to_string();
-            let _ = db.drop_keyspace(&data_name(generation)).map_err(e)?;
-            let ks = db.keyspace(&data_name(generation)).map_err(e)?;
-            let tmp = dir.join(format!("{name}.tmp"));
-            let out = std::fs::File::create(&tmp).map_err(|x| x.to_string())?;
-            let mut copy = std::io::BufWriter::with_capacity(1 << 20, out);
-            let opts = keyval::WriteOptions::with_durability(keyval::Durability::Os);
-            let mut b = WriteBatch::new();
-            let bytes = read_snapshot_file(file, Some(&mut copy), |k, v| {
-                b.put_in(&ks, k, v);
-                if b.encoded_len() >= INSTALL_BATCH {
-                    db.write_opt(std::mem::take(&mut b), &opts)
-                        .map_err(std::io::Error::other)?;
-                }
-                Ok(())
-            })
-            .map_err(|x| x.to_string())?;
-            db.write_opt(b, &opts).map_err(e)?;
-            let out = copy.into_inner().map_err(|x| x.to_string())?;
-            out.sync_all().map_err(|x| x.to_string())?;
-            drop(out);
-            std::fs::rename(&tmp, dir.join(&name)).map_err(|x| x.to_string())?;
-            std::fs::File::open(&dir)
-                .and_then(|d| d.sync_all())
+        let (new, bytes) =
+            tokio::task::spawn_blocking(move || -> Result<(Keyspace, u64), String> {
+                let e = |x: keyval::Error| x.to_string();
+                let _ = db.drop_keyspace(&data_name(generation)).map_err(e)?;
+                let ks = db.keyspace(&data_name(generation)).map_err(e)?;
+                let tmp = dir.join(format!("{name}.tmp"));
+                let out = std::fs::File::create(&tmp).map_err(|x| x.to_string())?;
+                let mut copy = std::io::BufWriter::with_capacity(1 << 20, out);
+                let opts = keyval::WriteOptions::with_durability(keyval::Durability::Os);
+                let mut b = WriteBatch::new();
+                let bytes = read_snapshot_file(file, Some(&mut copy), |k, v| {
+                    b.put_in(&ks, k, v);
+                    if b.encoded_len() >= INSTALL_BATCH {
+                        db.write_opt(std::mem::take(&mut b), &opts)
+                            .map_err(std::io::Error::other)?;
+                    }
+                    Ok(())
+                })
                 .map_err(|x| x.to_string())?;
-            // The switch: one durable write (it also makes the batches
-            // above durable, being later in the same log).
-            let mut b = WriteBatch::new();
-            b.put(GENERATION, generation.to_string());
-            match &meta2.last_log_id {
-                Some(l) => b.put(APPLIED, serde_json::to_vec(l).map_err(|x| x.to_string())?),
-                None => b.delete(APPLIED),
-            };
-            b.put(
-                MEMBERSHIP,
-                serde_json::to_vec(&meta2.last_membership).map_err(|x| x.to_string())?,
-            );
-            b.put(
-                SNAPSHOT_FILE,
-                StateMachine::snapshot_record(&meta2, &name).map_err(|x| x.to_string())?,
-            );
-            db.write(b).map_err(e)?;
-            Ok((ks, bytes))
-        })
-        .await
-        .map_err(sm_write)?
-        .map_err(|x| -> SErr { StorageIOError::write_snapshot(Some(meta.signature()), any(x)).into() })?;
+                db.write_opt(b, &opts).map_err(e)?;
+                let out = copy.into_inner().map_err(|x| x.to_string())?;
+                out.sync_all().map_err(|x| x.to_string())?;
+                drop(out);
+                std::fs::rename(&tmp, dir.join(&name)).map_err(|x| x.to_string())?;
+                std::fs::File::open(&dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|x| x.to_string())?;
+                // The switch: one durable write (it also makes the batches
+                // above durable, being later in the same log).
+                let mut b = WriteBatch::new();
+                b.put(GENERATION, generation.to_string());
+                match &meta2.last_log_id {
+                    Some(l) => b.put(APPLIED, serde_json::to_vec(l).map_err(|x| x.to_string())?),
+                    None => b.delete(APPLIED),
+                };
+                b.put(
+                    MEMBERSHIP,
+                    serde_json::to_vec(&meta2.last_membership).map_err(|x| x.to_string())?,
+                );
+                b.put(
+                    SNAPSHOT_FILE,
+                    StateMachine::snapshot_record(&meta2, &name).map_err(|x| x.to_string())?,
+                );
+                db.write(b).map_err(e)?;
+                Ok((ks, bytes))
+            })
+            .await
+            .map_err(sm_write)?
+            .map_err(|x| -> SErr {
+                StorageIOError::write_snapshot(Some(meta.signature()), any(x)).into()
+            })?;
         *self.data.lock().expect("data keyspace") = (generation, new);
         // The old state is garbage now.
         let db = self.db.clone();
