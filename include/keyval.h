@@ -1049,10 +1049,15 @@ kv_status kv_delete_with(const kv_db *db, const uint8_t *key, size_t key_len, ui
 /*
  Look up `key`. On success stores a newly allocated copy of the value in
  `*val` (never NULL, even for an empty value) and its length in
- `*val_len`; free it with `kv_free`. Never touches the disk.
+ `*val_len`; free it with `kv_free`. A value shorter than
+ `kv_options.value_separation_threshold` is copied from memory; a longer
+ one is read from the value cache or with one positioned read of the WAL
+ segment that holds it, checked against its CRC-32.
 
  Errors: `KV_NOT_FOUND` (outputs untouched), `KV_INVALID_ARGUMENT` (NULL
- db/key/val/val_len, empty or oversized key), `KV_CLOSED`.
+ db/key/val/val_len, empty or oversized key), `KV_CLOSED`,
+ `KV_CORRUPTION` (a value kept in a segment fails its CRC, or its segment
+ is missing; the message names the file and offset), `KV_IO`.
  */
 kv_status kv_get(const kv_db *db, const uint8_t *key, size_t key_len, uint8_t **val, size_t *val_len);
 

@@ -21,10 +21,16 @@ impl Inner {
         let m = &self.metrics;
         let t0 = m.start();
         let (mut count, mut bytes) = (0u64, 0u64);
-        // A registered snapshot: it keeps the segments its separated
-        // values are in until the scan ends.
-        let r = self.snapshot().and_then(|s| {
-            let v = &s.view;
+        // A plain view (O(1)) when the store holds no separated value (so
+        // no segment can be pulled from under it); else a registered
+        // snapshot, which keeps the segments its values are in until the
+        // scan ends.
+        let view = self.read(|t| (t.separated_bytes() == 0).then(|| t.view()));
+        let r = view.and_then(|plain| match plain {
+            Some(v) => Ok((v, None)),
+            None => self.snapshot().map(|s| (s.view.clone(), Some(s))),
+        });
+        let r = r.and_then(|(v, _pin)| {
             if !v.is_live(id) {
                 return Err(Error::NotFound(format!("keyspace id {id} was dropped")));
             }
