@@ -56,10 +56,10 @@ impl Val<'_> {
         }
     }
     /// An owned copy.
-    pub fn to_owned(&self) -> OwnedVal {
+    pub fn into_owned(self) -> OwnedVal {
         match self {
             Val::Inline(v) => OwnedVal::Inline(v.to_vec()),
-            Val::At(p) => OwnedVal::At(*p),
+            Val::At(p) => OwnedVal::At(p),
         }
     }
 }

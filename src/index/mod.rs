@@ -474,7 +474,7 @@ impl Tables {
         let mut out = Vec::new();
         if limit > 0 {
             self.visit(id, start, end, |k, v| {
-                out.push((k.to_vec(), v.to_owned()));
+                out.push((k.to_vec(), v.into_owned()));
                 out.len() < limit
             });
         }

@@ -381,7 +381,7 @@ mod model {
                 }
                 let mut all = Vec::new();
                 m.visit(Unbounded, Unbounded, |k, v| {
-                    all.push((k.to_vec(), v.to_owned()));
+                    all.push((k.to_vec(), v.into_owned()));
                     true
                 });
                 let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), crate::index::OwnedVal::Inline(v.clone()))).collect();

@@ -291,10 +291,11 @@ impl Inner {
             Default::default()
         };
         let removed = self.core.wal.lock().remove_segments(|s| {
-            s.last_lsn.is_none_or(|l| l <= oldest)
-                && !(unknown && s.last_lsn.is_some())
-                && !kept.contains(&s.id)
-                && !held.contains(&s.id)
+            let needed = s.last_lsn.is_some_and(|l| l > oldest)
+                || (unknown && s.last_lsn.is_some())
+                || kept.contains(&s.id)
+                || held.contains(&s.id);
+            !needed
         });
         let removed = self.core.poison_on_err(removed)?;
         for id in &removed {

@@ -223,7 +223,7 @@ impl Iter {
             return Ok(None);
         };
         let skip = self.skip;
-        let copy = |e: &crate::index::Entry| (e.key()[skip..].to_vec(), e.val().to_owned());
+        let copy = |e: &crate::index::Entry| (e.key()[skip..].to_vec(), e.val().into_owned());
         let Some(r) = self.range.as_mut() else {
             return Ok(None);
         };

@@ -178,7 +178,7 @@ impl Inner {
                     }
                     Some(
                         vals.into_iter()
-                            .map(|v| v.map(|v| v.to_owned()))
+                            .map(|v| v.map(|v| v.into_owned()))
                             .collect::<Vec<_>>(),
                     )
                 })?;

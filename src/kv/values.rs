@@ -41,8 +41,7 @@ impl Inner {
             if let Some(b) = buffered {
                 if crc32fast::hash(&b) != p.crc {
                     return Err(Error::corruption(
-                        &self
-                            .core
+                        self.core
                             .dir
                             .join(crate::wal::segment::file_name(p.segment)),
                         Some(p.offset),
@@ -92,7 +91,7 @@ impl Inner {
             match self.load(&p) {
                 Ok(b) => return Ok(Some(b)),
                 Err(e) => {
-                    let now = self.read_in(id, |t| t.get(id, key).map(|v| v.to_owned()))?;
+                    let now = self.read_in(id, |t| t.get(id, key).map(|v| v.into_owned()))?;
                     match now {
                         None => return Ok(None),
                         Some(OwnedVal::At(q)) if q == p || attempt >= 8 => return Err(e),

@@ -547,6 +547,9 @@ fn sm_write(e: impl std::fmt::Display) -> SErr {
     StorageIOError::write_state_machine(any(e)).into()
 }
 
+/// The metadata of one of this store's snapshots.
+type SnapMeta = SnapshotMeta<NodeId, BasicNode>;
+
 fn data_name(generation: u64) -> String {
     format!("data-{generation}")
 }
@@ -800,7 +803,7 @@ impl StateMachine {
     }
 
     /// The current snapshot's metadata and file name.
-    fn snapshot_file(&self) -> Result<Option<(SnapshotMeta<NodeId, BasicNode>, String)>, SErr> {
+    fn snapshot_file(&self) -> Result<Option<(SnapMeta, String)>, SErr> {
         let Some(v) = self.db.get(SNAPSHOT_FILE).map_err(sm_read)? else {
             return Ok(None);
         };
