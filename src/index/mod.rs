@@ -292,6 +292,20 @@ pub struct PayloadAt {
     pub offset: u64,
 }
 
+impl PayloadAt {
+    /// The pointer to `v`, a slice of `payload` (the payload at this
+    /// place), with the given length and CRC.
+    fn pointer(&self, payload: &[u8], v: &[u8], crc: u32) -> ValuePtr {
+        let within = v.as_ptr() as usize - payload.as_ptr() as usize;
+        ValuePtr {
+            segment: self.segment,
+            offset: self.offset + within as u64,
+            len: v.len() as u32,
+            crc,
+        }
+    }
+}
+
 impl Tables {
     /// Leave values of at least `bytes` bytes in the log from now on
     /// (`usize::MAX`: keep every value in memory).
@@ -367,17 +381,8 @@ impl Tables {
     ) -> Entry {
         match at {
             Some((p, payload)) if v.len() >= self.separate_from => {
-                // `v` is a slice of `payload`.
-                let within = v.as_ptr() as usize - payload.as_ptr() as usize;
-                Entry::new_ptr(
-                    key,
-                    ValuePtr {
-                        segment: p.segment,
-                        offset: p.offset + within as u64,
-                        len: v.len() as u32,
-                        crc: crc.unwrap_or_else(|| crc32fast::hash(v)),
-                    },
-                )
+                let crc = crc.unwrap_or_else(|| crc32fast::hash(v));
+                Entry::new_ptr(key, p.pointer(payload, v, crc))
             }
             _ => Entry::new(key, v),
         }
@@ -554,15 +559,7 @@ impl Tables {
                     // threshold is now: it was separated before.
                     let e = match at {
                         Some((p, payload)) => {
-                            let within = value.as_ptr() as usize - payload.as_ptr() as usize;
-                            Entry::new_ptr(
-                                key,
-                                ValuePtr {
-                                    segment: p.segment,
-                                    offset: p.offset + within as u64,
-                                    ..from
-                                },
-                            )
+                            Entry::new_ptr(key, p.pointer(payload, value, from.crc))
                         }
                         None => Entry::new(key, value),
                     };
